@@ -1,0 +1,105 @@
+"""Reading upstream ``flownet.pkl`` checkpoints: safely, strictly, with errors people can act on."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from rife.variants import Variant
+
+DDP_PREFIX = "module."
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message says why and what to do."""
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Load a checkpoint with ``weights_only=True`` (nothing in the file is executed)
+    and strip the DistributedDataParallel ``module.`` prefix."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"weights file {path} does not exist; run ./get_model.sh to fetch it or pass --pretrained-weights")
+    if path.is_dir():
+        raise CheckpointError(f"weights path {path} is a directory; pass the checkpoint file itself (e.g. {path}/flownet.pkl)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"weights file {path} is empty; delete it and run ./get_model.sh again")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"weights file {path} was refused by the safe loader (it holds objects other than tensors, "
+            f"possibly code): {first_line[:200]}; use an upstream flownet.pkl"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise CheckpointError(
+            f"weights file {path} is not a readable PyTorch checkpoint (truncated or another format: "
+            f"{type(e).__name__}); delete it and run ./get_model.sh again"
+        ) from None
+    if not isinstance(loaded, Mapping) or not all(isinstance(v, Tensor) for v in loaded.values()):
+        raise CheckpointError(f"weights file {path} is not a state dict of tensors (found {type(loaded).__name__}); use an upstream flownet.pkl")
+    return {_strip_prefix(str(k)): v for k, v in loaded.items()}
+
+
+def _strip_prefix(key: str) -> str:
+    return key[len(DDP_PREFIX):] if key.startswith(DDP_PREFIX) else key
+
+
+def detect_variant(state: Mapping[str, Tensor]) -> str:
+    """``block3`` present means v4.0; otherwise the paper model."""
+    return "v4.0" if any(k.startswith("block3.") for k in state) else "paper"
+
+
+def expected_unused_prefixes(variant: Variant) -> tuple[str, ...]:
+    """Keys a checkpoint carries that inference never uses: the teacher, and the
+    refinement networks of variants that run without them."""
+    unused = ("block_tea.",)
+    if not variant.refine_unet:
+        unused += ("contextnet.", "unet.")
+    return unused
+
+
+def check_variant(state: Mapping[str, Tensor], variant: Variant, source: str) -> None:
+    held = detect_variant(state)
+    if held != variant.name:
+        raise CheckpointError(
+            f"{source} holds a {held!r} checkpoint but --arch {variant.name} was asked for; "
+            f"drop --arch or pass --arch {held}"
+        )
+
+
+def load_into(model: nn.Module, variant: Variant, state: Mapping[str, Tensor], source: str) -> None:
+    """Copy ``state`` into ``model`` with strict key and shape checks."""
+    check_variant(state, variant, source)
+    wanted = model.state_dict()
+    unused = expected_unused_prefixes(variant)
+    missing = sorted(k for k in wanted if k not in state)
+    unexpected = sorted(k for k in state if k not in wanted and not k.startswith(unused))
+    misshaped = sorted(
+        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in wanted.items() if k in state and state[k].shape != v.shape
+    )
+    problems = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", misshaped)):
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            problems.append(f"{len(keys)} {label}: {shown}")
+    if problems:
+        raise CheckpointError(f"{source} does not fit the {variant.name} model: " + "; ".join(problems))
+    model.load_state_dict({k: state[k] for k in wanted}, strict=True)
+

@@ -1,0 +1,117 @@
+"""The system under test: a loaded IFNet on a device, in a precision, with padding and timesteps.
+
+``Engine.interpolate`` is the only call the scenario runner makes per frame pair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rife.variants import Variant
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class EngineError(Exception):
+    """A configuration the model cannot run; the message says what to change."""
+
+
+def check_frame_count(variant: Variant, count: int) -> None:
+    """``paper`` only knows t = 0.5, so it makes 1, 3, 7, ... frames by recursive midpoints."""
+    if count < 1:
+        raise EngineError(f"--interpolation must be at least 1, got {count}")
+    if not variant.has_timestep and count & (count + 1):
+        raise EngineError(
+            f"--interpolation {count} is not possible with the {variant.name} model, which only interpolates "
+            f"midpoints: use 1, 3, 7, 15 ... (2^k - 1), or --arch v4.0 for any count"
+        )
+
+
+def timesteps(variant: Variant, count: int) -> list[float]:
+    check_frame_count(variant, count)
+    return [k / (count + 1) for k in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a precision is run: ``cast`` converts the model and inputs (the reference's way);
+    otherwise the model stays fp32 under autocast, which keeps warps and resizes in fp32."""
+
+    name: str
+    autocast: bool
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return DTYPES[self.name]
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        return torch.float32 if self.autocast else self.dtype
+
+
+def resolve_precision(device: torch.device, name: str, amp: bool) -> Precision:
+    if name not in DTYPES:
+        raise EngineError(f"--precision {name!r} is not one of {', '.join(DTYPES)}")
+    if device.type == "cpu":
+        if name == "fp16":
+            raise EngineError(
+                "--precision fp16 is refused on the CPU: PyTorch's fp16 CPU kernels return NaN for this model; "
+                "use bf16 (mixed precision) or fp32"
+            )
+        # Cast-to-bf16 on the CPU is far off (max error ~0.95); bf16 there always means autocast.
+        return Precision(name, autocast=name == "bf16")
+    return Precision(name, autocast=amp and name != "fp32")
+
+
+class Engine:
+    """A model (ours or upstream) plus how it is run on one device."""
+
+    def __init__(self, net: nn.Module, variant: Variant, device: torch.device, precision: Precision,
+                 scale: float = 1.0, pad_multiple: int | None = None) -> None:
+        self.variant = variant
+        self.device = device
+        self.precision = precision
+        self.scale = scale
+        self.pad_multiple = pad_multiple or variant.pad_multiple
+        net = net.eval().to(device)
+        self.net = net if precision.autocast else net.to(precision.dtype)
+
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        m = self.pad_multiple
+        return -(-height // m) * m, -(-width // m) * m
+
+    def to_model_input(self, frames: Tensor) -> Tensor:
+        """uint8 (N, 3, H, W) already on the device -> zero-padded floats in [0, 1]."""
+        h, w = frames.shape[-2:]
+        ph, pw = self.padded_size(h, w)
+        x = frames.to(self.precision.input_dtype) / 255.0
+        return F.pad(x, (0, pw - w, 0, ph - h)) if (ph, pw) != (h, w) else x
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.precision.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.precision.dtype)
+
+    @torch.inference_mode()
+    def interpolate(self, img0: Tensor, img1: Tensor, count: int, size: tuple[int, int]) -> list[Tensor]:
+        """``count`` frames between padded inputs ``img0`` and ``img1``, in time order,
+        cropped to ``size`` (H, W); float in [0, 1], in the model's dtype."""
+        h, w = size
+        with self._autocast():
+            if self.variant.has_timestep:
+                frames = [self.net(img0, img1, t, self.scale) for t in timesteps(self.variant, count)]
+            else:
+                check_frame_count(self.variant, count)
+                frames = self._midpoints(img0, img1, (count + 1).bit_length() - 1)
+        return [f[:, :, :h, :w] for f in frames]
+
+    def _midpoints(self, img0: Tensor, img1: Tensor, depth: int) -> list[Tensor]:
+        if depth == 0:
+            return []
+        mid = self.net(img0, img1, 0.5, self.scale)
+        return self._midpoints(img0, mid, depth - 1) + [mid] + self._midpoints(mid, img1, depth - 1)

@@ -1,0 +1,211 @@
+"""One IFNet for every RIFE variant (see ``rife.variants``).
+
+Module names and shapes follow the upstream checkpoints exactly, so an upstream
+``flownet.pkl`` loads with strict key checking (``rife.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rife.variants import Variant
+
+
+def conv_unit(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=True), nn.PReLU(out_ch))
+
+
+def resize(x: Tensor, factor: float) -> Tensor:
+    # scale_factor semantics (not size=), as upstream: they round differently on some sizes.
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+
+
+class Warper:
+    """Backward warp with the base sampling grid cached per (device, dtype, shape)."""
+
+    def __init__(self) -> None:
+        self._grids: dict[tuple, Tensor] = {}
+
+    def base_grid(self, flow: Tensor) -> Tensor:
+        n, _, h, w = flow.shape
+        key = (flow.device, flow.dtype, n, h, w)
+        grid = self._grids.get(key)
+        if grid is None:
+            xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=flow.dtype).view(1, 1, 1, w).expand(n, 1, h, w)
+            ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=flow.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
+            grid = torch.cat([xs, ys], 1)
+            self._grids[key] = grid
+        return grid
+
+    def __call__(self, img: Tensor, flow: Tensor) -> Tensor:
+        h, w = img.shape[2], img.shape[3]
+        normalised = torch.cat([flow[:, 0:1] / ((w - 1.0) / 2.0), flow[:, 1:2] / ((h - 1.0) / 2.0)], 1)
+        grid = (self.base_grid(flow) + normalised).permute(0, 2, 3, 1)
+        return F.grid_sample(img, grid.to(img.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+class IFBlock(nn.Module):
+    def __init__(self, in_ch: int, width: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Sequential(conv_unit(in_ch, width // 2, 2), conv_unit(width // 2, width, 2))
+        self.convblock = nn.Sequential(*(conv_unit(width, width) for _ in range(8)))
+        self.lastconv = nn.ConvTranspose2d(width, 5, 4, 2, 1)
+
+    def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> tuple[Tensor, Tensor]:
+        if scale != 1:
+            x = resize(x, 1.0 / scale)
+        if flow is not None:
+            small_flow = flow if scale == 1 else resize(flow, 1.0 / scale) / scale
+            x = torch.cat((x, small_flow), 1)
+        feat = self.conv0(x)
+        feat = self.convblock(feat) + feat
+        out = resize(self.lastconv(feat), scale * 2)
+        return out[:, :4] * scale * 2, out[:, 4:5]
+
+
+class Conv2(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv1 = conv_unit(in_ch, out_ch, 2)
+        self.conv2 = conv_unit(out_ch, out_ch, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv2(self.conv1(x))
+
+
+class ContextNet(nn.Module):
+    def __init__(self, width: int, warp: Warper) -> None:
+        super().__init__()
+        self.conv1 = Conv2(3, width)
+        self.conv2 = Conv2(width, 2 * width)
+        self.conv3 = Conv2(2 * width, 4 * width)
+        self.conv4 = Conv2(4 * width, 8 * width)
+        self._warp = warp
+
+    def forward(self, x: Tensor, flow: Tensor) -> list[Tensor]:
+        features = []
+        for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
+            x = conv(x)
+            flow = resize(flow, 0.5) * 0.5
+            features.append(self._warp(x, flow))
+        return features
+
+
+def deconv_unit(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), nn.PReLU(out_ch))
+
+
+class UNet(nn.Module):
+    """The refinement network of the paper model (17 = img0, img1, warped0, warped1, mask, flow)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.down0 = Conv2(17, 2 * c)
+        self.down1 = Conv2(4 * c, 4 * c)
+        self.down2 = Conv2(8 * c, 8 * c)
+        self.down3 = Conv2(16 * c, 16 * c)
+        self.up0 = deconv_unit(32 * c, 8 * c)
+        self.up1 = deconv_unit(16 * c, 4 * c)
+        self.up2 = deconv_unit(8 * c, 2 * c)
+        self.up3 = deconv_unit(4 * c, c)
+        self.conv = nn.Conv2d(c, 3, 3, 1, 1)
+
+    def forward(self, img0: Tensor, img1: Tensor, warped0: Tensor, warped1: Tensor, mask: Tensor,
+                flow: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
+        s0 = self.down0(torch.cat((img0, img1, warped0, warped1, mask, flow), 1))
+        s1 = self.down1(torch.cat((s0, ctx0[0], ctx1[0]), 1))
+        s2 = self.down2(torch.cat((s1, ctx0[1], ctx1[1]), 1))
+        s3 = self.down3(torch.cat((s2, ctx0[2], ctx1[2]), 1))
+        x = self.up0(torch.cat((s3, ctx0[3], ctx1[3]), 1))
+        x = self.up1(torch.cat((x, s2), 1))
+        x = self.up2(torch.cat((x, s1), 1))
+        x = self.up3(torch.cat((x, s0), 1))
+        return torch.sigmoid(self.conv(x))
+
+
+class FlowState:
+    """What the blocks pass along: running flow and raw mask, and the frames warped by that flow."""
+
+    def __init__(self, flow: Tensor, mask: Tensor, warped0: Tensor, warped1: Tensor) -> None:
+        self.flow, self.mask, self.warped0, self.warped1 = flow, mask, warped0, warped1
+
+    def select(self, take_other: Tensor, other: FlowState) -> FlowState:
+        """Per sample: ``other`` where ``take_other`` (shape N) is true, else self."""
+        pick = take_other.view(-1, 1, 1, 1)
+        return FlowState(*(torch.where(pick, b, a) for a, b in zip(self.tensors(), other.tensors())))
+
+    def tensors(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.flow, self.mask, self.warped0, self.warped1
+
+
+class IFNet(nn.Module):
+    """Inputs are padded frames in [0, 1] (N, 3, H, W), H and W multiples of ``variant.pad_multiple``."""
+
+    def __init__(self, variant: Variant) -> None:
+        super().__init__()
+        self.variant = variant
+        self.warp = Warper()
+        for i, width in enumerate(variant.block_widths):
+            setattr(self, f"block{i}", IFBlock(variant.block_in_channels(i), width))
+        if variant.refine_unet:
+            self.contextnet = ContextNet(variant.context_width, self.warp)
+            self.unet = UNet(variant.context_width)
+        # Retry decided on the host (as upstream, one sync per frame) unless this is set;
+        # on the device both candidates are computed and selected, with no sync.
+        self.retry_on_device = False
+
+    def blocks(self) -> list[IFBlock]:
+        return [getattr(self, f"block{i}") for i in range(self.variant.num_blocks)]
+
+    def forward(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0) -> Tensor:
+        t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
+        scales = [s / scale for s in self.variant.scales]
+        state, wants_retry = self._estimate(img0, img1, t_plane, scales, check_retry=True)
+        if wants_retry is not None and (self.retry_on_device or bool(wants_retry.any())):
+            retried, _ = self._estimate(img0, img1, t_plane, [s * 2 for s in scales], check_retry=False)
+            state = state.select(wants_retry, retried)
+        mask = torch.sigmoid(state.mask)
+        merged = state.warped0 * mask + state.warped1 * (1 - mask)
+        if not self.variant.refine_unet:
+            return merged
+        ctx0 = self.contextnet(img0, state.flow[:, 0:2])
+        ctx1 = self.contextnet(img1, state.flow[:, 2:4])
+        res = self.unet(img0, img1, state.warped0, state.warped1, state.mask, state.flow, ctx0, ctx1)
+        return torch.clamp(merged + (res[:, :3] * 2 - 1), 0, 1)
+
+    @staticmethod
+    def _timestep_plane(img0: Tensor, timestep: float | Tensor) -> Tensor:
+        n, _, h, w = img0.shape
+        if isinstance(timestep, Tensor):
+            return timestep.to(img0.dtype).reshape(-1, 1, 1, 1).expand(n, 1, h, w)
+        return torch.full((n, 1, h, w), float(timestep), dtype=img0.dtype, device=img0.device)
+
+    def _estimate(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
+                  check_retry: bool) -> tuple[FlowState, Tensor | None]:
+        inputs = {"img0": img0, "img1": img1, "timestep": t_plane}
+        retry = self.variant.large_motion_retry if check_retry else None
+        wants_retry = None
+        state: FlowState | None = None
+        for i, block in enumerate(self.blocks()):
+            if state is None:
+                flow, mask = block(self._gather(self.variant.first_inputs, inputs), None, scales[i])
+            else:
+                inputs.update(warped0=state.warped0, warped1=state.warped1, mask=state.mask)
+                d_flow, d_mask = block(self._gather(self.variant.refine_inputs, inputs), state.flow, scales[i])
+                if retry is not None and i == retry.at_block:
+                    wants_retry = self._large_motion(d_flow, retry.threshold)
+                flow, mask = state.flow + d_flow, state.mask + d_mask
+            state = FlowState(flow, mask, self.warp(img0, flow[:, 0:2]), self.warp(img1, flow[:, 2:4]))
+        return state, wants_retry
+
+    @staticmethod
+    def _gather(names: tuple[str, ...], inputs: dict[str, Tensor | None]) -> Tensor:
+        return torch.cat([inputs[n] for n in names], 1)
+
+    @staticmethod
+    def _large_motion(d_flow: Tensor, threshold: float) -> Tensor:
+        peak0 = d_flow[:, 0:2].abs().amax(dim=(1, 2, 3))
+        peak1 = d_flow[:, 2:4].abs().amax(dim=(1, 2, 3))
+        return (peak0 > threshold) & (peak1 > threshold)
