@@ -134,7 +134,7 @@ class FlowState:
     def select(self, take_other: Tensor, other: FlowState) -> FlowState:
         """Per sample: ``other`` where ``take_other`` (shape N) is true, else self."""
         pick = take_other.view(-1, 1, 1, 1)
-        return FlowState(*(torch.where(pick, b, a) for a, b in zip(self.tensors(), other.tensors())))
+        return FlowState(*(torch.where(pick, b, a) for a, b in zip(self.tensors(), other.tensors(), strict=True)))
 
     def tensors(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return self.flow, self.mask, self.warped0, self.warped1

@@ -1,0 +1,250 @@
+"""Every option of the harness in one place: flag, environment variable, default, validation.
+
+A flag wins over its variable, a variable over the default. An invalid value ends the
+program with one line naming the option, the value and what is allowed (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PLATFORMS = {"auto": "auto", "flex": "xpu", "max": "xpu", "xpu": "xpu", "cuda": "cuda", "cpu": "cpu"}
+PRECISIONS = ("fp16", "bf16", "fp32")
+ARCHS = ("paper", "v4.0")
+IMPLS = ("ours", "upstream")
+TRUE_WORDS, FALSE_WORDS = ("yes", "true", "1", "on", "y"), ("no", "false", "0", "off", "n", "")
+
+
+class OptionError(Exception):
+    """An invalid option value; the message is the one line shown to the user."""
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer >= {low}") from None
+        if value < low:
+            raise ValueError(f"expected an integer >= {low}")
+        return value
+
+    return convert
+
+
+def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"expected a number from {low:g} to {high:g}") from None
+        if not (low <= value <= high) or math.isnan(value):
+            raise ValueError(f"expected a number from {low:g} to {high:g}")
+        return value
+
+    return convert
+
+
+def _choice(allowed: Sequence[str], fold: bool = False) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        key = text.lower() if fold else text
+        if key not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return key
+
+    return convert
+
+
+def _yes_no(text: str) -> bool:
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError("expected yes or no")
+
+
+def _platform(text: str) -> str:
+    key = text.lower()
+    if key not in PLATFORMS:
+        raise ValueError("expected Flex, Max, XPU, CUDA, CPU or auto")
+    return key
+
+
+def _path(text: str) -> Path:
+    if not text:
+        raise ValueError("expected a path")
+    return Path(text)
+
+
+@dataclass(frozen=True)
+class Option:
+    dest: str
+    flag: str
+    env: tuple[str, ...]
+    convert: Callable[[str], Any] | None  # None: a switch (the flag alone means yes)
+    default: Any
+    help: str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("dummy", "--dummy", ("DUMMY",), None, False, "performance mode on random frames"),
+    Option("data", "--data", ("DATASET_DIR",), _path, None,
+           "quality mode data: a Vimeo-90K folder (either layout) or a video file; default: the built-in set"),
+    Option("platform", "--platform", ("PLATFORM",), _platform, "auto",
+           "Flex | Max (Intel XPU) | CUDA | CPU | auto (XPU, else CUDA, else CPU)"),
+    Option("ipex", "--ipex", ("IPEX",), _yes_no, True, "on XPU: yes = ipex.optimize, no = PyTorch's own XPU backend"),
+    Option("precision", "--precision", ("PRECISION",), _choice(PRECISIONS, fold=True), None,
+           "fp16 | bf16 | fp32 (default: fp16 on GPUs, fp32 on CPU)"),
+    Option("amp", "--amp", ("AMP",), None, False, "autocast instead of casting the model"),
+    Option("num_inputs", "--num-inputs", ("NUM_INPUTS",), _int_at_least(1), 100,
+           "frame pairs to run (quality mode: at most the data's size)"),
+    Option("batch_size", "--batch-size", ("BATCH_SIZE",), _int_at_least(1), 1, "frame pairs per model call"),
+    Option("streams", "--streams", ("STREAMS",), _int_at_least(1), 1, "parallel stream processes"),
+    Option("interpolation", "--interpolation", ("INTERPOLATION",), _int_at_least(1), 1,
+           "frames generated per pair (paper: 1, 3, 7, ...; v4.0: any)"),
+    Option("warmup", "--warmup", ("WARMUP",), _int_at_least(0), 10, "frame pairs run before timing"),
+    Option("async_sync", "--async", ("ASYNC",), _int_at_least(0), 0, "synchronize every N calls; 0 = only at the end"),
+    Option("min_duration", "--min-test-duration", ("MIN_TEST_DURATION",), _number(0), None,
+           "performance mode: run at least this many seconds"),
+    Option("max_duration", "--max-test-duration", ("MAX_TEST_DURATION",), _number(0), None,
+           "performance mode: run at most this many seconds"),
+    Option("data_channels", "--data-channels", ("DATA_CHANNELS",), _int_at_least(1), 3, "dummy frame channels (3)"),
+    Option("data_height", "--data-height", ("DATA_HEIGHT",), _int_at_least(1), 720, "dummy frame height"),
+    Option("data_width", "--data-width", ("DATA_WIDTH",), _int_at_least(1), 1280, "dummy frame width"),
+    Option("input_pool", "--input-pool", ("INPUT_POOL",), _int_at_least(1), 8,
+           "distinct random frame pairs cycled in performance mode (1 = the reference's single pair)"),
+    Option("transfers", "--transfers", ("TRANSFERS",), None, False,
+           "performance mode: upload uint8 inputs and download results every frame, as a video pipeline does"),
+    Option("arch", "--arch", ("ARCH",), _choice(ARCHS), None, "model variant: paper | v4.0 (default: from the weights)"),
+    Option("model_impl", "--model-impl", ("MODEL_IMPL",), _choice(IMPLS), "ours", "ours | upstream (side-by-side runs)"),
+    Option("weights", "--pretrained-weights", ("LOAD_PATH",), _path, None,
+           "checkpoint (default: train_log/flownet.pkl for paper, train_log/v4.0/flownet.pkl for v4.0)"),
+    Option("models_dir", "--modelsdir", ("MODELS_DIR",), _path, Path("model"), "upstream paper code (model package)"),
+    Option("output_dir", "--output-dir", ("OUTPUT_DIR",), _path, Path("output-dir"), "where logs and results go"),
+    Option("saveimages", "--saveimages", ("SAVEIMAGES", "SAVE_IMAGES"), None, False,
+           "quality mode: write every interpolated frame as PNG"),
+    Option("psnr_threshold", "--psnr-threshold", ("MIN_PSNR_DB",), _number(0, 200), 25.0, "a frame passes at this PSNR (dB)"),
+    Option("min_pass_pct", "--min-pass-pct", ("MIN_PASS_PCT",), _number(0, 100), 95.0,
+           "the run passes when this % of frames pass"),
+    Option("skip_bad", "--skip-bad", ("SKIP_BAD",), None, False, "quality mode: skip unreadable or mis-sized files"),
+    Option("seed", "--seed", ("SEED",), _int_at_least(0), 0, "seed of random inputs and random-init weights"),
+    Option("socket", "--socket", ("SOCKET",), str, "", "socket of an external telemetry capture"),
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    dummy: bool
+    data: Path | None
+    platform: str
+    ipex: bool
+    precision: str | None
+    amp: bool
+    num_inputs: int
+    batch_size: int
+    streams: int
+    interpolation: int
+    warmup: int
+    async_sync: int
+    min_duration: float | None
+    max_duration: float | None
+    data_channels: int
+    data_height: int
+    data_width: int
+    input_pool: int
+    transfers: bool
+    arch: str | None
+    model_impl: str
+    weights: Path | None
+    models_dir: Path
+    output_dir: Path
+    saveimages: bool
+    psnr_threshold: float
+    min_pass_pct: float
+    skip_bad: bool
+    seed: int
+    socket: str
+    explicit: frozenset[str] = field(default=frozenset())  # options the user set (flag or variable)
+
+    @property
+    def mode(self) -> str:
+        return "performance" if self.dummy else "quality"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "explicit"}
+        return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage first)
+        raise OptionError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="inference.py", description="RIFE frame interpolation benchmark",
+                     epilog="Every option also reads its environment variable; a flag wins over it.")
+    for opt in OPTIONS:
+        env = "/".join(opt.env)
+        default = "off" if opt.convert is None else opt.default
+        text = f"{opt.help} [{env}; default {default}]"
+        if opt.convert is None:
+            parser.add_argument(opt.flag, dest=opt.dest, action="store_const", const="yes", default=None, help=text)
+        else:
+            parser.add_argument(opt.flag, dest=opt.dest, default=None, metavar=opt.dest.upper(), help=text)
+    return parser
+
+
+def _value(opt: Option, raw: str | None, env_name: str | None) -> Any:
+    if raw is None:
+        return opt.default
+    try:
+        return (opt.convert or _yes_no)(raw)
+    except ValueError as e:
+        given = f"{env_name}={raw!r} ({opt.flag})" if env_name else f"{opt.flag} {raw!r}"
+        raise OptionError(f"{given} is not valid: {e}") from None
+
+
+def parse(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Options:
+    """Flags, then variables, then defaults; then the rules between options."""
+    environ = os.environ if environ is None else environ
+    flags = vars(build_parser().parse_args(argv))
+    values: dict[str, Any] = {}
+    explicit = set()
+    for opt in OPTIONS:
+        raw, env_name = flags[opt.dest], None
+        if raw is None:
+            env_name = next((name for name in opt.env if name in environ), None)
+            raw = environ[env_name] if env_name else None
+        if raw is not None:
+            explicit.add(opt.dest)
+        values[opt.dest] = _value(opt, raw, env_name)
+    options = Options(**values, explicit=frozenset(explicit))
+    check_rules(options)
+    return options
+
+
+def check_rules(o: Options) -> None:
+    if o.dummy and o.data is not None:
+        raise OptionError("--dummy and --data exclude each other: --dummy measures speed on random frames, "
+                          "--data checks quality on real ones; give one")
+    if o.data is not None and not o.data.exists():
+        raise OptionError(f"--data {o.data}: no such file or folder")
+    if o.data_channels != 3:
+        raise OptionError(f"--data-channels {o.data_channels} is not supported: RIFE interpolates RGB frames (3)")
+    if o.min_duration is not None and o.max_duration is not None and o.min_duration > o.max_duration:
+        raise OptionError(f"--min-test-duration {o.min_duration:g} is above --max-test-duration {o.max_duration:g}")
+    if not o.dummy and (o.min_duration is not None or o.max_duration is not None):
+        raise OptionError("--min-test-duration / --max-test-duration apply to performance mode (--dummy) only")
+
+
+def main_error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,1 @@
+"""Scenario runner: streams, timing, stopping rules, result files."""

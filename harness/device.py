@@ -1,0 +1,115 @@
+"""Devices: which platform runs, how to synchronize, time and describe it."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import torch
+
+
+class PlatformError(Exception):
+    pass
+
+
+def _xpu_available() -> bool:
+    return hasattr(torch, "xpu") and torch.xpu.is_available()
+
+
+def resolve_device(platform: str) -> torch.device:
+    """``auto`` prefers XPU, then CUDA, then the CPU; an explicit platform must be present."""
+    if platform == "auto":
+        if _xpu_available():
+            return torch.device("xpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    wanted = {"flex": "xpu", "max": "xpu", "xpu": "xpu", "cuda": "cuda", "cpu": "cpu"}[platform]
+    if wanted == "xpu" and not _xpu_available():
+        raise PlatformError(f"--platform {platform}: no Intel XPU is visible to PyTorch {torch.__version__}; "
+                            "install the XPU build of PyTorch, or use --platform CUDA/CPU/auto")
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise PlatformError(f"--platform CUDA: no CUDA GPU is visible to PyTorch {torch.__version__}; "
+                            "check the driver and CUDA_VISIBLE_DEVICES, or use --platform CPU/auto")
+    return torch.device(wanted)
+
+
+def default_precision(device: torch.device) -> str:
+    return "fp32" if device.type == "cpu" else "fp16"
+
+
+def device_module(device: torch.device):
+    return getattr(torch, device.type)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type != "cpu":
+        device_module(device).synchronize()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cpu":
+        import platform
+
+        return platform.processor() or platform.machine()
+    return device_module(device).get_device_name(device)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type != "cpu":
+        device_module(device).reset_peak_memory_stats(device)
+
+
+def peak_memory_bytes(device: torch.device) -> int | None:
+    return None if device.type == "cpu" else int(device_module(device).max_memory_allocated(device))
+
+
+def apply_ipex(net: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    try:
+        import intel_extension_for_pytorch as ipex  # noqa: F401 (XPU users only)
+    except ImportError:
+        raise PlatformError("IPEX=yes but intel_extension_for_pytorch does not import; install it or set IPEX=no "
+                            "to use PyTorch's own XPU backend") from None
+    return ipex.optimize(net, dtype=dtype)
+
+
+class LatencyClock:
+    """Per-call latency without adding synchronizations: device events on GPUs/XPUs
+    (read once they have completed), ``perf_counter`` on the CPU (which runs synchronously)."""
+
+    RESOLVE_AFTER = 256  # pending event pairs kept before the oldest are read (long done by then)
+
+    def __init__(self, device: torch.device) -> None:
+        self._events = device.type != "cpu"
+        self._module = device_module(device) if self._events else None
+        self._pending: deque = deque()
+        self.latencies_ms: list[float] = []
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        if self._events:
+            event = self._module.Event(enable_timing=True)
+            event.record()
+            self._pending.append([event, None])
+        else:
+            self._t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        if self._events:
+            event = self._module.Event(enable_timing=True)
+            event.record()
+            self._pending[-1][1] = event
+            while len(self._pending) > self.RESOLVE_AFTER:
+                self._resolve_oldest()
+        else:
+            self.latencies_ms.append((time.perf_counter() - self._t0) * 1e3)
+
+    def _resolve_oldest(self) -> None:
+        begin, end = self._pending.popleft()
+        end.synchronize()
+        self.latencies_ms.append(begin.elapsed_time(end))
+
+    def finish(self) -> list[float]:
+        """Call after the device is synchronized: reads every pending pair."""
+        while self._pending and self._pending[0][1] is not None:
+            self._resolve_oldest()
+        self._pending.clear()
+        return self.latencies_ms

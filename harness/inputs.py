@@ -1,0 +1,93 @@
+"""Feeding a stream: random frame pairs (performance mode) or dataset batches (quality mode),
+delivered to the device as model inputs. Uploads happen inside the timed call, where a real
+video pipeline pays them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from rife.engine import Engine
+
+
+@dataclass
+class HostBatch:
+    """One model call's inputs as they arrive: uint8 (B, 3, H, W), on the host or already on the device."""
+
+    first: Tensor
+    last: Tensor
+    truth: Tensor | None = None
+    names: list[str] | None = None
+
+
+@dataclass
+class DeviceBatch:
+    img0: Tensor
+    img1: Tensor
+    truth: Tensor | None
+    names: list[str] | None
+
+
+class DummyPairs:
+    """A pool of distinct random uint8 frame pairs cycled through (``pool=1`` is the reference's single pair).
+    Without ``transfers`` the pool is converted once and stays on the device, as in the reference."""
+
+    def __init__(self, engine: Engine, pool: int, batch: int, height: int, width: int, seed: int, transfers: bool):
+        gen = torch.Generator().manual_seed(seed)
+        pin = transfers and engine.device.type == "cuda"
+        self.engine, self.transfers, self.size = engine, transfers, (height, width)
+        self.batches = []
+        for _ in range(pool):
+            pair = [torch.randint(0, 256, (batch, 3, height, width), dtype=torch.uint8, generator=gen) for _ in range(2)]
+            pair = [p.pin_memory() if pin else p for p in pair]
+            self.batches.append(pair if transfers else [engine.to_model_input(p.to(engine.device)) for p in pair])
+
+    def __iter__(self) -> Iterator[HostBatch]:
+        step = 0
+        while True:
+            first, last = self.batches[step % len(self.batches)]
+            yield HostBatch(first, last)
+            step += 1
+
+    def to_device(self, batch: HostBatch) -> DeviceBatch:
+        if not self.transfers:
+            return DeviceBatch(batch.first, batch.last, None, None)
+        return upload(self.engine, batch)
+
+
+def upload(engine: Engine, batch: HostBatch) -> DeviceBatch:
+    dev = engine.device
+    img0 = engine.to_model_input(batch.first.to(dev, non_blocking=True))
+    img1 = engine.to_model_input(batch.last.to(dev, non_blocking=True))
+    truth = batch.truth.to(dev, non_blocking=True) if batch.truth is not None else None
+    return DeviceBatch(img0, img1, truth, batch.names)
+
+
+class DatasetPairs:
+    """Quality-mode batches from ``dataset.Prefetcher`` (decoded in worker threads ahead of the device)."""
+
+    def __init__(self, engine: Engine, prefetcher) -> None:
+        self.engine, self.prefetcher = engine, prefetcher
+
+    def __iter__(self) -> Iterator[HostBatch]:
+        for b in self.prefetcher:
+            yield HostBatch(b.first, b.last, b.truth, list(b.names))
+
+    def to_device(self, batch: HostBatch) -> DeviceBatch:
+        return upload(self.engine, batch)
+
+
+def download(frames: list[Tensor]) -> list[Tensor]:
+    """Results back to the host as uint8, without a synchronization (pinned targets, non-blocking)."""
+    out = []
+    for f in frames:
+        u8 = (f.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+        if u8.device.type == "cpu":
+            out.append(u8)
+        else:
+            host = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=u8.device.type == "cuda")
+            out.append(host.copy_(u8, non_blocking=True))
+    return out

@@ -1,0 +1,322 @@
+"""One stream: a process that loads the model, warms up, waits for the others, runs the timed loop.
+
+Per-call latency is measured here (``LatencyClock`` around each model call); throughput is
+frames over the wall time of the timed loop, read after the final synchronize.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from arguments import Options
+from harness import device as dev
+from harness.inputs import DatasetPairs, DummyPairs, download
+from harness.quality import QualityRecorder, judged_index, summarize
+from harness.results import write_json
+from harness.timing import StopRule, stop_rule
+from rife.engine import Engine, resolve_precision, timesteps
+from rife.loader import LoadedModel, ModelChoice, load_model
+
+BARRIER_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """Everything a stream process needs (picklable: streams start with ``spawn``)."""
+
+    index: int               # 1-based
+    streams: int
+    options: Options
+    device: str
+    precision: str
+    cpu_threads: int
+    quality_indices: tuple[int, ...] = ()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def model_choice(o: Options, arch: str | None = None) -> ModelChoice:
+    return ModelChoice(arch=arch or o.arch, weights=o.weights, impl=o.model_impl, models_dir=o.models_dir,
+                       allow_random_init=o.dummy, seed=o.seed)
+
+
+def build_engine(plan: StreamPlan, loaded: LoadedModel) -> Engine:
+    o = plan.options
+    device = torch.device(plan.device)
+    precision = resolve_precision(device, plan.precision, o.amp)
+    engine = Engine(loaded.net, loaded.variant, device, precision)
+    if device.type == "xpu" and o.ipex:
+        engine.net = dev.apply_ipex(engine.net, precision.dtype)
+    return engine
+
+
+def run_stream(plan: StreamPlan, start_barrier, end_barrier, stop_event, results_path: str) -> None:
+    """Process entry point. Always writes ``results_path`` (completed, interrupted or failed)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells us through stop_event
+    torch.set_num_threads(plan.cpu_threads)
+    record: dict = {"stream": plan.index, "status": "failed", "error": None}
+    runner = None
+    try:
+        runner = StreamRunner(plan, stop_event, record)
+        runner.prepare()
+        _wait(start_barrier, record, "start")
+        runner.timed_loop()
+        _wait(end_barrier, record, "end")
+        runner.finish()
+    except Interrupted:
+        record["status"] = "interrupted"
+    except Exception as e:  # reported as one line; the traceback goes to the results for whoever debugs
+        record["status"] = "failed"
+        record["error"] = _one_line(plan, runner, e)
+        record["traceback"] = traceback.format_exc()
+    finally:
+        if runner is not None and record["status"] != "completed":
+            runner.salvage()
+        write_json(Path(results_path), record)
+    if record["error"]:
+        print(f"error: {record['error']}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def _one_line(plan: StreamPlan, runner: StreamRunner | None, e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:
+        where = runner.size_text() if runner is not None and hasattr(runner, "frame_size") else "this frame size"
+        return (f"stream {plan.index}: the device ran out of memory at {where}, batch {plan.options.batch_size}, "
+                f"{plan.streams} streams; lower --batch-size, --streams or the frame size")
+    return f"stream {plan.index}: {type(e).__name__}: {text}"
+
+
+def _wait(barrier, record: dict, name: str) -> None:
+    try:
+        barrier.wait(BARRIER_TIMEOUT_S)
+        record[f"{name}_barrier"] = "passed"
+    except threading.BrokenBarrierError:
+        # Another stream died or the run was interrupted: go on alone, and say so.
+        record[f"{name}_barrier"] = "broken"
+
+
+class StreamRunner:
+    def __init__(self, plan: StreamPlan, stop_event, record: dict) -> None:
+        self.plan, self.o, self.stop_event, self.record = plan, plan.options, stop_event, record
+        self.device = torch.device(plan.device)
+        with warnings.catch_warnings():  # the parent already warned about random weights
+            warnings.simplefilter("ignore")
+            self.loaded = load_model(model_choice(self.o))
+        self.engine = build_engine(plan, self.loaded)
+        self.count = self.o.interpolation
+        self.times = timesteps(self.loaded.variant, self.count)
+        self.quality: QualityRecorder | None = None
+        self.frames_done = self.pairs_done = 0
+        self.t_start = self.t_end = 0.0
+        self.clock = dev.LatencyClock(self.device)
+
+    def size_text(self) -> str:
+        h, w = self.frame_size
+        ph, pw = self.engine.padded_size(h, w)
+        return f"{w}x{h} (padded to {pw}x{ph})"
+
+    # --- before the start barrier -------------------------------------------------
+    def prepare(self) -> None:
+        o = self.o
+        if o.dummy:
+            self.frame_size = (o.data_height, o.data_width)
+            self.source = DummyPairs(self.engine, o.input_pool, o.batch_size, *self.frame_size, seed=o.seed + self.plan.index,
+                                     transfers=o.transfers)
+        else:
+            self.source = self._dataset_source()
+        self.rule = self._rule()
+        self._warm_up()
+        self.record["status"] = "warmed-up"
+
+    def _dataset_source(self) -> DatasetPairs:
+        import dataset
+
+        tset = dataset.open_quality_set(self.o.data, limit=self.o.num_inputs, skip_bad=self.o.skip_bad)
+        self.tset = tset
+        self.frame_size = tset.size
+        self.quality = QualityRecorder(self.o.psnr_threshold)
+        self.judged = judged_index(self.times)
+        prefetcher = dataset.Prefetcher(tset, list(self.plan.quality_indices), self.o.batch_size,
+                                        pin_memory=self.device.type == "cuda")
+        return DatasetPairs(self.engine, prefetcher)
+
+    def _rule(self) -> StopRule:
+        o = self.o
+        if o.dummy:
+            return stop_rule(o.num_inputs, o.min_duration, o.max_duration)
+        n = len(self.plan.quality_indices)
+        return StopRule(n, n)
+
+    def _warm_up(self) -> None:
+        h, w = self.frame_size
+        warm = DummyPairs(self.engine, 1, self.o.batch_size, h, w, seed=self.o.seed + 1000, transfers=self.o.transfers)
+        t0 = time.perf_counter()
+        calls = math.ceil(self.o.warmup / self.o.batch_size)
+        batch = next(iter(warm))
+        for _ in range(calls):
+            self._call(warm, batch)
+        dev.synchronize(self.device)
+        self.record["warmup"] = {"calls": calls, "pairs": calls * self.o.batch_size,
+                                 "seconds": time.perf_counter() - t0}
+        dev.reset_peak_memory(self.device)
+
+    def _call(self, source, batch):
+        b = source.to_device(batch)
+        out = self.engine.interpolate(b.img0, b.img1, self.count, self.frame_size)
+        if self.o.transfers or self.o.saveimages:
+            return b, out, download(out)
+        return b, out, None
+
+    # --- the timed loop -------------------------------------------------------------
+    def timed_loop(self) -> None:
+        o = self.o
+        progress = Progress(self.plan.index, self.rule)
+        self.record["status"] = "running"
+        self.t_start = time.monotonic()
+        self.t_end = self.t_start
+        for step, batch in enumerate(self.source):
+            if self.stop_event.is_set():
+                raise Interrupted
+            if self.rule.should_stop(self.pairs_done, time.monotonic() - self.t_start):
+                break
+            self.clock.start()
+            b, out, host_out = self._call(self.source, batch)
+            self.clock.stop()
+            if self.quality is not None and self.judged is not None:
+                self.quality.record(b.names, out[self.judged], b.truth)
+            if host_out is not None and o.saveimages and b.names:
+                self._save_frames(b.names, host_out)
+            n = b.img0.shape[0]
+            self.pairs_done += n
+            self.frames_done += n * self.count
+            if o.async_sync and (step + 1) % o.async_sync == 0:
+                dev.synchronize(self.device)
+            progress.update(self.pairs_done, time.monotonic() - self.t_start)
+        dev.synchronize(self.device)
+        self.t_end = time.monotonic()
+        progress.close()
+
+    def _save_frames(self, names: list[str], host_out: list[torch.Tensor]) -> None:
+        from harness.pictures import write_png
+
+        dev.synchronize(self.device)  # the non-blocking copies must land before the host reads them
+        folder = Path(self.o.output_dir) / "images"
+        for k, name in enumerate(names):
+            for j, frames in enumerate(host_out):
+                stem = name.replace("/", "_") + (f"_t{self.times[j]:.4f}" if self.count > 1 else "")
+                write_png(folder / f"{stem}.png", frames[k].permute(1, 2, 0).numpy())
+
+    # --- after the loop ------------------------------------------------------------
+    def finish(self) -> None:
+        self.record.update(self._measurements())
+        self.record["status"] = "completed"
+        if self.quality is not None:
+            self._quality_results()
+
+    def salvage(self) -> None:
+        """After an interruption or a failure: keep what was measured."""
+        if self.t_start and not self.t_end:
+            try:
+                dev.synchronize(self.device)
+            except Exception:  # a broken device cannot be read: report nothing more
+                return
+            self.t_end = time.monotonic()
+        if self.t_start:
+            self.record.update(self._measurements())
+
+    def _measurements(self) -> dict:
+        from metrics import latency_summary
+
+        elapsed = max(self.t_end - self.t_start, 1e-12)
+        latencies = self.clock.finish()
+        h, w = self.frame_size
+        ph, pw = self.engine.padded_size(h, w)
+        return {
+            "pairs": self.pairs_done,
+            "frames": self.frames_done,
+            "calls": len(latencies),
+            "elapsed_s": elapsed if self.pairs_done else 0.0,
+            "window": [self.t_start, self.t_end],
+            "throughput_fps": self.frames_done / elapsed if self.pairs_done else 0.0,
+            "latency_wall_ms": 1e3 * elapsed / self.frames_done if self.frames_done else None,
+            "latency_ms": latency_summary(latencies),
+            "shortfalls": self.rule.shortfalls(self.pairs_done, elapsed),
+            "peak_memory_bytes": dev.peak_memory_bytes(self.device),
+            "frame_size": [h, w],
+            "padded_size": [ph, pw],
+            "model": {"variant": self.loaded.variant.name, "impl": self.loaded.impl,
+                      "weights": self.loaded.weights_label, "weights_sha256": self.loaded.weights_sha256,
+                      "precision_run": self.engine.precision.name,
+                      "autocast": self.engine.precision.autocast},
+            "pid": os.getpid(),
+        }
+
+    def _quality_results(self) -> None:
+        frames = self.quality.frames()
+        self.record["quality_frames"] = frames
+        self.record["quality"] = summarize(frames, self.o.min_pass_pct)
+        self.record["quality"]["data"] = {"layout": self.tset.layout, "root": str(self.tset.root),
+                                          "content_hash": self.tset.content_hash, "bad": list(self.tset.bad)}
+        if self.judged is None:
+            self.record["quality"]["note"] = (f"no generated frame is at t = 0.5 with --interpolation {self.count}: "
+                                              "quality was not judged")
+        self.record["sheets"] = self._failure_sheets(frames)
+
+    def _failure_sheets(self, frames: list[dict], limit: int = 100) -> list[dict]:
+        """Re-run the failing frames outside the timed loop and draw what went wrong."""
+        from harness.pictures import comparison_sheet
+
+        index_of = {name: i for i, name in enumerate(self.tset.names)}
+        sheets = []
+        for f in [f for f in frames if not f["passed"]][:limit]:
+            t = self.tset.load(index_of[f["name"]])
+            to_dev = [torch.from_numpy(a).permute(2, 0, 1)[None].to(self.device) for a in (t.first, t.last)]
+            img0, img1 = (self.engine.to_model_input(x) for x in to_dev)
+            pred = self.engine.interpolate(img0, img1, self.count, self.frame_size)[self.judged]
+            pred_u8 = download([pred])[0]
+            dev.synchronize(self.device)
+            path = Path(self.o.output_dir) / "sheets" / (f["name"].replace("/", "_") + ".png")
+            comparison_sheet(path, f["name"], f["psnr"], t.first, pred_u8[0].permute(1, 2, 0).numpy(), t.truth)
+            sheets.append({"name": f["name"], "psnr": f["psnr"], "ssim": f["ssim"], "sheet": str(path)})
+        return sheets
+
+
+class Progress:
+    """A tqdm bar on a terminal; in logs, one line about once a second."""
+
+    def __init__(self, stream: int, rule: StopRule) -> None:
+        self.stream, self.last = stream, time.monotonic()
+        total = None if math.isinf(rule.max_frames) else int(rule.max_frames)
+        self.bar = None
+        if sys.stderr.isatty() and stream == 1:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="pair", desc="stream 1")
+        self.done = 0
+
+    def update(self, pairs: int, elapsed: float) -> None:
+        if self.bar is not None:
+            self.bar.update(pairs - self.done)
+        elif time.monotonic() - self.last >= 1.0:
+            self.last = time.monotonic()
+            print(f"[stream {self.stream}] {pairs} pairs, {elapsed:.1f} s, {pairs / max(elapsed, 1e-9):.2f} pairs/s",
+                  flush=True)
+        self.done = pairs
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

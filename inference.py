@@ -1,0 +1,293 @@
+"""Entry point: options -> checks -> N stream processes -> combined results.
+
+Exit codes: 0 passed; 1 a stream failed, the run is invalid or the quality check failed;
+2 invalid options or inputs (one line, before any work); 130 / 143 interrupted by SIGINT / SIGTERM
+(results measured so far are still written).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import arguments
+from arguments import OptionError, Options
+
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class UsageError(Exception):
+    """Anything found wrong before the streams start: reported as one line, exit 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        options = arguments.parse(argv)
+        setup = prepare(options)
+    except (OptionError, UsageError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_config(setup)
+    return Run(setup).execute()
+
+
+class Setup:
+    """What the parent decides once, before any stream starts."""
+
+    def __init__(self, options: Options, device, precision: str, loaded, quality_names: list[str] | None,
+                 data_info: dict | None) -> None:
+        self.options, self.device, self.precision = options, device, precision
+        self.loaded, self.quality_names, self.data_info = loaded, quality_names, data_info
+
+
+def prepare(o: Options) -> Setup:
+    """Every check that can fail before work starts: platform, precision, output folder, weights, data."""
+    from harness.device import PlatformError, default_precision, resolve_device
+    from rife.checkpoint import CheckpointError
+    from rife.engine import EngineError, check_frame_count, resolve_precision
+    from rife.loader import load_model
+    from rife.upstream import UpstreamError
+
+    try:
+        device = resolve_device(o.platform)
+        precision = o.precision or default_precision(device)
+        resolve_precision(device, precision, o.amp)
+        check_output_dir(o.output_dir)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            from harness.stream import model_choice
+
+            loaded = load_model(model_choice(o))
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
+        check_frame_count(loaded.variant, o.interpolation)
+    except (PlatformError, EngineError, CheckpointError, UpstreamError) as e:
+        raise UsageError(str(e)) from None
+    names, info = (None, None) if o.dummy else open_quality_data(o)
+    if names is not None:
+        o = _with(o, data=Path(info["root"]))
+    return Setup(o, device, precision, loaded, names, info)
+
+
+def _with(o: Options, **changes) -> Options:
+    from dataclasses import replace
+
+    return replace(o, **changes)
+
+
+def check_output_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"--output-dir {path} cannot be written ({e.strerror}); choose another folder") from None
+
+
+def open_quality_data(o: Options) -> tuple[list[str], dict]:
+    import dataset
+
+    try:
+        if o.data is None:
+            dataset.ensure_builtin()
+        root = o.data if o.data is not None else dataset.default_quality_set()
+        tset = dataset.open_quality_set(root, limit=o.num_inputs, skip_bad=o.skip_bad)
+    except dataset.DatasetError as e:
+        raise UsageError(str(e)) from None
+    if o.data is None:
+        print(f"note: no --data given: quality mode on the built-in set {root}", file=sys.stderr)
+    h, w = tset.size
+    return list(tset.names), {"root": str(root), "layout": tset.layout, "triplets": len(tset), "height": h,
+                              "width": w, "content_hash": tset.content_hash, "bad": list(tset.bad)}
+
+
+def print_config(s: Setup) -> None:
+    o, lm = s.options, s.loaded
+    rows = [
+        ("mode", o.mode + (f" on {s.data_info['root']} ({s.data_info['triplets']} triplets)" if s.data_info else "")),
+        ("platform", f"{o.platform} -> {s.device.type}"),
+        ("model", f"{lm.variant.name} ({lm.impl} implementation), weights {lm.weights_label}"),
+        ("precision", s.precision + (" (autocast)" if o.amp else "")),
+        ("streams x batch", f"{o.streams} x {o.batch_size}"),
+        ("frames per pair", o.interpolation),
+        ("warm-up pairs", o.warmup),
+        ("inputs", f"{o.num_inputs} pairs" + (f", pool {o.input_pool}, transfers {'on' if o.transfers else 'off'}"
+                                              if o.dummy else "")),
+        ("size", f"{o.data_width}x{o.data_height}" if o.dummy else f"{s.data_info['width']}x{s.data_info['height']}"),
+        ("output", o.output_dir),
+    ]
+    print("RIFE benchmark configuration:")
+    for key, value in rows:
+        print(f"  {key:16} {value}")
+    sys.stdout.flush()
+
+
+class Run:
+    """Starts the streams, watches them, handles signals, writes the combined results."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.s, self.o = setup, setup.options
+        self.ctx = mp.get_context("spawn")
+        self.signal_received: int | None = None
+
+    def execute(self) -> int:
+        from harness.results import run_document, write_json, write_run
+
+        n = self.o.streams
+        start_barrier, end_barrier = self.ctx.Barrier(n), self.ctx.Barrier(n)
+        stop = self.ctx.Event()
+        procs = self._spawn(start_barrier, end_barrier, stop)
+        previous = {sig: signal.signal(sig, self._on_signal(stop, start_barrier, end_barrier)) for sig in SIGNAL_EXIT}
+        try:
+            self._watch(procs, start_barrier, end_barrier)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        records = [self._record_of(i, p) for i, p in enumerate(procs, 1)]
+        config = self._config()
+        interrupted = self.signal_received is not None
+        for r in records:
+            write_json(self._stream_path(r["stream"]), run_document(config, [r], self.o.min_pass_pct, interrupted))
+        doc = run_document(config, records, self.o.min_pass_pct, interrupted)
+        write_run(self.o.output_dir, doc)
+        self._write_index(records)
+        print_summary(doc, self.o.output_dir)
+        if interrupted:
+            return SIGNAL_EXIT[self.signal_received]
+        return 0 if doc["results"]["status"] == "passed" else 1
+
+    def _stream_path(self, index: int) -> Path:
+        return self.o.output_dir / f"results_{index}.json"
+
+    def _spawn(self, start_barrier, end_barrier, stop) -> list:
+        from harness.stream import StreamPlan, run_stream
+
+        n = self.o.streams
+        threads = max(1, (os.cpu_count() or 1) // n)
+        procs = []
+        for i in range(1, n + 1):
+            share = () if self.s.quality_names is None else tuple(stream_share(len(self.s.quality_names), i - 1, n))
+            plan = StreamPlan(i, n, self.o, str(self.s.device), self.s.precision, threads, share)
+            path = self._stream_path(i)
+            path.unlink(missing_ok=True)
+            p = self.ctx.Process(target=run_stream, args=(plan, start_barrier, end_barrier, stop, str(path)),
+                                 name=f"stream-{i}")
+            p.start()
+            procs.append(p)
+        return procs
+
+    def _on_signal(self, stop, *barriers):
+        def handler(signum, _frame):
+            if self.signal_received is None:
+                print(f"\n{signal.Signals(signum).name}: stopping all streams and writing what was measured",
+                      file=sys.stderr, flush=True)
+            self.signal_received = signum
+            stop.set()
+            for b in barriers:
+                b.abort()
+        return handler
+
+    def _watch(self, procs: list, *barriers) -> None:
+        reported: set[int] = set()
+        while any(p.is_alive() for p in procs):
+            for i, p in enumerate(procs, 1):
+                if p.exitcode not in (None, 0) and i not in reported:
+                    reported.add(i)
+                    for b in barriers:  # the others must not wait for it
+                        b.abort()
+            time.sleep(0.05)
+
+    def _record_of(self, index: int, proc) -> dict:
+        import json
+
+        path = self._stream_path(index)
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            how = (f"killed by signal {-proc.exitcode} ({signal.Signals(-proc.exitcode).name})"
+                   if proc.exitcode and proc.exitcode < 0 else f"exited with code {proc.exitcode}")
+            record = {"stream": index, "status": "failed", "error": f"stream {index} died: {how}, before writing results"}
+            print(f"error: {record['error']}", file=sys.stderr, flush=True)
+        return record
+
+    def _config(self) -> dict:
+        import torch
+
+        from harness.device import device_name
+        from harness.results import DTYPE_NAMES, VERSION, system_info
+
+        o, lm, info = self.o, self.s.loaded, self.s.data_info
+        dev_name = device_name(self.s.device)
+        dataset_cfg = ({"channels": 3, "height": info["height"], "width": info["width"], **info} if info else
+                       {"channels": o.data_channels, "height": o.data_height, "width": o.data_width})
+        return {
+            "metadata": {"name": "rife-bench", "version": VERSION},
+            "workload": {
+                "type": "inference", "name": "RIFE",
+                "model": {
+                    "name": "RIFE", "link": "https://github.com/megvii-research/ECCV2022-RIFE",
+                    "streams": o.streams, "precision": DTYPE_NAMES[self.s.precision], "batch-size": o.batch_size,
+                    "device": self.s.device.type, "device_name": dev_name, "amp": o.amp, "jit": False,
+                    "dummy": o.dummy, "framework": f"PyTorch {torch.__version__}",
+                    "variant": lm.variant.name, "implementation": lm.impl, "execution": "eager",
+                    "weights": lm.weights_label, "weights_sha256": lm.weights_sha256,
+                    "padding": {"multiple": lm.variant.pad_multiple, "where": "zeros, right and bottom"},
+                    "interpolation": o.interpolation, "input_pool": o.input_pool if o.dummy else None,
+                    "transfers": o.transfers if o.dummy else True, "ipex": o.ipex if self.s.device.type == "xpu" else None,
+                },
+                "dataset": dataset_cfg,
+            },
+            "system": system_info(dev_name),
+            "command_line": [sys.executable, *sys.argv],
+            "seed": o.seed,
+            "options": o.as_dict(),
+        }
+
+    def _write_index(self, records: list[dict]) -> None:
+        sheets = [s for r in records for s in r.get("sheets", [])]
+        if sheets:
+            from harness.pictures import write_index_html
+
+            rel = [{**s, "sheet": os.path.relpath(s["sheet"], self.o.output_dir)} for s in sheets]
+            write_index_html(self.o.output_dir, rel)
+
+
+def stream_share(n_items: int, stream: int, streams: int) -> list[int]:
+    import dataset
+
+    return dataset.stream_share(n_items, stream, streams)
+
+
+def print_summary(doc: dict, out_dir: Path) -> None:
+    r = doc["results"]
+    m = r["metrics"]
+    fps = m["throughput"]["avg"] or 0.0
+    print("\nRIFE benchmark results:")
+    print(f"  throughput       {fps:.2f} frames/s (sum over streams)")
+    if m["latency"]["avg"] is not None:
+        print(f"  latency          {m['latency']['avg']:.2f} ms per frame (wall time / frames)")
+    p = {k: m[f"latency-per-call-{k}"]["avg"] for k in ("p50", "p90", "p99", "max")}
+    if p["p50"] is not None:
+        print("  per-call latency " + ", ".join(f"{k} {v:.2f} ms" for k, v in p.items()))
+    q = doc["quality_data"]
+    if q.get("test_count"):
+        print(f"  quality          {q['test_pass']}/{q['test_count']} frames >= threshold ({q['test_pass_pct']:.2f}%), "
+              f"PSNR mean {q['psnr_mean_db']:.3f} dB, min {q['psnr_min_db']:.3f} dB, SSIM mean {q['ssim_mean']:.4f}")
+    overlap = r["overlap"]
+    if len(doc["streams"]) > 1 and overlap["fraction"] is not None:
+        print(f"  streams overlap  {overlap['seconds']:.2f} s ({100 * overlap['fraction']:.1f}% of the run)")
+    print(f"  status           {r['status']} ({r['validity']})")
+    for reason in r["invalid_reasons"]:
+        print(f"    - {reason}")
+    print(f"  results          {out_dir}/results.json, results.yaml, output.log")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Metrics: PSNR and SSIM of interpolated frames (computed on the device), latency statistics.
+
+PSNR follows upstream RIFE's benchmarks, not the reference sample: the prediction is
+rounded to 8 bits first, and the mean squared error is taken in float64 over all RGB
+values in [0, 1]. The reference computed it in the run's precision (fp16/bf16) without
+rounding, which is not comparable with published figures.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+import torch
+from pytorch_msssim import ssim as _ssim
+from torch import Tensor
+
+
+def to_uint8_levels(pred: Tensor) -> Tensor:
+    """Round a [0, 1] prediction to the 256 levels an 8-bit frame can hold (as float64 in [0, 1])."""
+    return (pred.double().clamp(0, 1) * 255.0).round() / 255.0
+
+
+def psnr(pred: Tensor, truth_u8: Tensor) -> Tensor:
+    """Per-sample PSNR (dB), float64: ``pred`` float (N,3,H,W) in [0, 1], ``truth_u8`` uint8 (N,3,H,W)."""
+    mse = (to_uint8_levels(pred) - truth_u8.double() / 255.0).pow(2).mean(dim=(1, 2, 3))
+    return -10.0 * torch.log10(mse.clamp_min(1e-20))
+
+
+def ssim(pred: Tensor, truth_u8: Tensor) -> Tensor:
+    """Per-sample SSIM (pytorch-msssim, Gaussian window 11, sigma 1.5) on the rounded prediction."""
+    return _ssim(to_uint8_levels(pred).float(), truth_u8.float() / 255.0, data_range=1.0, size_average=False).double()
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default) of already sorted values."""
+    if not sorted_values:
+        return math.nan
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
+    """Per-frame latency distribution in ms: mean, stdev, min, p50, p90, p99, max."""
+    values = sorted(latencies_ms)
+    if not values:
+        return {}
+    return {
+        "count": len(values),
+        "mean": statistics.fmean(values),
+        "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": values[0],
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": values[-1],
+    }
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """avg / min / max / stdev across streams, as the reference's results.json holds each metric."""
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    if not finite:
+        return {"avg": None, "min": None, "max": None, "stdev": None}
+    return {
+        "avg": statistics.fmean(finite),
+        "min": min(finite),
+        "max": max(finite),
+        "stdev": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+    }
