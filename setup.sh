@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# setup.sh: makes this folder ready to run on a fresh machine.
+#   - numactl through apt, only when run as root with apt-get present (never fails because of it);
+#   - a virtual environment .venv; an installed torch is kept (the venv sees system packages),
+#     otherwise TORCH_SPEC is installed first (default torch==2.13.0), never an unpinned torch;
+#   - pip install -r requirements.txt.
+set -eu
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+VENV="$HERE/.venv"
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! command -v numactl >/dev/null 2>&1; then
+  echo "setup: installing numactl with apt-get"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq numactl; } >/dev/null 2>&1 \
+    || echo "setup: note: numactl could not be installed; runs go without CPU binding"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  "$PYTHON" -m venv --system-site-packages "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+if "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  echo "setup: keeping the installed torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
+else
+  echo "setup: installing $TORCH_SPEC"
+  "${PIP[@]}" install "$TORCH_SPEC"
+fi
+echo "setup: installing requirements.txt"
+"${PIP[@]}" install -r "$HERE/requirements.txt"
+echo "setup: ready ($VENV)"
