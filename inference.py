@@ -63,14 +63,14 @@ def prepare(o: Options) -> Setup:
             from harness.stream import model_choice
 
             loaded = load_model(model_choice(o))
-        for w in caught:
-            print(f"warning: {w.message}", file=sys.stderr)
         check_frame_count(loaded.variant, o.interpolation)
     except (PlatformError, EngineError, CheckpointError, UpstreamError) as e:
         raise UsageError(str(e)) from None
     names, info = (None, None) if o.dummy else open_quality_data(o)
     if names is not None:
         o = _with(o, data=Path(info["root"]))
+    for w in caught:  # only once every check has passed
+        print(f"warning: {w.message}", file=sys.stderr)
     return Setup(o, device, precision, loaded, names, info)
 
 
@@ -145,7 +145,7 @@ class Run:
         procs = self._spawn(start_barrier, end_barrier, stop)
         previous = {sig: signal.signal(sig, self._on_signal(stop, start_barrier, end_barrier)) for sig in SIGNAL_EXIT}
         try:
-            self._watch(procs, start_barrier, end_barrier)
+            self._watch(procs, stop, start_barrier, end_barrier)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -193,14 +193,13 @@ class Run:
                 b.abort()
         return handler
 
-    def _watch(self, procs: list, *barriers) -> None:
-        reported: set[int] = set()
+    def _watch(self, procs: list, stop, *barriers) -> None:
+        """When a stream dies, the others stop too (keeping what they measured): the run has failed."""
         while any(p.is_alive() for p in procs):
-            for i, p in enumerate(procs, 1):
-                if p.exitcode not in (None, 0) and i not in reported:
-                    reported.add(i)
-                    for b in barriers:  # the others must not wait for it
-                        b.abort()
+            if any(p.exitcode not in (None, 0) for p in procs) and not stop.is_set():
+                stop.set()
+                for b in barriers:  # nobody may wait for the dead one
+                    b.abort()
             time.sleep(0.05)
 
     def _record_of(self, index: int, proc) -> dict:

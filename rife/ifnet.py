@@ -23,18 +23,21 @@ def resize(x: Tensor, factor: float) -> Tensor:
 
 
 class Warper:
-    """Backward warp with the base sampling grid cached per (device, dtype, shape)."""
+    """Backward warp with the base sampling grid cached per (device, dtype, shape).
+
+    The grid has the image's dtype: under autocast the images stay fp32, so the grid
+    arithmetic does too (a bf16 grid is too coarse to address pixels of a large frame)."""
 
     def __init__(self) -> None:
         self._grids: dict[tuple, Tensor] = {}
 
-    def base_grid(self, flow: Tensor) -> Tensor:
+    def base_grid(self, flow: Tensor, dtype: torch.dtype) -> Tensor:
         n, _, h, w = flow.shape
-        key = (flow.device, flow.dtype, n, h, w)
+        key = (flow.device, dtype, n, h, w)
         grid = self._grids.get(key)
         if grid is None:
-            xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=flow.dtype).view(1, 1, 1, w).expand(n, 1, h, w)
-            ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=flow.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
+            xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=dtype).view(1, 1, 1, w).expand(n, 1, h, w)
+            ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=dtype).view(1, 1, h, 1).expand(n, 1, h, w)
             grid = torch.cat([xs, ys], 1)
             self._grids[key] = grid
         return grid
@@ -42,7 +45,7 @@ class Warper:
     def __call__(self, img: Tensor, flow: Tensor) -> Tensor:
         h, w = img.shape[2], img.shape[3]
         normalised = torch.cat([flow[:, 0:1] / ((w - 1.0) / 2.0), flow[:, 1:2] / ((h - 1.0) / 2.0)], 1)
-        grid = (self.base_grid(flow) + normalised).permute(0, 2, 3, 1)
+        grid = (self.base_grid(flow, img.dtype) + normalised).permute(0, 2, 3, 1)
         return F.grid_sample(img, grid.to(img.dtype), mode="bilinear", padding_mode="border", align_corners=True)
 
 

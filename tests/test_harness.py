@@ -1,0 +1,209 @@
+"""The harness end to end: run_model.sh, options, streams, timing rules, result files, faults."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import arguments
+from harness.results import run_document, yaml_text
+from harness.timing import StopRule, stop_rule
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = {"PLATFORM": "CPU", "DATA_HEIGHT": "64", "DATA_WIDTH": "96", "WARMUP": "1", "GET_MODEL": "no"}
+
+
+def run_model(args: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **SMALL, **(env or {})}
+    return subprocess.run([str(ROOT / "run_model.sh"), *args], env=full_env, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def inference(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "inference.py"), *args], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_dummy_two_streams_writes_every_file(tmp_path):
+    out = tmp_path / "out"
+    result = run_model(["--dummy", "--streams", "2", "--num-inputs", "3", "--output-dir", str(out)],
+                       env={"GET_MODEL": "yes"})
+    assert result.returncode == 0, result.stderr + result.stdout
+    for name in ("output.log", "results.json", "results_1.json", "results_2.json", "results.yaml"):
+        assert (out / name).is_file(), name
+    log = (out / "output.log").read_text()
+    assert "RIFE benchmark results" in log and "platform         cpu -> cpu" in log
+    doc = load(out / "results.json")
+    model = doc["config"]["workload"]["model"]
+    assert model["streams"] == 2 and model["precision"] == "float32" and model["batch-size"] == 1
+    assert model["weights"] in ("random-init", str(ROOT / "train_log/flownet.pkl"))
+    assert doc["config"]["workload"]["dataset"] == {"channels": 3, "height": 64, "width": 96}
+    m = doc["results"]["metrics"]
+    per_stream = [load(out / f"results_{i}.json")["results"]["metrics"]["throughput"]["avg"] for i in (1, 2)]
+    assert m["throughput"]["avg"] == pytest.approx(sum(per_stream))
+    assert all(v > 0 for v in per_stream)
+    assert m["latency"]["avg"] > 0 and m["latency-per-call-p99"]["avg"] >= m["latency-per-call-p50"]["avg"] > 0
+    assert m["total-images-tested"]["avg"] == 6
+    assert doc["results"]["status"] == "passed" and doc["results"]["validity"] == "valid"
+    assert doc["results"]["overlap"]["seconds"] > 0
+    assert m["accuracy"]["applicable"] is False
+    assert (out / "results.yaml").read_text().startswith("results:\n - key: throughput\n   value: ")
+
+
+def test_reference_command_lines_work_unchanged(tmp_path):
+    """As the reference README writes them: variables only."""
+    env = {"DUMMY": "yes", "OUTPUT_DIR": str(tmp_path / "ref"), "NUM_INPUTS": "2", "STREAMS": "1",
+           "PRECISION": "fp32", "ASYNC": "1", "SAVE_IMAGES": "no", "IPEX": "no"}
+    result = run_model([], env=env)
+    assert result.returncode == 0, result.stderr + result.stdout
+    doc = load(tmp_path / "ref" / "results.json")
+    assert doc["config"]["workload"]["model"]["dummy"] is True
+    assert doc["results"]["metrics"]["total-images-tested"]["avg"] == 2
+
+
+def test_flag_wins_over_variable_and_variable_over_default():
+    o = arguments.parse(["--streams", "3"], {"STREAMS": "2", "NUM_INPUTS": "7", "SAVEIMAGES": "yes"})
+    assert (o.streams, o.num_inputs, o.saveimages, o.batch_size) == (3, 7, True, 1)
+    assert arguments.parse([], {"SAVE_IMAGES": "yes"}).saveimages
+    assert arguments.parse(["--psnr-threshold", "30.5"], {"MIN_PSNR_DB": "20"}).psnr_threshold == 30.5
+    assert arguments.parse([], {"MIN_PASS_PCT": "97.5"}).min_pass_pct == 97.5
+    assert arguments.parse([], {}).platform == "auto"
+
+
+@pytest.mark.parametrize("args,env,needle", [
+    (["--streams", "0"], {}, "--streams '0' is not valid: expected an integer >= 1"),
+    ([], {"NUM_INPUTS": "many"}, "NUM_INPUTS='many' (--num-inputs) is not valid"),
+    (["--precision", "fp8"], {}, "expected one of fp16, bf16, fp32"),
+    (["--platform", "tpu"], {}, "expected Flex, Max, XPU, CUDA, CPU or auto"),
+    (["--psnr-threshold", "high"], {}, "--psnr-threshold 'high' is not valid"),
+    (["--dummy", "--data", "x"], {}, "--dummy and --data exclude each other"),
+    (["--data", "/no/such/folder"], {}, "--data /no/such/folder: no such file or folder"),
+    (["--dummy", "--platform", "CPU", "--precision", "fp16"], {}, "fp16 is refused on the CPU"),
+    (["--dummy", "--platform", "CUDA"], {}, "no CUDA GPU is visible"),
+    (["--dummy", "--interpolation", "2", "--platform", "CPU", "--arch", "paper"], {}, "--interpolation 2 is not possible"),
+    (["--dummy", "--pretrained-weights", "/no/such.pkl"], {}, "weights file /no/such.pkl does not exist"),
+    (["--dummy", "--min-test-duration", "5", "--max-test-duration", "1"], {}, "above --max-test-duration"),
+    (["--dummy", "--output-dir", "/proc/forbidden"], {}, "cannot be written"),
+    ([], {"DUMMY": "perhaps"}, "DUMMY='perhaps' (--dummy) is not valid: expected yes or no"),
+])
+def test_validation_errors_are_one_line_exit_2(args, env, needle):
+    result = inference(args, env={"PLATFORM": "CPU", **env} if "--platform" not in args else env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_combined_results_arithmetic():
+    def record(i, fps, wall, p50, window, acc=None):
+        r = {"stream": i, "status": "completed", "error": None, "pairs": 10, "frames": 10, "calls": 10,
+             "throughput_fps": fps, "latency_wall_ms": wall, "window": window, "shortfalls": [],
+             "latency_ms": {"p50": p50, "p90": p50, "p99": p50, "max": p50, "mean": p50}, "warmup": {"calls": 2}}
+        return r
+
+    doc = run_document({}, [record(1, 10.0, 100.0, 90.0, [0.0, 1.0]), record(2, 30.0, 33.0, 30.0, [0.5, 1.5])],
+                       95.0, False)
+    m = doc["results"]["metrics"]
+    assert m["throughput"]["avg"] == 40.0 and m["throughput"]["min"] == 10.0 and m["throughput"]["max"] == 30.0
+    assert m["latency"]["avg"] == pytest.approx(66.5) and m["latency"]["stdev"] == pytest.approx(47.376, abs=1e-3)
+    assert m["latency-per-call-p50"]["avg"] == 60.0
+    assert doc["results"]["overlap"] == {"seconds": 0.5, "fraction": pytest.approx(1 / 3)}
+    assert "value: 40.0" in yaml_text(doc) and "unit: percents" in yaml_text(doc)
+
+
+def test_stop_rules():
+    exact = stop_rule(5, None, None)
+    assert not exact.should_stop(4, 100.0) and exact.should_stop(5, 0.0)
+    at_least = stop_rule(5, 2.0, None)  # both minimums must be met
+    assert not at_least.should_stop(100, 1.0) and not at_least.should_stop(4, 3.0) and at_least.should_stop(5, 2.0)
+    capped = stop_rule(5, 2.0, 3.0)
+    assert capped.should_stop(1, 3.0)
+    assert capped.shortfalls(1, 3.0) == ["ran 1 frame pairs, fewer than the minimum 5"]
+    assert stop_rule(5, None, 0.5).should_stop(2, 0.5)
+    assert StopRule(1, math.inf).shortfalls(1, 0.0) == []
+
+
+def test_min_duration_is_honoured(tmp_path):
+    out = tmp_path / "dur"
+    result = run_model(["--dummy", "--num-inputs", "1", "--min-test-duration", "1.5", "--output-dir", str(out)])
+    assert result.returncode == 0, result.stderr
+    stream = load(out / "results.json")["streams"][0]
+    assert stream["elapsed_s"] >= 1.5 and stream["pairs"] > 1
+
+
+def test_max_duration_before_min_count_is_invalid(tmp_path):
+    out = tmp_path / "cap"
+    result = run_model(["--dummy", "--num-inputs", "100000", "--max-test-duration", "0.5", "--output-dir", str(out)])
+    assert result.returncode == 1
+    doc = load(out / "results.json")
+    assert doc["results"]["validity"] == "invalid"
+    assert "fewer than the minimum 100000" in " ".join(doc["results"]["invalid_reasons"])
+    assert doc["results"]["metrics"]["throughput"]["avg"] > 0
+
+
+def _start_long_run(out: Path, streams: int) -> subprocess.Popen:
+    env = {**os.environ, **SMALL, "OUTPUT_DIR": str(out)}
+    return subprocess.Popen([sys.executable, str(ROOT / "inference.py"), "--dummy", "--streams", str(streams),
+                             "--num-inputs", "100000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=ROOT)
+
+
+def _wait_for_progress(proc: subprocess.Popen, marker: str, timeout: float = 120) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen += line
+        if marker in line:
+            return seen
+    raise AssertionError(f"no {marker!r} in output:\n{seen}")
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_run_keeps_complete_results(tmp_path, sig, code):
+    proc = _start_long_run(tmp_path, 2)
+    _wait_for_progress(proc, "pairs/s")
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == code, rest
+    doc = load(tmp_path / "results.json")
+    assert doc["results"]["status"] == "interrupted"
+    assert "interrupted before the end" in doc["results"]["invalid_reasons"]
+    assert doc["results"]["metrics"]["throughput"]["avg"] > 0
+    for i in (1, 2):
+        assert load(tmp_path / f"results_{i}.json")["streams"][0]["status"] == "interrupted"
+    assert "Traceback" not in rest
+
+
+def test_killed_stream_is_named_and_run_fails(tmp_path):
+    proc = _start_long_run(tmp_path, 2)
+    _wait_for_progress(proc, "pairs/s")
+    cmdlines = {p: Path(f"/proc/{p}/cmdline").read_text() for p in _children(proc.pid)}
+    victims = [p for p, cmd in cmdlines.items() if "spawn_main" in cmd]
+    assert len(victims) == 2, cmdlines
+    os.kill(victims[0], signal.SIGKILL)
+    rest, _ = proc.communicate(timeout=120)  # the survivor is stopped and keeps what it measured
+    assert proc.returncode == 1, rest
+    assert "died: killed by signal 9 (SIGKILL)" in rest
+    doc = load(tmp_path / "results.json")
+    statuses = sorted(s["status"] for s in doc["streams"])
+    assert statuses == ["failed", "interrupted"]
+    survivor = next(s for s in doc["streams"] if s["status"] == "interrupted")
+    assert survivor["pairs"] > 0 and survivor["throughput_fps"] > 0

@@ -1,0 +1,260 @@
+"""The model layer: checkpoints, safe loading, equality with upstream, published figures, precision, sizes."""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+
+import metrics
+from rife.assets import v4_upstream_dir
+from rife.checkpoint import CheckpointError, read_state_dict
+from rife.engine import Engine, EngineError, resolve_precision
+from rife.ifnet import IFNet
+from rife.loader import ModelChoice, load_model
+from rife.variants import VARIANTS, get_variant
+
+CPU = torch.device("cpu")
+
+
+def upstream_layout_checkpoint(variant_name: str, path: Path, seed: int = 0) -> Path:
+    """Random weights saved as upstream saves them: ``module.`` prefix, teacher and unused nets included."""
+    variant = get_variant(variant_name)
+    torch.manual_seed(seed)
+    net = IFNet(variant)
+    state = OrderedDict((f"module.{k}", v) for k, v in net.state_dict().items())
+    teacher = IFNet(VARIANTS["paper"]).block0.__class__(variant.teacher_in_channels, variant.block_widths[-1])
+    state.update((f"module.block_tea.{k}", v) for k, v in teacher.state_dict().items())
+    if not variant.refine_unet:
+        paper = IFNet(VARIANTS["paper"])
+        state.update((f"module.{k}", v) for k, v in paper.state_dict().items() if k.startswith(("contextnet.", "unet.")))
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("arch", ["paper", "v4.0"])
+def test_upstream_layout_loads_strictly_and_is_detected(tmp_path, arch):
+    path = upstream_layout_checkpoint(arch, tmp_path / "flownet.pkl")
+    loaded = load_model(ModelChoice(weights=path))
+    assert loaded.variant.name == arch
+    state = read_state_dict(path)
+    for k, v in loaded.net.state_dict().items():
+        assert torch.equal(v, state[k])
+    assert len(loaded.weights_sha256) == 64
+
+
+def test_v4_real_checkpoint_facts(v4_weights):
+    state = read_state_dict(v4_weights)
+    assert len(state) == 222
+    assert sum(v.numel() for v in state.values()) == 8_738_588
+    assert state["block0.conv0.0.0.weight"].shape == (96, 7, 3, 3)
+    assert load_model(ModelChoice(weights=v4_weights)).variant.name == "v4.0"
+
+
+def test_arch_mismatch_says_what_the_file_holds(tmp_path):
+    path = upstream_layout_checkpoint("v4.0", tmp_path / "v4.pkl")
+    with pytest.raises(CheckpointError, match=r"holds a 'v4.0' checkpoint but --arch paper"):
+        load_model(ModelChoice(arch="paper", weights=path))
+
+
+def test_missing_unexpected_and_misshaped_keys_are_named(tmp_path):
+    state = torch.load(upstream_layout_checkpoint("paper", tmp_path / "a.pkl"), weights_only=True)
+    del state["module.block1.lastconv.bias"]
+    state["module.block2.extra.weight"] = torch.zeros(3)
+    state["module.unet.conv.weight"] = torch.zeros(3, 16, 5, 5)
+    torch.save(state, tmp_path / "bad.pkl")
+    with pytest.raises(CheckpointError) as err:
+        load_model(ModelChoice(weights=tmp_path / "bad.pkl"))
+    text = str(err.value)
+    assert "1 missing keys: block1.lastconv.bias" in text
+    assert "1 unexpected keys: block2.extra.weight" in text
+    assert "unet.conv.weight (3, 16, 5, 5) (expected (3, 16, 3, 3))" in text
+
+
+class _Payload:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    good = upstream_layout_checkpoint("paper", tmp_path / "good.pkl")
+    truncated = tmp_path / "truncated.pkl"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    empty = tmp_path / "empty.pkl"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.pkl"
+    text.write_text("not a checkpoint\n")
+    not_dict = tmp_path / "list.pkl"
+    torch.save([1, 2, 3], not_dict)
+    return {
+        "missing": (tmp_path / "nope.pkl", "does not exist"),
+        "directory": (tmp_path, "is a directory"),
+        "empty": (empty, "is empty"),
+        "truncated": (truncated, "not a readable PyTorch checkpoint"),
+        "text": (text, "not a readable PyTorch checkpoint|refused by the safe loader"),
+        "not a state dict": (not_dict, "not a state dict of tensors"),
+    }
+
+
+def test_each_bad_file_gets_one_clear_error(tmp_path):
+    for case, (path, message) in _bad_files(tmp_path).items():
+        with pytest.raises(CheckpointError, match=message) as err:
+            read_state_dict(path)
+        assert "\n" not in str(err.value), case
+
+
+@pytest.mark.parametrize("container", ["torch.save", "raw pickle"])
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path, container):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pkl"
+    payload = {"module.block0.conv0.0.0.weight": torch.zeros(1), "x": _Payload(str(marker))}
+    if container == "torch.save":
+        torch.save(payload, evil)
+    else:
+        evil.write_bytes(pickle.dumps(payload))
+    with pytest.raises(CheckpointError, match="refused by the safe loader|not a readable"):
+        read_state_dict(evil)
+    assert not marker.exists()
+
+
+def _triplet_psnr(engine: Engine, frames: list[torch.Tensor], i: int, t: float = 0.5) -> tuple[torch.Tensor, float]:
+    h, w = frames[i].shape[-2:]
+    img0, img1 = engine.to_model_input(frames[i]), engine.to_model_input(frames[i + 2])
+    if t == 0.5:
+        out = engine.interpolate(img0, img1, 1, (h, w))[0]
+    else:
+        with torch.inference_mode():
+            out = engine.net(img0, img1, t)[:, :, :h, :w]
+    return out, float(metrics.psnr(out.float(), frames[i + 1])[0])
+
+
+@pytest.fixture(scope="module")
+def v4_engines(v4_weights):
+    fp32 = resolve_precision(CPU, "fp32", False)
+    ours = load_model(ModelChoice(weights=v4_weights))
+    upstream = load_model(ModelChoice(weights=v4_weights, impl="upstream"))
+    return Engine(ours.net, ours.variant, CPU, fp32), Engine(upstream.net, upstream.variant, CPU, fp32)
+
+
+@pytest.mark.parametrize("clip,i,t", [("bunny", 0, 0.5), ("bikes", 28, 0.5), ("bunny", 4, 0.25)])
+def test_v4_equals_upstream_on_real_frames(v4_engines, bunny_frames, bikes_frames, clip, i, t):
+    """i = 28 of bikes.mp4 triggers the large-motion retry."""
+    frames = bunny_frames if clip == "bunny" else bikes_frames
+    ours, upstream = v4_engines
+    a, _ = _triplet_psnr(ours, frames, i, t)
+    b, _ = _triplet_psnr(upstream, frames, i, t)
+    assert (a - b).abs().max().item() <= 1e-4
+
+
+def test_retry_triplet_really_retries(v4_engines, bikes_frames):
+    net = v4_engines[0].net
+    calls = []
+    original = net._estimate
+
+    def spy(*args, **kwargs):
+        state, wants = original(*args, **kwargs)
+        calls.append(None if wants is None else bool(wants.any()))
+        return state, wants
+
+    net._estimate = spy
+    try:
+        _triplet_psnr(v4_engines[0], bikes_frames, 28)
+    finally:
+        del net._estimate
+    assert calls == [True, None]  # the retry was wanted, and the doubled-scale pass ran
+
+
+@pytest.mark.parametrize("clip,expected", [("bunny", 34.684), ("bikes", 40.047)])
+def test_published_psnr_first_ten_triplets(v4_engines, bunny_frames, bikes_frames, clip, expected):
+    frames = bunny_frames if clip == "bunny" else bikes_frames
+    scores = [_triplet_psnr(v4_engines[0], frames, i)[1] for i in range(0, 19, 2)]
+    assert abs(sum(scores) / len(scores) - expected) <= 0.01
+    if clip == "bunny":
+        assert abs(scores[0] - 33.977) < 1e-3 and abs(scores[3] - 29.941) < 1e-3
+
+
+def test_cpu_fp16_is_refused_with_one_line():
+    with pytest.raises(EngineError, match="fp16 is refused on the CPU") as err:
+        resolve_precision(CPU, "fp16", False)
+    assert "\n" not in str(err.value)
+
+
+def test_cpu_bf16_is_mixed_precision_and_keeps_the_frames(v4_weights, bunny_frames):
+    bf16 = resolve_precision(CPU, "bf16", False)
+    assert bf16.autocast and bf16.input_dtype == torch.float32
+    loaded = load_model(ModelChoice(weights=v4_weights))
+    fp32_engine = Engine(loaded.net, loaded.variant, CPU, resolve_precision(CPU, "fp32", False))
+    ref = [_triplet_psnr(fp32_engine, bunny_frames, i)[0] for i in (0, 6)]
+    bf16_engine = Engine(load_model(ModelChoice(weights=v4_weights)).net, loaded.variant, CPU, bf16)
+    out = [_triplet_psnr(bf16_engine, bunny_frames, i)[0] for i in (0, 6)]
+    for a, b in zip(out, ref, strict=True):
+        mse = (a.double() - b.double()).pow(2).mean().item()
+        assert -10 * math.log10(mse) >= 50.0
+
+
+@pytest.mark.parametrize("arch", ["paper", "v4.0"])
+def test_odd_sizes_are_padded_and_cropped(tmp_path, arch):
+    loaded = load_model(ModelChoice(weights=upstream_layout_checkpoint(arch, tmp_path / "w.pkl")))
+    engine = Engine(loaded.net, loaded.variant, CPU, resolve_precision(CPU, "fp32", False))
+    assert engine.padded_size(250, 333) == ((256, 352) if arch == "paper" else (256, 384))
+    frames = torch.randint(0, 256, (2, 1, 3, 250, 333), dtype=torch.uint8)
+    img0, img1 = engine.to_model_input(frames[0]), engine.to_model_input(frames[1])
+    assert img0[..., 250:, :].abs().sum() == 0 and img0[..., :, 333:].abs().sum() == 0
+    out = engine.interpolate(img0, img1, 3, (250, 333))
+    assert len(out) == 3 and all(o.shape == (1, 3, 250, 333) for o in out)
+    assert all(torch.isfinite(o).all() and 0 <= o.min() and o.max() <= 1 for o in out)
+
+
+def test_paper_refuses_frame_counts_it_cannot_make(tmp_path):
+    loaded = load_model(ModelChoice(weights=upstream_layout_checkpoint("paper", tmp_path / "w.pkl")))
+    engine = Engine(loaded.net, loaded.variant, CPU, resolve_precision(CPU, "fp32", False))
+    x = torch.rand(1, 3, 64, 64)
+    with pytest.raises(EngineError, match=r"--interpolation 2 is not possible .* 1, 3, 7"):
+        engine.interpolate(x, x, 2, (64, 64))
+
+
+def test_paper_three_frames_are_recursive_midpoints(tmp_path):
+    loaded = load_model(ModelChoice(weights=upstream_layout_checkpoint("paper", tmp_path / "w.pkl")))
+    engine = Engine(loaded.net, loaded.variant, CPU, resolve_precision(CPU, "fp32", False))
+    a, b = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+    frames = engine.interpolate(a, b, 3, (64, 96))
+    with torch.inference_mode():
+        mid = engine.net(a, b)
+        assert torch.equal(frames[1], mid)
+        assert torch.equal(frames[0], engine.net(a, mid))
+        assert torch.equal(frames[2], engine.net(mid, b))
+
+
+def test_v4_timesteps_are_k_over_n_plus_1(v4_engines, bunny_frames):
+    engine = v4_engines[0]
+    small = [f[..., :128, :192] for f in bunny_frames[:3]]
+    img0, img1 = engine.to_model_input(small[0]), engine.to_model_input(small[2])
+    frames = engine.interpolate(img0, img1, 3, (128, 192))
+    with torch.inference_mode():
+        for k, f in enumerate(frames, 1):
+            assert torch.equal(f, engine.net(img0, img1, k / 4)[:, :, :128, :192])
+
+
+def test_random_init_only_for_performance_mode(tmp_path, monkeypatch):
+    monkeypatch.setattr("rife.loader.default_weights", lambda arch: tmp_path / "absent.pkl")
+    with pytest.raises(CheckpointError, match="quality mode needs real weights; run ./get_model.sh"):
+        load_model(ModelChoice())
+    with pytest.warns(UserWarning, match="seeded random weights"):
+        a = load_model(ModelChoice(allow_random_init=True, seed=3))
+    with pytest.warns(UserWarning):
+        b = load_model(ModelChoice(allow_random_init=True, seed=3))
+    assert a.weights_label == "random-init" and a.variant.name == "paper"
+    assert all(torch.equal(x, y) for x, y in zip(a.net.state_dict().values(), b.net.state_dict().values(), strict=True))
+
+
+def test_upstream_v4_code_is_cached_beside_the_weights(v4_weights):
+    code = v4_upstream_dir(v4_weights)
+    assert {p.name for p in code.iterdir()} >= {"IFNet_HDv3.py", "warplayer.py", "refine.py", "LICENSE"}

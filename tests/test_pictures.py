@@ -1,0 +1,58 @@
+"""harness/pictures.py: PNG frames, comparison sheets, index.html."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from harness.pictures import GAP, MAX_SHEET_WIDTH, comparison_sheet, error_heat_map, write_index_html, write_png
+
+
+def random_rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_write_png_keeps_rgb_order(tmp_path: Path) -> None:
+    frame = random_rgb(8, 12)
+    path = tmp_path / "deep" / "frame.png"
+    write_png(path, frame)
+    np.testing.assert_array_equal(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), frame)
+
+
+def test_sheet_has_four_panels_under_a_title(tmp_path: Path) -> None:
+    first, truth = random_rgb(32, 64, 1), random_rgb(32, 64, 2)
+    path = tmp_path / "sheets" / "a_b.png"
+    comparison_sheet(path, "a/b", 31.5, first, truth, truth)
+    sheet = cv2.imread(str(path))
+    assert sheet.shape[1] == 4 * 64 + 3 * GAP and sheet.shape[0] > 32
+
+
+def test_large_frames_are_scaled_down(tmp_path: Path) -> None:
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    path = tmp_path / "big.png"
+    comparison_sheet(path, "big", float("inf"), frame, frame, frame)
+    width = cv2.imread(str(path)).shape[1]
+    assert MAX_SHEET_WIDTH - 4 <= width <= MAX_SHEET_WIDTH
+
+
+def test_heat_map_is_flat_without_error_and_bright_with_it() -> None:
+    a = random_rgb(4, 4)
+    flat = error_heat_map(a, a)
+    assert (flat == flat[0, 0]).all()
+    worst = error_heat_map(np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8))
+    assert int(worst[0, 0].sum()) > int(flat[0, 0].sum())
+
+
+def test_index_html_references_the_sheets(tmp_path: Path) -> None:
+    sheet = tmp_path / "sheets" / "x_1.png"
+    comparison_sheet(sheet, "x/1", 20.0, *(random_rgb(16, 16, k) for k in range(3)))
+    entries = [{"name": "x/1 <b>&", "sheet": str(sheet), "psnr": 20.0, "ssim": 0.91234},
+               {"name": "y/2", "sheet": sheet, "psnr": 18.25, "ssim": None}]
+    index = write_index_html(tmp_path, entries)
+    page = index.read_text()
+    assert index == tmp_path / "index.html"
+    assert page.count('src="sheets/x_1.png"') == 2
+    assert "x/1 &lt;b&gt;&amp;" in page and "<b>&" not in page
+    assert "PSNR 20.00 dB, SSIM 0.9123" in page and "PSNR 18.25 dB</figcaption>" in page
