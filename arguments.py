@@ -134,6 +134,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("psnr_threshold", "--psnr-threshold", ("MIN_PSNR_DB",), _number(0, 200), 25.0, "a frame passes at this PSNR (dB)"),
     Option("min_pass_pct", "--min-pass-pct", ("MIN_PASS_PCT",), _number(0, 100), 95.0,
            "the run passes when this % of frames pass"),
+    Option("preload_mb", "--preload-mb", ("PRELOAD_MB",), _int_at_least(0), 4096,
+           "quality mode: decode a stream's frames before timing when they fit in this many MiB (else stream them)"),
     Option("skip_bad", "--skip-bad", ("SKIP_BAD",), None, False, "quality mode: skip unreadable or mis-sized files"),
     Option("seed", "--seed", ("SEED",), _int_at_least(0), 0, "seed of random inputs and random-init weights"),
     Option("socket", "--socket", ("SOCKET",), str, "", "socket of an external telemetry capture"),
@@ -169,6 +171,7 @@ class Options:
     saveimages: bool
     psnr_threshold: float
     min_pass_pct: float
+    preload_mb: int
     skip_bad: bool
     seed: int
     socket: str

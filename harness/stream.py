@@ -150,9 +150,14 @@ class StreamRunner:
         self.frame_size = tset.size
         self.quality = QualityRecorder(self.o.psnr_threshold)
         self.judged = judged_index(self.times)
-        prefetcher = dataset.Prefetcher(tset, list(self.plan.quality_indices), self.o.batch_size,
+        workers = max(2, min(8, (os.cpu_count() or 2) // self.plan.streams))
+        prefetcher = dataset.Prefetcher(tset, list(self.plan.quality_indices), self.o.batch_size, workers=workers,
                                         pin_memory=self.device.type == "cuda")
-        return DatasetPairs(self.engine, prefetcher)
+        h, w = tset.size
+        share_bytes = 9 * h * w * len(self.plan.quality_indices)  # three uint8 RGB frames per triplet
+        source = DatasetPairs(self.engine, prefetcher, share_bytes, self.o.preload_mb * 2**20)
+        self.record["data_preloaded"] = source.preloaded is not None
+        return source
 
     def _rule(self) -> StopRule:
         o = self.o

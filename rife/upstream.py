@@ -57,9 +57,14 @@ class UpstreamV4(nn.Module):
         module = _import_from_folder("rife_upstream_vsrife", code_dir.resolve(), "IFNet_HDv3")
         # Its constructor wants a device only for warp grids; forward passes the real one each call.
         self.flownet = module.IFNet(torch.device("cpu"))
+        self._grid_cache = sys.modules["rife_upstream_vsrife.warplayer"].backwarp_tenGrid
+        self._last_dtype: torch.dtype | None = None
 
     def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0) -> Tensor:
         self.flownet.device = img0.device
+        if img0.dtype != self._last_dtype:  # upstream caches warp grids by shape only, not dtype
+            self._grid_cache.clear()
+            self._last_dtype = img0.dtype
         scales = [8.0 / scale, 4.0 / scale, 2.0 / scale, 1.0 / scale]  # a fresh list: upstream mutates it
         previous = torch.get_default_dtype()
         # Upstream builds warp grids in the default dtype (vsrife sets a Half default for fp16).
