@@ -123,6 +123,8 @@ OPTIONS: tuple[Option, ...] = (
            "distinct random frame pairs cycled in performance mode (1 = the reference's single pair)"),
     Option("transfers", "--transfers", ("TRANSFERS",), None, False,
            "performance mode: upload uint8 inputs and download results every frame, as a video pipeline does"),
+    Option("execution", "--execution", ("EXECUTION",), _choice(("eager", "graph", "compile", "fast")), None,
+           "eager (the reference's way) | graph (one CUDA graph) | compile (torch.compile) | fast (ours; default)"),
     Option("arch", "--arch", ("ARCH",), _choice(ARCHS), None, "model variant: paper | v4.0 (default: from the weights)"),
     Option("model_impl", "--model-impl", ("MODEL_IMPL",), _choice(IMPLS), "ours", "ours | upstream (side-by-side runs)"),
     Option("weights", "--pretrained-weights", ("LOAD_PATH",), _path, None,
@@ -163,6 +165,7 @@ class Options:
     data_width: int
     input_pool: int
     transfers: bool
+    execution: str | None
     arch: str | None
     model_impl: str
     weights: Path | None

@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 class Setup:
     """What the parent decides once, before any stream starts."""
 
-    def __init__(self, options: Options, device, precision: str, loaded, quality_names: list[str] | None,
-                 data_info: dict | None) -> None:
-        self.options, self.device, self.precision = options, device, precision
+    def __init__(self, options: Options, device, precision: str, execution: str, loaded,
+                 quality_names: list[str] | None, data_info: dict | None) -> None:
+        self.options, self.device, self.precision, self.execution = options, device, precision, execution
         self.loaded, self.quality_names, self.data_info = loaded, quality_names, data_info
 
 
@@ -50,6 +50,7 @@ def prepare(o: Options) -> Setup:
     from harness.device import PlatformError, default_precision, resolve_device
     from rife.checkpoint import CheckpointError
     from rife.engine import EngineError, check_frame_count, resolve_precision
+    from rife.execution import ExecutionError, default_execution, plan_for
     from rife.loader import load_model
     from rife.upstream import UpstreamError
 
@@ -57,6 +58,8 @@ def prepare(o: Options) -> Setup:
         device = resolve_device(o.platform)
         precision = o.precision or default_precision(device)
         resolve_precision(device, precision, o.amp)
+        execution = o.execution or default_execution(o.model_impl)
+        plan_for(execution, device, ours=o.model_impl == "ours")
         check_output_dir(o.output_dir)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -64,14 +67,14 @@ def prepare(o: Options) -> Setup:
 
             loaded = load_model(model_choice(o))
         check_frame_count(loaded.variant, o.interpolation)
-    except (PlatformError, EngineError, CheckpointError, UpstreamError) as e:
+    except (PlatformError, EngineError, ExecutionError, CheckpointError, UpstreamError) as e:
         raise UsageError(str(e)) from None
     names, info = (None, None) if o.dummy else open_quality_data(o)
     if names is not None:
         o = _with(o, data=Path(info["root"]))
     for w in caught:  # only once every check has passed
         print(f"warning: {w.message}", file=sys.stderr)
-    return Setup(o, device, precision, loaded, names, info)
+    return Setup(o, device, precision, execution, loaded, names, info)
 
 
 def _with(o: Options, **changes) -> Options:
@@ -113,7 +116,9 @@ def print_config(s: Setup) -> None:
         ("mode", o.mode + (f" on {s.data_info['root']} ({s.data_info['triplets']} triplets)" if s.data_info else "")),
         ("platform", f"{o.platform} -> {s.device.type}"),
         ("model", f"{lm.variant.name} ({lm.impl} implementation), weights {lm.weights_label}"),
-        ("precision", s.precision + (" (autocast)" if o.amp else "")),
+        ("precision", s.precision + (" (autocast)" if o.amp or (s.device.type == "cpu" and s.precision == "bf16")
+                                     else "")),
+        ("execution", s.execution),
         ("streams x batch", f"{o.streams} x {o.batch_size}"),
         ("frames per pair", o.interpolation),
         ("warm-up pairs", o.warmup),
@@ -173,7 +178,7 @@ class Run:
         procs = []
         for i in range(1, n + 1):
             share = () if self.s.quality_names is None else tuple(stream_share(len(self.s.quality_names), i - 1, n))
-            plan = StreamPlan(i, n, self.o, str(self.s.device), self.s.precision, threads, share)
+            plan = StreamPlan(i, n, self.o, str(self.s.device), self.s.precision, self.s.execution, threads, share)
             path = self._stream_path(i)
             path.unlink(missing_ok=True)
             p = self.ctx.Process(target=run_stream, args=(plan, start_barrier, end_barrier, stop, str(path)),
@@ -232,9 +237,9 @@ class Run:
                 "model": {
                     "name": "RIFE", "link": "https://github.com/megvii-research/ECCV2022-RIFE",
                     "streams": o.streams, "precision": DTYPE_NAMES[self.s.precision], "batch-size": o.batch_size,
-                    "device": self.s.device.type, "device_name": dev_name, "amp": o.amp, "jit": False,
+                    "device": self.s.device.type, "device_name": dev_name, "amp": o.amp, "jit": self.s.execution == "compile",
                     "dummy": o.dummy, "framework": f"PyTorch {torch.__version__}",
-                    "variant": lm.variant.name, "implementation": lm.impl, "execution": "eager",
+                    "variant": lm.variant.name, "implementation": lm.impl, "execution": self.s.execution,
                     "weights": lm.weights_label, "weights_sha256": lm.weights_sha256,
                     "padding": {"multiple": lm.variant.pad_multiple, "where": "zeros, right and bottom"},
                     "interpolation": o.interpolation, "input_pool": o.input_pool if o.dummy else None,

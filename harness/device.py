@@ -32,8 +32,21 @@ def resolve_device(platform: str) -> torch.device:
     return torch.device(wanted)
 
 
+def cpu_has_bf16() -> bool:
+    """AVX512-BF16 or AMX-BF16: bf16 matrix work in hardware (Linux: read from /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def default_precision(device: torch.device) -> str:
-    return "fp32" if device.type == "cpu" else "fp16"
+    """fp16 on GPUs and XPUs; on the CPU bf16 mixed precision where the CPU computes bf16 natively, else fp32."""
+    if device.type != "cpu":
+        return "fp16"
+    return "bf16" if cpu_has_bf16() else "fp32"
 
 
 def device_module(device: torch.device):

@@ -40,6 +40,7 @@ class StreamPlan:
     options: Options
     device: str
     precision: str
+    execution: str
     cpu_threads: int
     quality_indices: tuple[int, ...] = ()
 
@@ -57,7 +58,7 @@ def build_engine(plan: StreamPlan, loaded: LoadedModel) -> Engine:
     o = plan.options
     device = torch.device(plan.device)
     precision = resolve_precision(device, plan.precision, o.amp)
-    engine = Engine(loaded.net, loaded.variant, device, precision)
+    engine = Engine(loaded.net, loaded.variant, device, precision, execution=plan.execution)
     if device.type == "xpu" and o.ipex:
         engine.net = dev.apply_ipex(engine.net, precision.dtype)
     return engine
@@ -265,7 +266,7 @@ class StreamRunner:
             "padded_size": [ph, pw],
             "model": {"variant": self.loaded.variant.name, "impl": self.loaded.impl,
                       "weights": self.loaded.weights_label, "weights_sha256": self.loaded.weights_sha256,
-                      "precision_run": self.engine.precision.name,
+                      "precision_run": self.engine.precision.name, "execution": self.engine.plan.mode,
                       "autocast": self.engine.precision.autocast},
             "pid": os.getpid(),
         }

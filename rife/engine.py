@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rife.execution import apply, plan_for
+from rife.ifnet import IFNet
 from rife.variants import Variant
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -72,14 +74,15 @@ class Engine:
     """A model (ours or upstream) plus how it is run on one device."""
 
     def __init__(self, net: nn.Module, variant: Variant, device: torch.device, precision: Precision,
-                 scale: float = 1.0, pad_multiple: int | None = None) -> None:
+                 scale: float = 1.0, pad_multiple: int | None = None, execution: str = "eager") -> None:
         self.variant = variant
         self.device = device
         self.precision = precision
         self.scale = scale
         self.pad_multiple = pad_multiple or variant.pad_multiple
+        self.plan = plan_for(execution, device, ours=isinstance(net, IFNet))
         net = net.eval().to(device)
-        self.net = net if precision.autocast else net.to(precision.dtype)
+        self.net = apply(net if precision.autocast else net.to(precision.dtype), self.plan)
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         m = self.pad_multiple
@@ -90,12 +93,14 @@ class Engine:
         h, w = frames.shape[-2:]
         ph, pw = self.padded_size(h, w)
         x = frames.to(self.precision.input_dtype) / 255.0
-        return F.pad(x, (0, pw - w, 0, ph - h)) if (ph, pw) != (h, w) else x
+        x = F.pad(x, (0, pw - w, 0, ph - h)) if (ph, pw) != (h, w) else x
+        return x.contiguous(memory_format=torch.channels_last if self.plan.channels_last else torch.contiguous_format)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if not self.precision.autocast:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.precision.dtype)
+        # Autocast's weight cache does not survive CUDA graph capture.
+        return torch.autocast(self.device.type, dtype=self.precision.dtype, cache_enabled=not self.plan.graph)
 
     @torch.inference_mode()
     def interpolate(self, img0: Tensor, img1: Tensor, count: int, size: tuple[int, int]) -> list[Tensor]:

@@ -1,0 +1,132 @@
+"""Execution modes: how the system under test runs the network.
+
+- ``eager``: the reference's way (model cast to the precision, NCHW, no autotuning).
+- ``graph``: the whole forward captured in one CUDA graph over static buffers, one graph per
+  input shape and timestep, captured on first use (that is, during the warm-up).
+- ``compile``: ``torch.compile`` (default mode).
+- ``fast``: our optimised path. On CUDA: convolution widths padded with zero weights to multiples
+  of 16 (exact), channels_last, cuDNN autotuning, the large-motion retry decided on the device, and
+  one CUDA graph. On the CPU and XPU: channels_last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rife.ifnet import IFNet
+
+EXECUTIONS = ("eager", "graph", "compile", "fast")
+WIDTH_MULTIPLE = 16
+
+
+class ExecutionError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    mode: str
+    channels_last: bool
+    widen: bool
+    graph: bool
+    compile: bool
+    cudnn_benchmark: bool
+
+
+def default_execution(impl: str) -> str:
+    """``fast`` for our implementation; the upstream code runs the reference's way."""
+    return "fast" if impl == "ours" else "eager"
+
+
+def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPlan:
+    """How ``mode`` runs on ``device``; ``ours`` is False for the upstream code."""
+    if mode not in EXECUTIONS:
+        raise ExecutionError(f"--execution {mode!r} is not one of {', '.join(EXECUTIONS)}")
+    cuda = device.type == "cuda"
+    if not ours and cuda and mode in ("graph", "fast"):
+        raise ExecutionError(f"--execution {mode} runs our implementation only (the upstream code decides its retry on "
+                             "the host, which a CUDA graph cannot hold); use eager or compile with --model-impl upstream")
+    if mode == "graph" and not cuda:
+        raise ExecutionError(f"--execution graph needs CUDA graphs, which the {device.type} platform does not have; "
+                             "use eager, compile or fast")
+    return ExecutionPlan(
+        mode=mode,
+        channels_last=mode == "fast",
+        widen=mode == "fast" and cuda,
+        graph=mode == "graph" or (mode == "fast" and cuda),
+        compile=mode == "compile",
+        cudnn_benchmark=mode == "fast" and cuda,
+    )
+
+
+def widened(net: IFNet, multiple: int = WIDTH_MULTIPLE) -> IFNet:
+    """The same network with block widths rounded up to ``multiple``; the added channels have zero
+    weights and biases, so they stay zero through PReLU and add nothing: the output is unchanged."""
+    variant = net.variant
+    widths = tuple(-(-w // multiple) * multiple for w in variant.block_widths)
+    if widths == variant.block_widths:
+        return net
+    wide = IFNet(dataclasses.replace(variant, block_widths=widths))
+    new_state = wide.state_dict()
+    for key, old in net.state_dict().items():
+        target = torch.zeros_like(new_state[key], dtype=old.dtype)
+        target[tuple(slice(0, n) for n in old.shape)] = old
+        new_state[key] = target
+    wide.load_state_dict(new_state)
+    first = next(net.parameters())
+    return wide.to(device=first.device, dtype=first.dtype)
+
+
+class GraphedNet(nn.Module):
+    """Replays one CUDA graph per (shape, dtype, timestep, scale); inputs are copied into static buffers."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self._graphs: dict[tuple, tuple[Tensor, Tensor, Tensor, torch.cuda.CUDAGraph]] = {}
+
+    def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0) -> Tensor:
+        key = (tuple(img0.shape), img0.dtype, img0.is_contiguous(memory_format=torch.channels_last),
+               float(timestep), float(scale))
+        entry = self._graphs.get(key) or self._capture(key, img0, img1, float(timestep), scale)
+        static0, static1, out, graph = entry
+        static0.copy_(img0)
+        static1.copy_(img1)
+        graph.replay()
+        return out.clone()  # the next replay overwrites ``out``; recursive midpoints feed outputs back in
+
+    def _capture(self, key: tuple, img0: Tensor, img1: Tensor, timestep: float, scale: float):
+        static0, static1 = img0.clone(), img1.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):  # autotuning, grid caches and lazy initialisation happen outside the capture
+                self.net(static0, static1, timestep, scale)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = self.net(static0, static1, timestep, scale)
+        self._graphs[key] = (static0, static1, out, graph)
+        return self._graphs[key]
+
+
+def apply(net: nn.Module, plan: ExecutionPlan) -> nn.Module:
+    """The network as ``plan`` runs it (already on its device and in its dtype)."""
+    if isinstance(net, IFNet):
+        net.retry_on_device = plan.graph or plan.compile
+        if plan.widen:
+            net = widened(net)
+            net.retry_on_device = True
+    if plan.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    if plan.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if plan.compile:
+        net = torch.compile(net)
+    if plan.graph:
+        net = GraphedNet(net)
+    return net
