@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import arguments
+from harness.device import cpu_has_bf16
 from harness.results import run_document, yaml_text
 from harness.timing import StopRule, stop_rule
 
@@ -47,7 +48,8 @@ def test_dummy_two_streams_writes_every_file(tmp_path):
     assert "RIFE benchmark results" in log and "platform         cpu -> cpu" in log
     doc = load(out / "results.json")
     model = doc["config"]["workload"]["model"]
-    assert model["streams"] == 2 and model["precision"] == "float32" and model["batch-size"] == 1
+    assert model["streams"] == 2 and model["batch-size"] == 1
+    assert model["precision"] == ("bfloat16" if cpu_has_bf16() else "float32")  # the CPU default
     assert model["weights"] in ("random-init", str(ROOT / "train_log/flownet.pkl"))
     assert doc["config"]["workload"]["dataset"] == {"channels": 3, "height": 64, "width": 96}
     m = doc["results"]["metrics"]

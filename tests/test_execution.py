@@ -1,0 +1,110 @@
+"""Execution modes on the CPU: exact width padding, mode selection and its errors, the CPU fast path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from harness.device import cpu_has_bf16, default_precision
+from rife.engine import Engine, resolve_precision
+from rife.execution import ExecutionError, default_execution, plan_for, widened
+from rife.ifnet import IFNet
+from rife.loader import ModelChoice, load_model
+from rife.variants import VARIANTS
+
+CPU = torch.device("cpu")
+
+
+def _random_ifnet(arch: str, seed: int = 0) -> IFNet:
+    torch.manual_seed(seed)
+    net = IFNet(VARIANTS[arch]).eval()
+    with torch.no_grad():
+        for p in net.parameters():  # weights that make every channel matter
+            p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(0.0, 0.3)
+    return net
+
+
+def test_width_padding_is_exact():
+    net = _random_ifnet("paper")
+    wide = widened(net)
+    assert wide.variant.block_widths == (240, 160, 96)
+    assert wide.block1.convblock[0][0].weight.shape == (160, 160, 3, 3)
+    x0, x1 = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        assert torch.equal(net(x0, x1), wide(x0, x1))
+
+
+def test_v4_widths_are_already_aligned():
+    net = _random_ifnet("v4.0")
+    assert widened(net) is net
+
+
+def test_mode_selection_and_errors():
+    cuda = torch.device("cuda")
+    assert default_execution("ours") == "fast" and default_execution("upstream") == "eager"
+    fast_gpu = plan_for("fast", cuda)
+    assert fast_gpu.graph and fast_gpu.widen and fast_gpu.channels_last and fast_gpu.cudnn_benchmark
+    fast_cpu = plan_for("fast", CPU)
+    assert fast_cpu.channels_last and not fast_cpu.graph and not fast_cpu.widen
+    eager = plan_for("eager", cuda)
+    assert not (eager.graph or eager.channels_last or eager.compile or eager.cudnn_benchmark)
+    with pytest.raises(ExecutionError, match="--execution graph needs CUDA graphs"):
+        plan_for("graph", CPU)
+    with pytest.raises(ExecutionError, match="runs our implementation only"):
+        plan_for("fast", cuda, ours=False)
+    with pytest.raises(ExecutionError, match="not one of"):
+        plan_for("turbo", CPU)
+
+
+def test_cpu_default_precision_follows_the_hardware():
+    assert default_precision(CPU) == ("bf16" if cpu_has_bf16() else "fp32")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cpu_fast_path_matches_eager_fp32_on_random_inputs(precision):
+    net = _random_ifnet("paper", seed=1)
+    reference = Engine(_random_ifnet("paper", seed=1), net.variant, CPU, resolve_precision(CPU, "fp32", False))
+    fast = Engine(net, net.variant, CPU, resolve_precision(CPU, precision, False), execution="fast")
+    frames = torch.randint(0, 256, (2, 1, 3, 72, 100), dtype=torch.uint8)
+    a = reference.interpolate(*(reference.to_model_input(f) for f in frames), 1, (72, 100))[0]
+    b = fast.interpolate(*(fast.to_model_input(f) for f in frames), 1, (72, 100))[0]
+    assert fast.to_model_input(frames[0]).is_contiguous(memory_format=torch.channels_last)
+    # Relative error (METHOD.md): other convolution kernels sum in another order, and warps amplify that at a
+    # few pixels, so the maximum is not a fair measure in fp32.
+    rel = ((a.double() - b.double()).norm() / a.double().norm()).item()
+    assert rel <= (1e-3 if precision == "fp32" else 2e-2), rel
+
+
+def test_cpu_fast_bf16_keeps_real_frames(v4_weights, bunny_frames):
+    loaded = load_model(ModelChoice(weights=v4_weights))
+    ref_engine = Engine(loaded.net, loaded.variant, CPU, resolve_precision(CPU, "fp32", False))
+    fast_engine = Engine(load_model(ModelChoice(weights=v4_weights)).net, loaded.variant, CPU,
+                         resolve_precision(CPU, "bf16", False), execution="fast")
+    a, b = bunny_frames[0], bunny_frames[2]
+    outs = [e.interpolate(e.to_model_input(a), e.to_model_input(b), 1, a.shape[-2:])[0] for e in (ref_engine, fast_engine)]
+    mse = (outs[0].double() - outs[1].double()).pow(2).mean().item()
+    assert -10 * math.log10(mse) >= 50.0
+
+
+def test_harness_records_the_execution_and_precision_run(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "o"
+    env = {**os.environ, "PLATFORM": "CPU"}
+    r = subprocess.run([sys.executable, str(root / "inference.py"), "--dummy", "--data-height", "32", "--data-width",
+                        "32", "--num-inputs", "1", "--warmup", "0", "--execution", "eager", "--precision", "fp32",
+                        "--output-dir", str(out)], env=env, capture_output=True, text=True, cwd=root, timeout=300)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["config"]["workload"]["model"]["execution"] == "eager"
+    assert doc["streams"][0]["model"]["precision_run"] == "fp32"
+    r = subprocess.run([sys.executable, str(root / "inference.py"), "--dummy", "--execution", "graph",
+                        "--output-dir", str(out)], env=env, capture_output=True, text=True, cwd=root, timeout=300)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: --execution graph needs CUDA graphs")
