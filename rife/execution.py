@@ -5,8 +5,8 @@
   input shape and timestep, captured on first use (that is, during the warm-up).
 - ``compile``: ``torch.compile`` (default mode).
 - ``fast``: our optimised path. On CUDA: convolution widths padded with zero weights to multiples
-  of 16 (exact), channels_last, cuDNN autotuning, the large-motion retry decided on the device, and
-  one CUDA graph. On the CPU and XPU: channels_last.
+  of 16 (exact), channels_last, cuDNN autotuning, warps sampled in fp32, the large-motion retry decided
+  on the device, and one CUDA graph. On the CPU and XPU: channels_last and fp32 warps.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def apply(net: nn.Module, plan: ExecutionPlan) -> nn.Module:
         if plan.widen:
             net = widened(net)
             net.retry_on_device = True
+        net.warp.fp32 = plan.mode == "fast"
     if plan.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
     if plan.channels_last:

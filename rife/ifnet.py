@@ -30,6 +30,7 @@ class Warper:
 
     def __init__(self) -> None:
         self._grids: dict[tuple, Tensor] = {}
+        self.fp32 = False  # sample in fp32 whatever the images' dtype (a half-precision grid is too coarse)
 
     def base_grid(self, flow: Tensor, dtype: torch.dtype) -> Tensor:
         n, _, h, w = flow.shape
@@ -44,9 +45,12 @@ class Warper:
 
     def __call__(self, img: Tensor, flow: Tensor) -> Tensor:
         h, w = img.shape[2], img.shape[3]
+        dtype = torch.float32 if self.fp32 else img.dtype
+        flow = flow.to(dtype)
         normalised = torch.cat([flow[:, 0:1] / ((w - 1.0) / 2.0), flow[:, 1:2] / ((h - 1.0) / 2.0)], 1)
-        grid = (self.base_grid(flow, img.dtype) + normalised).permute(0, 2, 3, 1)
-        return F.grid_sample(img, grid.to(img.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+        grid = (self.base_grid(flow, dtype) + normalised).permute(0, 2, 3, 1)
+        out = F.grid_sample(img.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=True)
+        return out.to(img.dtype)
 
 
 class IFBlock(nn.Module):

