@@ -9,7 +9,7 @@ mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/*.whl && export PYTHONPATH="/tmp/site:$PWD"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw --format=csv | tee "$OUT/gpu.txt"
 python3 tools/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
-  --out "$OUT" --calls "${CALLS:-200}" 2>&1 | tee "$OUT/verify.log"
+  --out "$OUT" --calls "${CALLS:-200}" ${COMPILE:+--compile} 2>&1 | tee "$OUT/verify.log"
 export RIFE_BUILTIN_DIR=/tmp/builtin
 python3 -c "import dataset, pathlib; dataset.ensure_builtin(videos_dir=pathlib.Path('.carry/videos'))" || exit 1
 run() {  # run NAME ARGS...: the harness, its summary kept in harness.log, its results.json in $OUT
