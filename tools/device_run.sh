@@ -31,11 +31,14 @@ print(f"{name}: fps {m['throughput']['avg']:.1f}, p50 {m['latency-per-call-p50']
 PY
 }
 mkdir -p /tmp/runs
-run paper_dummy_fp16 --dummy --num-inputs 300
+run paper_dummy_fp16_fast --dummy --num-inputs 1000
+run paper_dummy_fp16_eager --dummy --num-inputs 300 --execution eager
 run paper_dummy_fp16_upstream --dummy --num-inputs 300 --model-impl upstream --modelsdir model
-run v4_dummy_fp16 --dummy --arch v4.0 --num-inputs 300
-run v4_dummy_fp16_transfers --dummy --arch v4.0 --num-inputs 300 --transfers
-run v4_quality_fp16 --arch v4.0 --num-inputs 65
-run v4_quality_fp32 --arch v4.0 --num-inputs 65 --precision fp32
-run paper_dummy_fp16_2streams --dummy --num-inputs 300 --streams 2
+run v4_dummy_fp16_fast --dummy --arch v4.0 --num-inputs 1000
+run v4_dummy_fp16_eager --dummy --arch v4.0 --num-inputs 300 --execution eager
+run v4_dummy_fp16_fast_transfers --dummy --arch v4.0 --num-inputs 1000 --transfers
+run v4_quality_fp16_fast --arch v4.0 --num-inputs 65
+run v4_quality_fp16_eager --arch v4.0 --num-inputs 65 --execution eager
+run v4_quality_fp32_eager --arch v4.0 --num-inputs 65 --precision fp32 --execution eager
+run paper_dummy_fp16_fast_2streams --dummy --num-inputs 1000 --streams 2
 cat "$OUT/harness_table.txt"
