@@ -159,8 +159,8 @@ class IFNet(nn.Module):
         if variant.refine_unet:
             self.contextnet = ContextNet(variant.context_width, self.warp)
             self.unet = UNet(variant.context_width)
-        # Retry decided on the host (as upstream, one sync per frame) unless this is set;
-        # on the device both candidates are computed and selected, with no sync.
+        # Retry decided on the host after the retry block (as upstream, one sync per frame) unless this is
+        # set; on the device both candidates are computed to the end and selected, with no sync.
         self.retry_on_device = False
 
     def blocks(self) -> list[IFBlock]:
@@ -170,7 +170,7 @@ class IFNet(nn.Module):
         t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
         scales = [s / scale for s in self.variant.scales]
         state, wants_retry = self._estimate(img0, img1, t_plane, scales, check_retry=True)
-        if wants_retry is not None and (self.retry_on_device or bool(wants_retry.any())):
+        if wants_retry is not None:
             retried, _ = self._estimate(img0, img1, t_plane, [s * 2 for s in scales], check_retry=False)
             state = state.select(wants_retry, retried)
         mask = torch.sigmoid(state.mask)
@@ -203,6 +203,11 @@ class IFNet(nn.Module):
                 d_flow, d_mask = block(self._gather(self.variant.refine_inputs, inputs), state.flow, scales[i])
                 if retry is not None and i == retry.at_block:
                     wants_retry = self._large_motion(d_flow, retry.threshold)
+                    if not self.retry_on_device:  # decided on the host, as upstream: one sync per frame
+                        if not bool(wants_retry.any()):
+                            wants_retry = None
+                        elif bool(wants_retry.all()):
+                            return state, wants_retry  # every sample restarts: the rest of this pass is unused
                 flow, mask = state.flow + d_flow, state.mask + d_mask
             state = FlowState(flow, mask, self.warp(img0, flow[:, 0:2]), self.warp(img1, flow[:, 2:4]))
         return state, wants_retry

@@ -258,3 +258,15 @@ def test_random_init_only_for_performance_mode(tmp_path, monkeypatch):
 def test_upstream_v4_code_is_cached_beside_the_weights(v4_weights):
     code = v4_upstream_dir(v4_weights)
     assert {p.name for p in code.iterdir()} >= {"IFNet_HDv3.py", "warplayer.py", "refine.py", "LICENSE"}
+
+
+@pytest.mark.parametrize("i", [0, 28])
+def test_retry_decided_on_the_device_gives_the_same_frames(v4_weights, bikes_frames, i):
+    """The graph-capturable retry (both candidates computed, then selected) equals the host decision."""
+    host = load_model(ModelChoice(weights=v4_weights)).net
+    device = load_model(ModelChoice(weights=v4_weights)).net
+    device.retry_on_device = True
+    fp32 = resolve_precision(CPU, "fp32", False)
+    a, _ = _triplet_psnr(Engine(host, host.variant, CPU, fp32), bikes_frames, i)
+    b, _ = _triplet_psnr(Engine(device, device.variant, CPU, fp32), bikes_frames, i)
+    assert torch.equal(a, b)
