@@ -31,16 +31,18 @@ class Warper:
     def __init__(self) -> None:
         self._grids: dict[tuple, Tensor] = {}
         self.fp32 = False  # sample in fp32 whatever the images' dtype (a half-precision grid is too coarse)
+        self.cached = True
 
     def base_grid(self, flow: Tensor, dtype: torch.dtype) -> Tensor:
         n, _, h, w = flow.shape
         key = (flow.device, dtype, n, h, w)
-        grid = self._grids.get(key)
+        grid = self._grids.get(key) if self.cached else None
         if grid is None:
             xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=dtype).view(1, 1, 1, w).expand(n, 1, h, w)
             ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=dtype).view(1, 1, h, 1).expand(n, 1, h, w)
             grid = torch.cat([xs, ys], 1)
-            self._grids[key] = grid
+            if self.cached:
+                self._grids[key] = grid
         return grid
 
     def __call__(self, img: Tensor, flow: Tensor) -> Tensor:

@@ -12,25 +12,7 @@ python3 tools/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry
   --out "$OUT" --calls "${CALLS:-200}" ${COMPILE:+--compile} 2>&1 | tee "$OUT/verify.log"
 export RIFE_BUILTIN_DIR=/tmp/builtin
 python3 -c "import dataset, pathlib; dataset.ensure_builtin(videos_dir=pathlib.Path('.carry/videos'))" || exit 1
-run() {  # run NAME ARGS...: the harness, its summary kept in harness.log, its results.json in $OUT
-  local name="$1"; shift
-  python3 inference.py --platform CUDA --output-dir "/tmp/runs/$name" "$@" > "/tmp/runs-$name.log" 2>&1
-  echo "== $name (exit $?): $*" >> "$OUT/harness.log"
-  sed -n '/RIFE benchmark results/,$p' "/tmp/runs-$name.log" >> "$OUT/harness.log"
-  python3 - "$name" "/tmp/runs/$name/results.json" >> "$OUT/harness_table.txt" <<'PY'
-import json, sys
-name, path = sys.argv[1], sys.argv[2]
-try:
-    d = json.load(open(path))
-except OSError:
-    print(f"{name}: no results"); raise SystemExit
-m, q = d["results"]["metrics"], d["quality_data"]
-print(f"{name}: fps {m['throughput']['avg']:.1f}, p50 {m['latency-per-call-p50']['avg']:.2f} ms, "
-      f"p99 {m['latency-per-call-p99']['avg']:.2f} ms, status {d['results']['status']}"
-      + (f", PSNR {q['psnr_mean_db']:.3f} dB over {q['test_count']}" if q.get("test_count") else ""))
-PY
-}
-mkdir -p /tmp/runs
+source tools/device_common.sh
 run paper_dummy_fp16_fast --dummy --num-inputs 1000
 run paper_dummy_fp16_eager --dummy --num-inputs 300 --execution eager
 run paper_dummy_fp16_upstream --dummy --num-inputs 300 --model-impl upstream --modelsdir model

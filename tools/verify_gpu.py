@@ -150,17 +150,18 @@ def make_engine(arch: str, impl: str, precision: str, mode: str, v4_weights: Pat
     return Engine(net, variant, CUDA, resolve_precision(CUDA, precision, False), pad_multiple=pad, execution=mode)
 
 
-def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile_too: bool) -> list[dict]:
+def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile_too: bool,
+                  archs: list[str], sizes: list[str], precisions: list[str], modes: list[str]) -> list[dict]:
     """Every execution mode next to the upstream code run the reference's way, same run, random frames."""
     rows = []
-    for arch in ("paper", "v4.0"):
-        for size, (h, w) in SIZES.items():
+    for arch in archs:
+        for size in sizes:
+            h, w = SIZES[size]
             frames = torch.randint(0, 256, (2, 1, 3, h, w), dtype=torch.uint8, device=CUDA)
             ref_out = None
             configs = [("upstream", "fp32", "eager"), ("ours", "fp32", "eager")]
-            for precision in ("fp16", "bf16"):
-                configs += [("upstream", precision, "eager"), ("ours", precision, "eager"),
-                            ("ours", precision, "graph"), ("ours", precision, "fast")]
+            for precision in precisions:
+                configs += [("upstream", precision, "eager")] + [("ours", precision, m) for m in modes]
                 if compile_too and size == "1280x720" and precision == "fp16":
                     configs.append(("ours", precision, "compile"))
             for impl, precision, mode in configs:
@@ -189,15 +190,14 @@ def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile
     return rows
 
 
-def section_fast_quality(v4_weights: Path, clips: dict) -> list[dict]:
+def section_fast_quality(v4_weights: Path, clips: dict, configs: list[tuple[str, str]]) -> list[dict]:
     """fp16 ``fast`` and ``graph`` on the first ten real triplets, against fp32 eager and against the truth."""
     rows = []
     starts = list(range(0, 19, 2))
     frames = clips["bigbuckbunny"]
     truth = [frames[i + 1].to(CUDA) for i in starts]
     ref = None
-    for precision, mode in (("fp32", "eager"), ("fp16", "eager"), ("fp16", "graph"), ("fp16", "fast"),
-                            ("bf16", "fast")):
+    for precision, mode in [("fp32", "eager"), *configs]:
         loaded = load_model(ModelChoice(weights=v4_weights))
         torch.backends.cudnn.benchmark = False
         e = Engine(loaded.net, loaded.variant, CUDA, resolve_precision(CUDA, precision, False), execution=mode)
@@ -231,17 +231,26 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("."))
     p.add_argument("--calls", type=int, default=200)
     p.add_argument("--compile", action="store_true", help="also time torch.compile at 1280x720 fp16 (about a minute each)")
+    p.add_argument("--skip-checks", action="store_true", help="skip the sameness and precision sections")
+    p.add_argument("--archs", default="paper,v4.0")
+    p.add_argument("--sizes", default=",".join(SIZES))
+    p.add_argument("--precisions", default="fp16,bf16")
+    p.add_argument("--modes", default="eager,graph,fast")
+    p.add_argument("--quality-configs", default="fp16:eager,fp16:graph,fp16:fast,bf16:fast",
+                   help="precision:mode pairs checked on real frames against fp32 eager")
     a = p.parse_args()
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
     clips = {name: [torch.from_numpy(f).permute(2, 0, 1)[None] for f in decode_frames(a.videos / f"{name}.mp4", n)]
              for name, n in (("bigbuckbunny", 21), ("bikes", 31))}
     code = a.paper_code if a.paper_code and (a.paper_code / "IFNet.py").is_file() else None
-    results = {
-        "sameness": section_sameness(a.weights, clips, code),
-        "precision": section_precision(a.weights, clips),
-        "fast_quality": section_fast_quality(a.weights, clips),
-        "modes": section_modes(a.weights, code, a.calls, a.compile),
-    }
+    quality_configs = [tuple(c.split(":")) for c in a.quality_configs.split(",")]
+    results = {}
+    if not a.skip_checks:
+        results["sameness"] = section_sameness(a.weights, clips, code)
+        results["precision"] = section_precision(a.weights, clips)
+    results["fast_quality"] = section_fast_quality(a.weights, clips, quality_configs)
+    results["modes"] = section_modes(a.weights, code, a.calls, a.compile, a.archs.split(","), a.sizes.split(","),
+                                     a.precisions.split(","), a.modes.split(","))
     for name, rows in results.items():
         print_table(name, rows)
     a.out.mkdir(parents=True, exist_ok=True)
