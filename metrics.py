@@ -17,20 +17,29 @@ from pytorch_msssim import ssim as _ssim
 from torch import Tensor
 
 
-def to_uint8_levels(pred: Tensor) -> Tensor:
-    """Round a [0, 1] prediction to the 256 levels an 8-bit frame can hold (as float64 in [0, 1])."""
-    return (pred.double().clamp(0, 1) * 255.0).round() / 255.0
+def to_uint8(pred: Tensor) -> Tensor:
+    """Round a [0, 1] prediction to the 8-bit frame it stands for (rounding in float64)."""
+    return (pred.double().clamp(0, 1) * 255.0).round().to(torch.uint8)
 
 
-def psnr(pred: Tensor, truth_u8: Tensor) -> Tensor:
-    """Per-sample PSNR (dB), float64: ``pred`` float (N,3,H,W) in [0, 1], ``truth_u8`` uint8 (N,3,H,W)."""
-    mse = (to_uint8_levels(pred) - truth_u8.double() / 255.0).pow(2).mean(dim=(1, 2, 3))
+def psnr_u8(pred_u8: Tensor, truth_u8: Tensor) -> Tensor:
+    """Per-sample PSNR (dB), float64, of uint8 frames (N,3,H,W), over all RGB values in [0, 1]."""
+    mse = ((pred_u8.double() - truth_u8.double()) / 255.0).pow(2).mean(dim=(1, 2, 3))
     return -10.0 * torch.log10(mse.clamp_min(1e-20))
 
 
+def ssim_u8(pred_u8: Tensor, truth_u8: Tensor) -> Tensor:
+    """Per-sample SSIM (pytorch-msssim, Gaussian window 11, sigma 1.5) of uint8 frames."""
+    return _ssim(pred_u8.float() / 255.0, truth_u8.float() / 255.0, data_range=1.0, size_average=False).double()
+
+
+def psnr(pred: Tensor, truth_u8: Tensor) -> Tensor:
+    """Per-sample PSNR of a float prediction in [0, 1], rounded to 8 bits first."""
+    return psnr_u8(to_uint8(pred), truth_u8)
+
+
 def ssim(pred: Tensor, truth_u8: Tensor) -> Tensor:
-    """Per-sample SSIM (pytorch-msssim, Gaussian window 11, sigma 1.5) on the rounded prediction."""
-    return _ssim(to_uint8_levels(pred).float(), truth_u8.float() / 255.0, data_range=1.0, size_average=False).double()
+    return ssim_u8(to_uint8(pred), truth_u8)
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

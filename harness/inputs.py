@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from harness.quality import download_u8
+from metrics import to_uint8
 from rife.engine import Engine
 
 
@@ -27,7 +29,6 @@ class HostBatch:
 class DeviceBatch:
     img0: Tensor
     img1: Tensor
-    truth: Tensor | None
     names: list[str] | None
 
 
@@ -54,16 +55,16 @@ class DummyPairs:
 
     def to_device(self, batch: HostBatch) -> DeviceBatch:
         if not self.transfers:
-            return DeviceBatch(batch.first, batch.last, None, None)
+            return DeviceBatch(batch.first, batch.last, None)
         return upload(self.engine, batch)
 
 
 def upload(engine: Engine, batch: HostBatch) -> DeviceBatch:
+    """The inputs to the device (the truth stays on the host: it is scored after the timed loop)."""
     dev = engine.device
     img0 = engine.to_model_input(batch.first.to(dev, non_blocking=True))
     img1 = engine.to_model_input(batch.last.to(dev, non_blocking=True))
-    truth = batch.truth.to(dev, non_blocking=True) if batch.truth is not None else None
-    return DeviceBatch(img0, img1, truth, batch.names)
+    return DeviceBatch(img0, img1, batch.names)
 
 
 class DatasetPairs:
@@ -80,6 +81,11 @@ class DatasetPairs:
     def __iter__(self) -> Iterator[HostBatch]:
         yield from self.preloaded if self.preloaded is not None else (_host(b) for b in self.prefetcher)
 
+    def truths(self, fresh_prefetcher) -> Iterator[tuple[list[str], Tensor]]:
+        """The truth frames again, in order, for scoring after the loop (decoded again when not preloaded)."""
+        batches = self.preloaded if self.preloaded is not None else (_host(b) for b in fresh_prefetcher())
+        return ((b.names, b.truth) for b in batches)
+
     def to_device(self, batch: HostBatch) -> DeviceBatch:
         return upload(self.engine, batch)
 
@@ -90,12 +96,4 @@ def _host(b) -> HostBatch:
 
 def download(frames: list[Tensor]) -> list[Tensor]:
     """Results back to the host as uint8, without a synchronization (pinned targets, non-blocking)."""
-    out = []
-    for f in frames:
-        u8 = (f.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-        if u8.device.type == "cpu":
-            out.append(u8)
-        else:
-            host = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=u8.device.type == "cuda")
-            out.append(host.copy_(u8, non_blocking=True))
-    return out
+    return [download_u8(to_uint8(f)) for f in frames]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
@@ -16,42 +16,47 @@ def judged_index(timesteps: list[float]) -> int | None:
     return next((i for i, t in enumerate(timesteps) if abs(t - 0.5) < 1e-9), None)
 
 
-@dataclass
 class QualityRecorder:
-    threshold_db: float
-    _psnr: list[Tensor] = field(default_factory=list)
-    _ssim: list[Tensor] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
+    """Keeps each judged prediction as the 8-bit frame it stands for, copied to the host without a
+    synchronization, and scores them on the device after the timed loop: the loop pays one rounding
+    kernel and one copy per frame, not the metrics."""
 
-    _stream: torch.cuda.Stream | None = None
+    def __init__(self, threshold_db: float) -> None:
+        self.threshold_db = threshold_db
+        self.names: list[str] = []
+        self.predictions: list[Tensor] = []  # uint8 (3, H, W) on the host, one per name
 
-    def record(self, names: list[str], pred: Tensor, truth_u8: Tensor) -> None:
-        """Queue the metrics; on CUDA on a side stream, so they overlap the next frames' model work
-        (the final synchronize of the timed loop waits for them)."""
+    def record(self, names: list[str], pred: Tensor) -> None:
         self.names.extend(names)
-        if not pred.is_cuda:
-            self._psnr.append(metrics.psnr(pred, truth_u8))
-            self._ssim.append(metrics.ssim(pred, truth_u8))
-            return
-        if self._stream is None:
-            self._stream = torch.cuda.Stream(device=pred.device)
-        self._stream.wait_stream(torch.cuda.current_stream(pred.device))
-        with torch.cuda.stream(self._stream):
-            self._psnr.append(metrics.psnr(pred, truth_u8))
-            self._ssim.append(metrics.ssim(pred, truth_u8))
-        pred.record_stream(self._stream)  # the allocator must not reuse them before the side stream is done
-        truth_u8.record_stream(self._stream)
+        self.predictions.extend(download_u8(metrics.to_uint8(pred)).unbind(0))
 
-    def frames(self) -> list[dict]:
-        """Per-frame results (reads the device: call after the timed loop)."""
+    def score(self, truths: Iterable[tuple[list[str], Tensor]], device: torch.device) -> list[dict]:
+        """Per-frame results against ``truths`` ((names, uint8 batch) in recording order); call after the
+        timed loop has synchronized."""
+        frames: list[dict] = []
         if not self.names:
-            return []
-        if self._stream is not None:
-            self._stream.synchronize()
-        psnr = torch.cat(self._psnr).cpu().tolist()
-        ssim = torch.cat(self._ssim).cpu().tolist()
-        return [{"name": n, "psnr": p, "ssim": s, "passed": p >= self.threshold_db}
-                for n, p, s in zip(self.names, psnr, ssim, strict=True)]
+            return frames
+        for names, truth in truths:
+            start = len(frames)
+            pred = torch.stack(self.predictions[start:start + len(names)]).to(device)
+            truth = truth.to(device)
+            scores = zip(metrics.psnr_u8(pred, truth).tolist(), metrics.ssim_u8(pred, truth).tolist(), strict=True)
+            frames += [{"name": n, "psnr": p, "ssim": q, "passed": p >= self.threshold_db}
+                       for n, (p, q) in zip(names, scores, strict=True)]
+            if len(frames) >= len(self.names):
+                break
+        return frames
+
+    def prediction(self, name: str) -> Tensor:
+        return self.predictions[self.names.index(name)]
+
+
+def download_u8(u8: Tensor) -> Tensor:
+    """A uint8 tensor's host copy, without a synchronization on CUDA (pinned target, non-blocking)."""
+    if u8.device.type == "cpu":
+        return u8
+    host = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=u8.device.type == "cuda")
+    return host.copy_(u8, non_blocking=True)
 
 
 def summarize(frames: list[dict], min_pass_pct: float) -> dict:

@@ -152,11 +152,11 @@ class StreamRunner:
         self.quality = QualityRecorder(self.o.psnr_threshold)
         self.judged = judged_index(self.times)
         workers = max(2, min(8, (os.cpu_count() or 2) // self.plan.streams))
-        prefetcher = dataset.Prefetcher(tset, list(self.plan.quality_indices), self.o.batch_size, workers=workers,
-                                        pin_memory=self.device.type == "cuda")
+        self.new_prefetcher = lambda: dataset.Prefetcher(tset, list(self.plan.quality_indices), self.o.batch_size,
+                                                         workers=workers, pin_memory=self.device.type == "cuda")
         h, w = tset.size
         share_bytes = 9 * h * w * len(self.plan.quality_indices)  # three uint8 RGB frames per triplet
-        source = DatasetPairs(self.engine, prefetcher, share_bytes, self.o.preload_mb * 2**20)
+        source = DatasetPairs(self.engine, self.new_prefetcher(), share_bytes, self.o.preload_mb * 2**20)
         self.record["data_preloaded"] = source.preloaded is not None
         return source
 
@@ -203,7 +203,7 @@ class StreamRunner:
             b, out, host_out = self._call(self.source, batch)
             self.clock.stop()
             if self.quality is not None and self.judged is not None:
-                self.quality.record(b.names, out[self.judged], b.truth)
+                self.quality.record(b.names, out[self.judged])
             if host_out is not None and o.saveimages and b.names:
                 self._save_frames(b.names, host_out)
             n = b.img0.shape[0]
@@ -272,31 +272,28 @@ class StreamRunner:
         }
 
     def _quality_results(self) -> None:
-        frames = self.quality.frames()
+        if self.judged is None:
+            self.record["quality_note"] = (f"no generated frame is at t = 0.5 with --interpolation {self.count}: "
+                                           "quality was not judged")
+            return
+        frames = self.quality.score(self.source.truths(self.new_prefetcher), self.device)
         self.record["quality_frames"] = frames
         self.record["quality"] = summarize(frames, self.o.min_pass_pct)
         self.record["quality"]["data"] = {"layout": self.tset.layout, "root": str(self.tset.root),
                                           "content_hash": self.tset.content_hash, "bad": list(self.tset.bad)}
-        if self.judged is None:
-            self.record["quality"]["note"] = (f"no generated frame is at t = 0.5 with --interpolation {self.count}: "
-                                              "quality was not judged")
         self.record["sheets"] = self._failure_sheets(frames)
 
     def _failure_sheets(self, frames: list[dict], limit: int = 100) -> list[dict]:
-        """Re-run the failing frames outside the timed loop and draw what went wrong."""
+        """Draw what went wrong for the failing frames (with the predictions kept from the timed loop)."""
         from harness.pictures import comparison_sheet
 
         index_of = {name: i for i, name in enumerate(self.tset.names)}
         sheets = []
         for f in [f for f in frames if not f["passed"]][:limit]:
             t = self.tset.load(index_of[f["name"]])
-            to_dev = [torch.from_numpy(a).permute(2, 0, 1)[None].to(self.device) for a in (t.first, t.last)]
-            img0, img1 = (self.engine.to_model_input(x) for x in to_dev)
-            pred = self.engine.interpolate(img0, img1, self.count, self.frame_size)[self.judged]
-            pred_u8 = download([pred])[0]
-            dev.synchronize(self.device)
+            pred = self.quality.prediction(f["name"]).permute(1, 2, 0).numpy()
             path = Path(self.o.output_dir) / "sheets" / (f["name"].replace("/", "_") + ".png")
-            comparison_sheet(path, f["name"], f["psnr"], t.first, pred_u8[0].permute(1, 2, 0).numpy(), t.truth)
+            comparison_sheet(path, f["name"], f["psnr"], t.first, pred, t.truth)
             sheets.append({"name": f["name"], "psnr": f["psnr"], "ssim": f["ssim"], "sheet": str(path)})
         return sheets
 

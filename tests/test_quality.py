@@ -96,6 +96,8 @@ def test_even_frame_count_skips_quality_with_a_note(tmp_path, v4_weights):
     data = make_vimeo_test_set(tmp_path / "vimeo_interp_test", 1)
     result, doc = run(["--data", str(data), "--interpolation", "2"], tmp_path / "even", v4_weights)
     assert "quality was not judged" in json.dumps(doc["streams"])
+    assert doc["streams"][0]["status"] == "completed" and doc["streams"][0]["frames"] == 2
+    assert result.returncode == 0 and doc["quality_data"]["applicable"] is False
 
 
 def test_own_video_mode(tmp_path, v4_weights, video_dir):

@@ -1,0 +1,283 @@
+"""benchmark.sh's Python side: CSV profiles in, summary.csv and summary.png out.
+
+A profile is a CSV file whose header names run variables: a column's name upper-cased is the variable
+run_model.sh reads (``num_inputs`` -> NUM_INPUTS, ``data_height`` -> DATA_HEIGHT); ``model_name`` is a
+label only; an empty cell leaves the variable to the environment or its default. Every row is one run in
+``OUTPUT_DIR/test_<i>/`` (1-based), which holds ``row.csv`` (the header and that row), the run's files
+and ``exit_code`` (written by benchmark.sh).
+
+    python -m harness.summary OUTPUT_DIR                    summary.csv and summary.png of the rows run
+    python -m harness.summary --check PROFILE               check the profile; print its number of rows
+    python -m harness.summary --prepare PROFILE OUTPUT_DIR  write OUTPUT_DIR/test_<i>/row.csv for every row
+    python -m harness.summary --variables ROW_CSV [--inherit]
+                                                            the row's NAME=value lines (--inherit: with the
+                                                            run variables of this environment, for a container)
+
+Errors are one line on stderr, exit 2. Power and frames per joule come from results.json's
+``results.metrics`` ``power`` / ``frames-per-joule`` when the run measured them (else empty).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import arguments
+
+LABELS = ("model_name",)
+SET_BY_BENCHMARK = ("OUTPUT_DIR",)  # each row's folder
+KNOWN_VARIABLES = frozenset(name for opt in arguments.OPTIONS for name in opt.env) | {"GET_MODEL"}
+RESULT_FIELDS = ("throughput_fps", "latency_ms", "latency_p50_ms", "latency_p99_ms", "accuracy_pct", "power_w",
+                 "frames_per_joule", "validity", "status", "exit_code", "reason")
+METRICS = {"throughput_fps": "throughput", "latency_ms": "latency", "latency_p50_ms": "latency-per-call-p50",
+           "latency_p99_ms": "latency-per-call-p99", "power_w": "power", "frames_per_joule": "frames-per-joule"}
+
+
+class ProfileError(Exception):
+    """A profile that cannot run; the message is the one line shown."""
+
+
+# --- profiles -------------------------------------------------------------------------
+def read_profile(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows, checked: known columns, one value per column, at least one row."""
+    try:
+        with path.open(newline="") as f:
+            lines = [(n, [cell.strip() for cell in row]) for n, row in enumerate(csv.reader(f), 1) if any(row)]
+    except OSError as e:
+        raise ProfileError(f"profile {path}: {e.strerror or e}") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ProfileError(f"profile {path} is not a readable CSV file: {e}") from None
+    if not lines:
+        raise ProfileError(f"profile {path} is empty: it needs a header and one row per run")
+    header = lines[0][1]
+    check_columns(path, header)
+    rows = []
+    for n, cells in lines[1:]:
+        if len(cells) != len(header):
+            raise ProfileError(f"profile {path} line {n} has {len(cells)} values for {len(header)} columns")
+        if any("\n" in cell for cell in cells):
+            raise ProfileError(f"profile {path} line {n}: a value spans lines")
+        rows.append(cells)
+    if not rows:
+        raise ProfileError(f"profile {path} has a header and no rows: nothing to run")
+    return header, rows
+
+
+def check_columns(path: Path, header: list[str]) -> None:
+    seen: set[str] = set()
+    for name in header:
+        variable = name.upper()
+        if not name:
+            raise ProfileError(f"profile {path}: the header has an empty column name")
+        if variable in seen:
+            raise ProfileError(f"profile {path}: column {name} appears twice")
+        seen.add(variable)
+        if variable in SET_BY_BENCHMARK:
+            raise ProfileError(f"profile {path}: column {name} cannot be set per row: benchmark.sh gives every row "
+                               "its own OUTPUT_DIR/test_<i>/")
+        if name.lower() not in LABELS and variable not in KNOWN_VARIABLES:
+            raise ProfileError(f"profile {path}: column {name} is not a run variable ({variable} is unknown); "
+                               f"columns are {', '.join(LABELS)} or lower-case run variables: "
+                               + ", ".join(sorted(v.lower() for v in KNOWN_VARIABLES - set(SET_BY_BENCHMARK))))
+
+
+def prepare(profile: Path, out_dir: Path) -> int:
+    """``test_<i>/row.csv`` for every row; the number of rows."""
+    header, rows = read_profile(profile)
+    for i, row in enumerate(rows, 1):
+        folder = out_dir / f"test_{i}"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_csv(folder / "row.csv", header, [dict(zip(header, row, strict=True))])
+    return len(rows)
+
+
+def read_row(path: Path) -> dict[str, str]:
+    header, rows = read_profile(path)
+    return dict(zip(header, rows[0], strict=True))
+
+
+def row_variables(row: Mapping[str, str], environ: Mapping[str, str], inherit: bool = False) -> dict[str, str]:
+    """The variables a row runs with: its own non-empty cells, over this environment's run variables when
+    ``inherit`` (a container sees nothing else). Performance mode (DUMMY=yes) unless DUMMY or DATASET_DIR is set."""
+    own = {name.upper(): value for name, value in row.items() if name.lower() not in LABELS and value != ""}
+    inherited = {k: v for k, v in environ.items() if k in KNOWN_VARIABLES and k not in SET_BY_BENCHMARK}
+    out = {**(inherited if inherit else {}), **own}
+    if not {"DUMMY", "DATASET_DIR"} & (set(own) | set(environ)):
+        out["DUMMY"] = "yes"
+    return out
+
+
+# --- the summary ----------------------------------------------------------------------
+def test_dirs(out_dir: Path) -> list[Path]:
+    found = [p for p in out_dir.glob("test_*") if p.is_dir() and p.name[5:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
+def summarize(out_dir: Path) -> tuple[list[str], list[dict]]:
+    """The summary's columns and one line per row folder."""
+    folders = test_dirs(out_dir)
+    if not folders:
+        raise ProfileError(f"{out_dir} has no test_<i>/ folders: run benchmark.sh first")
+    rows = [read_row(folder / "row.csv") for folder in folders]
+    header = list(rows[0])
+    lines = [{"row": folder.name[5:], **row, **row_results(folder)} for folder, row in zip(folders, rows, strict=True)]
+    return ["row", *header, *RESULT_FIELDS], lines
+
+
+def row_results(folder: Path) -> dict[str, str]:
+    exit_code = _read_text(folder / "exit_code")
+    try:
+        doc = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        doc = None
+    if doc is None:
+        status = "not run" if exit_code == "" else "failed"
+        reason = "" if exit_code == "" else _error_line(folder) or f"no results.json (exit code {exit_code})"
+        return {**dict.fromkeys(RESULT_FIELDS, ""), "status": status, "exit_code": exit_code, "reason": reason}
+    results = doc.get("results", {})
+    metrics = results.get("metrics", {})
+    out = {field: _number(metrics.get(key, {}).get("avg")) for field, key in METRICS.items()}
+    accuracy = metrics.get("accuracy", {})
+    out["accuracy_pct"] = _number(accuracy.get("avg")) if accuracy.get("applicable", True) else ""
+    status = results.get("status", "failed")
+    if exit_code not in ("", "0") and status == "passed":
+        status = "failed"
+    reasons = results.get("invalid_reasons") or []
+    reason = "" if status == "passed" else (reasons[0] if reasons else _error_line(folder) or f"exit code {exit_code}")
+    return {**out, "validity": results.get("validity", ""), "status": status, "exit_code": exit_code,
+            "reason": reason}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _error_line(folder: Path) -> str:
+    """The last ``error:`` line of the run's log: why it stopped."""
+    lines = [line for line in _read_text(folder / "output.log").splitlines() if line.startswith("error:")]
+    return lines[-1][len("error:"):].strip() if lines else ""
+
+
+def _number(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
+
+
+def write_csv(path: Path, columns: list[str], lines: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(lines)
+
+
+def write_chart(path: Path, profile_columns: list[str], lines: list[dict]) -> None:
+    """Throughput and p99 latency per call against streams, one line per precision (and per other setting
+    that varies across rows); rows that did not pass are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    x_name = "streams" if "streams" in profile_columns else "row"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    series = _series(profile_columns, [line for line in lines if line["status"] == "passed"], x_name)
+    for ax, field, title in ((axes[0], "throughput_fps", "throughput (frames/s)"),
+                             (axes[1], "latency_p99_ms", "latency per call, p99 (ms)")):
+        for label, points in series.items():
+            xy = sorted((x, y) for x, y in ((_float(line[x_name]), _float(line[field])) for line in points)
+                        if x is not None and y is not None)
+            if xy:
+                ax.plot(*zip(*xy, strict=True), marker="o", label=label)
+        ax.set_xlabel(x_name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.set_ylim(0, 1.1 * ax.dataLim.ymax)
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "no row passed", ha="center", va="center", transform=ax.transAxes)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _series(profile_columns: list[str], lines: list[dict], x_name: str) -> dict[str, list[dict]]:
+    """Lines grouped by every setting except the x axis; labelled by the settings that vary."""
+    keys = [c for c in profile_columns if c != x_name]
+    varying = [c for c in keys if len({line[c] for line in lines}) > 1] or [c for c in keys if c == "precision"]
+    groups: dict[str, list[dict]] = {}
+    for line in lines:
+        label = ", ".join(line[c] if c == "precision" and line[c] else f"{c}={line[c] or 'default'}"
+                          for c in varying) or "rows"
+        groups.setdefault(label, []).append(line)
+    return groups
+
+
+def print_table(columns: list[str], lines: list[dict]) -> None:
+    shown = [c for c in columns if c not in ("reason", "validity", "latency_ms", "exit_code")]
+    table = [shown, *[[line[c] for c in shown] for line in lines]]
+    widths = [max(len(row[k]) for row in table) for k in range(len(shown))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for line in lines:
+        if line["reason"]:
+            print(f"test_{line['row']}: {line['status']}: {line['reason']}")
+
+
+def write_summary(out_dir: Path) -> None:
+    columns, lines = summarize(out_dir)
+    write_csv(out_dir / "summary.csv", columns, lines)
+    profile_columns = columns[1:-len(RESULT_FIELDS)]
+    try:
+        write_chart(out_dir / "summary.png", profile_columns, lines)
+        chart = ", summary.png"
+    except ImportError:
+        chart = " (no summary.png: matplotlib is not installed here)"
+    print_table(columns, lines)
+    print(f"summary: {out_dir / 'summary.csv'}{chart}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.summary", description=__doc__.split("\n\n")[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--check", type=Path, metavar="PROFILE", help="check a profile; print its number of rows")
+    group.add_argument("--prepare", type=Path, metavar="PROFILE", help="write OUTPUT_DIR/test_<i>/row.csv")
+    group.add_argument("--variables", type=Path, metavar="ROW_CSV", help="print a row's NAME=value lines")
+    parser.add_argument("--inherit", action="store_true", help="with --variables: add this environment's run variables")
+    parser.add_argument("output_dir", type=Path, nargs="?", help="the benchmark's OUTPUT_DIR")
+    args = parser.parse_args(argv)
+    try:
+        if args.check:
+            print(len(read_profile(args.check)[1]))
+        elif args.variables:
+            for name, value in row_variables(read_row(args.variables), os.environ, args.inherit).items():
+                print(f"{name}={value}")
+        elif args.output_dir is None:
+            parser.error("give OUTPUT_DIR")
+        elif args.prepare:
+            print(prepare(args.prepare, args.output_dir))
+        else:
+            write_summary(args.output_dir)
+    except ProfileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
