@@ -139,7 +139,8 @@ def run_document(config: dict, records: list[dict], min_pass_pct: float, interru
             "metrics": {"warmup-batches": _metric([w.get("calls", 0) for w in warm], "batches"),
                         "warmup-seconds": _metric([w.get("seconds", 0.0) for w in warm], "s")},
         }},
-        "quality_data": quality or {"applicable": False, "note": "performance mode: quality is not judged"},
+        "quality_data": quality or {"applicable": False, "note": next(
+            (r["quality_note"] for r in records if r.get("quality_note")), "performance mode: quality is not judged")},
         "results": {
             "metadata": {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                          "tester": _tester()},

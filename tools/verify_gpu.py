@@ -210,6 +210,48 @@ def section_fast_quality(v4_weights: Path, clips: dict, configs: list[tuple[str,
     return rows
 
 
+def section_batch(v4_weights: Path, calls: int, batches: list[int]) -> list[dict]:
+    """``fast`` at 1280x720 fp16 with several frame pairs per call (fps counts interpolated frames)."""
+    rows = []
+    for arch in ("paper", "v4.0"):
+        for batch in batches:
+            e = make_engine(arch, "ours", "fp16", "fast", v4_weights, None)
+            frames = torch.randint(0, 256, (2, batch, 3, 720, 1280), dtype=torch.uint8, device=CUDA)
+            a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
+            r = time_calls(lambda e=e, a=a, b=b: e.interpolate(a, b, 1, (720, 1280)), max(20, calls // batch))
+            rows.append({"model": arch, "batch": batch, "fps": r["fps"] * batch, "p50_ms_per_call": r["p50_ms"],
+                         "peak_mem_mb": r["peak_mem_mb"]})
+            del e
+            torch.cuda.empty_cache()
+    return rows
+
+
+def section_profile(v4_weights: Path, calls: int = 20) -> list[dict]:
+    """Where the time of one ``fast`` frame goes (1280x720 fp16): CUDA kernels by total time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    rows = []
+    for arch in ("paper", "v4.0"):
+        e = make_engine(arch, "ours", "fp16", "fast", v4_weights, None)
+        frames = torch.randint(0, 256, (2, 1, 3, 720, 1280), dtype=torch.uint8, device=CUDA)
+        a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
+        for _ in range(5):
+            e.interpolate(a, b, 1, (720, 1280))
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(calls):
+                e.interpolate(a, b, 1, (720, 1280))
+            torch.cuda.synchronize()
+        events = [ev for ev in prof.key_averages() if ev.device_time_total > 0]
+        total = sum(ev.device_time_total for ev in events) or 1.0
+        for ev in sorted(events, key=lambda ev: -ev.device_time_total)[:12]:
+            rows.append({"model": arch, "kernel": ev.key[:70], "us_per_frame": ev.device_time_total / calls,
+                         "share_pct": 100 * ev.device_time_total / total, "calls_per_frame": ev.count / calls})
+        del e
+        torch.cuda.empty_cache()
+    return rows
+
+
 def print_table(title: str, rows: list[dict]) -> None:
     print(f"\n## {title}")
     if not rows:
@@ -231,6 +273,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("."))
     p.add_argument("--calls", type=int, default=200)
     p.add_argument("--compile", action="store_true", help="also time torch.compile at 1280x720 fp16 (about a minute each)")
+    p.add_argument("--batches", default="", help="e.g. 1,4,8: fast at 1280x720 fp16 with these batch sizes")
+    p.add_argument("--profile", action="store_true", help="kernel time table of fast at 1280x720 fp16")
     p.add_argument("--skip-checks", action="store_true", help="skip the sameness and precision sections")
     p.add_argument("--archs", default="paper,v4.0")
     p.add_argument("--sizes", default=",".join(SIZES))
@@ -249,6 +293,10 @@ def main() -> None:
         results["sameness"] = section_sameness(a.weights, clips, code)
         results["precision"] = section_precision(a.weights, clips)
     results["fast_quality"] = section_fast_quality(a.weights, clips, quality_configs)
+    if a.batches:
+        results["batch"] = section_batch(a.weights, a.calls, [int(b) for b in a.batches.split(",")])
+    if a.profile:
+        results["profile"] = section_profile(a.weights)
     results["modes"] = section_modes(a.weights, code, a.calls, a.compile, a.archs.split(","), a.sizes.split(","),
                                      a.precisions.split(","), a.modes.split(","))
     for name, rows in results.items():
