@@ -147,8 +147,8 @@ class Run:
         n = self.o.streams
         start_barrier, end_barrier = self.ctx.Barrier(n), self.ctx.Barrier(n)
         stop = self.ctx.Event()
-        procs = self._spawn(start_barrier, end_barrier, stop)
         previous = {sig: signal.signal(sig, self._on_signal(stop, start_barrier, end_barrier)) for sig in SIGNAL_EXIT}
+        procs = self._spawn(start_barrier, end_barrier, stop)
         try:
             self._watch(procs, stop, start_barrier, end_barrier)
         finally:
@@ -283,6 +283,13 @@ def print_summary(doc: dict, out_dir: Path) -> None:
     if q.get("test_count"):
         print(f"  quality          {q['test_pass']}/{q['test_count']} frames >= threshold ({q['test_pass_pct']:.2f}%), "
               f"PSNR mean {q['psnr_mean_db']:.3f} dB, min {q['psnr_min_db']:.3f} dB, SSIM mean {q['ssim_mean']:.4f}")
+    if "power" in m:
+        print(f"  power            {m['power']['avg']:.1f} W mean, {m['energy-per-frame']['avg']:.3f} J per frame, "
+              f"{m['frames-per-joule']['avg']:.2f} frames/J")
+    else:
+        reasons = {s["telemetry"].get("reason") for s in doc["streams"] if s.get("telemetry")}
+        if reasons - {None}:
+            print(f"  telemetry        {'; '.join(sorted(reasons - {None}))}")
     overlap = r["overlap"]
     if len(doc["streams"]) > 1 and overlap["fraction"] is not None:
         print(f"  streams overlap  {overlap['seconds']:.2f} s ({100 * overlap['fraction']:.1f}% of the run)")

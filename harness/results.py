@@ -92,6 +92,11 @@ def metrics_of(records: list[dict], quality_applies: bool) -> dict:
     }
     for key in ("p50", "p90", "p99", "max", "mean"):
         out[f"latency-per-call-{key}"] = _metric([s[key] for s in lat], "ms")
+    energy = [r["energy"] for r in done if r.get("energy", {}).get("mean_power_w") is not None]
+    if energy:
+        out["power"] = _metric([e["mean_power_w"] for e in energy], "W")
+        out["energy-per-frame"] = _metric([e["energy_per_frame_j"] for e in energy], "J")
+        out["frames-per-joule"] = _metric([e["frames_per_joule"] for e in energy], "frames/J")
     return out
 
 
@@ -150,9 +155,17 @@ def run_document(config: dict, records: list[dict], min_pass_pct: float, interru
             "invalid_reasons": reasons,
             "overlap": overlap_of(records),
         },
-        "streams": [{k: v for k, v in r.items() if k not in ("quality_frames", "traceback")} for r in records],
+        "streams": [_stream_summary(r) for r in records],
         "quality_frames": [f for r in records for f in r.get("quality_frames", [])],
     }
+
+
+def _stream_summary(record: dict) -> dict:
+    """A stream's record without its long lists (per-frame quality, telemetry samples: in their own files)."""
+    out = {k: v for k, v in record.items() if k not in ("quality_frames", "traceback")}
+    if "telemetry" in out:
+        out["telemetry"] = {k: v for k, v in out["telemetry"].items() if k != "samples"}
+    return out
 
 
 def _tester() -> str:

@@ -24,6 +24,7 @@ from harness import device as dev
 from harness.inputs import DatasetPairs, DummyPairs, download
 from harness.quality import QualityRecorder, judged_index, summarize
 from harness.results import write_json
+from harness.telemetry import energy_metrics, telemetry_for
 from harness.timing import StopRule, stop_rule
 from rife.engine import Engine, resolve_precision, timesteps
 from rife.loader import LoadedModel, ModelChoice, load_model
@@ -192,8 +193,9 @@ class StreamRunner:
         o = self.o
         progress = Progress(self.plan.index, self.rule)
         self.record["status"] = "running"
+        self.telemetry = telemetry_for(self.device)
+        self.telemetry.start()
         self.t_start = time.monotonic()
-        self.t_end = self.t_start
         for step, batch in enumerate(self.source):
             if self.stop_event.is_set():
                 raise Interrupted
@@ -214,7 +216,13 @@ class StreamRunner:
             progress.update(self.pairs_done, time.monotonic() - self.t_start)
         dev.synchronize(self.device)
         self.t_end = time.monotonic()
+        self._stop_telemetry()
         progress.close()
+
+    def _stop_telemetry(self) -> None:
+        if getattr(self, "telemetry", None) is not None and "telemetry" not in self.record:
+            self.record["telemetry"] = self.telemetry.stop()
+            write_json(Path(self.o.output_dir) / f"telemetry_{self.plan.index}.json", self.record["telemetry"])
 
     def _save_frames(self, names: list[str], host_out: list[torch.Tensor]) -> None:
         from harness.pictures import write_png
@@ -241,6 +249,7 @@ class StreamRunner:
             except Exception:  # a broken device cannot be read: report nothing more
                 return
             self.t_end = time.monotonic()
+        self._stop_telemetry()
         if self.t_start:
             self.record.update(self._measurements())
 
@@ -262,6 +271,7 @@ class StreamRunner:
             "latency_ms": latency_summary(latencies),
             "shortfalls": self.rule.shortfalls(self.pairs_done, elapsed),
             "peak_memory_bytes": dev.peak_memory_bytes(self.device),
+            "energy": energy_metrics(self.record.get("telemetry", {}), self.frames_done),
             "frame_size": [h, w],
             "padded_size": [ph, pw],
             "model": {"variant": self.loaded.variant.name, "impl": self.loaded.impl,
