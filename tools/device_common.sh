@@ -15,6 +15,7 @@ except OSError:
 m, q = d["results"]["metrics"], d["quality_data"]
 print(f"{name}: fps {m['throughput']['avg']:.1f}, p50 {m['latency-per-call-p50']['avg']:.2f} ms, "
       f"p99 {m['latency-per-call-p99']['avg']:.2f} ms, status {d['results']['status']}"
-      + (f", PSNR {q['psnr_mean_db']:.3f} dB over {q['test_count']}" if q.get("test_count") else ""))
+      + (f", PSNR {q['psnr_mean_db']:.3f} dB over {q['test_count']}" if q.get("test_count") else "")
+      + (f", {m['power']['avg']:.0f} W, {m['frames-per-joule']['avg']:.2f} frames/J" if "power" in m else ""))
 PY
 }

@@ -287,18 +287,20 @@ def main() -> None:
     clips = {name: [torch.from_numpy(f).permute(2, 0, 1)[None] for f in decode_frames(a.videos / f"{name}.mp4", n)]
              for name, n in (("bigbuckbunny", 21), ("bikes", 31))}
     code = a.paper_code if a.paper_code and (a.paper_code / "IFNet.py").is_file() else None
-    quality_configs = [tuple(c.split(":")) for c in a.quality_configs.split(",")]
+    quality_configs = [tuple(c.split(":")) for c in a.quality_configs.split(",") if c]
     results = {}
     if not a.skip_checks:
         results["sameness"] = section_sameness(a.weights, clips, code)
         results["precision"] = section_precision(a.weights, clips)
-    results["fast_quality"] = section_fast_quality(a.weights, clips, quality_configs)
+    if quality_configs:
+        results["fast_quality"] = section_fast_quality(a.weights, clips, quality_configs)
     if a.batches:
         results["batch"] = section_batch(a.weights, a.calls, [int(b) for b in a.batches.split(",")])
     if a.profile:
         results["profile"] = section_profile(a.weights)
-    results["modes"] = section_modes(a.weights, code, a.calls, a.compile, a.archs.split(","), a.sizes.split(","),
-                                     a.precisions.split(","), a.modes.split(","))
+    if a.modes:
+        results["modes"] = section_modes(a.weights, code, a.calls, a.compile, a.archs.split(","), a.sizes.split(","),
+                                         a.precisions.split(","), a.modes.split(","))
     for name, rows in results.items():
         print_table(name, rows)
     a.out.mkdir(parents=True, exist_ok=True)
