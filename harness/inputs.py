@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from harness.quality import download_u8
 from metrics import to_uint8
 from rife.engine import Engine
 
@@ -92,6 +91,14 @@ class DatasetPairs:
 
 def _host(b) -> HostBatch:
     return HostBatch(b.first, b.last, b.truth, list(b.names))
+
+
+def download_u8(u8: Tensor) -> Tensor:
+    """A uint8 tensor's host copy, without a synchronization on CUDA (pinned target, non-blocking)."""
+    if u8.device.type == "cpu":
+        return u8
+    host = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=u8.device.type == "cuda")
+    return host.copy_(u8, non_blocking=True)
 
 
 def download(frames: list[Tensor]) -> list[Tensor]:

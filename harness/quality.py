@@ -21,14 +21,20 @@ class QualityRecorder:
     synchronization, and scores them on the device after the timed loop: the loop pays one rounding
     kernel and one copy per frame, not the metrics."""
 
-    def __init__(self, threshold_db: float) -> None:
+    def __init__(self, threshold_db: float, count: int, height: int, width: int, device: torch.device) -> None:
         self.threshold_db = threshold_db
         self.names: list[str] = []
-        self.predictions: list[Tensor] = []  # uint8 (3, H, W) on the host, one per name
+        # Allocated before the timed loop (pinned host memory is slow to allocate): one 8-bit frame per name.
+        self._host = torch.empty((count, 3, height, width), dtype=torch.uint8, pin_memory=device.type == "cuda")
+
+    @property
+    def predictions(self) -> Tensor:
+        return self._host[: len(self.names)]
 
     def record(self, names: list[str], pred: Tensor) -> None:
+        start = len(self.names)
+        self._host[start:start + len(names)].copy_(metrics.to_uint8(pred), non_blocking=True)
         self.names.extend(names)
-        self.predictions.extend(download_u8(metrics.to_uint8(pred)).unbind(0))
 
     def score(self, truths: Iterable[tuple[list[str], Tensor]], device: torch.device) -> list[dict]:
         """Per-frame results against ``truths`` ((names, uint8 batch) in recording order); call after the
@@ -38,7 +44,7 @@ class QualityRecorder:
             return frames
         for names, truth in truths:
             start = len(frames)
-            pred = torch.stack(self.predictions[start:start + len(names)]).to(device)
+            pred = self._host[start:start + len(names)].to(device)
             truth = truth.to(device)
             scores = zip(metrics.psnr_u8(pred, truth).tolist(), metrics.ssim_u8(pred, truth).tolist(), strict=True)
             frames += [{"name": n, "psnr": p, "ssim": q, "passed": p >= self.threshold_db}
@@ -49,14 +55,6 @@ class QualityRecorder:
 
     def prediction(self, name: str) -> Tensor:
         return self.predictions[self.names.index(name)]
-
-
-def download_u8(u8: Tensor) -> Tensor:
-    """A uint8 tensor's host copy, without a synchronization on CUDA (pinned target, non-blocking)."""
-    if u8.device.type == "cpu":
-        return u8
-    host = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=u8.device.type == "cuda")
-    return host.copy_(u8, non_blocking=True)
 
 
 def summarize(frames: list[dict], min_pass_pct: float) -> dict:

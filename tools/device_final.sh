@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# On the H200 (device tool): quality against performance mode (fast path), then the reference's three
+# profiles through benchmark.sh at 1, 2, 4 streams with telemetry (EXECUTION=graph: no compile per row).
+set -u
+OUT="${OUT:-./device-out}"
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/*.whl && export PYTHONPATH="/tmp/site:$PWD"
+export RIFE_BUILTIN_DIR=/tmp/builtin
+python3 -c "import dataset, pathlib; dataset.ensure_builtin(videos_dir=pathlib.Path('.carry/videos'))" || exit 1
+source tools/device_common.sh
+run v4_dummy_fp16_fast_65 --dummy --arch v4.0 --num-inputs 65
+run v4_quality_fp16_fast --arch v4.0 --num-inputs 65
+run v4_dummy_fp16_fast_65_again --dummy --arch v4.0 --num-inputs 65
+run v4_quality_fp16_fast_again --arch v4.0 --num-inputs 65
+mkdir -p .venv/bin && ln -sf "$(command -v python3)" .venv/bin/python  # run_model.sh's interpreter on this machine
+for p in fp16 bf16 fp32; do
+  PROFILE="profiles/rife.$p.csv" OUTPUT_DIR="/tmp/bench-$p" PLATFORM=CUDA EXECUTION=graph GET_MODEL=no \
+    timeout 200 ./benchmark.sh > "/tmp/bench-$p.log" 2>&1
+  echo "== rife.$p.csv (exit $?)" >> "$OUT/summary.txt"
+  cat "/tmp/bench-$p/summary.csv" >> "$OUT/summary.txt" 2>/dev/null
+  cp "/tmp/bench-$p/summary.png" "$OUT/summary-$p.png" 2>/dev/null
+done
+cat "$OUT/harness_table.txt" "$OUT/summary.txt"
