@@ -19,6 +19,14 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   "$PYTHON" -m venv --system-site-packages "$VENV"
+  # When $PYTHON itself runs in a virtual environment (some images install torch in one), the new venv sees
+  # only the base interpreter's packages: point it at that environment's too, so its torch is kept.
+  outer="$("$PYTHON" -c 'import sys, sysconfig; print(sysconfig.get_paths()["purelib"] if sys.prefix != sys.base_prefix else "")')"
+  if [ -n "$outer" ]; then
+    inner="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    printf '%s\n' "$outer" > "$inner/outer-environment.pth"
+    echo "setup: $PYTHON runs in a virtual environment; its packages stay visible ($outer)"
+  fi
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 if "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
