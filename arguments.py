@@ -78,6 +78,16 @@ def _platform(text: str) -> str:
     return key
 
 
+def _device_ids(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdecimal() for p in parts):
+        raise ValueError("expected device ids: non-negative integers separated by commas, e.g. 0,2,3")
+    ids = tuple(int(p) for p in parts)
+    if len(set(ids)) != len(ids):
+        raise ValueError("expected each device id once")
+    return ids
+
+
 def _path(text: str) -> Path:
     if not text:
         raise ValueError("expected a path")
@@ -108,6 +118,8 @@ OPTIONS: tuple[Option, ...] = (
            "frame pairs to run (quality mode: at most the data's size)"),
     Option("batch_size", "--batch-size", ("BATCH_SIZE",), _int_at_least(1), 1, "frame pairs per model call"),
     Option("streams", "--streams", ("STREAMS",), _int_at_least(1), 1, "parallel stream processes"),
+    Option("device_ids", "--device-ids", ("DEVICE_IDS",), _device_ids, None,
+           "GPUs the streams spread over, round-robin, e.g. 0,2,3 (default: every visible CUDA / XPU device)"),
     Option("interpolation", "--interpolation", ("INTERPOLATION",), _int_at_least(1), 1,
            "frames generated per pair (paper: 1, 3, 7, ...; v4.0: any)"),
     Option("warmup", "--warmup", ("WARMUP",), _int_at_least(0), 10, "frame pairs run before timing"),
@@ -155,6 +167,7 @@ class Options:
     num_inputs: int
     batch_size: int
     streams: int
+    device_ids: tuple[int, ...] | None
     interpolation: int
     warmup: int
     async_sync: int
@@ -200,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     for opt in OPTIONS:
         env = "/".join(opt.env)
         default = "off" if opt.convert is None else opt.default
-        text = f"{opt.help} [{env}; default {default}]"
+        text = f"{opt.help} [{env}; default {default}]".replace("%", "%%")  # argparse formats help with %
         if opt.convert is None:
             parser.add_argument(opt.flag, dest=opt.dest, action="store_const", const="yes", default=None, help=text)
         else:

@@ -1,5 +1,8 @@
 """Entry point: options -> checks -> N stream processes -> combined results.
 
+Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK and MASTER_ADDR set) each rank is one stream, run in this
+process, and rank 0 writes the combined results (``DistributedRun``).
+
 Exit codes: 0 passed; 1 a stream failed, the run is invalid or the quality check failed;
 2 invalid options or inputs (one line, before any work); 130 / 143 interrupted by SIGINT / SIGTERM
 (results measured so far are still written).
@@ -13,10 +16,17 @@ import signal
 import sys
 import time
 import warnings
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import arguments
 from arguments import OptionError, Options
+from harness.distributed import Launch, launch_from_env
+
+if TYPE_CHECKING:
+    from harness.distributed import Group
+    from harness.stream import StreamPlan
 
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -26,28 +36,32 @@ class UsageError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
+    launch = launch_from_env()
     try:
         options = arguments.parse(argv)
-        setup = prepare(options)
+        setup = prepare(options, launch)
     except (OptionError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print_config(setup)
-    return Run(setup).execute()
+    if launch is None or launch.rank == 0:
+        print_config(setup)
+    return (Run(setup) if launch is None else DistributedRun(setup, launch)).execute()
 
 
 class Setup:
     """What the parent decides once, before any stream starts."""
 
-    def __init__(self, options: Options, device, precision: str, execution: str, loaded,
+    def __init__(self, options: Options, device, device_ids: tuple[int, ...], precision: str, execution: str, loaded,
                  quality_names: list[str] | None, data_info: dict | None) -> None:
-        self.options, self.device, self.precision, self.execution = options, device, precision, execution
+        self.options, self.device, self.device_ids = options, device, device_ids
+        self.precision, self.execution = precision, execution
         self.loaded, self.quality_names, self.data_info = loaded, quality_names, data_info
 
 
-def prepare(o: Options) -> Setup:
-    """Every check that can fail before work starts: platform, precision, output folder, weights, data."""
+def prepare(o: Options, launch: Launch | None = None) -> Setup:
+    """Every check that can fail before work starts: platform, devices, precision, output folder, weights, data."""
     from harness.device import PlatformError, default_precision, resolve_device
+    from harness.placement import check_device_ids, visible_count
     from rife.checkpoint import CheckpointError
     from rife.engine import EngineError, check_frame_count, resolve_precision
     from rife.execution import ExecutionError, default_execution, plan_for
@@ -56,6 +70,7 @@ def prepare(o: Options) -> Setup:
 
     try:
         device = resolve_device(o.platform)
+        device_ids = check_device_ids(device.type, o.device_ids, visible_count(device.type))
         precision = o.precision or default_precision(device)
         resolve_precision(device, precision, o.amp)
         execution = o.execution or default_execution(o.model_impl)
@@ -69,12 +84,21 @@ def prepare(o: Options) -> Setup:
         check_frame_count(loaded.variant, o.interpolation)
     except (PlatformError, EngineError, ExecutionError, CheckpointError, UpstreamError) as e:
         raise UsageError(str(e)) from None
+    if launch is not None:
+        o = _streams_under_torchrun(o, launch)
     names, info = (None, None) if o.dummy else open_quality_data(o)
     if names is not None:
         o = _with(o, data=Path(info["root"]))
-    for w in caught:  # only once every check has passed
+    for w in caught if launch is None or launch.rank == 0 else ():  # only once every check has passed
         print(f"warning: {w.message}", file=sys.stderr)
-    return Setup(o, device, precision, execution, loaded, names, info)
+    return Setup(o, device, device_ids, precision, execution, loaded, names, info)
+
+
+def _streams_under_torchrun(o: Options, launch: Launch) -> Options:
+    if "streams" in o.explicit and o.streams != launch.world_size:
+        raise UsageError(f"--streams {o.streams}: under torchrun every rank runs one stream, so this run has "
+                         f"WORLD_SIZE={launch.world_size} streams; leave --streams unset")
+    return _with(o, streams=launch.world_size)
 
 
 def _with(o: Options, **changes) -> Options:
@@ -120,6 +144,7 @@ def print_config(s: Setup) -> None:
                                      else "")),
         ("execution", s.execution),
         ("streams x batch", f"{o.streams} x {o.batch_size}"),
+        ("devices", ", ".join(f"{s.device.type}:{i}" for i in s.device_ids) or s.device.type),
         ("frames per pair", o.interpolation),
         ("warm-up pairs", o.warmup),
         ("inputs", f"{o.num_inputs} pairs" + (f", pool {o.input_pool}, transfers {'on' if o.transfers else 'off'}"
@@ -142,43 +167,59 @@ class Run:
         self.signal_received: int | None = None
 
     def execute(self) -> int:
-        from harness.results import run_document, write_json, write_run
-
         n = self.o.streams
         start_barrier, end_barrier = self.ctx.Barrier(n), self.ctx.Barrier(n)
         stop = self.ctx.Event()
-        previous = {sig: signal.signal(sig, self._on_signal(stop, start_barrier, end_barrier)) for sig in SIGNAL_EXIT}
+        previous = self._handle_signals(stop, start_barrier, end_barrier)
         procs = self._spawn(start_barrier, end_barrier, stop)
         try:
             self._watch(procs, stop, start_barrier, end_barrier)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            _restore(previous)
         records = [self._record_of(i, p) for i, p in enumerate(procs, 1)]
-        config = self._config()
-        interrupted = self.signal_received is not None
         for r in records:
-            write_json(self._stream_path(r["stream"]), run_document(config, [r], self.o.min_pass_pct, interrupted))
-        doc = run_document(config, records, self.o.min_pass_pct, interrupted)
+            self._write_stream(r)
+        return self._write_combined(records, self.signal_received)
+
+    def _write_stream(self, record: dict) -> None:
+        from harness.results import run_document, write_json
+
+        doc = run_document(self._config, [record], self.o.min_pass_pct, self.signal_received is not None)
+        write_json(self._stream_path(record["stream"]), doc)
+
+    def _write_combined(self, records: list[dict], interrupted_by: int | None) -> int:
+        """results.json, results.yaml, the index of failure sheets and the summary; the exit code."""
+        from harness.results import run_document, write_run
+
+        doc = run_document(self._config, records, self.o.min_pass_pct, interrupted_by is not None)
         write_run(self.o.output_dir, doc)
         self._write_index(records)
         print_summary(doc, self.o.output_dir)
-        if interrupted:
-            return SIGNAL_EXIT[self.signal_received]
+        if interrupted_by is not None:
+            return SIGNAL_EXIT[interrupted_by]
         return 0 if doc["results"]["status"] == "passed" else 1
 
     def _stream_path(self, index: int) -> Path:
         return self.o.output_dir / f"results_{index}.json"
 
+    def _plan(self, index: int, slot: int, threads: int, rank: int | None = None) -> StreamPlan:
+        """Stream ``index`` (1-based) on device slot ``slot`` (round-robin over the device ids)."""
+        from harness.placement import device_for
+        from harness.stream import StreamPlan
+
+        n = self.o.streams
+        share = () if self.s.quality_names is None else tuple(stream_share(len(self.s.quality_names), index - 1, n))
+        device = device_for(self.s.device.type, self.s.device_ids, slot)
+        return StreamPlan(index, n, self.o, device, self.s.precision, self.s.execution, threads, share, rank)
+
     def _spawn(self, start_barrier, end_barrier, stop) -> list:
-        from harness.stream import StreamPlan, run_stream
+        from harness.stream import run_stream
 
         n = self.o.streams
         threads = max(1, (os.cpu_count() or 1) // n)
         procs = []
         for i in range(1, n + 1):
-            share = () if self.s.quality_names is None else tuple(stream_share(len(self.s.quality_names), i - 1, n))
-            plan = StreamPlan(i, n, self.o, str(self.s.device), self.s.precision, self.s.execution, threads, share)
+            plan = self._plan(i, i - 1, threads)
             path = self._stream_path(i)
             path.unlink(missing_ok=True)
             p = self.ctx.Process(target=run_stream, args=(plan, start_barrier, end_barrier, stop, str(path)),
@@ -186,6 +227,10 @@ class Run:
             p.start()
             procs.append(p)
         return procs
+
+    def _handle_signals(self, stop, *barriers) -> dict:
+        """SIGINT and SIGTERM stop every stream (which still write what they measured); returns the old handlers."""
+        return {sig: signal.signal(sig, self._on_signal(stop, *barriers)) for sig in SIGNAL_EXIT}
 
     def _on_signal(self, stop, *barriers):
         def handler(signum, _frame):
@@ -208,18 +253,20 @@ class Run:
             time.sleep(0.05)
 
     def _record_of(self, index: int, proc) -> dict:
-        import json
+        from harness.placement import device_for
+        from harness.results import record_from_file
 
-        path = self._stream_path(index)
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
+        record = record_from_file(self._stream_path(index))
+        if record is None:
             how = (f"killed by signal {-proc.exitcode} ({signal.Signals(-proc.exitcode).name})"
                    if proc.exitcode and proc.exitcode < 0 else f"exited with code {proc.exitcode}")
-            record = {"stream": index, "status": "failed", "error": f"stream {index} died: {how}, before writing results"}
+            device = device_for(self.s.device.type, self.s.device_ids, index - 1)
+            error = f"stream {index} died: {how}, before writing results"
+            record = {"stream": index, "status": "failed", "error": error, "device": device}
             print(f"error: {record['error']}", file=sys.stderr, flush=True)
         return record
 
+    @cached_property
     def _config(self) -> dict:
         import torch
 
@@ -237,6 +284,7 @@ class Run:
                 "model": {
                     "name": "RIFE", "link": "https://github.com/megvii-research/ECCV2022-RIFE",
                     "streams": o.streams, "precision": DTYPE_NAMES[self.s.precision], "batch-size": o.batch_size,
+                    "device_ids": list(self.s.device_ids) or None,
                     "device": self.s.device.type, "device_name": dev_name, "amp": o.amp, "jit": self.s.execution == "compile",
                     "dummy": o.dummy, "framework": f"PyTorch {torch.__version__}",
                     "variant": lm.variant.name, "implementation": lm.impl, "execution": self.s.execution,
@@ -262,6 +310,74 @@ class Run:
             write_index_html(self.o.output_dir, rel)
 
 
+class DistributedRun(Run):
+    """Under torchrun: this process is one rank and runs one stream; rank 0 gathers every record and writes the
+    combined results. Each rank first writes its own results_<rank+1>.json on its host, so a rank that dies
+    costs only its own record; rank 0 names it and the run fails."""
+
+    def __init__(self, setup: Setup, launch: Launch) -> None:
+        super().__init__(setup)
+        self.launch = launch
+
+    def execute(self) -> int:
+        from harness.distributed import DistributedError, Group
+        from harness.stream import BARRIER_TIMEOUT_S
+
+        path = self._stream_path(self.launch.stream)
+        path.unlink(missing_ok=True)  # before joining: rank 0 never reads a file left by an earlier run
+        try:
+            group = Group(self.launch, BARRIER_TIMEOUT_S)
+        except DistributedError as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            return 1
+        previous = self._handle_signals(group.stop)
+        try:
+            return self._run(group, path)
+        finally:
+            _restore(previous)
+            group.close()
+
+    def _run(self, group: Group, path: Path) -> int:
+        from harness.distributed import DistributedError
+        from harness.stream import stream_record
+
+        threads = max(1, (os.cpu_count() or 1) // self.launch.local_world_size)
+        plan = self._plan(self.launch.stream, self.launch.local_rank, threads, self.launch.rank)
+        record = stream_record(plan, group.barrier("start"), group.barrier("end"), group.stop, str(path))
+        if record["error"]:
+            group.stop.set()  # nobody waits for this rank
+        if self.signal_received is not None:
+            record["signal"] = signal.Signals(self.signal_received).name
+        self._write_stream(record)
+        try:
+            records = group.gather(record)
+        except DistributedError as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            return self._write_combined(self._salvage(group, record), None) if self.launch.rank == 0 else 1
+        if records is None:  # rank 0 writes the run's results and exit code
+            return 0
+        signals = [r["signal"] for r in records if r.get("signal")]
+        return self._write_combined(records, signal.Signals[signals[0]] if signals else None)
+
+    def _salvage(self, group: Group, own: dict) -> list[dict]:
+        """After a failed gather: this rank's record, the records other ranks left on this host, the rest failed."""
+        from harness.results import record_from_file
+
+        records = [own]
+        for rank in range(1, self.launch.world_size):
+            record = record_from_file(self._stream_path(rank + 1))
+            if record is None:
+                record = group.lost(rank)
+                print(f"error: {record['error']}", file=sys.stderr, flush=True)
+            records.append(record)
+        return records
+
+
+def _restore(handlers: dict) -> None:
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
 def stream_share(n_items: int, stream: int, streams: int) -> list[int]:
     import dataset
 
@@ -274,6 +390,9 @@ def print_summary(doc: dict, out_dir: Path) -> None:
     fps = m["throughput"]["avg"] or 0.0
     print("\nRIFE benchmark results:")
     print(f"  throughput       {fps:.2f} frames/s (sum over streams)")
+    overlap_fps = m["throughput-overlap"]["avg"]
+    if len(doc["streams"]) > 1 and overlap_fps is not None:
+        print(f"                   {overlap_fps:.2f} frames/s counted only while every stream ran")
     if m["latency"]["avg"] is not None:
         print(f"  latency          {m['latency']['avg']:.2f} ms per frame (wall time / frames)")
     p = {k: m[f"latency-per-call-{k}"]["avg"] for k in ("p50", "p90", "p99", "max")}

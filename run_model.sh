@@ -4,13 +4,17 @@
 # It runs get_model.sh first (GET_MODEL=no skips it), runs inference.py under
 # `numactl --cpunodebind=0` where that works, writes everything printed to OUTPUT_DIR/output.log,
 # and exits with the program's exit code.
+# Several GPUs of one host: --streams N spreads the streams round-robin over DEVICE_IDS (default: all).
+# Several machines: run inference.py under torchrun on every host (one stream per rank, rank 0 writes
+# results.json), e.g. on each of 2 hosts with 8 GPUs:
+#   torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 inference.py --dummy
 set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PY="$HERE/.venv/bin/python"
 
 for arg in "$@"; do
   if [ "$arg" = "-h" ] || [ "$arg" = "--help" ]; then
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     echo
     if [ -x "$PY" ]; then "$PY" "$HERE/inference.py" --help; else echo "(run ./setup.sh to see every option)"; fi
     exit 0

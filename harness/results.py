@@ -3,7 +3,9 @@
 The JSON keeps the reference sample's key tree (config.workload.model, results.metrics with
 avg / min / max / stdev / units, quality_data, status) and adds what the reference lacked.
 Combined over streams, as the reference does: throughput is summed (``avg`` holds the sum),
-latency and accuracy are averaged; min / max / stdev are taken across streams.
+latency and accuracy are averaged; min / max / stdev are taken across streams. ``throughput-overlap``
+counts only the frames done while every stream ran (from each stream's checkpoints), and
+``results.per_device`` / ``results.hosts`` split the throughput by device and by host.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import os
 import platform
 import sys
 import tempfile
+from bisect import bisect_right
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +94,7 @@ def metrics_of(records: list[dict], quality_applies: bool) -> dict:
         "total-images-tested": _metric([r["frames"] for r in done], "images", total=sum(r["frames"] for r in done)),
         "warmup-batches": _metric([r.get("warmup", {}).get("calls", 0) for r in records], "batches"),
     }
+    out["throughput-overlap"] = overlap_throughput(records)
     for key in ("p50", "p90", "p99", "max", "mean"):
         out[f"latency-per-call-{key}"] = _metric([s[key] for s in lat], "ms")
     energy = [r["energy"] for r in done if r.get("energy", {}).get("mean_power_w") is not None]
@@ -100,15 +105,79 @@ def metrics_of(records: list[dict], quality_applies: bool) -> dict:
     return out
 
 
+def _ran(records: list[dict]) -> list[dict]:
+    return [r for r in records if r.get("window") and r.get("pairs")]
+
+
+def _span(record: dict) -> tuple[float, float]:
+    """The timed window on a clock every host shares: monotonic + (wall clock - monotonic) at the start."""
+    offset = record.get("clock_offset_s", 0.0)
+    return record["window"][0] + offset, record["window"][1] + offset
+
+
 def overlap_of(records: list[dict]) -> dict:
     """How long the streams' timed windows ran together (1.0: all started and ended together)."""
-    windows = [r["window"] for r in records if r.get("window") and r.get("pairs")]
-    if not windows:
+    spans = [_span(r) for r in _ran(records)]
+    if not spans:
         return {"seconds": 0.0, "fraction": None}
-    start, end = max(w[0] for w in windows), min(w[1] for w in windows)
-    span = max(w[1] for w in windows) - min(w[0] for w in windows)
+    start, end = max(s for s, _ in spans), min(e for _, e in spans)
+    span = max(e for _, e in spans) - min(s for s, _ in spans)
     together = max(0.0, end - start)
     return {"seconds": together, "fraction": together / span if span > 0 else 1.0}
+
+
+def frames_within(record: dict, start: float, end: float) -> int:
+    """Frames the stream completed in [start, end] (shared clock), from its (seconds, frames done) checkpoints."""
+    t0 = _span(record)[0]
+    times = [t0 + t for t, _ in record["checkpoints"]]
+    done = [0] + [f for _, f in record["checkpoints"]]
+    return done[bisect_right(times, end)] - done[bisect_right(times, start)]
+
+
+def overlap_throughput(records: list[dict]) -> dict:
+    """Frames per second counted only while every stream ran: per stream, the frames done inside the common
+    window [latest start, earliest end] over its length; ``avg`` holds the sum, as for throughput."""
+    ran = _ran(records)
+    spans = [_span(r) for r in ran]
+    start, end = (max(s for s, _ in spans), min(e for _, e in spans)) if spans else (0.0, 0.0)
+    if end <= start or not all(r.get("checkpoints") for r in ran):
+        return _metric([], "images/s")
+    fps = [frames_within(r, start, end) / (end - start) for r in ran]
+    return _metric(fps, "images/s", total=sum(fps))
+
+
+def _grouped(records: list[dict], key: Callable[[dict], str | None]) -> dict[str, dict]:
+    """Throughput summed and streams listed per key (records whose key is None are left out)."""
+    out: dict[str, dict] = {}
+    for r in records:
+        k = key(r)
+        if k is not None:
+            entry = out.setdefault(k, {"throughput": 0.0, "streams": []})
+            entry["throughput"] += r.get("throughput_fps") or 0.0
+            entry["streams"].append(r["stream"])
+    return out
+
+
+def per_device(records: list[dict]) -> dict[str, dict]:
+    """By device (``cuda:0``; ``host/cuda:0`` when the streams ran on several hosts), with its name."""
+    several_hosts = len({r.get("host") for r in records if r.get("device")}) > 1
+
+    def key(r: dict) -> str | None:
+        return None if not r.get("device") else f"{r.get('host')}/{r['device']}" if several_hosts else r["device"]
+
+    out = _grouped(records, key)
+    for k, entry in out.items():
+        entry["device_name"] = next((r["device_name"] for r in records if key(r) == k and r.get("device_name")), None)
+    return out
+
+
+def per_host(records: list[dict]) -> dict[str, dict]:
+    """By host name, with the torchrun ranks that ran there."""
+    out = _grouped(records, lambda r: r.get("host") or "unknown")
+    for r in records:
+        if "rank" in r:
+            out[r.get("host") or "unknown"].setdefault("ranks", []).append(r["rank"])
+    return out
 
 
 def quality_of(records: list[dict], min_pass_pct: float) -> dict | None:
@@ -154,6 +223,8 @@ def run_document(config: dict, records: list[dict], min_pass_pct: float, interru
             "validity": validity,
             "invalid_reasons": reasons,
             "overlap": overlap_of(records),
+            "per_device": per_device(records),
+            "hosts": per_host(records),
         },
         "streams": [_stream_summary(r) for r in records],
         "quality_frames": [f for r in records for f in r.get("quality_frames", [])],
@@ -166,6 +237,17 @@ def _stream_summary(record: dict) -> dict:
     if "telemetry" in out:
         out["telemetry"] = {k: v for k, v in out["telemetry"].items() if k != "samples"}
     return out
+
+
+def record_from_file(path: Path) -> dict | None:
+    """A stream's record from its results_<n>.json (the raw record, or the per-stream document made of it)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if "streams" not in doc:
+        return doc
+    return {**doc["streams"][0], "quality_frames": doc.get("quality_frames", [])}
 
 
 def _tester() -> str:

@@ -1,13 +1,20 @@
-"""One stream: a process that loads the model, warms up, waits for the others, runs the timed loop.
+"""One stream: loads the model, warms up, waits for the others, runs the timed loop.
+
+A stream is a spawned process (``run_stream``) or, under torchrun, the rank's own process
+(``stream_record``); the barriers and the stop flag are multiprocessing's or torch.distributed's
+(``harness.distributed``), behind the same small interfaces.
 
 Per-call latency is measured here (``LatencyClock`` around each model call); throughput is
-frames over the wall time of the timed loop, read after the final synchronize.
+frames over the wall time of the timed loop, read after the final synchronize. Checkpoints
+(seconds since the start, frames done) after every call let the run count the frames done while
+all streams ran together.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import platform
 import signal
 import sys
 import threading
@@ -16,12 +23,14 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
 from arguments import Options
 from harness import device as dev
 from harness.inputs import DatasetPairs, DummyPairs, download
+from harness.placement import pin_near
 from harness.quality import QualityRecorder, judged_index, summarize
 from harness.results import write_json
 from harness.telemetry import energy_metrics, telemetry_for
@@ -44,6 +53,19 @@ class StreamPlan:
     execution: str
     cpu_threads: int
     quality_indices: tuple[int, ...] = ()
+    rank: int | None = None  # under torchrun
+
+
+class Barrier(Protocol):
+    """multiprocessing.Barrier or harness.distributed.DistBarrier: raises threading.BrokenBarrierError."""
+
+    def wait(self, timeout: float | None = None) -> object: ...
+
+
+class StopFlag(Protocol):
+    """multiprocessing.Event, threading.Event or harness.distributed.DistStop."""
+
+    def is_set(self) -> bool: ...
 
 
 class Interrupted(Exception):
@@ -65,13 +87,29 @@ def build_engine(plan: StreamPlan, loaded: LoadedModel) -> Engine:
     return engine
 
 
-def run_stream(plan: StreamPlan, start_barrier, end_barrier, stop_event, results_path: str) -> None:
+def run_stream(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier, stop_event: StopFlag,
+               results_path: str) -> None:
     """Process entry point. Always writes ``results_path`` (completed, interrupted or failed)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells us through stop_event
+    if stream_record(plan, start_barrier, end_barrier, stop_event, results_path)["error"]:
+        sys.exit(1)
+
+
+def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier, stop_event: StopFlag,
+                  results_path: str) -> dict:
+    """Runs the stream in this process; always writes ``results_path`` and returns the record."""
     torch.set_num_threads(plan.cpu_threads)
-    record: dict = {"stream": plan.index, "status": "failed", "error": None}
+    record: dict = {"stream": plan.index, "status": "failed", "error": None, "host": platform.node(),
+                    "device": plan.device}
+    if plan.rank is not None:
+        record["rank"] = plan.rank
     runner = None
     try:
+        device = torch.device(plan.device)
+        if device.type != "cpu":  # CUDA graphs, side streams and events work on the current device
+            dev.device_module(device).set_device(device)
+        record["placement"] = pin_near(device)
+        record["device_name"] = dev.device_name(device)
         runner = StreamRunner(plan, stop_event, record)
         runner.prepare()
         _wait(start_barrier, record, "start")
@@ -90,7 +128,7 @@ def run_stream(plan: StreamPlan, start_barrier, end_barrier, stop_event, results
         write_json(Path(results_path), record)
     if record["error"]:
         print(f"error: {record['error']}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    return record
 
 
 def _one_line(plan: StreamPlan, runner: StreamRunner | None, e: Exception) -> str:
@@ -102,7 +140,7 @@ def _one_line(plan: StreamPlan, runner: StreamRunner | None, e: Exception) -> st
     return f"stream {plan.index}: {type(e).__name__}: {text}"
 
 
-def _wait(barrier, record: dict, name: str) -> None:
+def _wait(barrier: Barrier, record: dict, name: str) -> None:
     try:
         barrier.wait(BARRIER_TIMEOUT_S)
         record[f"{name}_barrier"] = "passed"
@@ -112,7 +150,7 @@ def _wait(barrier, record: dict, name: str) -> None:
 
 
 class StreamRunner:
-    def __init__(self, plan: StreamPlan, stop_event, record: dict) -> None:
+    def __init__(self, plan: StreamPlan, stop_event: StopFlag, record: dict) -> None:
         self.plan, self.o, self.stop_event, self.record = plan, plan.options, stop_event, record
         self.device = torch.device(plan.device)
         with warnings.catch_warnings():  # the parent already warned about random weights
@@ -124,6 +162,8 @@ class StreamRunner:
         self.quality: QualityRecorder | None = None
         self.frames_done = self.pairs_done = 0
         self.t_start = self.t_end = 0.0
+        self.clock_offset = 0.0  # wall clock - monotonic clock at the start: a time base shared across hosts
+        self.checkpoints: list[tuple[float, int]] = []  # (seconds since t_start, frames done) after every call
         self.clock = dev.LatencyClock(self.device)
 
     def size_text(self) -> str:
@@ -175,6 +215,8 @@ class StreamRunner:
         calls = math.ceil(self.o.warmup / self.o.batch_size)
         batch = next(iter(warm))
         for _ in range(calls):
+            if self.stop_event.is_set():
+                raise Interrupted
             self._call(warm, batch)
         dev.synchronize(self.device)
         self.record["warmup"] = {"calls": calls, "pairs": calls * self.o.batch_size,
@@ -195,6 +237,7 @@ class StreamRunner:
         self.record["status"] = "running"
         self.telemetry = telemetry_for(self.device)
         self.telemetry.start()
+        self.clock_offset = time.time() - time.monotonic()
         self.t_start = time.monotonic()
         for step, batch in enumerate(self.source):
             if self.stop_event.is_set():
@@ -213,7 +256,9 @@ class StreamRunner:
             self.frames_done += n * self.count
             if o.async_sync and (step + 1) % o.async_sync == 0:
                 dev.synchronize(self.device)
-            progress.update(self.pairs_done, time.monotonic() - self.t_start)
+            elapsed = time.monotonic() - self.t_start
+            self.checkpoints.append((elapsed, self.frames_done))
+            progress.update(self.pairs_done, elapsed)
         dev.synchronize(self.device)
         self.t_end = time.monotonic()
         self._stop_telemetry()
@@ -266,6 +311,8 @@ class StreamRunner:
             "calls": len(latencies),
             "elapsed_s": elapsed if self.pairs_done else 0.0,
             "window": [self.t_start, self.t_end],
+            "clock_offset_s": self.clock_offset,
+            "checkpoints": [[round(t, 6), f] for t, f in [*self.checkpoints, (elapsed, self.frames_done)]],
             "throughput_fps": self.frames_done / elapsed if self.pairs_done else 0.0,
             "latency_wall_ms": 1e3 * elapsed / self.frames_done if self.frames_done else None,
             "latency_ms": latency_summary(latencies),

@@ -3,15 +3,11 @@
 # the upstream reference at 720p, and the harness in performance and quality mode. Same carried files as
 # tools/device_run.sh. Compiles are cached by inductor across the processes of one machine.
 set -u
-OUT="${OUT:-./device-out}"
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/*.whl && export PYTHONPATH="/tmp/site:$PWD"
+source tools/device_common.sh
 python3 tools/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
   --out "$OUT" --calls "${CALLS:-300}" --skip-checks --quality-configs fp16:fast --archs v4.0,paper \
   --sizes "${SIZES:-1280x720}" --precisions fp16 --modes eager,graph,fast 2>&1 | tee "$OUT/verify.log"
-export RIFE_BUILTIN_DIR=/tmp/builtin
-python3 -c "import dataset, pathlib; dataset.ensure_builtin(videos_dir=pathlib.Path('.carry/videos'))" || exit 1
-source tools/device_common.sh
+build_builtin || exit 1
 run v4_dummy_fp16_fast --dummy --arch v4.0 --num-inputs 2000
 run v4_quality_fp16_fast --arch v4.0 --num-inputs 65
 run v4_dummy_fp16_fast_again --dummy --arch v4.0 --num-inputs 2000

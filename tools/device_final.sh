@@ -2,17 +2,16 @@
 # On the H200 (device tool): quality against performance mode (fast path), then the reference's three
 # profiles through benchmark.sh at 1, 2, 4 streams with telemetry (EXECUTION=graph: no compile per row).
 set -u
-OUT="${OUT:-./device-out}"
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/*.whl && export PYTHONPATH="/tmp/site:$PWD"
-export RIFE_BUILTIN_DIR=/tmp/builtin
-python3 -c "import dataset, pathlib; dataset.ensure_builtin(videos_dir=pathlib.Path('.carry/videos'))" || exit 1
 source tools/device_common.sh
+build_builtin || exit 1
 run v4_dummy_fp16_fast_65 --dummy --arch v4.0 --num-inputs 65
 run v4_quality_fp16_fast --arch v4.0 --num-inputs 65
 run v4_dummy_fp16_fast_65_again --dummy --arch v4.0 --num-inputs 65
 run v4_quality_fp16_fast_again --arch v4.0 --num-inputs 65
-mkdir -p .venv/bin && ln -sf "$(command -v python3)" .venv/bin/python  # run_model.sh's interpreter on this machine
+# run_model.sh's interpreter on this machine: a wrapper (a symbolic link to a venv's python loses the venv;
+# rm first, so that nothing is ever written through an old link)
+mkdir -p .venv/bin && rm -f .venv/bin/python
+printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" > .venv/bin/python && chmod +x .venv/bin/python
 for p in fp16 bf16 fp32; do
   PROFILE="profiles/rife.$p.csv" OUTPUT_DIR="/tmp/bench-$p" PLATFORM=CUDA EXECUTION=graph GET_MODEL=no \
     timeout 200 ./benchmark.sh > "/tmp/bench-$p.log" 2>&1

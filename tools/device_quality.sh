@@ -2,12 +2,8 @@
 # On the H200 (device tool): quality mode against performance mode with the fast path and NVML telemetry,
 # then the kernel profile of fast. Carries what tools/device_run.sh carries.
 set -u
-OUT="${OUT:-./device-out}"
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/*.whl && export PYTHONPATH="/tmp/site:$PWD"
-export RIFE_BUILTIN_DIR=/tmp/builtin
-python3 -c "import dataset, pathlib; dataset.ensure_builtin(videos_dir=pathlib.Path('.carry/videos'))" || exit 1
 source tools/device_common.sh
+build_builtin || exit 1
 run v4_dummy_fp16_fast_65 --dummy --arch v4.0 --num-inputs 65
 run v4_quality_fp16_fast --arch v4.0 --num-inputs 65
 run v4_dummy_fp16_fast_2000 --dummy --arch v4.0 --num-inputs 2000

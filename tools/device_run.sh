@@ -4,15 +4,11 @@
 # the pytorch-msssim wheel), train_log/ (v4.0 weights) and model/ (patched upstream paper code).
 # Writes at most 8 files to $OUT.
 set -u
-OUT="${OUT:-./device-out}"
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/*.whl && export PYTHONPATH="/tmp/site:$PWD"
+source tools/device_common.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw --format=csv | tee "$OUT/gpu.txt"
 python3 tools/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
   --out "$OUT" --calls "${CALLS:-200}" ${COMPILE:+--compile} 2>&1 | tee "$OUT/verify.log"
-export RIFE_BUILTIN_DIR=/tmp/builtin
-python3 -c "import dataset, pathlib; dataset.ensure_builtin(videos_dir=pathlib.Path('.carry/videos'))" || exit 1
-source tools/device_common.sh
+build_builtin || exit 1
 run paper_dummy_fp16_fast --dummy --num-inputs 1000
 run paper_dummy_fp16_eager --dummy --num-inputs 300 --execution eager
 run paper_dummy_fp16_upstream --dummy --num-inputs 300 --model-impl upstream --modelsdir model
