@@ -140,6 +140,16 @@ def _one_line(plan: StreamPlan, runner: StreamRunner | None, e: Exception) -> st
     return f"stream {plan.index}: {type(e).__name__}: {text}"
 
 
+def thinned(checkpoints: list[tuple[float, int]], most: int = 1000) -> list[list[float]]:
+    """At most ``most`` evenly spaced checkpoints, the last one always kept: enough to place the overlap
+    window to a thousandth of the run, without a results file that grows with every frame."""
+    step = max(1, math.ceil(len(checkpoints) / most))
+    kept = checkpoints[::step]
+    if kept[-1] != checkpoints[-1]:
+        kept.append(checkpoints[-1])
+    return [[round(t, 6), f] for t, f in kept]
+
+
 def _wait(barrier: Barrier, record: dict, name: str) -> None:
     try:
         barrier.wait(BARRIER_TIMEOUT_S)
@@ -312,7 +322,7 @@ class StreamRunner:
             "elapsed_s": elapsed if self.pairs_done else 0.0,
             "window": [self.t_start, self.t_end],
             "clock_offset_s": self.clock_offset,
-            "checkpoints": [[round(t, 6), f] for t, f in [*self.checkpoints, (elapsed, self.frames_done)]],
+            "checkpoints": thinned([*self.checkpoints, (elapsed, self.frames_done)]),
             "throughput_fps": self.frames_done / elapsed if self.pairs_done else 0.0,
             "latency_wall_ms": 1e3 * elapsed / self.frames_done if self.frames_done else None,
             "latency_ms": latency_summary(latencies),

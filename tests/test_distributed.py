@@ -260,3 +260,12 @@ def test_store_barrier_and_stop_flag():
 def test_help_shows_every_option():
     text = arguments.build_parser().format_help()
     assert "--device-ids DEVICE_IDS" in text and "this % of frames" in text
+
+
+def test_checkpoints_are_thinned_but_keep_the_end():
+    from harness.stream import thinned
+
+    points = [(i * 0.001, i) for i in range(1, 5001)]
+    kept = thinned(points)
+    assert len(kept) <= 1001 and kept[0] == [0.001, 1] and kept[-1] == [5.0, 5000]
+    assert thinned(points[:10]) == [[round(t, 6), f] for t, f in points[:10]]
