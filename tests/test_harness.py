@@ -210,3 +210,21 @@ def test_killed_stream_is_named_and_run_fails(tmp_path):
     assert statuses == ["failed", "interrupted"]
     survivor = next(s for s in doc["streams"] if s["status"] == "interrupted")
     assert survivor["pairs"] > 0 and survivor["throughput_fps"] > 0
+
+
+def test_out_of_memory_is_one_line_naming_size_batch_and_what_to_lower():
+    from harness.stream import StreamPlan, _one_line
+
+    o = arguments.parse(["--batch-size", "8", "--streams", "2"], {})
+    plan = StreamPlan(2, 2, o, "cuda:0", "fp16", "fast", 1)
+
+    class Runner:
+        frame_size = (1080, 1920)
+
+        def size_text(self) -> str:
+            return "1920x1080 (padded to 1920x1088)"
+
+    text = _one_line(plan, Runner(), RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore"))
+    assert text == ("stream 2: the device ran out of memory at 1920x1080 (padded to 1920x1088), batch 8, 2 streams; "
+                    "lower --batch-size, --streams or the frame size")
+    assert _one_line(plan, None, ValueError("bad\nsecond line")) == "stream 2: ValueError: bad"
