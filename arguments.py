@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -262,8 +261,3 @@ def check_rules(o: Options) -> None:
         raise OptionError(f"--min-test-duration {o.min_duration:g} is above --max-test-duration {o.max_duration:g}")
     if not o.dummy and (o.min_duration is not None or o.max_duration is not None):
         raise OptionError("--min-test-duration / --max-test-duration apply to performance mode (--dummy) only")
-
-
-def main_error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
