@@ -7,6 +7,8 @@ from collections import deque
 
 import torch
 
+from arguments import PLATFORMS
+
 
 class PlatformError(Exception):
     pass
@@ -22,7 +24,7 @@ def resolve_device(platform: str) -> torch.device:
         if _xpu_available():
             return torch.device("xpu")
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    wanted = {"flex": "xpu", "max": "xpu", "xpu": "xpu", "cuda": "cuda", "cpu": "cpu"}[platform]
+    wanted = PLATFORMS[platform]
     if wanted == "xpu" and not _xpu_available():
         raise PlatformError(f"--platform {platform}: no Intel XPU is visible to PyTorch {torch.__version__}; "
                             "install the XPU build of PyTorch, or use --platform CUDA/CPU/auto")
