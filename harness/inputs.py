@@ -104,3 +104,15 @@ def download_u8(u8: Tensor) -> Tensor:
 def download(frames: list[Tensor]) -> list[Tensor]:
     """Results back to the host as uint8, without a synchronization (pinned targets, non-blocking)."""
     return [download_u8(to_uint8(f)) for f in frames]
+
+
+def random_scene(h: int, w: int) -> torch.Tensor:
+    """Two uint8 frames (2, 1, 3, H, W) of a fresh random smooth picture, the second shifted by a random
+    few pixels: random like noise, but a scene with motion the model can follow (on pure noise, flows
+    are chaotic and any rounding change flips them)."""
+    coarse = torch.rand(1, 3, h // 8 + 2, w // 8 + 2)
+    picture = torch.nn.functional.interpolate(coarse, scale_factor=8, mode="bicubic", align_corners=False)
+    dy, dx = (int(v) for v in torch.randint(-4, 5, (2,)))
+    shifted = torch.roll(picture, shifts=(dy, dx), dims=(2, 3))
+    frames = torch.stack([picture[..., :h, :w], shifted[..., :h, :w]])
+    return (frames.clamp(0, 1) * 255).round().to(torch.uint8)

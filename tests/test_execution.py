@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from harness.device import cpu_has_bf16, default_precision
+from harness.inputs import random_scene
 from rife.engine import Engine, resolve_precision
 from rife.execution import ExecutionError, default_execution, plan_for, widened
 from rife.ifnet import IFNet
@@ -60,18 +61,6 @@ def test_mode_selection_and_errors():
 
 def test_cpu_default_precision_follows_the_hardware():
     assert default_precision(CPU) == ("bf16" if cpu_has_bf16() else "fp32")
-
-
-def random_scene(h: int, w: int) -> torch.Tensor:
-    """Two uint8 frames (2, 1, 3, H, W) of a fresh random smooth picture, the second shifted by a random
-    few pixels: random like noise, but a scene with motion the model can follow (on pure noise, flows
-    are chaotic and any rounding change flips them)."""
-    coarse = torch.rand(1, 3, h // 8 + 2, w // 8 + 2)
-    picture = torch.nn.functional.interpolate(coarse, scale_factor=8, mode="bicubic", align_corners=False)
-    dy, dx = (int(v) for v in torch.randint(-4, 5, (2,)))
-    shifted = torch.roll(picture, shifts=(dy, dx), dims=(2, 3))
-    frames = torch.stack([picture[..., :h, :w], shifted[..., :h, :w]])
-    return (frames.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def _fast_vs_eager_fp32(make_net, precision: str, size: tuple[int, int]) -> float:
