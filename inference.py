@@ -204,11 +204,13 @@ class Run:
 
     def _plan(self, index: int, slot: int, threads: int, rank: int | None = None) -> StreamPlan:
         """Stream ``index`` (1-based) on device slot ``slot`` (round-robin over the device ids)."""
+        import dataset
         from harness.placement import device_for
         from harness.stream import StreamPlan
 
         n = self.o.streams
-        share = () if self.s.quality_names is None else tuple(stream_share(len(self.s.quality_names), index - 1, n))
+        names = self.s.quality_names
+        share = () if names is None else tuple(dataset.stream_share(len(names), index - 1, n))
         device = device_for(self.s.device.type, self.s.device_ids, slot)
         return StreamPlan(index, n, self.o, device, self.s.precision, self.s.execution, threads, share, rank)
 
@@ -376,12 +378,6 @@ class DistributedRun(Run):
 def _restore(handlers: dict) -> None:
     for sig, handler in handlers.items():
         signal.signal(sig, handler)
-
-
-def stream_share(n_items: int, stream: int, streams: int) -> list[int]:
-    import dataset
-
-    return dataset.stream_share(n_items, stream, streams)
 
 
 def print_summary(doc: dict, out_dir: Path) -> None:

@@ -72,8 +72,8 @@ class Interrupted(Exception):
     pass
 
 
-def model_choice(o: Options, arch: str | None = None) -> ModelChoice:
-    return ModelChoice(arch=arch or o.arch, weights=o.weights, impl=o.model_impl, models_dir=o.models_dir,
+def model_choice(o: Options) -> ModelChoice:
+    return ModelChoice(arch=o.arch, weights=o.weights, impl=o.model_impl, models_dir=o.models_dir,
                        allow_random_init=o.dummy, seed=o.seed)
 
 
@@ -175,6 +175,7 @@ class StreamRunner:
         self.clock_offset = 0.0  # wall clock - monotonic clock at the start: a time base shared across hosts
         self.checkpoints: list[tuple[float, int]] = []  # (seconds since t_start, frames done) after every call
         self.clock = dev.LatencyClock(self.device)
+        self.telemetry = None  # started with the timed loop
 
     def size_text(self) -> str:
         h, w = self.frame_size
@@ -275,7 +276,7 @@ class StreamRunner:
         progress.close()
 
     def _stop_telemetry(self) -> None:
-        if getattr(self, "telemetry", None) is not None and "telemetry" not in self.record:
+        if self.telemetry is not None and "telemetry" not in self.record:
             self.record["telemetry"] = self.telemetry.stop()
             write_json(Path(self.o.output_dir) / f"telemetry_{self.plan.index}.json", self.record["telemetry"])
 

@@ -119,10 +119,9 @@ class GraphedNet(nn.Module):
 def apply(net: nn.Module, plan: ExecutionPlan) -> nn.Module:
     """The network as ``plan`` runs it (already on its device and in its dtype)."""
     if isinstance(net, IFNet):
-        net.retry_on_device = plan.graph or plan.compile
         if plan.widen:
             net = widened(net)
-            net.retry_on_device = True
+        net.retry_on_device = plan.graph or plan.compile
         net.warp.fp32 = plan.mode == "fast"
         net.warp.cached = not plan.compile  # compiled code builds the base grid itself, fused
     if plan.cudnn_benchmark:
