@@ -60,6 +60,34 @@ def synchronize(device: torch.device) -> None:
         device_module(device).synchronize()
 
 
+def side_stream(device: torch.device):
+    """A second stream for copies on CUDA and XPU; None where work runs in order on the host (the CPU)."""
+    return device_module(device).Stream(device) if device.type in ("cuda", "xpu") else None
+
+
+def current_stream(device: torch.device):
+    return device_module(device).current_stream(device)
+
+
+def on_stream(device: torch.device, stream):
+    return device_module(device).stream(stream)
+
+
+def record_event(device: torch.device, stream):
+    event = device_module(device).Event()
+    event.record(stream)
+    return event
+
+
+def wait_for(device: torch.device, event, *made_there: torch.Tensor) -> None:
+    """The current stream waits for ``event``; tensors allocated on the other stream are marked as used
+    here, so the caching allocator does not hand their memory out before this stream is done."""
+    stream = current_stream(device)
+    stream.wait_event(event)
+    for t in made_there:
+        t.record_stream(stream)
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cpu":
         import platform
@@ -90,7 +118,10 @@ class LatencyClock:
     """Per-call latency without adding synchronizations: device events on GPUs/XPUs
     (read once they have completed), ``perf_counter`` on the CPU (which runs synchronously)."""
 
-    RESOLVE_AFTER = 256  # pending event pairs kept before the oldest are read (long done by then)
+    # Pending event pairs kept before the oldest is read. Reading it waits for that call, so this also
+    # bounds how far the host runs ahead of the device (and the copies' buffers held meanwhile) to a
+    # queue deep enough that the device never starves.
+    RESOLVE_AFTER = 16
 
     def __init__(self, device: torch.device) -> None:
         self._events = device.type != "cpu"

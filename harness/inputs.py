@@ -1,27 +1,30 @@
 """Feeding a stream: random frame pairs (performance mode) or dataset batches (quality mode),
-delivered to the device as model inputs. Uploads happen inside the timed call, where a real
-video pipeline pays them."""
+delivered to the device as model inputs (``Uploader``), and results back to the host (``HostCopier``).
+Uploads and downloads are part of the timed loop, as in a real video pipeline, on their own streams."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from harness import device as dev
 from metrics import to_uint8
 from rife.engine import Engine
 
 
 @dataclass
 class HostBatch:
-    """One model call's inputs as they arrive: uint8 (B, 3, H, W), on the host or already on the device."""
+    """One model call's inputs as they arrive: uint8 (B, 3, H, W) on the host, or, with ``ready``,
+    model inputs already on the device (the reference's performance mode)."""
 
     first: Tensor
     last: Tensor
     truth: Tensor | None = None
     names: list[str] | None = None
+    ready: bool = False
 
 
 @dataclass
@@ -31,6 +34,17 @@ class DeviceBatch:
     names: list[str] | None
 
 
+@dataclass
+class PendingBatch:
+    """A batch on its way to the device: ``done`` is the side stream's event that its copies finished."""
+
+    first: Tensor
+    last: Tensor
+    names: list[str] | None
+    ready: bool
+    done: object | None = None
+
+
 class DummyPairs:
     """A pool of distinct random uint8 frame pairs cycled through (``pool=1`` is the reference's single pair).
     Without ``transfers`` the pool is converted once and stays on the device, as in the reference."""
@@ -38,32 +52,20 @@ class DummyPairs:
     def __init__(self, engine: Engine, pool: int, batch: int, height: int, width: int, seed: int, transfers: bool):
         gen = torch.Generator().manual_seed(seed)
         pin = transfers and engine.device.type == "cuda"
-        self.engine, self.transfers, self.size = engine, transfers, (height, width)
-        self.batches = []
+        self.size = (height, width)
+        self.batches: list[HostBatch] = []
         for _ in range(pool):
             pair = [torch.randint(0, 256, (batch, 3, height, width), dtype=torch.uint8, generator=gen) for _ in range(2)]
-            pair = [p.pin_memory() if pin else p for p in pair]
-            self.batches.append(pair if transfers else [engine.to_model_input(p.to(engine.device)) for p in pair])
+            if transfers:
+                self.batches.append(HostBatch(*(p.pin_memory() if pin else p for p in pair)))
+            else:
+                self.batches.append(HostBatch(*(engine.to_model_input(p.to(engine.device)) for p in pair), ready=True))
 
     def __iter__(self) -> Iterator[HostBatch]:
         step = 0
         while True:
-            first, last = self.batches[step % len(self.batches)]
-            yield HostBatch(first, last)
+            yield self.batches[step % len(self.batches)]
             step += 1
-
-    def to_device(self, batch: HostBatch) -> DeviceBatch:
-        if not self.transfers:
-            return DeviceBatch(batch.first, batch.last, None)
-        return upload(self.engine, batch)
-
-
-def upload(engine: Engine, batch: HostBatch) -> DeviceBatch:
-    """The inputs to the device (the truth stays on the host: it is scored after the timed loop)."""
-    dev = engine.device
-    img0 = engine.to_model_input(batch.first.to(dev, non_blocking=True))
-    img1 = engine.to_model_input(batch.last.to(dev, non_blocking=True))
-    return DeviceBatch(img0, img1, batch.names)
 
 
 class DatasetPairs:
@@ -73,8 +75,8 @@ class DatasetPairs:
     loads its sample library untimed), so PNG decoding never limits the measured throughput; otherwise
     batches are decoded ahead of the device while it runs."""
 
-    def __init__(self, engine: Engine, prefetcher, share_bytes: int, preload_bytes: int) -> None:
-        self.engine, self.prefetcher = engine, prefetcher
+    def __init__(self, prefetcher, share_bytes: int, preload_bytes: int) -> None:
+        self.prefetcher = prefetcher
         self.preloaded = [_host(b) for b in prefetcher] if share_bytes <= preload_bytes else None
 
     def __iter__(self) -> Iterator[HostBatch]:
@@ -85,25 +87,80 @@ class DatasetPairs:
         batches = self.preloaded if self.preloaded is not None else (_host(b) for b in fresh_prefetcher())
         return ((b.names, b.truth) for b in batches)
 
-    def to_device(self, batch: HostBatch) -> DeviceBatch:
-        return upload(self.engine, batch)
-
 
 def _host(b) -> HostBatch:
     return HostBatch(b.first, b.last, b.truth, list(b.names))
 
 
-def download_u8(u8: Tensor) -> Tensor:
-    """A uint8 tensor's host copy, without a synchronization on CUDA (pinned target, non-blocking)."""
-    if u8.device.type == "cpu":
-        return u8
-    host = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=u8.device.type == "cuda")
-    return host.copy_(u8, non_blocking=True)
+class Uploader:
+    """Host batches to the device, one batch ahead. On CUDA and XPU the copies run on a side stream, so
+    the next batch crosses the bus while the device computes the current one (as a video pipeline
+    overlaps them); the timed call waits on that copy's event and converts the frames to model inputs."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.stream = dev.side_stream(engine.device)
+
+    def ahead(self, batches: Iterable[HostBatch]) -> Iterator[PendingBatch]:
+        """``batches`` as pending uploads, each one's copy started before the previous one is handed out."""
+        pending = None
+        for batch in batches:
+            following = self.send(batch)
+            if pending is not None:
+                yield pending
+            pending = following
+        if pending is not None:
+            yield pending
+
+    def send(self, batch: HostBatch) -> PendingBatch:
+        if batch.ready:
+            return PendingBatch(batch.first, batch.last, batch.names, ready=True)
+        device = self.engine.device
+        if self.stream is None:
+            return PendingBatch(batch.first.to(device), batch.last.to(device), batch.names, ready=False)
+        with dev.on_stream(device, self.stream):
+            first = batch.first.to(device, non_blocking=True)
+            last = batch.last.to(device, non_blocking=True)
+            done = dev.record_event(device, self.stream)
+        return PendingBatch(first, last, batch.names, ready=False, done=done)
+
+    def receive(self, pending: PendingBatch) -> DeviceBatch:
+        """The model inputs (call inside the timed region: the wait and the conversion are part of a call)."""
+        if pending.ready:
+            return DeviceBatch(pending.first, pending.last, pending.names)
+        if pending.done is not None:
+            dev.wait_for(self.engine.device, pending.done, pending.first, pending.last)
+        to_input = self.engine.to_model_input
+        return DeviceBatch(to_input(pending.first), to_input(pending.last), pending.names)
 
 
-def download(frames: list[Tensor]) -> list[Tensor]:
-    """Results back to the host as uint8, without a synchronization (pinned targets, non-blocking)."""
-    return [download_u8(to_uint8(f)) for f in frames]
+class HostCopier:
+    """Device results to pinned host memory without a synchronization; on CUDA and XPU the copy runs on a
+    side stream after the result is computed, so the next call's kernels do not queue behind it."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.stream = dev.side_stream(device)
+
+    def copy(self, target: Tensor, source: Tensor) -> Tensor:
+        if self.stream is None:
+            return target.copy_(source, non_blocking=True)
+        source = source.contiguous()  # a plain memcpy on the side stream
+        self.stream.wait_stream(dev.current_stream(self.device))
+        with dev.on_stream(self.device, self.stream):
+            target.copy_(source, non_blocking=True)
+        source.record_stream(self.stream)
+        return target
+
+    def download(self, frames: list[Tensor]) -> list[Tensor]:
+        """Results back to the host as uint8 (pinned targets on CUDA)."""
+        if self.device.type == "cpu":
+            return [to_uint8(f) for f in frames]
+        hosts = []
+        for f in frames:
+            u8 = to_uint8(f)
+            hosts.append(self.copy(torch.empty(u8.shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda"), u8))
+        return hosts
 
 
 def random_scene(h: int, w: int) -> torch.Tensor:

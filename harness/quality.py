@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 import metrics
+from harness.inputs import HostCopier
 
 
 def judged_index(timesteps: list[float]) -> int | None:
@@ -24,6 +25,7 @@ class QualityRecorder:
     def __init__(self, threshold_db: float, count: int, height: int, width: int, device: torch.device) -> None:
         self.threshold_db = threshold_db
         self.names: list[str] = []
+        self._copier = HostCopier(device)
         # Allocated before the timed loop (pinned host memory is slow to allocate): one 8-bit frame per name.
         self._host = torch.empty((count, 3, height, width), dtype=torch.uint8, pin_memory=device.type == "cuda")
 
@@ -33,8 +35,13 @@ class QualityRecorder:
 
     def record(self, names: list[str], pred: Tensor) -> None:
         start = len(self.names)
-        self._host[start:start + len(names)].copy_(metrics.to_uint8(pred), non_blocking=True)
+        self._copier.copy(self._host[start:start + len(names)], metrics.to_uint8(pred))
         self.names.extend(names)
+
+    def rehearse(self, pred: Tensor) -> None:
+        """A warm-up call through the same path, kept nowhere."""
+        room = min(len(pred), len(self._host))
+        self._copier.copy(self._host[:room], metrics.to_uint8(pred[:room]))
 
     def score(self, truths: Iterable[tuple[list[str], Tensor]], device: torch.device) -> list[dict]:
         """Per-frame results against ``truths`` ((names, uint8 batch) in recording order); call after the

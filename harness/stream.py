@@ -29,7 +29,7 @@ import torch
 
 from arguments import Options
 from harness import device as dev
-from harness.inputs import DatasetPairs, DummyPairs, download
+from harness.inputs import DatasetPairs, DummyPairs, HostCopier, PendingBatch, Uploader
 from harness.placement import pin_near
 from harness.quality import QualityRecorder, judged_index, summarize
 from harness.results import write_json
@@ -175,6 +175,8 @@ class StreamRunner:
         self.clock_offset = 0.0  # wall clock - monotonic clock at the start: a time base shared across hosts
         self.checkpoints: list[tuple[float, int]] = []  # (seconds since t_start, frames done) after every call
         self.clock = dev.LatencyClock(self.device)
+        self.uploader = Uploader(self.engine)
+        self.copier = HostCopier(self.device)
         self.telemetry = None  # started with the timed loop
 
     def size_text(self) -> str:
@@ -208,7 +210,7 @@ class StreamRunner:
                                                          workers=workers, pin_memory=self.device.type == "cuda")
         h, w = tset.size
         share_bytes = 9 * h * w * len(self.plan.quality_indices)  # three uint8 RGB frames per triplet
-        source = DatasetPairs(self.engine, self.new_prefetcher(), share_bytes, self.o.preload_mb * 2**20)
+        source = DatasetPairs(self.new_prefetcher(), share_bytes, self.o.preload_mb * 2**20)
         self.record["data_preloaded"] = source.preloaded is not None
         return source
 
@@ -220,25 +222,29 @@ class StreamRunner:
         return StopRule(n, n)
 
     def _warm_up(self) -> None:
+        """Through the same path as the timed loop (uploads, the call, the quality copy), so that lazy
+        allocations and CUDA graph captures happen here."""
         h, w = self.frame_size
-        warm = DummyPairs(self.engine, 1, self.o.batch_size, h, w, seed=self.o.seed + 1000, transfers=self.o.transfers)
+        warm = DummyPairs(self.engine, 1, self.o.batch_size, h, w, seed=self.o.seed + 1000,
+                          transfers=self.o.transfers or not self.o.dummy)
         t0 = time.perf_counter()
         calls = math.ceil(self.o.warmup / self.o.batch_size)
-        batch = next(iter(warm))
-        for _ in range(calls):
+        for _, pending in zip(range(calls), self.uploader.ahead(warm), strict=False):
             if self.stop_event.is_set():
                 raise Interrupted
-            self._call(warm, batch)
+            _, out, _ = self._call(pending)
+            if self.quality is not None and self.judged is not None:
+                self.quality.rehearse(out[self.judged])
         dev.synchronize(self.device)
         self.record["warmup"] = {"calls": calls, "pairs": calls * self.o.batch_size,
                                  "seconds": time.perf_counter() - t0}
         dev.reset_peak_memory(self.device)
 
-    def _call(self, source, batch):
-        b = source.to_device(batch)
+    def _call(self, pending: PendingBatch):
+        b = self.uploader.receive(pending)
         out = self.engine.interpolate(b.img0, b.img1, self.count, self.frame_size)
         if self.o.transfers or self.o.saveimages:
-            return b, out, download(out)
+            return b, out, self.copier.download(out)
         return b, out, None
 
     # --- the timed loop -------------------------------------------------------------
@@ -250,13 +256,13 @@ class StreamRunner:
         self.telemetry.start()
         self.clock_offset = time.time() - time.monotonic()
         self.t_start = time.monotonic()
-        for step, batch in enumerate(self.source):
+        for step, pending in enumerate(self.uploader.ahead(self.source)):
             if self.stop_event.is_set():
                 raise Interrupted
             if self.rule.should_stop(self.pairs_done, time.monotonic() - self.t_start):
                 break
             self.clock.start()
-            b, out, host_out = self._call(self.source, batch)
+            b, out, host_out = self._call(pending)
             self.clock.stop()
             if self.quality is not None and self.judged is not None:
                 self.quality.record(b.names, out[self.judged])

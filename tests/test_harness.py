@@ -228,3 +228,30 @@ def test_out_of_memory_is_one_line_naming_size_batch_and_what_to_lower():
     assert text == ("stream 2: the device ran out of memory at 1920x1080 (padded to 1920x1088), batch 8, 2 streams; "
                     "lower --batch-size, --streams or the frame size")
     assert _one_line(plan, None, ValueError("bad\nsecond line")) == "stream 2: ValueError: bad"
+
+
+def test_uploader_sends_one_batch_ahead_and_converts_in_the_call():
+    import torch
+
+    from harness.inputs import HostBatch, HostCopier, Uploader
+    from rife.engine import Engine, Precision
+    from rife.ifnet import IFNet
+    from rife.variants import VARIANTS
+
+    variant = VARIANTS["v4.0"]
+    engine = Engine(IFNet(variant), variant, torch.device("cpu"), Precision("fp32", autocast=False))
+    frames = [torch.randint(0, 256, (1, 3, 40, 60), dtype=torch.uint8) for _ in range(6)]
+    sent: list[int] = []
+    uploader = Uploader(engine)
+    real_send = uploader.send
+    uploader.send = lambda batch: (sent.append(batch.names[0]), real_send(batch))[1]
+    batches = (HostBatch(frames[2 * i], frames[2 * i + 1], names=[i]) for i in range(3))
+    seen = []
+    for pending in uploader.ahead(batches):
+        seen.append((pending.names[0], list(sent)))
+        b = uploader.receive(pending)
+        assert b.img0.shape == (1, 3, 64, 64)  # padded to v4.0's multiple of 64
+        assert torch.equal(b.img0, engine.to_model_input(frames[2 * pending.names[0]]))
+    assert seen == [(0, [0, 1]), (1, [0, 1, 2]), (2, [0, 1, 2])]  # each batch's successor already sent
+    host = HostCopier(torch.device("cpu")).download([torch.full((1, 3, 2, 2), 0.5)])
+    assert host[0].dtype == torch.uint8 and int(host[0][0, 0, 0, 0]) == 128

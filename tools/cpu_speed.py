@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.device import default_precision  # noqa: E402
-from harness.inputs import DummyPairs  # noqa: E402
+from harness.inputs import DummyPairs, Uploader  # noqa: E402
 from rife.engine import Engine, resolve_precision  # noqa: E402
 from rife.loader import ModelChoice, load_model  # noqa: E402
 
@@ -78,7 +78,8 @@ def overhead(a, h: int, w: int, precision: str) -> None:
 
     e = engine(ModelChoice(weights=a.v4_weights), precision, "fast")
     pool = DummyPairs(e, 8, 1, h, w, seed=0, transfers=False)
-    batches = [pool.to_device(b) for b, _ in zip(pool, range(8), strict=False)]
+    uploader = Uploader(e)
+    batches = [uploader.receive(p) for p, _ in zip(uploader.ahead(pool), range(8), strict=False)]
 
     def bare():
         for b in batches:
@@ -86,11 +87,11 @@ def overhead(a, h: int, w: int, precision: str) -> None:
 
     def harness_loop():
         clock = LatencyClock(CPU)
-        for step, hb in enumerate(pool):
+        for step, pending in enumerate(uploader.ahead(pool)):
             if step == len(batches):
                 break
             clock.start()
-            b = pool.to_device(hb)
+            b = uploader.receive(pending)
             e.interpolate(b.img0, b.img1, 1, (h, w))
             clock.stop()
         clock.finish()
