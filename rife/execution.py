@@ -5,7 +5,7 @@
   input shape and timestep, captured on first use (that is, during the warm-up).
 - ``compile``: ``torch.compile`` (default mode).
 - ``fast``: our optimised path. On CUDA: convolution widths padded with zero weights to multiples
-  of 16 (exact), channels_last, cuDNN autotuning, warps sampled in fp32, the large-motion retry decided
+  of 16 and the channel counts at the sub-networks' edges to multiples of 8 (exact), channels_last, cuDNN autotuning, warps sampled in fp32, the large-motion retry decided
   on the device, ``torch.compile`` (which fuses the PReLUs, adds, concatenations and warp arithmetic
   into a few generated kernels; it compiles once per input shape during the warm-up, about a minute),
   and one CUDA graph around it all. On the CPU and XPU: channels_last and fp32 warps.
@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rife.ifnet import IFNet
+from rife.ifnet import IFNet, round_up
 
 EXECUTIONS = ("eager", "graph", "compile", "fast")
 WIDTH_MULTIPLE = 16
+EDGE_MULTIPLE = 8  # fp16 tensor-core convolutions want channel counts in multiples of 8
 
 
 class ExecutionError(Exception):
@@ -65,14 +66,14 @@ def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPla
     )
 
 
-def widened(net: IFNet, multiple: int = WIDTH_MULTIPLE) -> IFNet:
-    """The same network with block widths rounded up to ``multiple``; the added channels have zero
-    weights and biases, so they stay zero through PReLU and add nothing: the output is unchanged."""
+def widened(net: IFNet, multiple: int = WIDTH_MULTIPLE, edge_multiple: int = EDGE_MULTIPLE) -> IFNet:
+    """The same network with block widths rounded up to ``multiple`` and the channel counts at the edges
+    (block inputs, the 5-channel flow/mask outputs, the refinement's inputs and output) to ``edge_multiple``.
+    The added channels have zero weights and biases, so they stay zero through PReLU and add nothing:
+    the output is unchanged."""
     variant = net.variant
-    widths = tuple(-(-w // multiple) * multiple for w in variant.block_widths)
-    if widths == variant.block_widths:
-        return net
-    wide = IFNet(dataclasses.replace(variant, block_widths=widths))
+    widths = tuple(round_up(w, multiple) for w in variant.block_widths)
+    wide = IFNet(dataclasses.replace(variant, block_widths=widths), channel_multiple=edge_multiple)
     new_state = wide.state_dict()
     for key, old in net.state_dict().items():
         target = torch.zeros_like(new_state[key], dtype=old.dtype)

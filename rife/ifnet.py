@@ -17,6 +17,16 @@ def conv_unit(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=True), nn.PReLU(out_ch))
 
 
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def pad_channels(x: Tensor, channels: int) -> Tensor:
+    """``x`` with zero channels appended up to ``channels`` (their weights are zero: exact)."""
+    extra = channels - x.shape[1]
+    return F.pad(x, (0, 0, 0, 0, 0, extra)) if extra else x
+
+
 def resize(x: Tensor, factor: float) -> Tensor:
     # scale_factor semantics (not size=), as upstream: they round differently on some sizes.
     return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False, recompute_scale_factor=False)
@@ -56,11 +66,14 @@ class Warper:
 
 
 class IFBlock(nn.Module):
-    def __init__(self, in_ch: int, width: int) -> None:
+    """``channel_multiple`` > 1 rounds the input and output channel counts up (zero channels, zero weights)."""
+
+    def __init__(self, in_ch: int, width: int, channel_multiple: int = 1) -> None:
         super().__init__()
-        self.conv0 = nn.Sequential(conv_unit(in_ch, width // 2, 2), conv_unit(width // 2, width, 2))
+        self.in_channels = round_up(in_ch, channel_multiple)
+        self.conv0 = nn.Sequential(conv_unit(self.in_channels, width // 2, 2), conv_unit(width // 2, width, 2))
         self.convblock = nn.Sequential(*(conv_unit(width, width) for _ in range(8)))
-        self.lastconv = nn.ConvTranspose2d(width, 5, 4, 2, 1)
+        self.lastconv = nn.ConvTranspose2d(width, round_up(5, channel_multiple), 4, 2, 1)
 
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> tuple[Tensor, Tensor]:
         if scale != 1:
@@ -68,7 +81,7 @@ class IFBlock(nn.Module):
         if flow is not None:
             small_flow = flow if scale == 1 else resize(flow, 1.0 / scale) / scale
             x = torch.cat((x, small_flow), 1)
-        feat = self.conv0(x)
+        feat = self.conv0(pad_channels(x, self.in_channels))
         feat = self.convblock(feat) + feat
         out = resize(self.lastconv(feat), scale * 2)
         return out[:, :4] * scale * 2, out[:, 4:5]
@@ -85,9 +98,10 @@ class Conv2(nn.Module):
 
 
 class ContextNet(nn.Module):
-    def __init__(self, width: int, warp: Warper) -> None:
+    def __init__(self, width: int, warp: Warper, channel_multiple: int = 1) -> None:
         super().__init__()
-        self.conv1 = Conv2(3, width)
+        self.in_channels = round_up(3, channel_multiple)
+        self.conv1 = Conv2(self.in_channels, width)
         self.conv2 = Conv2(width, 2 * width)
         self.conv3 = Conv2(2 * width, 4 * width)
         self.conv4 = Conv2(4 * width, 8 * width)
@@ -95,6 +109,7 @@ class ContextNet(nn.Module):
 
     def forward(self, x: Tensor, flow: Tensor) -> list[Tensor]:
         features = []
+        x = pad_channels(x, self.in_channels)
         for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
             x = conv(x)
             flow = resize(flow, 0.5) * 0.5
@@ -109,9 +124,10 @@ def deconv_unit(in_ch: int, out_ch: int) -> nn.Sequential:
 class UNet(nn.Module):
     """The refinement network of the paper model (17 = img0, img1, warped0, warped1, mask, flow)."""
 
-    def __init__(self, c: int) -> None:
+    def __init__(self, c: int, channel_multiple: int = 1) -> None:
         super().__init__()
-        self.down0 = Conv2(17, 2 * c)
+        self.in_channels = round_up(17, channel_multiple)
+        self.down0 = Conv2(self.in_channels, 2 * c)
         self.down1 = Conv2(4 * c, 4 * c)
         self.down2 = Conv2(8 * c, 8 * c)
         self.down3 = Conv2(16 * c, 16 * c)
@@ -119,11 +135,11 @@ class UNet(nn.Module):
         self.up1 = deconv_unit(16 * c, 4 * c)
         self.up2 = deconv_unit(8 * c, 2 * c)
         self.up3 = deconv_unit(4 * c, c)
-        self.conv = nn.Conv2d(c, 3, 3, 1, 1)
+        self.conv = nn.Conv2d(c, round_up(3, channel_multiple), 3, 1, 1)  # callers read channels 0-2
 
     def forward(self, img0: Tensor, img1: Tensor, warped0: Tensor, warped1: Tensor, mask: Tensor,
                 flow: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
-        s0 = self.down0(torch.cat((img0, img1, warped0, warped1, mask, flow), 1))
+        s0 = self.down0(pad_channels(torch.cat((img0, img1, warped0, warped1, mask, flow), 1), self.in_channels))
         s1 = self.down1(torch.cat((s0, ctx0[0], ctx1[0]), 1))
         s2 = self.down2(torch.cat((s1, ctx0[1], ctx1[1]), 1))
         s3 = self.down3(torch.cat((s2, ctx0[2], ctx1[2]), 1))
@@ -150,17 +166,20 @@ class FlowState:
 
 
 class IFNet(nn.Module):
-    """Inputs are padded frames in [0, 1] (N, 3, H, W), H and W multiples of ``variant.pad_multiple``."""
+    """Inputs are padded frames in [0, 1] (N, 3, H, W), H and W multiples of ``variant.pad_multiple``.
 
-    def __init__(self, variant: Variant) -> None:
+    ``channel_multiple`` > 1 (an execution choice, see ``rife.execution.widened``) rounds the channel
+    counts at the edges of each sub-network up, for tensor-core kernels without cuDNN's padding."""
+
+    def __init__(self, variant: Variant, channel_multiple: int = 1) -> None:
         super().__init__()
         self.variant = variant
         self.warp = Warper()
         for i, width in enumerate(variant.block_widths):
-            setattr(self, f"block{i}", IFBlock(variant.block_in_channels(i), width))
+            setattr(self, f"block{i}", IFBlock(variant.block_in_channels(i), width, channel_multiple))
         if variant.refine_unet:
-            self.contextnet = ContextNet(variant.context_width, self.warp)
-            self.unet = UNet(variant.context_width)
+            self.contextnet = ContextNet(variant.context_width, self.warp, channel_multiple)
+            self.unet = UNet(variant.context_width, channel_multiple)
         # Retry decided on the host after the retry block (as upstream, one sync per frame) unless this is
         # set; on the device both candidates are computed to the end and selected, with no sync.
         self.retry_on_device = False
