@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 from bisect import bisect_right
@@ -97,12 +98,29 @@ def metrics_of(records: list[dict], quality_applies: bool) -> dict:
     out["throughput-overlap"] = overlap_throughput(records)
     for key in ("p50", "p90", "p99", "max", "mean"):
         out[f"latency-per-call-{key}"] = _metric([s[key] for s in lat], "ms")
-    energy = [r["energy"] for r in done if r.get("energy", {}).get("mean_power_w") is not None]
-    if energy:
-        out["power"] = _metric([e["mean_power_w"] for e in energy], "W")
-        out["energy-per-frame"] = _metric([e["energy_per_frame_j"] for e in energy], "J")
-        out["frames-per-joule"] = _metric([e["frames_per_joule"] for e in energy], "frames/J")
+    out.update(energy_of(done))
     return out
+
+
+def energy_of(done: list[dict]) -> dict:
+    """Power and energy per frame. Streams that share a device each read that whole device's power, so
+    the combined power (``avg``) is the sum over devices of the mean of their streams' readings, and the
+    combined energy per frame is that power over the combined throughput; min/max/stdev stay per stream."""
+    measured = [r for r in done if r.get("energy", {}).get("mean_power_w") is not None]
+    if not measured:
+        return {}
+    by_device: dict[str, list[float]] = {}
+    for r in measured:
+        by_device.setdefault(f"{r.get('host')}/{r.get('device')}", []).append(r["energy"]["mean_power_w"])
+    power = sum(statistics.fmean(readings) for readings in by_device.values())
+    fps = sum(r["throughput_fps"] for r in measured)
+    energy = [r["energy"] for r in measured]
+    return {
+        "power": _metric([e["mean_power_w"] for e in energy], "W", total=power),
+        "energy-per-frame": _metric([e["energy_per_frame_j"] for e in energy], "J", total=power / fps if fps else None),
+        "frames-per-joule": _metric([e["frames_per_joule"] for e in energy], "frames/J",
+                                    total=fps / power if power else None),
+    }
 
 
 def _ran(records: list[dict]) -> list[dict]:

@@ -169,3 +169,19 @@ def test_nvml_index_follows_cuda_visible_devices():
 def test_trapezoid():
     assert trapezoid([(0.0, 10.0), (1.0, 20.0), (3.0, 20.0)]) == 55.0
     assert trapezoid([(0.0, 10.0)]) is None
+
+
+def test_streams_sharing_a_gpu_count_its_power_once():
+    from harness.results import energy_of
+
+    def stream(device: str, fps: float, watts: float) -> dict:
+        return {"host": "h", "device": device, "throughput_fps": fps,
+                "energy": {"mean_power_w": watts, "energy_per_frame_j": watts / fps, "frames_per_joule": fps / watts}}
+
+    shared = energy_of([stream("cuda:0", 100.0, 400.0), stream("cuda:0", 100.0, 420.0)])
+    assert shared["power"]["avg"] == pytest.approx(410.0)  # one GPU, read by both streams
+    assert shared["energy-per-frame"]["avg"] == pytest.approx(410.0 / 200.0)
+    assert shared["frames-per-joule"]["avg"] == pytest.approx(200.0 / 410.0)
+    two = energy_of([stream("cuda:0", 100.0, 400.0), stream("cuda:1", 50.0, 300.0)])
+    assert two["power"]["avg"] == pytest.approx(700.0) and two["frames-per-joule"]["avg"] == pytest.approx(150 / 700)
+    assert energy_of([{"host": "h", "device": "cpu", "throughput_fps": 5.0, "energy": {"mean_power_w": None}}]) == {}
