@@ -3,7 +3,7 @@
 #   - numactl through apt, only when run as root with apt-get present (never fails because of it);
 #   - a virtual environment .venv; an installed torch is kept (the venv sees system packages),
 #     otherwise TORCH_SPEC is installed first (default torch==2.13.0), never an unpinned torch;
-#   - pip install -r requirements.txt.
+#   - pip install -r requirements.txt, and triton where none imports (Linux x86_64).
 set -eu
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python3}"
@@ -37,4 +37,11 @@ else
 fi
 echo "setup: installing requirements.txt"
 "${PIP[@]}" install -r "$HERE/requirements.txt"
+# Triton: the fused warp on CUDA (PyTorch's CUDA wheels bring it) and, through its interpreter, the kernel's
+# tests on CPU-only machines. Installed only where no Triton imports: XPU builds ship their own triton
+# package, which PyPI's would replace.
+if ! "$VENV/bin/python" -c "import triton" >/dev/null 2>&1 && [ "$(uname -sm)" = "Linux x86_64" ]; then
+  echo "setup: installing triton (its interpreter runs the Triton kernel's tests here)"
+  "${PIP[@]}" install "triton>=3.2" || echo "setup: note: triton could not be installed; its tests will be skipped"
+fi
 echo "setup: ready ($VENV)"

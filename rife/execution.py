@@ -5,10 +5,11 @@
   input shape and timestep, captured on first use (that is, during the warm-up).
 - ``compile``: ``torch.compile`` (default mode).
 - ``fast``: our optimised path. On CUDA: convolution widths padded with zero weights to multiples
-  of 16 and the channel counts at the sub-networks' edges to multiples of 8 (exact), channels_last, cuDNN autotuning, warps sampled in fp32, the large-motion retry decided
-  on the device, ``torch.compile`` (which fuses the PReLUs, adds, concatenations and warp arithmetic
-  into a few generated kernels; it compiles once per input shape during the warm-up, about a minute),
-  and one CUDA graph around it all. On the CPU and XPU: channels_last and fp32 warps.
+  of 16 and the channel counts at the sub-networks' edges to multiples of 8 (exact), channels_last,
+  cuDNN autotuning, each warp one fused Triton kernel computing in fp32 (``rife.triton_warp``), the
+  large-motion retry decided on the device, ``torch.compile`` (which fuses the PReLUs, adds and
+  concatenations into a few generated kernels; it compiles once per input shape during the warm-up,
+  about a minute), and one CUDA graph around it all. On the CPU and XPU: channels_last and fp32 warps.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class ExecutionPlan:
     graph: bool
     compile: bool
     cudnn_benchmark: bool
+    fused_warp: bool = False
 
 
 def default_execution(impl: str) -> str:
@@ -63,6 +65,7 @@ def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPla
         graph=mode == "graph" or (mode == "fast" and cuda),
         compile=mode == "compile" or (mode == "fast" and cuda),
         cudnn_benchmark=mode == "fast" and cuda,
+        fused_warp=mode == "fast" and cuda,
     )
 
 
@@ -117,6 +120,15 @@ class GraphedNet(nn.Module):
         return self._graphs[key]
 
 
+def _fused_warp():
+    from rife import triton_warp
+
+    if not triton_warp.available():
+        raise ExecutionError("--execution fast on CUDA needs Triton for its fused warp (PyTorch's CUDA wheels "
+                             "bring it): pip install triton, or use --execution graph")
+    return triton_warp.fused_warp
+
+
 def apply(net: nn.Module, plan: ExecutionPlan) -> nn.Module:
     """The network as ``plan`` runs it (already on its device and in its dtype)."""
     if isinstance(net, IFNet):
@@ -124,6 +136,8 @@ def apply(net: nn.Module, plan: ExecutionPlan) -> nn.Module:
             net = widened(net)
         net.retry_on_device = plan.graph or plan.compile
         net.warp.fp32 = plan.mode == "fast"
+        if plan.fused_warp:
+            net.warp.kernel = _fused_warp()
         net.warp.cached = not plan.compile  # compiled code builds the base grid itself, fused
     if plan.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True

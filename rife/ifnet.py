@@ -6,6 +6,8 @@ Module names and shapes follow the upstream checkpoints exactly, so an upstream
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,6 +44,8 @@ class Warper:
         self._grids: dict[tuple, Tensor] = {}
         self.fp32 = False  # sample in fp32 whatever the images' dtype (a half-precision grid is too coarse)
         self.cached = True
+        # A fused kernel with the fp32 semantics (img, flow) -> warped, e.g. rife.triton_warp.fused_warp.
+        self.kernel: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def base_grid(self, flow: Tensor, dtype: torch.dtype) -> Tensor:
         n, _, h, w = flow.shape
@@ -56,6 +60,8 @@ class Warper:
         return grid
 
     def __call__(self, img: Tensor, flow: Tensor) -> Tensor:
+        if self.kernel is not None:
+            return self.kernel(img, flow)
         h, w = img.shape[2], img.shape[3]
         dtype = torch.float32 if self.fp32 else img.dtype
         flow = flow.to(dtype)

@@ -228,6 +228,40 @@ def section_batch(v4_weights: Path, calls: int, batches: list[int]) -> list[dict
     return rows
 
 
+def kernel_kind(name: str) -> str:
+    """A kernel's family, for the profile's summary rows."""
+    if "_warp_kernel" in name or "grid_sampler" in name:
+        return "warp"
+    if "nhwcAddPadding" in name:
+        return "cuDNN channel padding"
+    if any(k in name for k in ("xmma", "cutlass", "conv", "dgrad", "fprop", "implicit_gemm", "cudnn")):
+        return "convolution"
+    if name.startswith("triton_"):
+        return "inductor fusion"
+    if "emcpy" in name or "emset" in name or "copy" in name.lower():
+        return "copy/memset"
+    return "other"
+
+
+def section_warp(calls: int = 200) -> list[dict]:
+    """The fused Triton warp against PyTorch's fp32 grid_sample warp (eager), same inputs, at 720p."""
+    from rife import triton_warp
+    from rife.ifnet import Warper
+
+    torch_warp = Warper()
+    torch_warp.fp32 = True
+    rows = []
+    for c, h, w in ((3, 768, 1280), (16, 384, 640)):
+        img = torch.rand(1, c, h, w, device=CUDA, dtype=torch.float16).contiguous(memory_format=torch.channels_last)
+        flow = (torch.randn(1, 4, h, w, device=CUDA) * 20).contiguous(memory_format=torch.channels_last)[:, 2:4]
+        ref, fused = torch_warp(img, flow), triton_warp.fused_warp(img, flow)
+        row = {"image": f"{c}x{h}x{w} fp16 channels_last", "max_abs_diff": (ref.float() - fused.float()).abs().max().item()}
+        for name, fn in (("torch_us", torch_warp), ("triton_us", triton_warp.fused_warp)):
+            row[name] = time_calls(lambda fn=fn: fn(img, flow), calls)["p50_ms"] * 1e3
+        rows.append(row)
+    return rows
+
+
 def section_profile(v4_weights: Path, calls: int = 20) -> list[dict]:
     """Where the time of one ``fast`` frame goes (1280x720 fp16): CUDA kernels by total time."""
     from torch.profiler import ProfilerActivity, profile
@@ -246,6 +280,13 @@ def section_profile(v4_weights: Path, calls: int = 20) -> list[dict]:
             torch.cuda.synchronize()
         events = [ev for ev in prof.key_averages() if ev.device_time_total > 0]
         total = sum(ev.device_time_total for ev in events) or 1.0
+        by_kind: dict[str, list] = {}
+        for ev in events:
+            by_kind.setdefault(kernel_kind(ev.key), []).append(ev)
+        for kind, evs in sorted(by_kind.items(), key=lambda kv: -sum(ev.device_time_total for ev in kv[1])):
+            spent = sum(ev.device_time_total for ev in evs)
+            rows.append({"model": arch, "kernel": f"[all {kind}]", "us_per_frame": spent / calls,
+                         "share_pct": 100 * spent / total, "calls_per_frame": sum(ev.count for ev in evs) / calls})
         for ev in sorted(events, key=lambda ev: -ev.device_time_total)[:12]:
             rows.append({"model": arch, "kernel": ev.key[:70], "us_per_frame": ev.device_time_total / calls,
                          "share_pct": 100 * ev.device_time_total / total, "calls_per_frame": ev.count / calls})
@@ -278,6 +319,7 @@ def main() -> None:
     p.add_argument("--batches", default="", help="e.g. 1,4,8: fast at 1280x720 fp16 with these batch sizes")
     p.add_argument("--profile", action="store_true", help="kernel time table of fast at 1280x720 fp16")
     p.add_argument("--skip-checks", action="store_true", help="skip the sameness and precision sections")
+    p.add_argument("--warp", action="store_true", help="the fused Triton warp against PyTorch's, sameness and time")
     p.add_argument("--archs", default="paper,v4.0")
     p.add_argument("--sizes", default=",".join(SIZES))
     p.add_argument("--precisions", default="fp16,bf16")
@@ -290,24 +332,29 @@ def main() -> None:
              for name, n in (("bigbuckbunny", 21), ("bikes", 31))}
     code = a.paper_code if a.paper_code and (a.paper_code / "IFNet.py").is_file() else None
     quality_configs = [tuple(c.split(":")) for c in a.quality_configs.split(",") if c]
-    results = {}
-    if not a.skip_checks:
-        results["sameness"] = section_sameness(a.weights, clips, code)
-        results["precision"] = section_precision(a.weights, clips)
-    if quality_configs:
-        results["fast_quality"] = section_fast_quality(a.weights, clips, quality_configs)
-    if a.batches:
-        results["batch"] = section_batch(a.weights, a.calls, [int(b) for b in a.batches.split(",")])
-    if a.profile:
-        results["profile"] = section_profile(a.weights)
-    if a.modes:
-        results["modes"] = section_modes(a.weights, code, a.calls, a.compile, a.archs.split(","), a.sizes.split(","),
-                                         a.precisions.split(","), a.modes.split(","))
-    for name, rows in results.items():
-        print_table(name, rows)
+    results: dict[str, list[dict]] = {}
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "verify_gpu.json").write_text(json.dumps(results, indent=2))
 
+    def emit(name: str, rows: list[dict]) -> None:  # each table as soon as it is done: a timeout keeps the rest
+        results[name] = rows
+        print_table(name, rows)
+        sys.stdout.flush()
+        (a.out / "verify_gpu.json").write_text(json.dumps(results, indent=2))
+
+    if a.warp:
+        emit("warp", section_warp())
+    if not a.skip_checks:
+        emit("sameness", section_sameness(a.weights, clips, code))
+        emit("precision", section_precision(a.weights, clips))
+    if quality_configs:
+        emit("fast_quality", section_fast_quality(a.weights, clips, quality_configs))
+    if a.modes:
+        emit("modes", section_modes(a.weights, code, a.calls, a.compile, a.archs.split(","), a.sizes.split(","),
+                                    a.precisions.split(","), a.modes.split(",")))
+    if a.profile:
+        emit("profile", section_profile(a.weights))
+    if a.batches:
+        emit("batch", section_batch(a.weights, a.calls, [int(b) for b in a.batches.split(",")]))
 
 if __name__ == "__main__":
     main()
