@@ -257,7 +257,7 @@ def section_warp(calls: int = 200) -> list[dict]:
         ref, fused = torch_warp(img, flow), triton_warp.fused_warp(img, flow)
         row = {"image": f"{c}x{h}x{w} fp16 channels_last", "max_abs_diff": (ref.float() - fused.float()).abs().max().item()}
         for name, fn in (("torch_us", torch_warp), ("triton_us", triton_warp.fused_warp)):
-            row[name] = time_calls(lambda fn=fn: fn(img, flow), calls)["p50_ms"] * 1e3
+            row[name] = time_calls(lambda fn=fn, img=img, flow=flow: fn(img, flow), calls)["p50_ms"] * 1e3
         rows.append(row)
     return rows
 
