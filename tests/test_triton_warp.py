@@ -1,0 +1,147 @@
+"""rife.triton_warp against the grid_sample reference: on CPU through Triton's interpreter, on CUDA where there is one."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# 80 channels take three channel tiles; sizes of 1 divide by zero in the reference, which then samples index 0.
+SHAPES = [(2, 3, 5, 17), (1, 16, 6, 11), (1, 16, 1, 9), (1, 3, 7, 1), (1, 3, 1, 1), (1, 80, 3, 5)]
+# fp16 works under the interpreter too: it computes with numpy, which has float16 (bf16 it emulates).
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+
+
+def reference_warp(img: Tensor, flow: Tensor) -> Tensor:
+    """rife.ifnet.Warper with fp32=True."""
+    n, _, h, w = flow.shape
+    f = flow.float()
+    xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=torch.float32).view(1, 1, 1, w).expand(n, 1, h, w)
+    ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=torch.float32).view(1, 1, h, 1).expand(n, 1, h, w)
+    grid = torch.cat([xs, ys], 1) + torch.cat([f[:, 0:1] / ((w - 1.0) / 2.0), f[:, 1:2] / ((h - 1.0) / 2.0)], 1)
+    out = F.grid_sample(img.float(), grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
+                        align_corners=True)
+    return out.to(img.dtype)
+
+
+def make_inputs(shape: tuple[int, int, int, int], dtype: torch.dtype, channels_last: bool, device: str,
+                reach: float) -> tuple[Tensor, Tensor]:
+    """A random image and a flow of up to ``reach`` pixels, sliced from a 4-channel tensor as IFNet's flows are."""
+    n, c, h, w = shape
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    img = torch.randn(shape, device=device).to(dtype).contiguous(memory_format=fmt)
+    flow4 = ((torch.rand(n, 4, h, w, device=device) * 2 - 1) * reach).to(dtype).contiguous(memory_format=fmt)
+    return img, flow4[:, 2:4]
+
+
+def assert_matches(out: Tensor, ref: Tensor, img: Tensor, where: str, atol: float = 1e-5) -> None:
+    assert out.dtype == img.dtype and out.shape == img.shape and out.stride() == img.stride(), where
+    # The fp32 results differ by rounding; a half result may then round one ulp away.
+    rtol = 0.0 if img.dtype == torch.float32 else torch.finfo(img.dtype).eps
+    torch.testing.assert_close(out.float(), ref.float(), rtol=rtol, atol=atol, msg=lambda m: f"{where}: {m}")
+
+
+def coordinate_atol(img: Tensor) -> float:
+    """How much source coordinates a few fp32 ulps apart can change the result.
+
+    A coordinate near W has an ulp of about W * 2**-23, and the kernel rounds differently from PyTorch (fused
+    multiply-adds), so on a noise image as wide as a video frame the results differ by more than 1e-5."""
+    x = img.float()
+    steepest = torch.cat([x.diff(dim=-1).flatten(), x.diff(dim=-2).flatten(), x.new_zeros(1)]).abs().max().item()
+    return max(1e-5, 4 * torch.finfo(torch.float32).eps * max(img.shape[2:]) * steepest)
+
+
+def op_runs_interpreted(fused_warp: Callable[[Tensor, Tensor], Tensor]) -> bool:
+    """Whether rife::warp can run the interpreter's kernel in this torch.
+
+    torch.library.wrap_triton accepts it since pytorch/pytorch#185597 (in torch 2.13); older versions, such as
+    2.11, raise "wrap_triton only works on functions annotated with triton.jit", and only ``warp`` is checked."""
+    try:
+        fused_warp(*make_inputs((1, 1, 2, 2), torch.float32, False, "cpu", reach=1.0))
+    except RuntimeError as error:
+        if "wrap_triton only works" not in str(error):
+            raise
+        return False
+    return True
+
+
+def interpreter_checks() -> None:
+    """Run in a child process with TRITON_INTERPRET=1, where the kernel runs on CPU tensors."""
+    from rife.triton_warp import fused_warp, warp
+
+    torch.manual_seed(0)
+    op_ok = op_runs_interpreted(fused_warp)
+    for shape, dtype, channels_last in itertools.product(SHAPES, DTYPES, (False, True)):
+        # Flow of up to 1.5 times the size: many samples fall outside and are clipped to the border.
+        img, flow = make_inputs(shape, dtype, channels_last, "cpu", reach=1.5 * max(shape[2:]))
+        ref = reference_warp(img, flow)
+        where = f"{shape} {dtype} channels_last={channels_last}"
+        assert_matches(warp(img, flow), ref, img, f"warp {where}")
+        # The op runs the same kernel: every dtype and layout of one shape shows that it is wired through.
+        if op_ok and shape == SHAPES[0]:
+            assert_matches(fused_warp(img, flow), ref, img, f"fused_warp {where}")
+
+
+def test_interpreter_matches_reference() -> None:
+    pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
+    # The interpreter must be chosen before triton is imported, so the checks run in a fresh process.
+    proc = subprocess.run([sys.executable, __file__], env={**os.environ, "TRITON_INTERPRET": "1"}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_imports_without_triton(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "triton", None)
+    monkeypatch.setitem(sys.modules, "triton.language", None)
+    spec = importlib.util.spec_from_file_location("triton_warp_without_triton", ROOT / "rife" / "triton_warp.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert not module.available()
+    img, flow = make_inputs((1, 3, 4, 5), torch.float32, False, "cpu", reach=2.0)
+    with pytest.raises(RuntimeError, match="needs Triton"):
+        module.warp(img, flow)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_reference_and_compiles() -> None:
+    pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
+    from torch._dynamo.utils import counters
+
+    from rife.triton_warp import fused_warp, warp
+
+    torch.manual_seed(0)
+    # The small shapes check the compiled kernel where Triton turns sizes or strides of 1 into constants.
+    cases = [(shape, torch.float32, channels_last, 1.5 * max(shape[2:]))
+             for shape, channels_last in itertools.product(SHAPES, (False, True))]
+    cases += [((1, 3, 768, 1280), torch.float16, True, 40.0), ((2, 64, 192, 320), torch.bfloat16, False, 40.0),
+              ((1, 16, 96, 160), torch.float32, True, 40.0)]
+    for shape, dtype, channels_last, reach in cases:
+        img, flow = make_inputs(shape, dtype, channels_last, "cuda", reach)
+        out = warp(img, flow)
+        where = f"{shape} {dtype} channels_last={channels_last}"
+        assert_matches(out, reference_warp(img, flow), img, where, coordinate_atol(img))
+        assert torch.equal(fused_warp(img, flow), out)
+
+    # The op stays in the graph (fullgraph) and in its CUDA graph (reduce-overhead); several calls replay it.
+    counters.clear()
+    compiled = torch.compile(lambda i, f: fused_warp(i, f) * 2, fullgraph=True, mode="reduce-overhead")
+    for _ in range(3):
+        got = compiled(img, flow).clone()
+    assert torch.equal(got, out * 2)
+    assert counters["inductor"]["cudagraph_skips"] == 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    interpreter_checks()
