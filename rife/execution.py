@@ -55,6 +55,8 @@ def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPla
     if not ours and cuda and mode in ("graph", "fast"):
         raise ExecutionError(f"--execution {mode} runs our implementation only (the upstream code decides its retry on "
                              "the host, which a CUDA graph cannot hold); use eager or compile with --model-impl upstream")
+    if mode == "fast" and cuda and ours:
+        _fused_warp()  # refused here, before any stream starts, when Triton is missing
     if mode == "graph" and not cuda:
         raise ExecutionError(f"--execution graph needs CUDA graphs, which the {device.type} platform does not have; "
                              "use eager, compile or fast")
@@ -124,8 +126,8 @@ def _fused_warp():
     from rife import triton_warp
 
     if not triton_warp.available():
-        raise ExecutionError("--execution fast on CUDA needs Triton for its fused warp (PyTorch's CUDA wheels "
-                             "bring it): pip install triton, or use --execution graph")
+        raise ExecutionError("--execution fast on CUDA needs Triton and PyTorch 2.6 or later for its fused warp "
+                             "(PyTorch's CUDA wheels bring Triton): install them, or use --execution graph")
     return triton_warp.fused_warp
 
 

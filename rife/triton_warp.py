@@ -9,17 +9,17 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.library import triton_op, wrap_triton
 
 try:
     import triton
     import triton.language as tl
+    from torch.library import triton_op, wrap_triton  # PyTorch 2.6 and later
 except ImportError:
     triton = None
 
 
 def available() -> bool:
-    """Whether Triton imports, so that ``warp`` and ``fused_warp`` can run."""
+    """Whether Triton and PyTorch's Triton custom ops import, so that ``warp`` and ``fused_warp`` can run."""
     return triton is not None
 
 
@@ -109,7 +109,7 @@ def _launch(img: Tensor, flow: Tensor, kernel: Any) -> Tensor:
 
 def _require_triton() -> None:
     if triton is None:
-        raise RuntimeError("rife.triton_warp needs Triton, which does not import here")
+        raise RuntimeError("rife.triton_warp needs Triton and PyTorch 2.6 or later, which do not import here")
 
 
 def warp(img: Tensor, flow: Tensor) -> Tensor:

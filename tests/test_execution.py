@@ -51,11 +51,15 @@ def test_width_and_edge_padding_is_exact(arch):
     assert (ours - padded).abs().max().item() < 1e-5
 
 
-def test_mode_selection_and_errors():
+def test_mode_selection_and_errors(monkeypatch):
+    from rife import triton_warp
+
+    monkeypatch.setattr(triton_warp, "available", lambda: True)  # a CUDA machine has Triton (PyTorch brings it)
     cuda = torch.device("cuda")
     assert default_execution("ours") == "fast" and default_execution("upstream") == "eager"
     fast_gpu = plan_for("fast", cuda)
     assert fast_gpu.graph and fast_gpu.widen and fast_gpu.channels_last and fast_gpu.cudnn_benchmark
+    assert fast_gpu.fused_warp and not plan_for("graph", cuda).fused_warp
     fast_cpu = plan_for("fast", CPU)
     assert fast_cpu.channels_last and not fast_cpu.graph and not fast_cpu.widen
     eager = plan_for("eager", cuda)
@@ -160,3 +164,12 @@ def test_fused_warp_and_padding_give_the_fp32_frames():
     done = subprocess.run([sys.executable, "-c", FUSED_WARP_MODEL_CHECK], env=env, capture_output=True, text=True,
                           timeout=600, cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_fast_on_cuda_without_triton_is_one_clear_refusal(monkeypatch):
+    from rife import triton_warp
+
+    monkeypatch.setattr(triton_warp, "available", lambda: False)
+    with pytest.raises(ExecutionError, match="needs Triton"):
+        plan_for("fast", torch.device("cuda"))
+    assert plan_for("fast", torch.device("cpu")).mode == "fast"  # the CPU fast path has no Triton kernel
