@@ -82,7 +82,8 @@ class Engine:
         self.pad_multiple = pad_multiple or variant.pad_multiple
         self.plan = plan_for(execution, device, ours=isinstance(net, IFNet))
         net = net.eval().to(device)
-        self.net = apply(net if precision.autocast else net.to(precision.dtype), self.plan)
+        self.net = apply(net if precision.autocast else net.to(precision.dtype), self.plan,
+                         autocast_dtype=precision.dtype if precision.autocast else None)
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         m = self.pad_multiple

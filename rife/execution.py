@@ -10,6 +10,7 @@
   large-motion retry decided on the device, ``torch.compile`` (which fuses the PReLUs, adds and
   concatenations into a few generated kernels; it compiles once per input shape during the warm-up,
   about a minute), and one CUDA graph around it all. On the CPU and XPU: channels_last and fp32 warps.
+  Under autocast (the CPU's bf16, ``--amp``) the convolution weights are stored in the autocast dtype.
 """
 
 from __future__ import annotations
@@ -131,8 +132,18 @@ def _fused_warp():
     return triton_warp.fused_warp
 
 
-def apply(net: nn.Module, plan: ExecutionPlan) -> nn.Module:
-    """The network as ``plan`` runs it (already on its device and in its dtype)."""
+def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
+    """Convolution weights kept in the autocast dtype. Autocast casts them to it the same way (round to
+    nearest) on every call, and its cache is emptied when each call's autocast region ends: storing them
+    cast gives the same numbers without those copies (14% of a v4.0 frame on the CPU)."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            module.to(dtype)
+
+
+def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | None = None) -> nn.Module:
+    """The network as ``plan`` runs it (already on its device and in its dtype; ``autocast_dtype`` when
+    it runs under autocast)."""
     if isinstance(net, IFNet):
         if plan.widen:
             net = widened(net)
@@ -141,6 +152,8 @@ def apply(net: nn.Module, plan: ExecutionPlan) -> nn.Module:
         if plan.fused_warp:
             net.warp.kernel = _fused_warp()
         net.warp.cached = not plan.compile  # compiled code builds the base grid itself, fused
+    if plan.mode == "fast" and autocast_dtype is not None:
+        store_conv_weights(net, autocast_dtype)
     if plan.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
     if plan.channels_last:

@@ -173,3 +173,22 @@ def test_fast_on_cuda_without_triton_is_one_clear_refusal(monkeypatch):
     with pytest.raises(ExecutionError, match="needs Triton"):
         plan_for("fast", torch.device("cuda"))
     assert plan_for("fast", torch.device("cpu")).mode == "fast"  # the CPU fast path has no Triton kernel
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="bf16 autocast on the CPU needs AVX512-BF16 or AMX")
+def test_autocast_fast_stores_conv_weights_cast_with_the_same_frames(monkeypatch):
+    from rife import execution
+
+    frames = random_scene(64, 128)
+    outs = []
+    for store in (False, True):
+        if not store:
+            monkeypatch.setattr(execution, "store_conv_weights", lambda net, dtype: None)
+        else:
+            monkeypatch.undo()
+        e = Engine(_random_ifnet("v4.0"), VARIANTS["v4.0"], CPU, resolve_precision(CPU, "bf16", False), execution="fast")
+        a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
+        outs.append(e.interpolate(a, b, 1, (64, 128))[0])
+    assert e.net.block0.conv0[0][0].weight.dtype == torch.bfloat16
+    assert e.net.block0.conv0[0][1].weight.dtype == torch.float32  # PReLU stays as autocast leaves it
+    assert torch.equal(outs[0], outs[1])  # autocast casts the weights the same way on every call
