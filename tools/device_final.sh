@@ -8,7 +8,7 @@ build_builtin || exit 1
 run v4_dummy_fp16_fast_65 --dummy --arch v4.0 --num-inputs 65
 run v4_quality_fp16_fast_65 --arch v4.0 --num-inputs 65
 run v4_dummy_fp16_fast_130 --dummy --arch v4.0 --num-inputs 130
-run v4_quality_fp16_fast_video_130 --arch v4.0 --data .carry/videos/bigbuckbunny.mp4
+run v4_quality_fp16_fast_video --arch v4.0 --data .carry/videos/bigbuckbunny.mp4
 cat "$OUT/harness_table.txt"
 # run_model.sh's interpreter on this machine: a wrapper (a symbolic link to a venv's python loses the venv;
 # rm first, so that nothing is ever written through an old link)
