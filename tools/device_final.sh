@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the H200 (device tool): quality mode against performance mode (fast path; the built-in 65-triplet
-# 720p set and the 130 triplets of bigbuckbunny.mp4 as an own video), then the reference's three profiles
+# 720p set and bigbuckbunny.mp4 read as an own video, the same 65 triplets), then the reference's three profiles
 # through benchmark.sh at 1, 2, 4 streams with NVML telemetry (EXECUTION=graph: no compile per row).
 set -u
 source tools/device_common.sh
