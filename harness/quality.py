@@ -22,12 +22,13 @@ class QualityRecorder:
     synchronization, and scores them on the device after the timed loop: the loop pays one rounding
     kernel and one copy per frame, not the metrics."""
 
-    def __init__(self, threshold_db: float, count: int, height: int, width: int, device: torch.device) -> None:
+    def __init__(self, threshold_db: float, count: int, height: int, width: int, copier: HostCopier) -> None:
         self.threshold_db = threshold_db
         self.names: list[str] = []
-        self._copier = HostCopier(device)
+        self._copier = copier
         # Allocated before the timed loop (pinned host memory is slow to allocate): one 8-bit frame per name.
-        self._host = torch.empty((count, 3, height, width), dtype=torch.uint8, pin_memory=device.type == "cuda")
+        self._host = torch.empty((count, 3, height, width), dtype=torch.uint8,
+                                 pin_memory=copier.device.type == "cuda")
 
     @property
     def predictions(self) -> Tensor:

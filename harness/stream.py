@@ -203,7 +203,7 @@ class StreamRunner:
         tset = dataset.open_quality_set(self.o.data, limit=self.o.num_inputs, skip_bad=self.o.skip_bad)
         self.tset = tset
         self.frame_size = tset.size
-        self.quality = QualityRecorder(self.o.psnr_threshold, len(self.plan.quality_indices), *tset.size, self.device)
+        self.quality = QualityRecorder(self.o.psnr_threshold, len(self.plan.quality_indices), *tset.size, self.copier)
         self.judged = judged_index(self.times)
         workers = max(2, min(8, (os.cpu_count() or 2) // self.plan.streams))
         self.new_prefetcher = lambda: dataset.Prefetcher(tset, list(self.plan.quality_indices), self.o.batch_size,

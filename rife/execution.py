@@ -40,7 +40,7 @@ class ExecutionPlan:
     graph: bool
     compile: bool
     cudnn_benchmark: bool
-    fused_warp: bool = False
+    fused_warp: bool
 
 
 def default_execution(impl: str) -> str:
