@@ -7,9 +7,10 @@
 - ``fast``: our optimised path. On CUDA: convolution widths padded with zero weights to multiples
   of 16 and the channel counts at the sub-networks' edges to multiples of 8 (exact), channels_last,
   cuDNN autotuning, each warp one fused Triton kernel computing in fp32 (``rife.triton_warp``), the
-  large-motion retry decided on the device, ``torch.compile`` (which fuses the PReLUs, adds and
-  concatenations into a few generated kernels; it compiles once per input shape during the warm-up,
-  about a minute), and one CUDA graph around it all. On the CPU and XPU: channels_last and fp32 warps.
+  large-motion retry decided on the device with its two candidates on two CUDA streams at once,
+  ``torch.compile`` of each stage of the forward (which fuses the PReLUs, adds and concatenations
+  into a few generated kernels; it compiles once per input shape during the warm-up, about a
+  minute), and one CUDA graph around it all. On the CPU and XPU: channels_last and fp32 warps.
   Under autocast (the CPU's bf16, ``--amp``) the convolution weights are stored in the autocast dtype.
 """
 
@@ -41,6 +42,7 @@ class ExecutionPlan:
     compile: bool
     cudnn_benchmark: bool
     fused_warp: bool
+    two_streams: bool  # independent parts of a frame on two CUDA streams, each stage compiled on its own
 
 
 def default_execution(impl: str) -> str:
@@ -69,6 +71,7 @@ def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPla
         compile=mode == "compile" or (mode == "fast" and cuda),
         cudnn_benchmark=mode == "fast" and cuda,
         fused_warp=mode == "fast" and cuda,
+        two_streams=mode == "fast" and cuda,
     )
 
 
@@ -123,6 +126,34 @@ class GraphedNet(nn.Module):
         return self._graphs[key]
 
 
+class TwoStreams:
+    """Runs the second of two independent computations on a side CUDA stream while the first runs on the
+    current one, then joins them: a fork and a join that a CUDA graph capture keeps as parallel branches."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.side = torch.cuda.Stream(device)
+
+    def __call__(self, first, second):
+        main = torch.cuda.current_stream(self.side.device)
+        self.side.wait_stream(main)
+        with torch.cuda.stream(self.side):
+            b = second()
+        a = first()
+        main.wait_stream(self.side)
+        if not torch.cuda.is_current_stream_capturing():  # a capture keeps its memory until the graph is freed
+            for t in _tensors(b):
+                t.record_stream(main)  # made on the side stream, used and freed on this one
+        return a, b
+
+
+def _tensors(x: object):
+    if isinstance(x, Tensor):
+        yield x
+    elif isinstance(x, tuple | list):
+        for item in x:
+            yield from _tensors(item)
+
+
 def _fused_warp():
     from rife import triton_warp
 
@@ -152,13 +183,18 @@ def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | Non
         if plan.fused_warp:
             net.warp.kernel = _fused_warp()
         net.warp.cached = not plan.compile  # compiled code builds the base grid itself, fused
+        if plan.two_streams:
+            net.fork_join = TwoStreams(next(net.parameters()).device)
     if plan.mode == "fast" and autocast_dtype is not None:
         store_conv_weights(net, autocast_dtype)
     if plan.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
     if plan.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    if plan.compile:
+    if plan.compile and plan.two_streams and isinstance(net, IFNet):
+        for stage in net.STAGES:  # compiled one by one: the streams switch between them, outside compiled code
+            setattr(net, stage, torch.compile(getattr(net, stage)))
+    elif plan.compile:
         net = torch.compile(net)
     if plan.graph:
         net = GraphedNet(net)

@@ -7,6 +7,7 @@ Module names and shapes follow the upstream checkpoints exactly, so an upstream
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -156,19 +157,27 @@ class UNet(nn.Module):
         return torch.sigmoid(self.conv(x))
 
 
-class FlowState:
+class FlowState(NamedTuple):
     """What the blocks pass along: running flow and raw mask, and the frames warped by that flow."""
 
-    def __init__(self, flow: Tensor, mask: Tensor, warped0: Tensor, warped1: Tensor) -> None:
-        self.flow, self.mask, self.warped0, self.warped1 = flow, mask, warped0, warped1
+    flow: Tensor
+    mask: Tensor
+    warped0: Tensor
+    warped1: Tensor
 
     def select(self, take_other: Tensor, other: FlowState) -> FlowState:
         """Per sample: ``other`` where ``take_other`` (shape N) is true, else self."""
         pick = take_other.view(-1, 1, 1, 1)
-        return FlowState(*(torch.where(pick, b, a) for a, b in zip(self.tensors(), other.tensors(), strict=True)))
+        return FlowState(*(torch.where(pick, b, a) for a, b in zip(self, other, strict=True)))
 
-    def tensors(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return self.flow, self.mask, self.warped0, self.warped1
+
+A = TypeVar("A")
+B = TypeVar("B")
+ForkJoin = Callable[[Callable[[], A], Callable[[], B]], tuple[A, B]]
+
+
+def one_after_another(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    return first(), second()
 
 
 class IFNet(nn.Module):
@@ -189,6 +198,12 @@ class IFNet(nn.Module):
         # Retry decided on the host after the retry block (as upstream, one sync per frame) unless this is
         # set; on the device both candidates are computed to the end and selected, with no sync.
         self.retry_on_device = False
+        # How two computations that do not depend on each other run (the device-decided retry's two
+        # candidates): an execution mode may put them on two CUDA streams (``rife.execution.TwoStreams``).
+        self.fork_join: ForkJoin = one_after_another
+
+    # The parts of a forward pass that an execution mode may compile one by one, leaving ``fork_join`` between them.
+    STAGES = ("_estimate", "_finish")
 
     def blocks(self) -> list[IFBlock]:
         return [getattr(self, f"block{i}") for i in range(self.variant.num_blocks)]
@@ -196,17 +211,29 @@ class IFNet(nn.Module):
     def forward(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0) -> Tensor:
         t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
         scales = [s / scale for s in self.variant.scales]
-        state, wants_retry = self._estimate(img0, img1, t_plane, scales, check_retry=True)
-        if wants_retry is not None:
-            retried, _ = self._estimate(img0, img1, t_plane, [s * 2 for s in scales], check_retry=False)
+        doubled = [s * 2 for s in scales]
+        if self.retry_on_device and self.variant.large_motion_retry is not None:
+            (state, wants_retry), (retried, _) = self.fork_join(
+                lambda: self._estimate(img0, img1, t_plane, scales, check_retry=True),
+                lambda: self._estimate(img0, img1, t_plane, doubled, check_retry=False))
+        else:
+            state, wants_retry = self._estimate(img0, img1, t_plane, scales, check_retry=True)
+            retried = None if wants_retry is None else self._estimate(img0, img1, t_plane, doubled, False)[0]
+        return self._finish(img0, img1, state, wants_retry, retried)
+
+    def _finish(self, img0: Tensor, img1: Tensor, state: FlowState, wants_retry: Tensor | None,
+                retried: FlowState | None) -> Tensor:
+        """The retry's choice, then the blend of the warped frames and, for the paper model, its refinement."""
+        if wants_retry is not None and retried is not None:
             state = state.select(wants_retry, retried)
         mask = torch.sigmoid(state.mask)
         merged = state.warped0 * mask + state.warped1 * (1 - mask)
         if not self.variant.refine_unet:
             return merged
-        ctx0 = self.contextnet(img0, state.flow[:, 0:2])
-        ctx1 = self.contextnet(img1, state.flow[:, 2:4])
-        res = self.unet(img0, img1, state.warped0, state.warped1, state.mask, state.flow, ctx0, ctx1)
+        # Both frames' context features in one batch: half the launches, the same per-sample arithmetic.
+        both = self.contextnet(torch.cat((img0, img1)), torch.cat((state.flow[:, 0:2], state.flow[:, 2:4])))
+        ctx0, ctx1 = zip(*(f.chunk(2) for f in both), strict=True)
+        res = self.unet(img0, img1, state.warped0, state.warped1, state.mask, state.flow, list(ctx0), list(ctx1))
         return torch.clamp(merged + (res[:, :3] * 2 - 1), 0, 1)
 
     @staticmethod

