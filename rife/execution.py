@@ -6,7 +6,8 @@
 - ``compile``: ``torch.compile`` (default mode).
 - ``fast``: our optimised path. On CUDA: convolution widths padded with zero weights to multiples
   of 16 and the channel counts at the sub-networks' edges to multiples of 8 (exact), channels_last,
-  cuDNN autotuning, each warp one fused Triton kernel computing in fp32 (``rife.triton_warp``), the
+  cuDNN autotuning, each block's flow step (resize, scale, add, both warps) and each other warp one Triton
+  kernel computing in fp32 (``rife.triton_warp``), the
   large-motion retry decided on the device with its two candidates on two CUDA streams at once,
   ``torch.compile`` of each stage of the forward (which fuses the PReLUs, adds and concatenations
   into a few generated kernels; it compiles once per input shape during the warm-up, about a
@@ -41,7 +42,7 @@ class ExecutionPlan:
     graph: bool
     compile: bool
     cudnn_benchmark: bool
-    fused_warp: bool
+    fused_kernels: bool
     two_streams: bool  # independent parts of a frame on two CUDA streams, each stage compiled on its own
 
 
@@ -59,7 +60,7 @@ def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPla
         raise ExecutionError(f"--execution {mode} runs our implementation only (the upstream code decides its retry on "
                              "the host, which a CUDA graph cannot hold); use eager or compile with --model-impl upstream")
     if mode == "fast" and cuda and ours:
-        _fused_warp()  # refused here, before any stream starts, when Triton is missing
+        _fused_kernels()  # refused here, before any stream starts, when Triton is missing
     if mode == "graph" and not cuda:
         raise ExecutionError(f"--execution graph needs CUDA graphs, which the {device.type} platform does not have; "
                              "use eager, compile or fast")
@@ -70,7 +71,7 @@ def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPla
         graph=mode == "graph" or (mode == "fast" and cuda),
         compile=mode == "compile" or (mode == "fast" and cuda),
         cudnn_benchmark=mode == "fast" and cuda,
-        fused_warp=mode == "fast" and cuda,
+        fused_kernels=mode == "fast" and cuda,
         two_streams=mode == "fast" and cuda,
     )
 
@@ -154,13 +155,14 @@ def _tensors(x: object):
             yield from _tensors(item)
 
 
-def _fused_warp():
+def _fused_kernels():
+    """The Triton warp and flow step (``rife.triton_warp``), or one clear refusal."""
     from rife import triton_warp
 
     if not triton_warp.available():
         raise ExecutionError("--execution fast on CUDA needs Triton and PyTorch 2.6 or later for its fused warp "
                              "(PyTorch's CUDA wheels bring Triton): install them, or use --execution graph")
-    return triton_warp.fused_warp
+    return triton_warp.fused_warp, triton_warp.fused_step
 
 
 def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
@@ -180,8 +182,8 @@ def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | Non
             net = widened(net)
         net.retry_on_device = plan.graph or plan.compile
         net.warp.fp32 = plan.mode == "fast"
-        if plan.fused_warp:
-            net.warp.kernel = _fused_warp()
+        if plan.fused_kernels:
+            net.warp.kernel, net.step.kernel = _fused_kernels()
         net.warp.cached = not plan.compile  # compiled code builds the base grid itself, fused
         if plan.two_streams:
             net.fork_join = TwoStreams(next(net.parameters()).device)

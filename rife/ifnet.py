@@ -82,7 +82,9 @@ class IFBlock(nn.Module):
         self.convblock = nn.Sequential(*(conv_unit(width, width) for _ in range(8)))
         self.lastconv = nn.ConvTranspose2d(width, round_up(5, channel_multiple), 4, 2, 1)
 
-    def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> Tensor:
+        """The changes of flow (channels 0-3) and raw mask (channel 4) at 1 / (2 * scale) of the frame size;
+        ``FlowStep`` brings them to full size."""
         if scale != 1:
             x = resize(x, 1.0 / scale)
         if flow is not None:
@@ -90,8 +92,7 @@ class IFBlock(nn.Module):
             x = torch.cat((x, small_flow), 1)
         feat = self.conv0(pad_channels(x, self.in_channels))
         feat = self.convblock(feat) + feat
-        out = resize(self.lastconv(feat), scale * 2)
-        return out[:, :4] * scale * 2, out[:, 4:5]
+        return self.lastconv(feat)
 
 
 class Conv2(nn.Module):
@@ -180,6 +181,39 @@ def one_after_another(first: Callable[[], A], second: Callable[[], B]) -> tuple[
     return first(), second()
 
 
+StepKernel = Callable[[Tensor, float, Tensor | None, Tensor | None, Tensor, Tensor, bool],
+                      tuple[Tensor, Tensor, Tensor, Tensor, Tensor]]
+
+
+def flow_peaks(d_flow: Tensor) -> Tensor:
+    """(N, 2): the largest absolute change of each frame's flow (channels 0-1 and 2-3), for the retry's test."""
+    return torch.stack((d_flow[:, 0:2].abs().amax(dim=(1, 2, 3)), d_flow[:, 2:4].abs().amax(dim=(1, 2, 3))), 1)
+
+
+class FlowStep:
+    """A block's output brought into the running state: resized to the frame (factor 2 * scale), the flow
+    part multiplied by 2 * scale, added to the running flow and raw mask, and both frames warped by the new
+    flow. With ``measure`` it also returns ``flow_peaks`` of the change. ``kernel`` may do all of it in one
+    fused kernel with these semantics, taking and returning plain tensors (``rife.triton_warp.fused_step``)."""
+
+    def __init__(self, warp: Warper) -> None:
+        self.warp = warp
+        self.kernel: StepKernel | None = None
+
+    def __call__(self, out: Tensor, scale: float, state: FlowState | None, img0: Tensor, img1: Tensor,
+                 measure: bool) -> tuple[FlowState, Tensor | None]:
+        prev_flow, prev_mask = (None, None) if state is None else (state.flow, state.mask)
+        if self.kernel is not None:
+            *tensors, peaks = self.kernel(out, scale, prev_flow, prev_mask, img0, img1, measure)
+            return FlowState(*tensors), peaks if measure else None
+        out = resize(out, scale * 2)
+        flow, mask = out[:, :4] * scale * 2, out[:, 4:5]
+        peaks = flow_peaks(flow) if measure else None
+        if state is not None:
+            flow, mask = prev_flow + flow, prev_mask + mask
+        return FlowState(flow, mask, self.warp(img0, flow[:, 0:2]), self.warp(img1, flow[:, 2:4])), peaks
+
+
 class IFNet(nn.Module):
     """Inputs are padded frames in [0, 1] (N, 3, H, W), H and W multiples of ``variant.pad_multiple``.
 
@@ -190,6 +224,7 @@ class IFNet(nn.Module):
         super().__init__()
         self.variant = variant
         self.warp = Warper()
+        self.step = FlowStep(self.warp)
         for i, width in enumerate(variant.block_widths):
             setattr(self, f"block{i}", IFBlock(variant.block_in_channels(i), width, channel_multiple))
         if variant.refine_unet:
@@ -251,27 +286,22 @@ class IFNet(nn.Module):
         state: FlowState | None = None
         for i, block in enumerate(self.blocks()):
             if state is None:
-                flow, mask = block(self._gather(self.variant.first_inputs, inputs), None, scales[i])
+                out = block(self._gather(self.variant.first_inputs, inputs), None, scales[i])
             else:
                 inputs.update(warped0=state.warped0, warped1=state.warped1, mask=state.mask)
-                d_flow, d_mask = block(self._gather(self.variant.refine_inputs, inputs), state.flow, scales[i])
-                if retry is not None and i == retry.at_block:
-                    wants_retry = self._large_motion(d_flow, retry.threshold)
-                    if not self.retry_on_device:  # decided on the host, as upstream: one sync per frame
-                        if not bool(wants_retry.any()):
-                            wants_retry = None
-                        elif bool(wants_retry.all()):
-                            return state, wants_retry  # every sample restarts: the rest of this pass is unused
-                flow, mask = state.flow + d_flow, state.mask + d_mask
-            state = FlowState(flow, mask, self.warp(img0, flow[:, 0:2]), self.warp(img1, flow[:, 2:4]))
+                out = block(self._gather(self.variant.refine_inputs, inputs), state.flow, scales[i])
+            at_retry = retry is not None and i == retry.at_block
+            new_state, peaks = self.step(out, scales[i], state, img0, img1, measure=at_retry)
+            if at_retry:
+                wants_retry = (peaks[:, 0] > retry.threshold) & (peaks[:, 1] > retry.threshold)
+                if not self.retry_on_device:  # decided on the host, as upstream: one sync per frame
+                    if not bool(wants_retry.any()):
+                        wants_retry = None
+                    elif bool(wants_retry.all()):
+                        return state, wants_retry  # every sample restarts: the rest of this pass is unused
+            state = new_state
         return state, wants_retry
 
     @staticmethod
     def _gather(names: tuple[str, ...], inputs: dict[str, Tensor | None]) -> Tensor:
         return torch.cat([inputs[n] for n in names], 1)
-
-    @staticmethod
-    def _large_motion(d_flow: Tensor, threshold: float) -> Tensor:
-        peak0 = d_flow[:, 0:2].abs().amax(dim=(1, 2, 3))
-        peak1 = d_flow[:, 2:4].abs().amax(dim=(1, 2, 3))
-        return (peak0 > threshold) & (peak1 > threshold)

@@ -1,8 +1,13 @@
-"""Backward warp (bilinear, border padding, align_corners=True) as one Triton kernel.
+"""Triton kernels of the fast path: the backward warp, and a block's whole flow step with its two warps.
 
-Same result as ``rife.ifnet.Warper`` with ``fp32=True``: coordinates and interpolation in fp32, output in the
-image's dtype. ``warp`` launches the kernel; ``fused_warp`` goes through the ``rife::warp`` custom op, which
-torch.compile traces into its graph (and into a CUDA graph). Both need Triton: check ``available()`` first.
+- ``warp``: bilinear, border padding, align_corners=True; the result of ``rife.ifnet.Warper`` with ``fp32=True``
+  (coordinates and interpolation in fp32, output in the image's dtype).
+- ``step``: what ``rife.ifnet.FlowStep`` does after a block (resize its output to the frame, scale the flow part,
+  add to the running flow and mask, warp both frames by the new flow, optionally the peaks of the change) in one
+  pass over the frame instead of five or six kernels, all arithmetic in fp32.
+
+``fused_warp`` and ``fused_step`` go through the custom ops ``rife::warp`` and ``rife::step``, which torch.compile
+keeps inside its graph (and a CUDA graph). All need Triton: check ``available()`` first.
 """
 
 from typing import Any
@@ -39,6 +44,20 @@ if triton is not None:
         return tl.minimum(tl.maximum(coord, 0.0), (size - 1) * 1.0)
 
     @triton.jit
+    def _bilinear(ix, iy, W, H):
+        """The top-left source pixel, the four weights of grid_sample's CUDA kernel (term for term), and whether
+        the right and lower neighbours exist (after the border clip only they can fall outside; their weight is 0)."""
+        x0 = tl.floor(ix)
+        y0 = tl.floor(iy)
+        w_nw = (x0 + 1.0 - ix) * (y0 + 1.0 - iy)
+        w_ne = (ix - x0) * (y0 + 1.0 - iy)
+        w_sw = (x0 + 1.0 - ix) * (iy - y0)
+        w_se = (ix - x0) * (iy - y0)
+        x0 = x0.to(tl.int32)
+        y0 = y0.to(tl.int32)
+        return x0, y0, w_nw, w_ne, w_sw, w_se, x0 + 1 < W, y0 + 1 < H
+
+    @triton.jit
     def _warp_kernel(
         img, flow, out,
         C, H, W,
@@ -60,18 +79,7 @@ if triton is not None:
         ix = _source_coord(x, tl.load(f, mask=x_ok, other=0.0).to(tl.float32), W)
         iy = _source_coord(y, tl.load(f + flow_sc, mask=x_ok, other=0.0).to(tl.float32), H)
 
-        x0 = tl.floor(ix)
-        y0 = tl.floor(iy)
-        # The weights of grid_sample's CUDA kernel, term for term.
-        w_nw = (x0 + 1.0 - ix) * (y0 + 1.0 - iy)
-        w_ne = (ix - x0) * (y0 + 1.0 - iy)
-        w_sw = (x0 + 1.0 - ix) * (iy - y0)
-        w_se = (ix - x0) * (iy - y0)
-        x0 = x0.to(tl.int32)
-        y0 = y0.to(tl.int32)
-        # After the clip only the right and lower neighbours can fall outside; their weight is then 0.
-        x1_ok = x0 + 1 < W
-        y1_ok = y0 + 1 < H
+        x0, y0, w_nw, w_ne, w_sw, w_se, x1_ok, y1_ok = _bilinear(ix, iy, W, H)
         nw = img + n * img_sn + y0.to(tl.int64) * img_sh + x0.to(tl.int64) * img_sw
         o = out + n * out_sn + y * out_sh + x.to(tl.int64) * out_sw
 
@@ -86,6 +94,98 @@ if triton is not None:
         acc += tl.load(src + img_sh + img_sw, mask=m_se, other=0.0).to(tl.float32) * w_se[:, None]
         dst = o[:, None] + c.to(tl.int64)[None, :] * out_sc
         tl.store(dst, acc.to(out.dtype.element_ty), mask=m_nw)
+
+    @triton.jit
+    def _resize_index(i, inv_k, size):
+        """Bilinear resize's source (align_corners=False, scale_factor semantics): first index, second, weight."""
+        src = tl.maximum(inv_k * (i + 0.5) - 0.5, 0.0)
+        i0 = src.to(tl.int32)
+        return i0, tl.minimum(i0 + 1, size - 1), src - i0
+
+    @triton.jit
+    def _resized(top, bottom, xa, xb, lx, ly, ok):
+        """One channel of the resized block output: rows ``top`` and ``bottom``, columns ``xa``/``xb`` (offsets)."""
+        up = (1.0 - lx) * tl.load(top + xa, mask=ok).to(tl.float32) + lx * tl.load(top + xb, mask=ok).to(tl.float32)
+        down = (1.0 - lx) * tl.load(bottom + xa, mask=ok).to(tl.float32) + lx * tl.load(bottom + xb, mask=ok).to(
+            tl.float32)
+        return (1.0 - ly) * up + ly * down
+
+    @triton.jit
+    def _warp_row(img, out, x, y, fx, fy, W, H, ok, img_sc, img_sh, img_sw, out_sc, C: tl.constexpr):
+        """Pixels (x, y) of one image (``img`` points at it) warped by the flow (fx, fy); ``out`` points at each
+        pixel's first output channel."""
+        ix = _source_coord(x, fx, W)
+        iy = _source_coord(y, fy, H)
+        x0, y0, w_nw, w_ne, w_sw, w_se, x1_ok, y1_ok = _bilinear(ix, iy, W, H)
+        src = img + y0.to(tl.int64) * img_sh + x0.to(tl.int64) * img_sw
+        for c in tl.static_range(C):
+            s = src + c * img_sc
+            acc = tl.load(s, mask=ok).to(tl.float32) * w_nw
+            acc += tl.load(s + img_sw, mask=ok & x1_ok, other=0.0).to(tl.float32) * w_ne
+            acc += tl.load(s + img_sh, mask=ok & y1_ok, other=0.0).to(tl.float32) * w_sw
+            acc += tl.load(s + img_sh + img_sw, mask=ok & x1_ok & y1_ok, other=0.0).to(tl.float32) * w_se
+            tl.store(out + c * out_sc, acc.to(out.dtype.element_ty), mask=ok)
+
+    @triton.jit
+    def _step_kernel(
+        t, prev_flow, prev_mask, img0, img1, flow, mask, out0, out1, peaks,
+        h, w, H, W, inv_k, k,
+        t_sn, t_sc, t_sh, t_sw,
+        pf_sn, pf_sc, pf_sh, pf_sw,
+        pm_sn, pm_sh, pm_sw,
+        img_sn, img_sc, img_sh, img_sw,
+        f_sn, f_sc, f_sh, f_sw,
+        m_sn, m_sh, m_sw,
+        o_sn, o_sc, o_sh, o_sw,
+        HAS_PREV: tl.constexpr, MEASURE: tl.constexpr, BLOCK_P: tl.constexpr,
+    ):
+        # A program takes one row segment of one frame: the block output's two source rows are shared by all.
+        x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+        y = tl.program_id(1)
+        n = tl.program_id(2).to(tl.int64)
+        ok = x < W
+        ya, yb, ly = _resize_index(y, inv_k, h)
+        xa, xb, lx = _resize_index(x, inv_k, w)
+        top = t + n * t_sn + ya.to(tl.int64) * t_sh
+        bottom = t + n * t_sn + yb.to(tl.int64) * t_sh
+        ca = xa.to(tl.int64) * t_sw
+        cb = xb.to(tl.int64) * t_sw
+        d0 = _resized(top, bottom, ca, cb, lx, ly, ok) * k
+        d1 = _resized(top + t_sc, bottom + t_sc, ca, cb, lx, ly, ok) * k
+        d2 = _resized(top + 2 * t_sc, bottom + 2 * t_sc, ca, cb, lx, ly, ok) * k
+        d3 = _resized(top + 3 * t_sc, bottom + 3 * t_sc, ca, cb, lx, ly, ok) * k
+        dm = _resized(top + 4 * t_sc, bottom + 4 * t_sc, ca, cb, lx, ly, ok)
+        if MEASURE:
+            tl.atomic_max(peaks + 2 * n, tl.max(tl.where(ok, tl.maximum(tl.abs(d0), tl.abs(d1)), 0.0), axis=0))
+            tl.atomic_max(peaks + 2 * n + 1, tl.max(tl.where(ok, tl.maximum(tl.abs(d2), tl.abs(d3)), 0.0), axis=0))
+        y64 = y.to(tl.int64)
+        x64 = x.to(tl.int64)
+        if HAS_PREV:
+            pf = prev_flow + n * pf_sn + y64 * pf_sh + x64 * pf_sw
+            d0 += tl.load(pf, mask=ok).to(tl.float32)
+            d1 += tl.load(pf + pf_sc, mask=ok).to(tl.float32)
+            d2 += tl.load(pf + 2 * pf_sc, mask=ok).to(tl.float32)
+            d3 += tl.load(pf + 3 * pf_sc, mask=ok).to(tl.float32)
+            dm += tl.load(prev_mask + n * pm_sn + y64 * pm_sh + x64 * pm_sw, mask=ok).to(tl.float32)
+        # Stored in the state's dtype; the warps use the stored values, as separate kernels would.
+        f = flow + n * f_sn + y64 * f_sh + x64 * f_sw
+        dt = flow.dtype.element_ty
+        f0, f1, f2, f3 = d0.to(dt), d1.to(dt), d2.to(dt), d3.to(dt)
+        tl.store(f, f0, mask=ok)
+        tl.store(f + f_sc, f1, mask=ok)
+        tl.store(f + 2 * f_sc, f2, mask=ok)
+        tl.store(f + 3 * f_sc, f3, mask=ok)
+        tl.store(mask + n * m_sn + y64 * m_sh + x64 * m_sw, dm.to(mask.dtype.element_ty), mask=ok)
+        o = n * o_sn + y64 * o_sh + x64 * o_sw
+        _warp_row(img0 + n * img_sn, out0 + o, x, y, f0.to(tl.float32), f1.to(tl.float32), W, H, ok,
+                  img_sc, img_sh, img_sw, o_sc, 3)
+        _warp_row(img1 + n * img_sn, out1 + o, x, y, f2.to(tl.float32), f3.to(tl.float32), W, H, ok,
+                  img_sc, img_sh, img_sw, o_sc, 3)
+
+    @triton_op("rife::step", mutates_args=())
+    def _step_op(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
+                 img1: Tensor, measure: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        return _launch_step(out, scale, prev_flow, prev_mask, img0, img1, measure, wrap_triton(_step_kernel))
 
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
@@ -107,6 +207,33 @@ def _launch(img: Tensor, flow: Tensor, kernel: Any) -> Tensor:
     return out
 
 
+def _launch_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
+                 img1: Tensor, measure: bool, kernel: Any) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    n, _, h, w = out.shape
+    H, W = img0.shape[2:]
+    k = scale * 2
+    if out.shape[1] < 5 or (int(h * k), int(w * k)) != (H, W) or img1.stride() != img0.stride():
+        raise ValueError(f"block output {tuple(out.shape)} at scale {scale} for frames {tuple(img0.shape)}")
+    dtype = out.dtype if prev_flow is None else torch.promote_types(out.dtype, prev_flow.dtype)
+    fmt = torch.channels_last if img0.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    flow = torch.empty((n, 4, H, W), dtype=dtype, device=out.device, memory_format=fmt)
+    mask = torch.empty((n, 1, H, W), dtype=dtype, device=out.device, memory_format=fmt)
+    out0, out1 = torch.empty_like(img0), torch.empty_like(img1)
+    peaks = torch.zeros((n, 2), dtype=torch.float32, device=out.device)
+    has_prev = prev_flow is not None
+    pf = prev_flow if has_prev else flow  # not read without a previous state
+    pm = prev_mask if has_prev else mask
+    block_p = min(256, triton.next_power_of_2(W))
+    grid = (triton.cdiv(W, block_p), H, n)
+    kernel[grid](
+        out, pf, pm, img0, img1, flow, mask, out0, out1, peaks, h, w, H, W, 1.0 / k, k,
+        *out.stride(), *pf.stride(), pm.stride(0), pm.stride(2), pm.stride(3), *img0.stride(), *flow.stride(),
+        mask.stride(0), mask.stride(2), mask.stride(3), *out0.stride(),
+        HAS_PREV=has_prev, MEASURE=measure, BLOCK_P=block_p,
+    )
+    return flow, mask, out0, out1, peaks
+
+
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("rife.triton_warp needs Triton and PyTorch 2.6 or later, which do not import here")
@@ -124,3 +251,18 @@ def fused_warp(img: Tensor, flow: Tensor) -> Tensor:
     """``warp`` through the ``rife::warp`` custom op, for code that torch.compile compiles."""
     _require_triton()
     return torch.ops.rife.warp(img, flow)
+
+
+def step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor, img1: Tensor,
+         measure: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``rife.ifnet.FlowStep`` in one kernel: (flow, mask, warped0, warped1, peaks); peaks are zeros unless
+    ``measure``."""
+    _require_triton()
+    return _launch_step(out, scale, prev_flow, prev_mask, img0, img1, measure, _step_kernel)
+
+
+def fused_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
+               img1: Tensor, measure: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``step`` through the ``rife::step`` custom op, for code that torch.compile compiles."""
+    _require_triton()
+    return torch.ops.rife.step(out, scale, prev_flow, prev_mask, img0, img1, measure)

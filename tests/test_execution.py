@@ -59,7 +59,7 @@ def test_mode_selection_and_errors(monkeypatch):
     assert default_execution("ours") == "fast" and default_execution("upstream") == "eager"
     fast_gpu = plan_for("fast", cuda)
     assert fast_gpu.graph and fast_gpu.widen and fast_gpu.channels_last and fast_gpu.cudnn_benchmark
-    assert fast_gpu.fused_warp and not plan_for("graph", cuda).fused_warp
+    assert fast_gpu.fused_kernels and not plan_for("graph", cuda).fused_kernels
     fast_cpu = plan_for("fast", CPU)
     assert fast_cpu.channels_last and not fast_cpu.graph and not fast_cpu.widen
     eager = plan_for("eager", cuda)
@@ -147,7 +147,7 @@ for arch in ("v4.0", "paper"):
     with torch.inference_mode():
         plain = net(x0, x1)
         fast = widened(net)
-        fast.warp.fp32, fast.warp.kernel = True, triton_warp.warp
+        fast.warp.fp32, fast.warp.kernel, fast.step.kernel = True, triton_warp.warp, triton_warp.step
         fused = fast(x0.contiguous(memory_format=torch.channels_last), x1.contiguous(memory_format=torch.channels_last))
     err = (plain - fused).abs().max().item()
     print(arch, err)
@@ -156,8 +156,8 @@ for arch in ("v4.0", "paper"):
 """
 
 
-def test_fused_warp_and_padding_give_the_fp32_frames():
-    """The fast path's model changes on the CPU (Triton's interpreter): fused warp + padded widths + channels_last
+def test_fused_kernels_and_padding_give_the_fp32_frames():
+    """The fast path's model changes on the CPU (Triton's interpreter): fused warp and flow step, padded widths, channels_last
     against the plain fp32 network, on random inputs, both variants."""
     pytest.importorskip("triton", reason="Triton is not installed here (setup.sh installs it on Linux x86_64)")
     env = {**os.environ, "TRITON_INTERPRET": "1"}

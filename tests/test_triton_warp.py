@@ -1,4 +1,5 @@
-"""rife.triton_warp against the grid_sample reference: on CPU through Triton's interpreter, on CUDA where there is one."""
+"""rife.triton_warp against PyTorch (grid_sample, rife.ifnet.FlowStep): on CPU through Triton's interpreter, on CUDA
+where there is one."""
 
 from __future__ import annotations
 
@@ -76,9 +77,55 @@ def op_runs_interpreted(fused_warp: Callable[[Tensor, Tensor], Tensor]) -> bool:
     return True
 
 
+# (frames, height, width, block scale): the block output is at 1 / (2 * scale) of the frame; 0.5 is a user scale of 2.
+STEP_SHAPES = [(1, 16, 24, 1.0), (2, 32, 16, 4.0), (1, 8, 8, 0.5), (1, 64, 96, 8.0)]
+
+
+def step_inputs(shape: tuple[int, int, int, float], dtype: torch.dtype, channels_last: bool, with_prev: bool,
+                device: str) -> tuple[Tensor, float, Tensor | None, Tensor | None, Tensor, Tensor]:
+    """A block output of 8 channels (5 used, as the widened fast network has), frames, and a previous state."""
+    n, h, w, scale = shape
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def make(c: int, hh: int, ww: int, spread: float) -> Tensor:
+        return (torch.randn(n, c, hh, ww, device=device) * spread).to(dtype).contiguous(memory_format=fmt)
+
+    small = (int(h / (2 * scale)), int(w / (2 * scale)))
+    prev = (make(4, h, w, 4.0), make(1, h, w, 1.0)) if with_prev else (None, None)
+    return make(8, *small, 3.0), scale, *prev, make(3, h, w, 1.0), make(3, h, w, 1.0)
+
+
+def reference_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
+                   img1: Tensor, measure: bool) -> tuple[Tensor, ...]:
+    """rife.ifnet.FlowStep in fp32 with fp32 warps."""
+    from rife.ifnet import FlowState, FlowStep, Warper
+
+    warp = Warper()
+    warp.fp32 = True
+    state = None if prev_flow is None else FlowState(prev_flow.float(), prev_mask.float(), img0, img1)
+    new, peaks = FlowStep(warp)(out.float(), scale, state, img0.float(), img1.float(), measure)
+    return (*new, peaks)
+
+
+def assert_step_matches(got: tuple[Tensor, ...], ref: tuple[Tensor, ...], img0: Tensor, img1: Tensor, measure: bool,
+                        where: str) -> None:
+    flow, mask, warped0, warped1, peaks = got
+    assert flow.dtype == img0.dtype and flow.shape == (img0.shape[0], 4, *img0.shape[2:]), where
+    assert warped0.stride() == img0.stride() and warped1.shape == img0.shape, where
+    for name, a, b in zip(("flow", "mask"), (flow, mask), ref[:2], strict=True):
+        # fp32 arithmetic rounded once to the dtype; the reference rounds the same numbers (up to fused adds).
+        tol = 1e-5 if a.dtype == torch.float32 else torch.finfo(a.dtype).eps * 2
+        torch.testing.assert_close(a.float(), b, rtol=tol, atol=tol, msg=lambda m, n=name: f"{where} {n}: {m}")
+    # The kernel warps by the flow it stored (rounded to the dtype), as separate kernels would.
+    assert_matches(warped0, reference_warp(img0, flow[:, 0:2]), img0, f"{where} warped0", coordinate_atol(img0))
+    assert_matches(warped1, reference_warp(img1, flow[:, 2:4]), img1, f"{where} warped1", coordinate_atol(img1))
+    if measure:
+        torch.testing.assert_close(peaks, ref[4], rtol=1e-5, atol=1e-5, msg=lambda m: f"{where} peaks: {m}")
+
+
 def interpreter_checks() -> None:
     """Run in a child process with TRITON_INTERPRET=1, where the kernel runs on CPU tensors."""
-    from rife.triton_warp import fused_warp, warp
+    from rife.triton_warp import fused_step, fused_warp, step, warp
 
     torch.manual_seed(0)
     op_ok = op_runs_interpreted(fused_warp)
@@ -91,6 +138,14 @@ def interpreter_checks() -> None:
         # The op runs the same kernel: every dtype and layout of one shape shows that it is wired through.
         if op_ok and shape == SHAPES[0]:
             assert_matches(fused_warp(img, flow), ref, img, f"fused_warp {where}")
+    for shape, dtype, channels_last, with_prev, measure in itertools.product(
+            STEP_SHAPES, (torch.float32, torch.float16), (False, True), (False, True), (False, True)):
+        args = step_inputs(shape, dtype, channels_last, with_prev, "cpu")
+        where = f"step {shape} {dtype} channels_last={channels_last} prev={with_prev} measure={measure}"
+        got = step(*args, measure)
+        assert_step_matches(got, reference_step(*args, measure), args[4], args[5], measure, where)
+        if op_ok and shape == STEP_SHAPES[0]:
+            assert all(torch.equal(a, b) for a, b in zip(fused_step(*args, measure), got, strict=True)), where
 
 
 def test_interpreter_matches_reference() -> None:
@@ -118,7 +173,7 @@ def test_cuda_matches_reference_and_compiles() -> None:
     pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
     from torch._dynamo.utils import counters
 
-    from rife.triton_warp import fused_warp, warp
+    from rife.triton_warp import fused_step, fused_warp, step, warp
 
     torch.manual_seed(0)
     # The small shapes check the compiled kernel where Triton turns sizes or strides of 1 into constants.
@@ -132,6 +187,13 @@ def test_cuda_matches_reference_and_compiles() -> None:
         where = f"{shape} {dtype} channels_last={channels_last}"
         assert_matches(out, reference_warp(img, flow), img, where, coordinate_atol(img))
         assert torch.equal(fused_warp(img, flow), out)
+
+    for shape, dtype, with_prev in (((1, 768, 1280, 8.0), torch.float16, False), ((1, 768, 1280, 1.0), torch.float16,
+                                     True), ((2, 256, 448, 2.0), torch.bfloat16, True), ((1, 64, 96, 4.0), torch.float32, True)):
+        args = step_inputs(shape, dtype, True, with_prev, "cuda")
+        got = step(*args, True)
+        assert_step_matches(got, reference_step(*args, True), args[4], args[5], True, f"step {shape} {dtype}")
+        assert all(torch.equal(a, b) for a, b in zip(fused_step(*args, True), got, strict=True))
 
     # The op stays in the graph (fullgraph) and in its CUDA graph (reduce-overhead); several calls replay it.
     counters.clear()
