@@ -220,13 +220,15 @@ def _launch_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask:
     mask = torch.empty((n, 1, H, W), dtype=dtype, device=out.device, memory_format=fmt)
     out0, out1 = torch.empty_like(img0), torch.empty_like(img1)
     peaks = torch.zeros((n, 2), dtype=torch.float32, device=out.device)
+    # Arguments the kernel does not touch get ``out``, which it only reads: inductor must not see an unused
+    # output or a written tensor passed twice.
     has_prev = prev_flow is not None
-    pf = prev_flow if has_prev else flow  # not read without a previous state
-    pm = prev_mask if has_prev else mask
+    pf, pm = (prev_flow, prev_mask) if has_prev else (out, out)
+    peaks_arg = peaks if measure else out
     block_p = min(256, triton.next_power_of_2(W))
     grid = (triton.cdiv(W, block_p), H, n)
     kernel[grid](
-        out, pf, pm, img0, img1, flow, mask, out0, out1, peaks, h, w, H, W, 1.0 / k, k,
+        out, pf, pm, img0, img1, flow, mask, out0, out1, peaks_arg, h, w, H, W, 1.0 / k, k,
         *out.stride(), *pf.stride(), pm.stride(0), pm.stride(2), pm.stride(3), *img0.stride(), *flow.stride(),
         mask.stride(0), mask.stride(2), mask.stride(3), *out0.stride(),
         HAS_PREV=has_prev, MEASURE=measure, BLOCK_P=block_p,
