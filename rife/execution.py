@@ -162,7 +162,8 @@ def _fused_kernels():
     if not triton_warp.available():
         raise ExecutionError("--execution fast on CUDA needs Triton and PyTorch 2.6 or later for its fused warp "
                              "(PyTorch's CUDA wheels bring Triton): install them, or use --execution graph")
-    return triton_warp.fused_warp, triton_warp.fused_step
+    # The step runs between compiled graphs (a graph break, free under the CUDA graph): see rife.triton_warp.
+    return triton_warp.fused_warp, torch.compiler.disable(triton_warp.step)
 
 
 def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
@@ -196,6 +197,9 @@ def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | Non
     if plan.compile and plan.two_streams and isinstance(net, IFNet):
         for stage in net.STAGES:  # compiled one by one: the streams switch between them, outside compiled code
             setattr(net, stage, torch.compile(getattr(net, stage)))
+        # The graph breaks at each flow step make every block, at each of its scales, a frame of its own:
+        # more than dynamo's default of 8 recompiles per function, after which it would run them uncompiled.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     elif plan.compile:
         net = torch.compile(net)
     if plan.graph:

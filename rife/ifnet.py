@@ -194,7 +194,7 @@ class FlowStep:
     """A block's output brought into the running state: resized to the frame (factor 2 * scale), the flow
     part multiplied by 2 * scale, added to the running flow and raw mask, and both frames warped by the new
     flow. With ``measure`` it also returns ``flow_peaks`` of the change. ``kernel`` may do all of it in one
-    fused kernel with these semantics, taking and returning plain tensors (``rife.triton_warp.fused_step``)."""
+    fused kernel with these semantics, taking and returning plain tensors (``rife.triton_warp.step``)."""
 
     def __init__(self, warp: Warper) -> None:
         self.warp = warp

@@ -6,8 +6,9 @@
   add to the running flow and mask, warp both frames by the new flow, optionally the peaks of the change) in one
   pass over the frame instead of five or six kernels, all arithmetic in fp32.
 
-``fused_warp`` and ``fused_step`` go through the custom ops ``rife::warp`` and ``rife::step``, which torch.compile
-keeps inside its graph (and a CUDA graph). All need Triton: check ``available()`` first.
+``fused_warp`` goes through the custom op ``rife::warp``, which torch.compile keeps inside its graph (and a CUDA
+graph). ``step`` is called outside compiled code: as a custom op with several outputs, PyTorch 2.11's inductor
+failed on it (``KeyError`` in its scheduler). All need Triton: check ``available()`` first.
 """
 
 from typing import Any
@@ -182,11 +183,6 @@ if triton is not None:
         _warp_row(img1 + n * img_sn, out1 + o, x, y, f2.to(tl.float32), f3.to(tl.float32), W, H, ok,
                   img_sc, img_sh, img_sw, o_sc, 3)
 
-    @triton_op("rife::step", mutates_args=())
-    def _step_op(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
-                 img1: Tensor, measure: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        return _launch_step(out, scale, prev_flow, prev_mask, img0, img1, measure, wrap_triton(_step_kernel))
-
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
         return _launch(img, flow, wrap_triton(_warp_kernel))
@@ -220,8 +216,7 @@ def _launch_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask:
     mask = torch.empty((n, 1, H, W), dtype=dtype, device=out.device, memory_format=fmt)
     out0, out1 = torch.empty_like(img0), torch.empty_like(img1)
     peaks = torch.zeros((n, 2), dtype=torch.float32, device=out.device)
-    # Arguments the kernel does not touch get ``out``, which it only reads: inductor must not see an unused
-    # output or a written tensor passed twice.
+    # Arguments the kernel does not touch get ``out``, which it only reads.
     has_prev = prev_flow is not None
     pf, pm = (prev_flow, prev_mask) if has_prev else (out, out)
     peaks_arg = peaks if measure else out
@@ -262,9 +257,3 @@ def step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor 
     _require_triton()
     return _launch_step(out, scale, prev_flow, prev_mask, img0, img1, measure, _step_kernel)
 
-
-def fused_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
-               img1: Tensor, measure: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """``step`` through the ``rife::step`` custom op, for code that torch.compile compiles."""
-    _require_triton()
-    return torch.ops.rife.step(out, scale, prev_flow, prev_mask, img0, img1, measure)

@@ -125,7 +125,7 @@ def assert_step_matches(got: tuple[Tensor, ...], ref: tuple[Tensor, ...], img0: 
 
 def interpreter_checks() -> None:
     """Run in a child process with TRITON_INTERPRET=1, where the kernel runs on CPU tensors."""
-    from rife.triton_warp import fused_step, fused_warp, step, warp
+    from rife.triton_warp import fused_warp, step, warp
 
     torch.manual_seed(0)
     op_ok = op_runs_interpreted(fused_warp)
@@ -144,8 +144,6 @@ def interpreter_checks() -> None:
         where = f"step {shape} {dtype} channels_last={channels_last} prev={with_prev} measure={measure}"
         got = step(*args, measure)
         assert_step_matches(got, reference_step(*args, measure), args[4], args[5], measure, where)
-        if op_ok and shape == STEP_SHAPES[0]:
-            assert all(torch.equal(a, b) for a, b in zip(fused_step(*args, measure), got, strict=True)), where
 
 
 def test_interpreter_matches_reference() -> None:
@@ -173,7 +171,7 @@ def test_cuda_matches_reference_and_compiles() -> None:
     pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
     from torch._dynamo.utils import counters
 
-    from rife.triton_warp import fused_step, fused_warp, step, warp
+    from rife.triton_warp import fused_warp, step, warp
 
     torch.manual_seed(0)
     # The small shapes check the compiled kernel where Triton turns sizes or strides of 1 into constants.
@@ -193,7 +191,6 @@ def test_cuda_matches_reference_and_compiles() -> None:
         args = step_inputs(shape, dtype, True, with_prev, "cuda")
         got = step(*args, True)
         assert_step_matches(got, reference_step(*args, True), args[4], args[5], True, f"step {shape} {dtype}")
-        assert all(torch.equal(a, b) for a, b in zip(fused_step(*args, True), got, strict=True))
 
     # The op stays in the graph (fullgraph) and in its CUDA graph (reduce-overhead); several calls replay it.
     counters.clear()

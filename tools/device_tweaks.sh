@@ -10,7 +10,7 @@ source tools/device_common.sh
 verify=(python3 tools/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model
   --calls "${CALLS:-300}" --skip-checks --archs v4.0,paper --sizes 1280x720 --precisions fp16)
 "${verify[@]}" --out "$OUT" --quality-configs "${QUALITY:-fp16:fast,bf16:fast}" --modes "${MODES:-eager,graph,fast}" \
-  --timeline --tweaks "${TWEAKS:-fast,step-graph-break,one-stream,no-retry-bound}" 2>&1 | tee "$OUT/verify.log"
+  --timeline --tweaks "${TWEAKS:-fast,one-stream,no-retry-bound}" 2>&1 | tee "$OUT/verify.log"
 for tweak in ${OWN_PROCESS_TWEAKS:-cudnn-try-all max-autotune}; do
   TORCHINDUCTOR_CACHE_DIR="/tmp/inductor-$tweak" timeout "${TWEAK_TIMEOUT:-240}" \
     "${verify[@]}" --out "$OUT/$tweak" --quality-configs "" --modes "" --tweaks "$tweak" 2>&1 | tee "$OUT/$tweak.log" \

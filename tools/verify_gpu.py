@@ -314,12 +314,6 @@ def _one_stream(engine: Engine) -> None:
     engine.net.net.fork_join = one_after_another
 
 
-def _step_graph_break(engine: Engine) -> None:
-    from rife import triton_warp
-
-    engine.net.net.step.kernel = torch.compiler.disable(triton_warp.step)
-
-
 def _tweak_context(name: str):
     """The global setting a tweak needs while its engine compiles and autotunes."""
     import contextlib
@@ -347,7 +341,6 @@ class _cudnn_limit:
 TWEAKS = {  # name: (change to the network before the engine, change to the engine after, models)
     "fast": (None, None, ("paper", "v4.0")),
     "one-stream": (None, _one_stream, ("v4.0",)),
-    "step-graph-break": (None, _step_graph_break, ("paper", "v4.0")),
     "no-retry-bound": (_no_retry, None, ("v4.0",)),
     "cudnn-try-all": (None, None, ("paper", "v4.0")),
     "max-autotune": (None, None, ("paper", "v4.0")),
