@@ -6,7 +6,7 @@ Module names and shapes follow the upstream checkpoints exactly, so an upstream
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
 
 import torch
@@ -24,10 +24,16 @@ def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def pad_channels(x: Tensor, channels: int) -> Tensor:
-    """``x`` with zero channels appended up to ``channels`` (their weights are zero: exact)."""
-    extra = channels - x.shape[1]
-    return F.pad(x, (0, 0, 0, 0, 0, extra)) if extra else x
+def cat_padded(parts: Sequence[Tensor], channels: int) -> Tensor:
+    """``parts`` concatenated on the channel axis with zero channels appended up to ``channels`` (their weights
+    are zero: exact), as one concatenation rather than a concatenation and a pad."""
+    extra = channels - sum(p.shape[1] for p in parts)
+    if extra:
+        first = parts[0]
+        fmt = torch.channels_last if first.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        zeros = torch.zeros((first.shape[0], extra, *first.shape[2:]), dtype=first.dtype, device=first.device)
+        parts = (*parts, zeros.contiguous(memory_format=fmt))
+    return torch.cat(tuple(parts), 1) if len(parts) > 1 else parts[0]
 
 
 def resize(x: Tensor, factor: float) -> Tensor:
@@ -87,10 +93,10 @@ class IFBlock(nn.Module):
         ``FlowStep`` brings them to full size."""
         if scale != 1:
             x = resize(x, 1.0 / scale)
+        parts = [x]
         if flow is not None:
-            small_flow = flow if scale == 1 else resize(flow, 1.0 / scale) / scale
-            x = torch.cat((x, small_flow), 1)
-        feat = self.conv0(pad_channels(x, self.in_channels))
+            parts.append(flow if scale == 1 else resize(flow, 1.0 / scale) / scale)
+        feat = self.conv0(cat_padded(parts, self.in_channels))
         feat = self.convblock(feat) + feat
         return self.lastconv(feat)
 
@@ -117,7 +123,7 @@ class ContextNet(nn.Module):
 
     def forward(self, x: Tensor, flow: Tensor) -> list[Tensor]:
         features = []
-        x = pad_channels(x, self.in_channels)
+        x = cat_padded([x], self.in_channels)
         for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
             x = conv(x)
             flow = resize(flow, 0.5) * 0.5
@@ -147,7 +153,7 @@ class UNet(nn.Module):
 
     def forward(self, img0: Tensor, img1: Tensor, warped0: Tensor, warped1: Tensor, mask: Tensor,
                 flow: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
-        s0 = self.down0(pad_channels(torch.cat((img0, img1, warped0, warped1, mask, flow), 1), self.in_channels))
+        s0 = self.down0(cat_padded((img0, img1, warped0, warped1, mask, flow), self.in_channels))
         s1 = self.down1(torch.cat((s0, ctx0[0], ctx1[0]), 1))
         s2 = self.down2(torch.cat((s1, ctx0[1], ctx1[1]), 1))
         s3 = self.down3(torch.cat((s2, ctx0[2], ctx1[2]), 1))
