@@ -48,7 +48,7 @@ class Warper:
     arithmetic does too (a bf16 grid is too coarse to address pixels of a large frame)."""
 
     def __init__(self) -> None:
-        self._grids: dict[tuple, Tensor] = {}
+        self._grids: dict[tuple, tuple[Tensor, Tensor]] = {}
         # Sample in fp32 whatever the images' dtype (a half-precision grid is too coarse); ``FlowStep`` then also
         # resizes and sums the flow in fp32.
         self.fp32 = False
@@ -56,14 +56,17 @@ class Warper:
         # A fused kernel with the fp32 semantics (img, flow) -> warped, e.g. rife.triton_warp.fused_warp.
         self.kernel: Callable[[Tensor, Tensor], Tensor] | None = None
 
-    def base_grid(self, flow: Tensor, dtype: torch.dtype) -> Tensor:
+    def base_grid(self, flow: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """The sampling grid of no motion, (N, H, W, 2) as grid_sample takes it, and the half sizes
+        ((W - 1) / 2, (H - 1) / 2) that normalise a flow in pixels to it."""
         n, _, h, w = flow.shape
         key = (flow.device, dtype, n, h, w)
         grid = self._grids.get(key) if self.cached else None
         if grid is None:
-            xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=dtype).view(1, 1, 1, w).expand(n, 1, h, w)
-            ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=dtype).view(1, 1, h, 1).expand(n, 1, h, w)
-            grid = torch.cat([xs, ys], 1)
+            xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=dtype).view(1, 1, w).expand(n, h, w)
+            ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=dtype).view(1, h, 1).expand(n, h, w)
+            half = torch.tensor([(w - 1.0) / 2.0, (h - 1.0) / 2.0], device=flow.device, dtype=dtype)
+            grid = (torch.stack((xs, ys), -1), half)
             if self.cached:
                 self._grids[key] = grid
         return grid
@@ -71,11 +74,9 @@ class Warper:
     def __call__(self, img: Tensor, flow: Tensor) -> Tensor:
         if self.kernel is not None:
             return self.kernel(img, flow)
-        h, w = img.shape[2], img.shape[3]
         dtype = torch.float32 if self.fp32 else img.dtype
-        flow = flow.to(dtype)
-        normalised = torch.cat([flow[:, 0:1] / ((w - 1.0) / 2.0), flow[:, 1:2] / ((h - 1.0) / 2.0)], 1)
-        grid = (self.base_grid(flow, dtype) + normalised).permute(0, 2, 3, 1)
+        base, half = self.base_grid(flow, dtype)
+        grid = base + flow.permute(0, 2, 3, 1).to(dtype) / half  # upstream's numbers, in grid_sample's layout
         out = F.grid_sample(img.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=True)
         return out.to(img.dtype)
 
