@@ -18,12 +18,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from rife.ifnet import IFNet, round_up
+from rife.ifnet import A, B, IFNet, round_up
 
 EXECUTIONS = ("eager", "graph", "compile", "fast")
 WIDTH_MULTIPLE = 16
@@ -134,7 +135,7 @@ class TwoStreams:
     def __init__(self, device: torch.device) -> None:
         self.side = torch.cuda.Stream(device)
 
-    def __call__(self, first, second):
+    def __call__(self, first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
         main = torch.cuda.current_stream(self.side.device)
         self.side.wait_stream(main)
         with torch.cuda.stream(self.side):
@@ -147,7 +148,7 @@ class TwoStreams:
         return a, b
 
 
-def _tensors(x: object):
+def _tensors(x: object) -> Iterator[Tensor]:
     if isinstance(x, Tensor):
         yield x
     elif isinstance(x, tuple | list):

@@ -266,7 +266,7 @@ class IFNet(nn.Module):
                 lambda: self._estimate(img0, img1, t_plane, doubled, check_retry=False))
         else:
             state, wants_retry = self._estimate(img0, img1, t_plane, scales, check_retry=True)
-            retried = None if wants_retry is None else self._estimate(img0, img1, t_plane, doubled, False)[0]
+            retried = None if wants_retry is None else self._estimate(img0, img1, t_plane, doubled, check_retry=False)[0]
         return self._finish(img0, img1, state, wants_retry, retried)
 
     def _finish(self, img0: Tensor, img1: Tensor, state: FlowState, wants_retry: Tensor | None,
