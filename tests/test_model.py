@@ -281,3 +281,52 @@ def test_retry_decided_on_the_device_gives_the_same_frames(v4_weights, bikes_fra
     a, _ = _triplet_psnr(Engine(host, host.variant, CPU, fp32), bikes_frames, i)
     b, _ = _triplet_psnr(on_device, bikes_frames, i)
     assert torch.equal(a, b) and len(forks) == 1
+
+
+def _upstream_warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The upstream warp, term for term: an NCHW grid plus the normalised flow, permuted for grid_sample."""
+    n, _, h, w = flow.shape
+    xs = torch.linspace(-1.0, 1.0, w).view(1, 1, 1, w).expand(n, -1, h, -1)
+    ys = torch.linspace(-1.0, 1.0, h).view(1, 1, h, 1).expand(n, -1, -1, w)
+    flow = torch.cat([flow[:, 0:1] / ((w - 1.0) / 2.0), flow[:, 1:2] / ((h - 1.0) / 2.0)], 1)
+    grid = (torch.cat([xs, ys], 1) + flow).permute(0, 2, 3, 1)
+    return torch.nn.functional.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_warp_grid_in_grid_sample_layout_gives_upstreams_numbers(channels_last):
+    from rife.ifnet import Warper
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    img = torch.rand(2, 3, 24, 40).contiguous(memory_format=fmt)
+    flow4 = (torch.randn(2, 4, 24, 40) * 8).contiguous(memory_format=fmt)
+    warp = Warper()
+    for flow in (flow4[:, 0:2], flow4[:, 2:4]):
+        assert torch.equal(warp(img, flow), _upstream_warp(img, flow))
+        assert torch.equal(warp(img, flow), _upstream_warp(img, flow))  # from the cached grid too
+
+
+def test_cat_padded_appends_zero_channels_and_keeps_channels_last():
+    from rife.ifnet import cat_padded
+
+    a = torch.rand(1, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    b = torch.rand(1, 2, 4, 5).contiguous(memory_format=torch.channels_last)
+    out = cat_padded([a, b], 8)
+    assert out.shape == (1, 8, 4, 5) and out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out[:, :5], torch.cat((a, b), 1)) and not out[:, 5:].any()
+    assert cat_padded([a], 3) is a
+
+
+def test_flow_step_warps_both_frames_as_separate_warps_would():
+    from rife.ifnet import FlowState, FlowStep, Warper
+
+    torch.manual_seed(0)
+    warp = Warper()
+    img0, img1 = torch.rand(1, 3, 16, 24), torch.rand(1, 3, 16, 24)
+    prev = FlowState(torch.randn(1, 4, 16, 24) * 3, torch.randn(1, 1, 16, 24), img0, img1)
+    state, peaks = FlowStep(warp)(torch.randn(1, 5, 4, 6), 2.0, prev, img0, img1, measure=True)
+    assert torch.equal(state.warped0, warp(img0, state.flow[:, 0:2]))
+    assert torch.equal(state.warped1, warp(img1, state.flow[:, 2:4]))
+    change = state.flow - prev.flow
+    assert torch.allclose(peaks[0], torch.stack((change[:, 0:2].abs().max(), change[:, 2:4].abs().max())), atol=1e-5)
