@@ -10,6 +10,7 @@ Prints one table per section; writes verify_gpu.json to --out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
@@ -314,12 +315,10 @@ def _one_stream(engine: Engine) -> None:
     engine.net.net.fork_join = one_after_another
 
 
-def _tweak_context(name: str):
+def _tweak_context(name: str) -> contextlib.AbstractContextManager:
     """The global setting a tweak needs while its engine compiles and autotunes."""
-    import contextlib
-
     if name == "cudnn-try-all":
-        return _cudnn_limit(0)
+        return _cudnn_benchmark_limit(0)
     if name == "max-autotune":
         import torch._inductor.config as inductor_config
 
@@ -327,15 +326,14 @@ def _tweak_context(name: str):
     return contextlib.nullcontext()
 
 
-class _cudnn_limit:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-
-    def __enter__(self) -> None:
-        self.saved, torch.backends.cudnn.benchmark_limit = torch.backends.cudnn.benchmark_limit, self.limit
-
-    def __exit__(self, *exc) -> None:
-        torch.backends.cudnn.benchmark_limit = self.saved
+@contextlib.contextmanager
+def _cudnn_benchmark_limit(limit: int):
+    """cuDNN's autotuning tries ``limit`` algorithms per convolution (0: all of them; PyTorch's default is 10)."""
+    saved, torch.backends.cudnn.benchmark_limit = torch.backends.cudnn.benchmark_limit, limit
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark_limit = saved
 
 
 TWEAKS = {  # name: (change to the network before the engine, change to the engine after, models)
