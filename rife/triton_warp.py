@@ -59,6 +59,16 @@ if triton is not None:
         return x0, y0, w_nw, w_ne, w_sw, w_se, x0 + 1 < W, y0 + 1 < H
 
     @triton.jit
+    def _gather(src, img_sh, img_sw, w_nw, w_ne, w_sw, w_se, ok, x1_ok, y1_ok):
+        """The bilinear sum at top-left sources ``src`` (any shape, the weights and masks broadcast to it), in fp32,
+        in grid_sample's order; a neighbour that does not exist is read as 0 (its weight is 0 anyway)."""
+        acc = tl.load(src, mask=ok, other=0.0).to(tl.float32) * w_nw
+        acc += tl.load(src + img_sw, mask=ok & x1_ok, other=0.0).to(tl.float32) * w_ne
+        acc += tl.load(src + img_sh, mask=ok & y1_ok, other=0.0).to(tl.float32) * w_sw
+        acc += tl.load(src + img_sh + img_sw, mask=ok & x1_ok & y1_ok, other=0.0).to(tl.float32) * w_se
+        return acc
+
+    @triton.jit
     def _warp_kernel(
         img, flow, out,
         C, H, W,
@@ -84,17 +94,12 @@ if triton is not None:
         nw = img + n * img_sn + y0.to(tl.int64) * img_sh + x0.to(tl.int64) * img_sw
         o = out + n * out_sn + y * out_sh + x.to(tl.int64) * out_sw
 
-        m_nw = x_ok[:, None] & (c < C)[None, :]
-        m_ne = m_nw & x1_ok[:, None]
-        m_sw = m_nw & y1_ok[:, None]
-        m_se = m_ne & y1_ok[:, None]
+        ok = x_ok[:, None] & (c < C)[None, :]
         src = nw[:, None] + c.to(tl.int64)[None, :] * img_sc
-        acc = tl.load(src, mask=m_nw, other=0.0).to(tl.float32) * w_nw[:, None]
-        acc += tl.load(src + img_sw, mask=m_ne, other=0.0).to(tl.float32) * w_ne[:, None]
-        acc += tl.load(src + img_sh, mask=m_sw, other=0.0).to(tl.float32) * w_sw[:, None]
-        acc += tl.load(src + img_sh + img_sw, mask=m_se, other=0.0).to(tl.float32) * w_se[:, None]
+        acc = _gather(src, img_sh, img_sw, w_nw[:, None], w_ne[:, None], w_sw[:, None], w_se[:, None],
+                      ok, x1_ok[:, None], y1_ok[:, None])
         dst = o[:, None] + c.to(tl.int64)[None, :] * out_sc
-        tl.store(dst, acc.to(out.dtype.element_ty), mask=m_nw)
+        tl.store(dst, acc.to(out.dtype.element_ty), mask=ok)
 
     @triton.jit
     def _resize_index(i, inv_k, size):
@@ -120,11 +125,7 @@ if triton is not None:
         x0, y0, w_nw, w_ne, w_sw, w_se, x1_ok, y1_ok = _bilinear(ix, iy, W, H)
         src = img + y0.to(tl.int64) * img_sh + x0.to(tl.int64) * img_sw
         for c in tl.static_range(C):
-            s = src + c * img_sc
-            acc = tl.load(s, mask=ok).to(tl.float32) * w_nw
-            acc += tl.load(s + img_sw, mask=ok & x1_ok, other=0.0).to(tl.float32) * w_ne
-            acc += tl.load(s + img_sh, mask=ok & y1_ok, other=0.0).to(tl.float32) * w_sw
-            acc += tl.load(s + img_sh + img_sw, mask=ok & x1_ok & y1_ok, other=0.0).to(tl.float32) * w_se
+            acc = _gather(src + c * img_sc, img_sh, img_sw, w_nw, w_ne, w_sw, w_se, ok, x1_ok, y1_ok)
             tl.store(out + c * out_sc, acc.to(out.dtype.element_ty), mask=ok)
 
     @triton.jit
