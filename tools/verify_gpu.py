@@ -237,15 +237,26 @@ def section_batch(v4_weights: Path, calls: int, batches: list[int]) -> list[dict
 
 
 def kernel_kind(name: str) -> str:
-    """A kernel's family, for the profile's summary rows."""
+    """A kernel's family, for the profile's and the timeline's summary rows. Inductor's kernels are named after
+    the ops they fuse, so they are told apart before the library convolutions (whose names say "conv" too)."""
+    if "_step_kernel" in name:
+        return "flow step (Triton)"
     if "_warp_kernel" in name or "grid_sampler" in name:
         return "warp"
+    if name.startswith("triton_"):
+        if "unsafe_index" in name:
+            return "resize (+ fused elementwise, inductor)"
+        if name.startswith("triton_per"):
+            return "reduction (inductor)"
+        if "convolution" in name:
+            return "convolution bias + PReLU (inductor)"
+        return "other elementwise / cat (inductor)"
     if "nhwcAddPadding" in name:
         return "cuDNN channel padding"
-    if any(k in name for k in ("xmma", "cutlass", "conv", "dgrad", "fprop", "implicit_gemm", "cudnn")):
+    if "dgrad" in name:
+        return "transposed convolution"
+    if any(k in name for k in ("xmma", "cutlass", "conv", "fprop", "implicit_gemm", "cudnn")):
         return "convolution"
-    if name.startswith("triton_"):
-        return "inductor fusion"
     if "emcpy" in name or "emset" in name or "copy" in name.lower():
         return "copy/memset"
     return "other"
@@ -372,15 +383,14 @@ def section_tweaks(v4_weights: Path, calls: int, names: list[str]) -> list[dict]
                 continue
             rows.append({"model": arch, "tweak": name, **r, "first_call_s": first_s,
                          "max_abs_vs_fp32": (out - ref_out).abs().max().item()})
-            rows[-1].update(_timeline(e, a, b, out_dir=None))
+            rows[-1].update(_timeline(_frame_kernels(e, a, b)))
             del e
             torch.cuda.empty_cache()
     return rows
 
 
-def _timeline(e: Engine, a: torch.Tensor, b: torch.Tensor, out_dir: Path | None, frames: int = 5) -> dict:
-    """GPU time of a frame from its kernels: span (first start to last end), busy (their union) and their sum
-    (above busy when the two streams overlap), over ``frames`` calls spaced apart; the kernel list to out_dir."""
+def _frame_kernels(e: Engine, a: torch.Tensor, b: torch.Tensor, frames: int = 5) -> list[list[tuple]]:
+    """The (start µs, end µs, name) of each kernel, one list per call: ``frames`` calls spaced apart."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -391,11 +401,19 @@ def _timeline(e: Engine, a: torch.Tensor, b: torch.Tensor, out_dir: Path | None,
             time.sleep(0.002)
     kernels = sorted(((ev.time_range.start, ev.time_range.end, ev.name) for ev in prof.events()
                       if ev.device_type == DeviceType.CUDA), key=lambda k: k[0])
-    groups: list[list] = []
+    groups: list[list[tuple]] = []
+    last_end = -math.inf
     for k in kernels:
-        if not groups or k[0] - max(g[1] for g in groups[-1]) > 500:
+        if k[0] - last_end > 500:  # the sleep between calls
             groups.append([])
         groups[-1].append(k)
+        last_end = max(last_end, k[1])
+    return groups
+
+
+def _timeline(groups: list[list[tuple]]) -> dict:
+    """GPU time of a frame from its kernels: span (first start to last end), busy (their union) and their sum
+    (above busy when the two streams overlap); medians over the calls."""
     spans, busies, sums = [], [], []
     for g in groups:
         spans.append(max(k[1] for k in g) - g[0][0])
@@ -405,17 +423,24 @@ def _timeline(e: Engine, a: torch.Tensor, b: torch.Tensor, out_dir: Path | None,
             busy += max(0.0, stop - max(start, end))
             end = max(end, stop)
         busies.append(busy)
-    if out_dir is not None and groups:
-        g = groups[len(groups) // 2]
-        lines = [f"{k[0] - g[0][0]:.1f},{k[1] - k[0]:.1f},{k[2][:110]}" for k in g]
-        out_dir.write_text("start_us,duration_us,kernel\n" + "\n".join(lines) + "\n")
     return {"kernels_per_frame": statistics.median(len(g) for g in groups), "span_us": statistics.median(spans),
             "busy_us": statistics.median(busies), "kernel_sum_us": statistics.median(sums)}
 
 
-def section_timeline(v4_weights: Path, out: Path) -> list[dict]:
-    """One ``fast`` frame at 1280x720 fp16 kernel by kernel (timeline-<model>.csv in --out) and its summary."""
-    rows = []
+def _kind_rows(arch: str, frame: list[tuple]) -> list[dict]:
+    """One frame's kernel time by family (``kernel_kind``), largest first."""
+    kinds: dict[str, list[float]] = {}
+    for start, stop, name in frame:
+        kinds.setdefault(kernel_kind(name), []).append(stop - start)
+    total = sum(sum(d) for d in kinds.values()) or 1.0
+    return [{"model": arch, "kernel family": kind, "kernels": len(d), "us": sum(d), "share_pct": 100 * sum(d) / total}
+            for kind, d in sorted(kinds.items(), key=lambda kv: -sum(kv[1]))]
+
+
+def section_timeline(v4_weights: Path, out: Path) -> tuple[list[dict], list[dict]]:
+    """One ``fast`` frame at 1280x720 fp16 kernel by kernel (timeline-<model>.csv in --out): its summary, and
+    its kernel time by family."""
+    rows, kind_rows = [], []
     for arch in ("paper", "v4.0"):
         e = make_engine(arch, "ours", "fp16", "fast", v4_weights, None)
         frames = torch.randint(0, 256, (2, 1, 3, 720, 1280), dtype=torch.uint8, device=CUDA)
@@ -423,12 +448,17 @@ def section_timeline(v4_weights: Path, out: Path) -> list[dict]:
         try:
             for _ in range(5):
                 e.interpolate(a, b, 1, (720, 1280))
-            rows.append({"model": arch, **_timeline(e, a, b, out / f"timeline-{arch}.csv")})
+            groups = _frame_kernels(e, a, b)
+            frame = groups[len(groups) // 2]
+            lines = [f"{k[0] - frame[0][0]:.1f},{k[1] - k[0]:.1f},{k[2][:110]}" for k in frame]
+            (out / f"timeline-{arch}.csv").write_text("start_us,duration_us,kernel\n" + "\n".join(lines) + "\n")
+            rows.append({"model": arch, **_timeline(groups)})
+            kind_rows += _kind_rows(arch, frame)
         except Exception as err:  # one failing model must not hide the other
             rows.append({"model": arch, "error": f"{type(err).__name__}: {str(err)[:160]}"})
         del e
         torch.cuda.empty_cache()
-    return rows
+    return rows, kind_rows
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -492,7 +522,9 @@ def main() -> None:
     if a.profile:
         emit("profile", section_profile(a.weights))
     if a.timeline:
-        emit("timeline", section_timeline(a.weights, a.out))
+        summary, kinds = section_timeline(a.weights, a.out)
+        emit("timeline", summary)
+        emit("timeline_kinds", kinds)
     if a.tweaks:
         emit("tweaks", section_tweaks(a.weights, a.calls, a.tweaks.split(",")))
     if a.batches:
