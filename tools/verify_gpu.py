@@ -121,6 +121,18 @@ def time_calls(fn, calls: int, warmup: int = 10) -> dict:
             "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20}
 
 
+def first_and_timed(e: Engine, frames: torch.Tensor, calls: int) -> tuple[torch.Tensor, dict]:
+    """The first call's output (fp32) on the uint8 pair ``frames`` and ``time_calls`` of the rest, with the first
+    call's seconds (compiles and captures happen there) and the peak memory from this engine's calls only."""
+    h, w = frames.shape[-2:]
+    a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    out = e.interpolate(a, b, 1, (h, w))[0].float()
+    first_s = time.perf_counter() - t0
+    return out, {**time_calls(lambda: e.interpolate(a, b, 1, (h, w)), calls), "first_call_s": first_s}
+
+
 SIZES = {"448x256": (256, 448), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 
 
@@ -175,12 +187,7 @@ def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile
                     continue
                 try:
                     e = make_engine(arch, impl, precision, mode, v4_weights, paper_code)
-                    a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
-                    torch.cuda.reset_peak_memory_stats()
-                    t0 = time.perf_counter()
-                    out = e.interpolate(a, b, 1, (h, w))[0].float()
-                    first_s = time.perf_counter() - t0
-                    r = time_calls(lambda e=e, a=a, b=b, s=(h, w): e.interpolate(a, b, 1, s), calls)
+                    out, r = first_and_timed(e, frames, calls)
                 except Exception as err:  # one failing configuration must not hide the others
                     rows.append({"model": arch, "size": size, "impl": impl, "precision": precision, "mode": mode,
                                  "error": f"{type(err).__name__}: {str(err)[:120]}"})
@@ -188,7 +195,6 @@ def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile
                 if impl == "ours" and precision == "fp32":
                     ref_out = out
                 rows.append({"model": arch, "size": size, "impl": impl, "precision": precision, "mode": mode, **r,
-                             "first_call_s": first_s,
                              "psnr_vs_fp32": psnr_between(out, ref_out) if ref_out is not None else None,
                              "max_abs_vs_fp32": (out - ref_out).abs().max().item() if ref_out is not None else None})
                 del e
@@ -373,17 +379,12 @@ def section_tweaks(v4_weights: Path, calls: int, names: list[str]) -> list[dict]
                     e = make_engine(arch, "ours", "fp16", "fast", v4_weights, None, prepare=before)
                     if after is not None:
                         after(e)
-                    a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
-                    t0 = time.perf_counter()
-                    out = e.interpolate(a, b, 1, (720, 1280))[0].float()
-                    first_s = time.perf_counter() - t0
-                    r = time_calls(lambda e=e, a=a, b=b: e.interpolate(a, b, 1, (720, 1280)), calls)
+                    out, r = first_and_timed(e, frames, calls)
             except Exception as err:  # one failing tweak must not hide the others
                 rows.append({"model": arch, "tweak": name, "error": f"{type(err).__name__}: {str(err)[:160]}"})
                 continue
-            rows.append({"model": arch, "tweak": name, **r, "first_call_s": first_s,
-                         "max_abs_vs_fp32": (out - ref_out).abs().max().item()})
-            rows[-1].update(_timeline(_frame_kernels(e, a, b)))
+            rows.append({"model": arch, "tweak": name, **r, "max_abs_vs_fp32": (out - ref_out).abs().max().item()})
+            rows[-1].update(_timeline(_frame_kernels(e, e.to_model_input(frames[0]), e.to_model_input(frames[1]))))
             del e
             torch.cuda.empty_cache()
     return rows
