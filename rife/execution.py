@@ -20,24 +20,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from rife.ifnet import (
-    A,
-    B,
-    ConvKernel,
-    ConvUnit,
-    Deconv,
-    DeconvKernel,
-    DeconvUnit,
-    IFNet,
-    StepKernel,
-    WarpKernel,
-    round_up,
-)
+from rife.ifnet import A, B, IFNet, round_up
 
 EXECUTIONS = ("eager", "graph", "compile", "fast")
 WIDTH_MULTIPLE = 16
@@ -169,36 +156,15 @@ def _tensors(x: object) -> Iterator[Tensor]:
             yield from _tensors(item)
 
 
-class FusedKernels(NamedTuple):
-    warp: WarpKernel
-    step: StepKernel
-    conv: ConvKernel
-    deconv: DeconvKernel
+def _fused_kernels():
+    """The Triton warp and flow step (``rife.triton_warp``), or one clear refusal."""
+    from rife import triton_warp
 
-
-def _fused_kernels() -> FusedKernels:
-    """The Triton warp, flow step (``rife.triton_warp``) and convolutions (``rife.triton_conv``), or one clear
-    refusal."""
-    from rife import triton_conv, triton_warp
-
-    if not (triton_warp.available() and triton_conv.available()):
-        raise ExecutionError("--execution fast on CUDA needs Triton and PyTorch 2.6 or later for its fused kernels "
+    if not triton_warp.available():
+        raise ExecutionError("--execution fast on CUDA needs Triton and PyTorch 2.6 or later for its fused warp "
                              "(PyTorch's CUDA wheels bring Triton): install them, or use --execution graph")
     # The step runs between compiled graphs (a graph break, free under the CUDA graph): see rife.triton_warp.
-    return FusedKernels(triton_warp.fused_warp, torch.compiler.disable(triton_warp.step),
-                        triton_conv.fused_conv3x3, triton_conv.fused_deconv4x4)
-
-
-def use_fused_convolutions(net: IFNet, kernels: FusedKernels) -> None:
-    """Every convolution unit of ``net`` computed by its fused kernel (convolution, bias, PReLU, residual).
-    The kernels take fp16 and bf16 weights; an fp32 network keeps cuDNN's convolutions."""
-    if next(net.parameters()).dtype not in (torch.float16, torch.bfloat16):
-        return
-    for module in net.modules():
-        if isinstance(module, ConvUnit) and module[0].kernel_size == (3, 3):
-            module.kernel = kernels.conv
-        elif isinstance(module, Deconv | DeconvUnit):
-            module.kernel = kernels.deconv
+    return triton_warp.fused_warp, torch.compiler.disable(triton_warp.step)
 
 
 def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
@@ -219,9 +185,7 @@ def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | Non
         net.retry_on_device = plan.graph or plan.compile
         net.warp.fp32 = plan.mode == "fast"
         if plan.fused_kernels:
-            kernels = _fused_kernels()
-            net.warp.kernel, net.step.kernel = kernels.warp, kernels.step
-            use_fused_convolutions(net, kernels)
+            net.warp.kernel, net.step.kernel = _fused_kernels()
         net.warp.cached = not plan.compile  # compiled code builds the base grid itself, fused
         if plan.two_streams:
             net.fork_join = TwoStreams(next(net.parameters()).device)

@@ -15,51 +15,9 @@ from torch import Tensor, nn
 
 from rife.variants import Variant
 
-# (x, weight, bias, PReLU slopes or None, residual or None, stride) -> prelu(conv3x3(x)) + residual, one kernel.
-ConvKernel = Callable[[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None, int], Tensor]
-# (x, weight, bias, PReLU slopes or None) -> prelu(conv_transpose4x4(x, stride=2, padding=1)), one kernel.
-DeconvKernel = Callable[[Tensor, Tensor, Tensor | None, Tensor | None], Tensor]
 
-
-class ConvUnit(nn.Sequential):
-    """A 3x3 convolution (padding 1) and its PReLU, as upstream's ``conv`` helper (keys ``0`` and ``1``), with
-    an optional residual added after the PReLU. ``kernel`` may compute it all in one fused kernel."""
-
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
-        super().__init__(nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=True), nn.PReLU(out_ch))
-        self.kernel: ConvKernel | None = None
-
-    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        conv, prelu = self[0], self[1]
-        if self.kernel is not None:
-            return self.kernel(x, conv.weight, conv.bias, prelu.weight, residual, conv.stride[0])
-        y = prelu(conv(x))
-        return y if residual is None else y + residual
-
-
-class Deconv(nn.ConvTranspose2d):
-    """ConvTranspose2d(kernel 4, stride 2, padding 1); ``kernel`` may compute it in one fused kernel."""
-
-    def __init__(self, in_ch: int, out_ch: int) -> None:
-        super().__init__(in_ch, out_ch, 4, 2, 1)
-        self.kernel: DeconvKernel | None = None
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x) if self.kernel is None else self.kernel(x, self.weight, self.bias, None)
-
-
-class DeconvUnit(nn.Sequential):
-    """A transposed convolution as ``Deconv``'s and its PReLU (keys ``0`` and ``1``); ``kernel`` may compute both in one fused kernel."""
-
-    def __init__(self, in_ch: int, out_ch: int) -> None:
-        super().__init__(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), nn.PReLU(out_ch))
-        self.kernel: DeconvKernel | None = None
-
-    def forward(self, x: Tensor) -> Tensor:
-        deconv, prelu = self[0], self[1]
-        if self.kernel is not None:
-            return self.kernel(x, deconv.weight, deconv.bias, prelu.weight)
-        return prelu(deconv(x))
+def conv_unit(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=True), nn.PReLU(out_ch))
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -83,9 +41,6 @@ def resize(x: Tensor, factor: float) -> Tensor:
     return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False, recompute_scale_factor=False)
 
 
-WarpKernel = Callable[[Tensor, Tensor], Tensor]
-
-
 class Warper:
     """Backward warp with the base sampling grid cached per (device, dtype, shape).
 
@@ -99,7 +54,7 @@ class Warper:
         self.fp32 = False
         self.cached = True
         # A fused kernel with the fp32 semantics (img, flow) -> warped, e.g. rife.triton_warp.fused_warp.
-        self.kernel: WarpKernel | None = None
+        self.kernel: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def base_grid(self, flow: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """The sampling grid of no motion, (N, H, W, 2) as grid_sample takes it, and the half sizes
@@ -132,9 +87,9 @@ class IFBlock(nn.Module):
     def __init__(self, in_ch: int, width: int, channel_multiple: int = 1) -> None:
         super().__init__()
         self.in_channels = round_up(in_ch, channel_multiple)
-        self.conv0 = nn.Sequential(ConvUnit(self.in_channels, width // 2, 2), ConvUnit(width // 2, width, 2))
-        self.convblock = nn.Sequential(*(ConvUnit(width, width) for _ in range(8)))
-        self.lastconv = Deconv(width, round_up(5, channel_multiple))
+        self.conv0 = nn.Sequential(conv_unit(self.in_channels, width // 2, 2), conv_unit(width // 2, width, 2))
+        self.convblock = nn.Sequential(*(conv_unit(width, width) for _ in range(8)))
+        self.lastconv = nn.ConvTranspose2d(width, round_up(5, channel_multiple), 4, 2, 1)
 
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> Tensor:
         """The changes of flow (channels 0-3) and raw mask (channel 4) at 1 / (2 * scale) of the frame size;
@@ -145,18 +100,15 @@ class IFBlock(nn.Module):
         if flow is not None:
             parts.append(flow if scale == 1 else resize(flow, 1.0 / scale) / scale)
         feat = self.conv0(cat_padded(parts, self.in_channels))
-        *body, last = self.convblock
-        x = feat
-        for unit in body:
-            x = unit(x)
-        return self.lastconv(last(x, residual=feat))  # the block's residual, added in the last unit
+        feat = self.convblock(feat) + feat
+        return self.lastconv(feat)
 
 
 class Conv2(nn.Module):
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
-        self.conv1 = ConvUnit(in_ch, out_ch, 2)
-        self.conv2 = ConvUnit(out_ch, out_ch, 1)
+        self.conv1 = conv_unit(in_ch, out_ch, 2)
+        self.conv2 = conv_unit(out_ch, out_ch, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv2(self.conv1(x))
@@ -182,6 +134,10 @@ class ContextNet(nn.Module):
         return features
 
 
+def deconv_unit(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), nn.PReLU(out_ch))
+
+
 class UNet(nn.Module):
     """The refinement network of the paper model (17 = img0, img1, warped0, warped1, mask, flow)."""
 
@@ -192,10 +148,10 @@ class UNet(nn.Module):
         self.down1 = Conv2(4 * c, 4 * c)
         self.down2 = Conv2(8 * c, 8 * c)
         self.down3 = Conv2(16 * c, 16 * c)
-        self.up0 = DeconvUnit(32 * c, 8 * c)
-        self.up1 = DeconvUnit(16 * c, 4 * c)
-        self.up2 = DeconvUnit(8 * c, 2 * c)
-        self.up3 = DeconvUnit(4 * c, c)
+        self.up0 = deconv_unit(32 * c, 8 * c)
+        self.up1 = deconv_unit(16 * c, 4 * c)
+        self.up2 = deconv_unit(8 * c, 2 * c)
+        self.up3 = deconv_unit(4 * c, c)
         self.conv = nn.Conv2d(c, round_up(3, channel_multiple), 3, 1, 1)  # callers read channels 0-2
 
     def forward(self, img0: Tensor, img1: Tensor, warped0: Tensor, warped1: Tensor, mask: Tensor,

@@ -247,8 +247,6 @@ def kernel_kind(name: str) -> str:
     the ops they fuse, so they are told apart before the library convolutions (whose names say "conv" too)."""
     if "_step_kernel" in name:
         return "flow step (Triton)"
-    if "_conv_kernel" in name:
-        return "convolution + bias + PReLU (Triton)"
     if "_warp_kernel" in name or "grid_sampler" in name:
         return "warp"
     if name.startswith("triton_"):
@@ -334,22 +332,6 @@ def _one_stream(engine: Engine) -> None:
     engine.net.net.fork_join = one_after_another
 
 
-def _cudnn_convolutions(engine: Engine) -> None:
-    from rife.ifnet import ConvUnit, Deconv, DeconvUnit
-
-    for module in engine.net.net.modules():
-        if isinstance(module, ConvUnit | Deconv | DeconvUnit):
-            module.kernel = None
-
-
-def _cudnn_deconvolutions(engine: Engine) -> None:
-    from rife.ifnet import Deconv, DeconvUnit
-
-    for module in engine.net.net.modules():
-        if isinstance(module, Deconv | DeconvUnit):
-            module.kernel = None
-
-
 def _tweak_context(name: str) -> contextlib.AbstractContextManager:
     """The global setting a tweak needs while its engine compiles and autotunes."""
     if name == "cudnn-try-all":
@@ -375,8 +357,6 @@ TWEAKS = {  # name: (change to the network before the engine, change to the engi
     "fast": (None, None, ("paper", "v4.0")),
     "one-stream": (None, _one_stream, ("v4.0",)),
     "no-retry-bound": (_no_retry, None, ("v4.0",)),
-    "cudnn-conv": (None, _cudnn_convolutions, ("paper", "v4.0")),
-    "cudnn-deconv": (None, _cudnn_deconvolutions, ("paper", "v4.0")),
     "cudnn-try-all": (None, None, ("paper", "v4.0")),
     "max-autotune": (None, None, ("paper", "v4.0")),
 }
@@ -407,71 +387,6 @@ def section_tweaks(v4_weights: Path, calls: int, names: list[str]) -> list[dict]
             rows[-1].update(_timeline(_frame_kernels(e, e.to_model_input(frames[0]), e.to_model_input(frames[1]))))
             del e
             torch.cuda.empty_cache()
-    return rows
-
-
-def _layer_calls(module, x: torch.Tensor):
-    """(the fused kernel's call, cuDNN's convolution without bias, the fp32 reference of the whole layer)."""
-    import functools
-
-    import torch.nn.functional as F
-
-    from rife import triton_conv
-    from rife.ifnet import Deconv
-
-    conv, slope = (module, None) if isinstance(module, Deconv) else (module[0], module[1].weight)
-    if isinstance(conv, torch.nn.Conv2d):
-        ours = functools.partial(triton_conv.fused_conv3x3, x, conv.weight, conv.bias, slope, None, conv.stride[0])
-        library = functools.partial(F.conv2d, x, conv.weight, None, conv.stride, 1)
-    else:
-        ours = functools.partial(triton_conv.fused_deconv4x4, x, conv.weight, conv.bias, slope)
-        library = functools.partial(F.conv_transpose2d, x, conv.weight, None, 2, 1)
-    want = library().float() + conv.bias.float().view(1, -1, 1, 1)
-    return ours, library, (want if slope is None else F.prelu(want, slope.float()))
-
-
-def section_conv_layers(v4_weights: Path) -> list[dict]:
-    """Each convolution layer of the fp16 fast network at 1280x720 on its own, in a CUDA graph: cuDNN's
-    convolution alone (its bias and PReLU, a kernel more, not counted) against the fused Triton kernel
-    (convolution, bias and PReLU), on the shapes one frame gives each layer (both retry candidates of v4.0)."""
-    from triton.testing import do_bench_cudagraph
-
-    from rife.execution import widened
-    from rife.ifnet import ConvUnit, Deconv, DeconvUnit
-
-    rows = []
-    frames = random_scene(720, 1280).to(CUDA)
-    torch.backends.cudnn.benchmark = True
-    for arch in ("paper", "v4.0"):
-        e = make_engine(arch, "ours", "fp16", "eager", v4_weights, None)
-        net = widened(e.net).to(memory_format=torch.channels_last)
-        net.retry_on_device = True
-        calls: dict[tuple, int] = {}
-
-        def count(module, args, seen=calls):
-            key = (module, tuple(args[0].shape))
-            seen[key] = seen.get(key, 0) + 1
-
-        hooks = [m.register_forward_pre_hook(count) for m in net.modules()
-                 if isinstance(m, ConvUnit | Deconv | DeconvUnit)]
-        a, b = (e.to_model_input(f).contiguous(memory_format=torch.channels_last) for f in frames)
-        with torch.inference_mode():
-            net(a, b)
-        for h in hooks:
-            h.remove()
-        names = {m: n for n, m in net.named_modules()}
-        for (module, shape), n_calls in calls.items():
-            x = torch.randn(shape, device=CUDA, dtype=torch.float16).contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode():
-                ours, library, want = _layer_calls(module, x)
-                err = (ours().float() - want).abs().max().item()
-                t_lib, t_ours = (do_bench_cudagraph(f, rep=20) * 1000 for f in (library, ours))
-            rows.append({"model": arch, "layer": names[module], "input": "x".join(map(str, shape)), "count": n_calls,
-                         "cudnn_conv_us": t_lib, "fused_us": t_ours, "ratio": t_lib / t_ours, "max_abs": err})
-        totals = {k: sum(r[k] * r["count"] for r in rows if r["model"] == arch) for k in ("cudnn_conv_us", "fused_us")}
-        rows.append({"model": arch, "layer": "[per frame]", **totals})
-        del e, net
-        torch.cuda.empty_cache()
     return rows
 
 
@@ -571,7 +486,6 @@ def main() -> None:
     p.add_argument("--batches", default="", help="e.g. 1,4,8: fast at 1280x720 fp16 with these batch sizes")
     p.add_argument("--profile", action="store_true", help="kernel time table of fast at 1280x720 fp16")
     p.add_argument("--tweaks", default="", help=f"fast at 1280x720 fp16 with single changes: {', '.join(TWEAKS)}")
-    p.add_argument("--conv-layers", action="store_true", help="each convolution layer: cuDNN against the fused kernel")
     p.add_argument("--timeline", action="store_true", help="one fast frame kernel by kernel, to --out")
     p.add_argument("--skip-checks", action="store_true", help="skip the sameness and precision sections")
     p.add_argument("--warp", action="store_true", help="the fused Triton warp against PyTorch's, sameness and time")
@@ -608,8 +522,6 @@ def main() -> None:
                                     a.precisions.split(","), a.modes.split(",")))
     if a.profile:
         emit("profile", section_profile(a.weights))
-    if a.conv_layers:
-        emit("conv_layers", section_conv_layers(a.weights))
     if a.timeline:
         summary, kinds = section_timeline(a.weights, a.out)
         emit("timeline", summary)
