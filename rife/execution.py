@@ -18,10 +18,12 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rife.ifnet import A, B, IFNet, round_up
@@ -45,6 +47,7 @@ class ExecutionPlan:
     cudnn_benchmark: bool
     fused_kernels: bool
     two_streams: bool  # independent parts of a frame on two CUDA streams, each stage compiled on its own
+    subpixel_deconvs: bool  # transposed convolutions as forward convolutions and a pixel shuffle
 
 
 def default_execution(impl: str) -> str:
@@ -74,6 +77,7 @@ def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPla
         cudnn_benchmark=mode == "fast" and cuda,
         fused_kernels=mode == "fast" and cuda,
         two_streams=mode == "fast" and cuda,
+        subpixel_deconvs=mode == "fast" and cuda,
     )
 
 
@@ -93,6 +97,41 @@ def widened(net: IFNet, multiple: int = WIDTH_MULTIPLE, edge_multiple: int = EDG
     wide.load_state_dict(new_state)
     first = next(net.parameters())
     return wide.to(device=first.device, dtype=first.dtype)
+
+
+class SubpixelDeconv(nn.Module):
+    """``nn.ConvTranspose2d(kernel 4, stride 2, padding 1)`` as a 3x3 convolution (padding 1) to the four output
+    phases (row and column parity), then a pixel shuffle. Each output pixel gets the same four products per input
+    channel (the other taps of the 3x3 kernel are exact zeros), summed in another order; cuDNN's forward
+    convolutions are faster than its transposed ones here, and the shuffle fuses into the next elementwise kernel."""
+
+    def __init__(self, deconv: nn.ConvTranspose2d) -> None:
+        super().__init__()
+        if (deconv.kernel_size, deconv.stride, deconv.padding, deconv.output_padding, deconv.groups) != (
+                (4, 4), (2, 2), (1, 1), (0, 0), 1):
+            raise ValueError(f"{deconv} is not a kernel-4, stride-2, padding-1 transposed convolution")
+        weight = deconv.weight.detach()  # (in, out, 4, 4)
+        c_in, c_out = weight.shape[:2]
+        phases = weight.new_zeros(c_out, 2, 2, c_in, 3, 3)  # output channel co * 4 + py * 2 + px, as pixel_shuffle
+        for py, px, jy, jx in itertools.product((0, 1), repeat=4):
+            # Output row 2m + py takes input rows m + py - jy through kernel rows 1 - py + 2 jy (the same for columns).
+            phases[:, py, px, :, py - jy + 1, px - jx + 1] = weight[:, :, 1 - py + 2 * jy, 1 - px + 2 * jx].t()
+        self.conv = nn.Conv2d(c_in, 4 * c_out, 3, 1, 1, bias=deconv.bias is not None).to(weight)
+        with torch.no_grad():
+            self.conv.weight.copy_(phases.reshape(4 * c_out, c_in, 3, 3))
+            if deconv.bias is not None:
+                self.conv.bias.copy_(deconv.bias.detach().repeat_interleave(4))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.pixel_shuffle(self.conv(x), 2)
+
+
+def subpixel_deconvs(net: nn.Module) -> None:
+    """Every kernel-4, stride-2 transposed convolution in ``net`` replaced by its ``SubpixelDeconv``."""
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, nn.ConvTranspose2d) and child.kernel_size == (4, 4) and child.stride == (2, 2):
+                setattr(module, name, SubpixelDeconv(child))
 
 
 class GraphedNet(nn.Module):
@@ -182,6 +221,8 @@ def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | Non
     if isinstance(net, IFNet):
         if plan.widen:
             net = widened(net)
+        if plan.subpixel_deconvs:
+            subpixel_deconvs(net)
         net.retry_on_device = plan.graph or plan.compile
         net.warp.fp32 = plan.mode == "fast"
         if plan.fused_kernels:

@@ -14,7 +14,14 @@ import torch
 from harness.device import cpu_has_bf16, default_precision
 from harness.inputs import random_scene
 from rife.engine import Engine, resolve_precision
-from rife.execution import ExecutionError, default_execution, plan_for, widened
+from rife.execution import (
+    ExecutionError,
+    SubpixelDeconv,
+    default_execution,
+    plan_for,
+    subpixel_deconvs,
+    widened,
+)
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
 from rife.variants import VARIANTS
@@ -51,6 +58,35 @@ def test_width_and_edge_padding_is_exact(arch):
     assert (ours - padded).abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("c_in,c_out,bias", [(8, 8, True), (64, 16, True), (24, 5, False)])
+def test_subpixel_deconv_is_the_transposed_convolution(c_in, c_out, bias):
+    torch.manual_seed(0)
+    deconv = torch.nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias).double()
+    x = torch.randn(2, c_in, 5, 7, dtype=torch.float64)
+    with torch.no_grad():
+        want, got = deconv(x), SubpixelDeconv(deconv)(x)
+    assert got.shape == want.shape == (2, c_out, 10, 14)
+    # The same products in another order: in float64 they agree to rounding.
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="not a kernel-4, stride-2"):
+        SubpixelDeconv(torch.nn.ConvTranspose2d(4, 4, 3, 2, 1))
+
+
+@pytest.mark.parametrize("arch", ["paper", "v4.0"])
+def test_subpixel_deconvs_give_the_same_frames(arch):
+    net = _random_ifnet(arch)
+    swapped = widened(net)
+    subpixel_deconvs(swapped)
+    deconvs = [m for m in swapped.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert not deconvs and isinstance(swapped.block0.lastconv, SubpixelDeconv)
+    if arch == "paper":
+        assert isinstance(swapped.unet.up3[0], SubpixelDeconv)  # its PReLU follows in the same unit
+    # In float64, so that what is left is the summation order's rounding, not fp32's amplified by random flows.
+    x0, x1 = torch.rand(1, 3, 64, 128, dtype=torch.float64), torch.rand(1, 3, 64, 128, dtype=torch.float64)
+    with torch.inference_mode():
+        assert (net.double()(x0, x1) - swapped.double()(x0, x1)).abs().max().item() < 1e-9
+
+
 def test_mode_selection_and_errors(monkeypatch):
     from rife import triton_warp
 
@@ -60,6 +96,7 @@ def test_mode_selection_and_errors(monkeypatch):
     fast_gpu = plan_for("fast", cuda)
     assert fast_gpu.graph and fast_gpu.widen and fast_gpu.channels_last and fast_gpu.cudnn_benchmark
     assert fast_gpu.fused_kernels and not plan_for("graph", cuda).fused_kernels
+    assert fast_gpu.subpixel_deconvs and not plan_for("fast", CPU).subpixel_deconvs
     fast_cpu = plan_for("fast", CPU)
     assert fast_cpu.channels_last and not fast_cpu.graph and not fast_cpu.widen
     eager = plan_for("eager", cuda)

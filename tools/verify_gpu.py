@@ -340,6 +340,10 @@ def _tweak_context(name: str) -> contextlib.AbstractContextManager:
         import torch._inductor.config as inductor_config
 
         return inductor_config.patch(max_autotune=True, max_autotune_conv_backends="ATEN,TRITON")
+    if name == "transposed-deconv":  # cuDNN's transposed convolutions instead of rife.execution.SubpixelDeconv
+        from unittest import mock
+
+        return mock.patch("rife.execution.subpixel_deconvs", lambda net: None)
     return contextlib.nullcontext()
 
 
@@ -357,6 +361,7 @@ TWEAKS = {  # name: (change to the network before the engine, change to the engi
     "fast": (None, None, ("paper", "v4.0")),
     "one-stream": (None, _one_stream, ("v4.0",)),
     "no-retry-bound": (_no_retry, None, ("v4.0",)),
+    "transposed-deconv": (None, None, ("paper", "v4.0")),
     "cudnn-try-all": (None, None, ("paper", "v4.0")),
     "max-autotune": (None, None, ("paper", "v4.0")),
 }
