@@ -154,9 +154,13 @@ class UNet(nn.Module):
         self.up3 = deconv_unit(4 * c, c)
         self.conv = nn.Conv2d(c, round_up(3, channel_multiple), 3, 1, 1)  # callers read channels 0-2
 
-    def forward(self, img0: Tensor, img1: Tensor, warped0: Tensor, warped1: Tensor, mask: Tensor,
-                flow: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
-        s0 = self.down0(cat_padded((img0, img1, warped0, warped1, mask, flow), self.in_channels))
+    def encode(self, img0: Tensor, img1: Tensor, warped0: Tensor, warped1: Tensor, mask: Tensor,
+               flow: Tensor) -> Tensor:
+        """The first level, which needs no context features."""
+        return self.down0(cat_padded((img0, img1, warped0, warped1, mask, flow), self.in_channels))
+
+    def decode(self, s0: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
+        """The rest, from ``encode``'s output and both frames' context features."""
         s1 = self.down1(torch.cat((s0, ctx0[0], ctx1[0]), 1))
         s2 = self.down2(torch.cat((s1, ctx0[1], ctx1[1]), 1))
         s3 = self.down3(torch.cat((s2, ctx0[2], ctx1[2]), 1))
@@ -251,7 +255,7 @@ class IFNet(nn.Module):
         self.fork_join: ForkJoin = one_after_another
 
     # The parts of a forward pass that an execution mode may compile one by one, leaving ``fork_join`` between them.
-    STAGES = ("_estimate", "_finish")
+    STAGES = ("_estimate", "_finish", "_encode", "_context", "_refine")
 
     def blocks(self) -> list[IFBlock]:
         return [getattr(self, f"block{i}") for i in range(self.variant.num_blocks)]
@@ -267,22 +271,38 @@ class IFNet(nn.Module):
         else:
             state, wants_retry = self._estimate(img0, img1, t_plane, scales, check_retry=True)
             retried = None if wants_retry is None else self._estimate(img0, img1, t_plane, doubled, check_retry=False)[0]
-        return self._finish(img0, img1, state, wants_retry, retried)
-
-    def _finish(self, img0: Tensor, img1: Tensor, state: FlowState, wants_retry: Tensor | None,
-                retried: FlowState | None) -> Tensor:
-        """The retry's choice, then the blend of the warped frames and, for the paper model, its refinement."""
+        if not self.variant.refine_unet:
+            return self._finish(state, wants_retry, retried)
         if wants_retry is not None and retried is not None:
             state = state.select(wants_retry, retried)
+        # The refinement's first level and the context network need only the final state: they may overlap.
+        encoded, context = self.fork_join(lambda: self._encode(img0, img1, state),
+                                          lambda: self._context(img0, img1, state))
+        return self._refine(state, encoded, *context)
+
+    def _finish(self, state: FlowState, wants_retry: Tensor | None, retried: FlowState | None) -> Tensor:
+        """The retry's choice, then the blend of the warped frames."""
+        if wants_retry is not None and retried is not None:
+            state = state.select(wants_retry, retried)
+        return self._blend(state)
+
+    @staticmethod
+    def _blend(state: FlowState) -> Tensor:
         mask = torch.sigmoid(state.mask)
-        merged = state.warped0 * mask + state.warped1 * (1 - mask)
-        if not self.variant.refine_unet:
-            return merged
-        # Both frames' context features in one batch: half the launches, the same per-sample arithmetic.
+        return state.warped0 * mask + state.warped1 * (1 - mask)
+
+    def _encode(self, img0: Tensor, img1: Tensor, state: FlowState) -> Tensor:
+        return self.unet.encode(img0, img1, state.warped0, state.warped1, state.mask, state.flow)
+
+    def _context(self, img0: Tensor, img1: Tensor, state: FlowState) -> tuple[list[Tensor], list[Tensor]]:
+        """Both frames' context features, computed in one batch: half the launches, the same per-sample arithmetic."""
         both = self.contextnet(torch.cat((img0, img1)), torch.cat((state.flow[:, 0:2], state.flow[:, 2:4])))
         ctx0, ctx1 = zip(*(f.chunk(2) for f in both), strict=True)
-        res = self.unet(img0, img1, state.warped0, state.warped1, state.mask, state.flow, list(ctx0), list(ctx1))
-        return torch.clamp(merged + (res[:, :3] * 2 - 1), 0, 1)
+        return list(ctx0), list(ctx1)
+
+    def _refine(self, state: FlowState, encoded: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
+        res = self.unet.decode(encoded, ctx0, ctx1)
+        return torch.clamp(self._blend(state) + (res[:, :3] * 2 - 1), 0, 1)
 
     @staticmethod
     def _timestep_plane(img0: Tensor, timestep: float | Tensor) -> Tensor:

@@ -283,6 +283,27 @@ def test_retry_decided_on_the_device_gives_the_same_frames(v4_weights, bikes_fra
     assert torch.equal(a, b) and len(forks) == 1
 
 
+def test_paper_refinement_parts_are_independent():
+    """The refinement's first level and the context network (which ``fast`` runs at once on two CUDA streams)
+    give the same frame computed in the other order, one fork per frame."""
+    with pytest.warns(UserWarning, match="seeded random weights"):
+        net = load_model(ModelChoice(allow_random_init=True, seed=5)).net.eval()
+    forks = []
+
+    def second_first(first, second):
+        forks.append(None)
+        later = second()
+        return first(), later
+
+    torch.manual_seed(0)
+    x0, x1 = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        a = net(x0, x1)
+        net.fork_join = second_first
+        b = net(x0, x1)
+    assert torch.equal(a, b) and len(forks) == 1
+
+
 def _upstream_warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """The upstream warp, term for term: an NCHW grid plus the normalised flow, permuted for grid_sample."""
     n, _, h, w = flow.shape

@@ -359,7 +359,7 @@ def _cudnn_benchmark_limit(limit: int):
 
 TWEAKS = {  # name: (change to the network before the engine, change to the engine after, models)
     "fast": (None, None, ("paper", "v4.0")),
-    "one-stream": (None, _one_stream, ("v4.0",)),
+    "one-stream": (None, _one_stream, ("paper", "v4.0")),
     "no-retry-bound": (_no_retry, None, ("v4.0",)),
     "transposed-deconv": (None, None, ("paper", "v4.0")),
     "cudnn-try-all": (None, None, ("paper", "v4.0")),
