@@ -110,17 +110,11 @@ if triton is not None:
 
     @triton.jit
     def _resized(top, bottom, xa, xb, lx, ly, ok):
-        """The resized block output at offsets ``xa``/``xb`` (and any trailing dimensions) of rows ``top`` and
-        ``bottom``, in fp32."""
+        """One channel of the resized block output: rows ``top`` and ``bottom``, columns ``xa``/``xb`` (offsets)."""
         up = (1.0 - lx) * tl.load(top + xa, mask=ok).to(tl.float32) + lx * tl.load(top + xb, mask=ok).to(tl.float32)
         down = (1.0 - lx) * tl.load(bottom + xa, mask=ok).to(tl.float32) + lx * tl.load(bottom + xb, mask=ok).to(
             tl.float32)
         return (1.0 - ly) * up + ly * down
-
-    @triton.jit
-    def _column(x, c, i):
-        """Column ``i`` of a (pixels, 4) tile (a sum of one term: exact)."""
-        return tl.sum(tl.where(c[None, :] == i, x, 0.0), axis=1)
 
     @triton.jit
     def _warp_row(img, out, x, y, fx, fy, W, H, ok, img_sc, img_sh, img_sw, out_sc, C: tl.constexpr):
@@ -156,36 +150,39 @@ if triton is not None:
         xa, xb, lx = _resize_index(x, inv_k, w)
         top = t + n * t_sn + ya.to(tl.int64) * t_sh
         bottom = t + n * t_sn + yb.to(tl.int64) * t_sh
-        # The four flow channels as one (pixels, 4) tile: one vector load per source pixel where channels are
-        # contiguous (channels_last), and one store.
-        c = tl.arange(0, 4)
-        ok4 = ok[:, None]
         ca = xa.to(tl.int64) * t_sw
         cb = xb.to(tl.int64) * t_sw
-        cc = c.to(tl.int64)[None, :] * t_sc
-        d = _resized(top, bottom, ca[:, None] + cc, cb[:, None] + cc, lx[:, None], ly, ok4) * k
+        d0 = _resized(top, bottom, ca, cb, lx, ly, ok) * k
+        d1 = _resized(top + t_sc, bottom + t_sc, ca, cb, lx, ly, ok) * k
+        d2 = _resized(top + 2 * t_sc, bottom + 2 * t_sc, ca, cb, lx, ly, ok) * k
+        d3 = _resized(top + 3 * t_sc, bottom + 3 * t_sc, ca, cb, lx, ly, ok) * k
         dm = _resized(top + 4 * t_sc, bottom + 4 * t_sc, ca, cb, lx, ly, ok)
         if MEASURE:
-            frame0 = ok4 & (c[None, :] < 2)
-            frame1 = ok4 & (c[None, :] >= 2)
-            tl.atomic_max(peaks + 2 * n, tl.max(tl.max(tl.where(frame0, tl.abs(d), 0.0), axis=1), axis=0))
-            tl.atomic_max(peaks + 2 * n + 1, tl.max(tl.max(tl.where(frame1, tl.abs(d), 0.0), axis=1), axis=0))
+            tl.atomic_max(peaks + 2 * n, tl.max(tl.where(ok, tl.maximum(tl.abs(d0), tl.abs(d1)), 0.0), axis=0))
+            tl.atomic_max(peaks + 2 * n + 1, tl.max(tl.where(ok, tl.maximum(tl.abs(d2), tl.abs(d3)), 0.0), axis=0))
         y64 = y.to(tl.int64)
         x64 = x.to(tl.int64)
         if HAS_PREV:
             pf = prev_flow + n * pf_sn + y64 * pf_sh + x64 * pf_sw
-            d += tl.load(pf[:, None] + c.to(tl.int64)[None, :] * pf_sc, mask=ok4).to(tl.float32)
+            d0 += tl.load(pf, mask=ok).to(tl.float32)
+            d1 += tl.load(pf + pf_sc, mask=ok).to(tl.float32)
+            d2 += tl.load(pf + 2 * pf_sc, mask=ok).to(tl.float32)
+            d3 += tl.load(pf + 3 * pf_sc, mask=ok).to(tl.float32)
             dm += tl.load(prev_mask + n * pm_sn + y64 * pm_sh + x64 * pm_sw, mask=ok).to(tl.float32)
         # Stored in the state's dtype; the warps use the stored values, as separate kernels would.
         f = flow + n * f_sn + y64 * f_sh + x64 * f_sw
-        stored = d.to(flow.dtype.element_ty)
-        tl.store(f[:, None] + c.to(tl.int64)[None, :] * f_sc, stored, mask=ok4)
+        dt = flow.dtype.element_ty
+        f0, f1, f2, f3 = d0.to(dt), d1.to(dt), d2.to(dt), d3.to(dt)
+        tl.store(f, f0, mask=ok)
+        tl.store(f + f_sc, f1, mask=ok)
+        tl.store(f + 2 * f_sc, f2, mask=ok)
+        tl.store(f + 3 * f_sc, f3, mask=ok)
         tl.store(mask + n * m_sn + y64 * m_sh + x64 * m_sw, dm.to(mask.dtype.element_ty), mask=ok)
-        d = stored.to(tl.float32)
-        f0, f1, f2, f3 = _column(d, c, 0), _column(d, c, 1), _column(d, c, 2), _column(d, c, 3)
         o = n * o_sn + y64 * o_sh + x64 * o_sw
-        _warp_row(img0 + n * img_sn, out0 + o, x, y, f0, f1, W, H, ok, img_sc, img_sh, img_sw, o_sc, 3)
-        _warp_row(img1 + n * img_sn, out1 + o, x, y, f2, f3, W, H, ok, img_sc, img_sh, img_sw, o_sc, 3)
+        _warp_row(img0 + n * img_sn, out0 + o, x, y, f0.to(tl.float32), f1.to(tl.float32), W, H, ok,
+                  img_sc, img_sh, img_sw, o_sc, 3)
+        _warp_row(img1 + n * img_sn, out1 + o, x, y, f2.to(tl.float32), f3.to(tl.float32), W, H, ok,
+                  img_sc, img_sh, img_sw, o_sc, 3)
 
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
