@@ -6,9 +6,11 @@
 - ``compile``: ``torch.compile`` (default mode).
 - ``fast``: our optimised path. On CUDA: convolution widths padded with zero weights to multiples
   of 16 and the channel counts at the sub-networks' edges to multiples of 8 (exact), channels_last,
-  cuDNN autotuning, each block's flow step (resize, scale, add, both warps) and each other warp one Triton
+  cuDNN autotuning, the transposed convolutions as forward convolutions and a pixel shuffle (exact,
+  ``SubpixelDeconv``), each block's flow step (resize, scale, add, both warps) and each other warp one Triton
   kernel computing in fp32 (``rife.triton_warp``), the
-  large-motion retry decided on the device with its two candidates on two CUDA streams at once,
+  large-motion retry decided on the device with its two candidates on two CUDA streams at once (and the paper
+  refinement's first level beside its context network, the same way),
   ``torch.compile`` of each stage of the forward (which fuses the PReLUs, adds and concatenations
   into a few generated kernels; it compiles once per input shape during the warm-up, about a
   minute), and one CUDA graph around it all. On the CPU and XPU: channels_last and fp32 warps.
