@@ -107,10 +107,14 @@ class SubpixelDeconv(nn.Module):
     channel (the other taps of the 3x3 kernel are exact zeros), summed in another order; cuDNN's forward
     convolutions are faster than its transposed ones here, and the shuffle fuses into the next elementwise kernel."""
 
+    @staticmethod
+    def fits(deconv: nn.ConvTranspose2d) -> bool:
+        return (deconv.kernel_size, deconv.stride, deconv.padding, deconv.output_padding, deconv.groups,
+                deconv.dilation) == ((4, 4), (2, 2), (1, 1), (0, 0), 1, (1, 1))
+
     def __init__(self, deconv: nn.ConvTranspose2d) -> None:
         super().__init__()
-        if (deconv.kernel_size, deconv.stride, deconv.padding, deconv.output_padding, deconv.groups) != (
-                (4, 4), (2, 2), (1, 1), (0, 0), 1):
+        if not self.fits(deconv):
             raise ValueError(f"{deconv} is not a kernel-4, stride-2, padding-1 transposed convolution")
         weight = deconv.weight.detach()  # (in, out, 4, 4)
         c_in, c_out = weight.shape[:2]
@@ -129,10 +133,10 @@ class SubpixelDeconv(nn.Module):
 
 
 def subpixel_deconvs(net: nn.Module) -> None:
-    """Every kernel-4, stride-2 transposed convolution in ``net`` replaced by its ``SubpixelDeconv``."""
+    """Every transposed convolution in ``net`` that ``SubpixelDeconv`` computes replaced by it."""
     for module in list(net.modules()):
         for name, child in module.named_children():
-            if isinstance(child, nn.ConvTranspose2d) and child.kernel_size == (4, 4) and child.stride == (2, 2):
+            if isinstance(child, nn.ConvTranspose2d) and SubpixelDeconv.fits(child):
                 setattr(module, name, SubpixelDeconv(child))
 
 
