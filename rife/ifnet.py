@@ -273,18 +273,20 @@ class IFNet(nn.Module):
             retried = None if wants_retry is None else self._estimate(img0, img1, t_plane, doubled, check_retry=False)[0]
         if not self.variant.refine_unet:
             return self._finish(state, wants_retry, retried)
-        if wants_retry is not None and retried is not None:
-            state = state.select(wants_retry, retried)
+        state = self._chosen(state, wants_retry, retried)
         # The refinement's first level and the context network need only the final state: they may overlap.
         encoded, context = self.fork_join(lambda: self._encode(img0, img1, state),
                                           lambda: self._context(img0, img1, state))
         return self._refine(state, encoded, *context)
 
     def _finish(self, state: FlowState, wants_retry: Tensor | None, retried: FlowState | None) -> Tensor:
-        """The retry's choice, then the blend of the warped frames."""
-        if wants_retry is not None and retried is not None:
-            state = state.select(wants_retry, retried)
-        return self._blend(state)
+        """The retry's choice, then the blend of the warped frames (one compiled stage: they fuse)."""
+        return self._blend(self._chosen(state, wants_retry, retried))
+
+    @staticmethod
+    def _chosen(state: FlowState, wants_retry: Tensor | None, retried: FlowState | None) -> FlowState:
+        """Per sample, the retried state where the retry was wanted; ``state`` when there was no retry."""
+        return state if wants_retry is None or retried is None else state.select(wants_retry, retried)
 
     @staticmethod
     def _blend(state: FlowState) -> Tensor:
