@@ -143,9 +143,11 @@ def subpixel_deconvs(net: nn.Module) -> None:
 class GraphedNet(nn.Module):
     """Replays one CUDA graph per (shape, dtype, timestep, scale); inputs are copied into static buffers."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, capture_priority: int = 0) -> None:
         super().__init__()
         self.net = net
+        # The priority of the stream captured into (lower is higher; a CUDA graph keeps each kernel's priority).
+        self.capture_priority = capture_priority
         self._graphs: dict[tuple, tuple[Tensor, Tensor, Tensor, torch.cuda.CUDAGraph]] = {}
 
     def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0) -> Tensor:
@@ -167,7 +169,7 @@ class GraphedNet(nn.Module):
                 self.net(static0, static1, timestep, scale)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=torch.cuda.Stream(static0.device, priority=self.capture_priority)):
             out = self.net(static0, static1, timestep, scale)
         self._graphs[key] = (static0, static1, out, graph)
         return self._graphs[key]
@@ -177,8 +179,8 @@ class TwoStreams:
     """Runs the second of two independent computations on a side CUDA stream while the first runs on the
     current one, then joins them: a fork and a join that a CUDA graph capture keeps as parallel branches."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.side = torch.cuda.Stream(device)
+    def __init__(self, device: torch.device, priority: int = 0) -> None:
+        self.side = torch.cuda.Stream(device, priority=priority)
 
     def __call__(self, first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
         main = torch.cuda.current_stream(self.side.device)

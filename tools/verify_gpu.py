@@ -332,6 +332,16 @@ def _one_stream(engine: Engine) -> None:
     engine.net.net.fork_join = one_after_another
 
 
+def _priority(capture: int, side: int):
+    """The main (captured) stream's and the side stream's priorities (lower is higher)."""
+    def change(engine: Engine) -> None:
+        from rife.execution import TwoStreams
+
+        engine.net.capture_priority = capture
+        engine.net.net.fork_join = TwoStreams(CUDA, side)
+    return change
+
+
 def _tweak_context(name: str) -> contextlib.AbstractContextManager:
     """The global setting a tweak needs while its engine compiles and autotunes."""
     if name == "cudnn-try-all":
@@ -361,13 +371,15 @@ TWEAKS = {  # name: (change to the network before the engine, change to the engi
     "fast": (None, None, ("paper", "v4.0")),
     "one-stream": (None, _one_stream, ("paper", "v4.0")),
     "no-retry-bound": (_no_retry, None, ("v4.0",)),
+    "main-priority": (None, _priority(-1, 0), ("paper", "v4.0")),
+    "side-priority": (None, _priority(0, -1), ("paper", "v4.0")),
     "transposed-deconv": (None, None, ("paper", "v4.0")),
     "cudnn-try-all": (None, None, ("paper", "v4.0")),
     "max-autotune": (None, None, ("paper", "v4.0")),
 }
 
 
-def section_tweaks(v4_weights: Path, calls: int, names: list[str]) -> list[dict]:
+def section_tweaks(v4_weights: Path, calls: int, names: list[str], out_dir: Path) -> list[dict]:
     """``fast`` at 1280x720 fp16 with one change each, to see what pays; error against fp32 eager on a smooth scene."""
     rows = []
     frames = random_scene(720, 1280).to(CUDA)
@@ -389,7 +401,9 @@ def section_tweaks(v4_weights: Path, calls: int, names: list[str]) -> list[dict]
                 rows.append({"model": arch, "tweak": name, "error": f"{type(err).__name__}: {str(err)[:160]}"})
                 continue
             rows.append({"model": arch, "tweak": name, **r, "max_abs_vs_fp32": (out - ref_out).abs().max().item()})
-            rows[-1].update(_timeline(_frame_kernels(e, e.to_model_input(frames[0]), e.to_model_input(frames[1]))))
+            groups = _frame_kernels(e, e.to_model_input(frames[0]), e.to_model_input(frames[1]))
+            _write_frame(out_dir / f"timeline-{arch}-{name}.csv", groups)
+            rows[-1].update(_timeline(groups))
             del e
             torch.cuda.empty_cache()
     return rows
@@ -415,6 +429,14 @@ def _frame_kernels(e: Engine, a: torch.Tensor, b: torch.Tensor, frames: int = 5)
         groups[-1].append(k)
         last_end = max(last_end, k[1])
     return groups
+
+
+def _write_frame(path: Path, groups: list[list[tuple]]) -> list[tuple]:
+    """The middle call's kernels as CSV (start µs from its first kernel, duration, name); returns them."""
+    frame = groups[len(groups) // 2]
+    lines = [f"{k[0] - frame[0][0]:.1f},{k[1] - k[0]:.1f},{k[2][:110]}" for k in frame]
+    path.write_text("start_us,duration_us,kernel\n" + "\n".join(lines) + "\n")
+    return frame
 
 
 def _timeline(groups: list[list[tuple]]) -> dict:
@@ -455,9 +477,7 @@ def section_timeline(v4_weights: Path, out: Path) -> tuple[list[dict], list[dict
             for _ in range(5):
                 e.interpolate(a, b, 1, (720, 1280))
             groups = _frame_kernels(e, a, b)
-            frame = groups[len(groups) // 2]
-            lines = [f"{k[0] - frame[0][0]:.1f},{k[1] - k[0]:.1f},{k[2][:110]}" for k in frame]
-            (out / f"timeline-{arch}.csv").write_text("start_us,duration_us,kernel\n" + "\n".join(lines) + "\n")
+            frame = _write_frame(out / f"timeline-{arch}.csv", groups)
             rows.append({"model": arch, **_timeline(groups)})
             kind_rows += _kind_rows(arch, frame)
         except Exception as err:  # one failing model must not hide the other
@@ -532,7 +552,7 @@ def main() -> None:
         emit("timeline", summary)
         emit("timeline_kinds", kinds)
     if a.tweaks:
-        emit("tweaks", section_tweaks(a.weights, a.calls, a.tweaks.split(",")))
+        emit("tweaks", section_tweaks(a.weights, a.calls, a.tweaks.split(","), a.out))
     if a.batches:
         emit("batch", section_batch(a.weights, a.calls, [int(b) for b in a.batches.split(",")]))
 
