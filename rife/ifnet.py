@@ -91,15 +91,10 @@ class IFBlock(nn.Module):
         self.convblock = nn.Sequential(*(conv_unit(width, width) for _ in range(8)))
         self.lastconv = nn.ConvTranspose2d(width, round_up(5, channel_multiple), 4, 2, 1)
 
-    def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> Tensor:
-        """The changes of flow (channels 0-3) and raw mask (channel 4) at 1 / (2 * scale) of the frame size;
-        ``FlowStep`` brings them to full size."""
-        if scale != 1:
-            x = resize(x, 1.0 / scale)
-        parts = [x]
-        if flow is not None:
-            parts.append(flow if scale == 1 else resize(flow, 1.0 / scale) / scale)
-        feat = self.conv0(cat_padded(parts, self.in_channels))
+    def forward(self, feed: Tensor) -> Tensor:
+        """From the block's input (``BlockFeed``, at 1 / scale of the frame), the changes of flow (channels 0-3)
+        and raw mask (channel 4) at 1 / (2 * scale) of the frame size; ``FlowStep`` brings them to full size."""
+        feat = self.conv0(feed)
         feat = self.convblock(feat) + feat
         return self.lastconv(feat)
 
@@ -172,17 +167,25 @@ class UNet(nn.Module):
 
 
 class FlowState(NamedTuple):
-    """What the blocks pass along: running flow and raw mask, and the frames warped by that flow."""
+    """What the blocks pass along: running flow and raw mask, and the frames warped by that flow (None where
+    only the next block's input needed them and ``BlockFeed`` warped them there)."""
 
     flow: Tensor
     mask: Tensor
-    warped0: Tensor
-    warped1: Tensor
+    warped0: Tensor | None
+    warped1: Tensor | None
 
     def select(self, take_other: Tensor, other: FlowState) -> FlowState:
         """Per sample: ``other`` where ``take_other`` (shape N) is true, else self."""
         pick = take_other.view(-1, 1, 1, 1)
         return FlowState(*(torch.where(pick, b, a) for a, b in zip(self, other, strict=True)))
+
+
+def warp_both(warp: Warper, img0: Tensor, img1: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
+    """Both frames warped by their halves of the flow, in one batch: one launch, and the CPU's grid_sample
+    spreads its threads over the batch."""
+    warped0, warped1 = warp(torch.cat((img0, img1)), torch.cat((flow[:, 0:2], flow[:, 2:4]))).chunk(2)
+    return warped0, warped1
 
 
 A = TypeVar("A")
@@ -194,8 +197,10 @@ def one_after_another(first: Callable[[], A], second: Callable[[], B]) -> tuple[
     return first(), second()
 
 
-StepKernel = Callable[[Tensor, float, Tensor | None, Tensor | None, Tensor, Tensor, bool],
-                      tuple[Tensor, Tensor, Tensor, Tensor, Tensor]]
+StepKernel = Callable[[Tensor, float, Tensor | None, Tensor | None, Tensor, Tensor, bool, bool],
+                      tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor]]
+FeedKernel = Callable[[tuple[str, ...], int, float, Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None],
+                      Tensor]
 
 
 def flow_peaks(d_flow: Tensor) -> Tensor:
@@ -205,19 +210,19 @@ def flow_peaks(d_flow: Tensor) -> Tensor:
 
 class FlowStep:
     """A block's output brought into the running state: resized to the frame (factor 2 * scale), the flow
-    part multiplied by 2 * scale, added to the running flow and raw mask, and both frames warped by the new
-    flow. With ``measure`` it also returns ``flow_peaks`` of the change. ``kernel`` may do all of it in one
-    fused kernel with these semantics, taking and returning plain tensors (``rife.triton_warp.step``)."""
+    part multiplied by 2 * scale, added to the running flow and raw mask, and, with ``warp_frames``, both frames
+    warped by the new flow. With ``measure`` it also returns ``flow_peaks`` of the change. ``kernel`` may do all
+    of it in one fused kernel with these semantics, taking and returning plain tensors (``rife.triton_warp.step``)."""
 
     def __init__(self, warp: Warper) -> None:
         self.warp = warp
         self.kernel: StepKernel | None = None
 
     def __call__(self, out: Tensor, scale: float, state: FlowState | None, img0: Tensor, img1: Tensor,
-                 measure: bool) -> tuple[FlowState, Tensor | None]:
+                 measure: bool, warp_frames: bool = True) -> tuple[FlowState, Tensor | None]:
         prev_flow, prev_mask = (None, None) if state is None else (state.flow, state.mask)
         if self.kernel is not None:
-            *tensors, peaks = self.kernel(out, scale, prev_flow, prev_mask, img0, img1, measure)
+            *tensors, peaks = self.kernel(out, scale, prev_flow, prev_mask, img0, img1, measure, warp_frames)
             return FlowState(*tensors), peaks if measure else None
         if self.warp.fp32:  # flow arithmetic in fp32, in the layout the CPU resizes fastest (3.5x channels_last bf16)
             out = out.float().contiguous()
@@ -226,9 +231,39 @@ class FlowStep:
         peaks = flow_peaks(flow) if measure else None
         if state is not None:
             flow, mask = prev_flow + flow, prev_mask + mask
-        # Both frames in one batch: one launch, and the CPU's grid_sample spreads its threads over the batch.
-        warped0, warped1 = self.warp(torch.cat((img0, img1)), torch.cat((flow[:, 0:2], flow[:, 2:4]))).chunk(2)
-        return FlowState(flow, mask, warped0, warped1), peaks
+        warped = warp_both(self.warp, img0, img1, flow) if warp_frames else (None, None)
+        return FlowState(flow, mask, *warped), peaks
+
+
+class BlockFeed:
+    """A block's input: the frames it reads (``Variant.first_inputs`` or ``refine_inputs``: the two frames, the
+    timestep plane, and from the state the raw mask and the frames warped by its flow, warped here where the step
+    did not) and, after the first block, the running flow, all resized to 1 / scale of the frame (the flow also
+    divided by scale) and concatenated, with zero channels appended up to ``channels``. ``kernel`` may build it in
+    one kernel with these semantics (``rife.triton_warp.feed``), warping the frames itself."""
+
+    def __init__(self, warp: Warper) -> None:
+        self.warp = warp
+        self.kernel: FeedKernel | None = None
+
+    def __call__(self, names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor,
+                 t_plane: Tensor | None, state: FlowState | None) -> Tensor:
+        flow, mask = (None, None) if state is None else (state.flow, state.mask)
+        if self.kernel is not None:
+            return self.kernel(names, channels, scale, img0, img1, t_plane, flow, mask)
+        frames = {"img0": img0, "img1": img1, "timestep": t_plane}
+        if state is not None:
+            warped = (state.warped0, state.warped1)
+            if warped[0] is None and ("warped0" in names or "warped1" in names):
+                warped = warp_both(self.warp, img0, img1, state.flow)
+            frames.update(warped0=warped[0], warped1=warped[1], mask=mask)
+        x = torch.cat([frames[n] for n in names], 1)
+        if scale != 1:
+            x = resize(x, 1.0 / scale)
+        parts = [x]
+        if flow is not None:
+            parts.append(flow if scale == 1 else resize(flow, 1.0 / scale) / scale)
+        return cat_padded(parts, channels)
 
 
 class IFNet(nn.Module):
@@ -242,6 +277,7 @@ class IFNet(nn.Module):
         self.variant = variant
         self.warp = Warper()
         self.step = FlowStep(self.warp)
+        self.feed = BlockFeed(self.warp)
         for i, width in enumerate(variant.block_widths):
             setattr(self, f"block{i}", IFBlock(variant.block_in_channels(i), width, channel_multiple))
         if variant.refine_unet:
@@ -279,13 +315,16 @@ class IFNet(nn.Module):
                                           lambda: self._context(img0, img1, state))
         return self._refine(state, encoded, *context)
 
-    def _finish(self, state: FlowState, wants_retry: Tensor | None, retried: FlowState | None) -> Tensor:
+    def _finish(self, state: FlowState | None, wants_retry: Tensor | None, retried: FlowState | None) -> Tensor:
         """The retry's choice, then the blend of the warped frames (one compiled stage: they fuse)."""
         return self._blend(self._chosen(state, wants_retry, retried))
 
     @staticmethod
-    def _chosen(state: FlowState, wants_retry: Tensor | None, retried: FlowState | None) -> FlowState:
-        """Per sample, the retried state where the retry was wanted; ``state`` when there was no retry."""
+    def _chosen(state: FlowState | None, wants_retry: Tensor | None, retried: FlowState | None) -> FlowState:
+        """Per sample, the retried state where the retry was wanted; ``state`` when there was no retry, and
+        ``retried`` when there is no ``state`` (every sample restarted, see ``_estimate``)."""
+        if state is None:
+            return retried
         return state if wants_retry is None or retried is None else state.select(wants_retry, retried)
 
     @staticmethod
@@ -314,29 +353,27 @@ class IFNet(nn.Module):
         return torch.full((n, 1, h, w), float(timestep), dtype=img0.dtype, device=img0.device)
 
     def _estimate(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
-                  check_retry: bool) -> tuple[FlowState, Tensor | None]:
-        inputs = {"img0": img0, "img1": img1, "timestep": t_plane}
+                  check_retry: bool) -> tuple[FlowState | None, Tensor | None]:
+        """The final state, and with ``check_retry`` whether each sample wants the large-motion retry (None: no
+        sample does, when decided on the host). Decided on the host, a pass that every sample restarts stops
+        there and gives no state."""
         retry = self.variant.large_motion_retry if check_retry else None
         wants_retry = None
         state: FlowState | None = None
+        last = self.variant.num_blocks - 1
         for i, block in enumerate(self.blocks()):
-            if state is None:
-                out = block(self._gather(self.variant.first_inputs, inputs), None, scales[i])
-            else:
-                inputs.update(warped0=state.warped0, warped1=state.warped1, mask=state.mask)
-                out = block(self._gather(self.variant.refine_inputs, inputs), state.flow, scales[i])
+            names = self.variant.first_inputs if state is None else self.variant.refine_inputs
+            out = block(self.feed(names, block.in_channels, scales[i], img0, img1, t_plane, state))
             at_retry = retry is not None and i == retry.at_block
-            new_state, peaks = self.step(out, scales[i], state, img0, img1, measure=at_retry)
+            # Only the final state needs the warped frames at full size (blend, refinement); a block's input
+            # needs them resized, which ``self.feed`` may compute without writing them out.
+            new_state, peaks = self.step(out, scales[i], state, img0, img1, measure=at_retry, warp_frames=i == last)
             if at_retry:
                 wants_retry = (peaks[:, 0] > retry.threshold) & (peaks[:, 1] > retry.threshold)
                 if not self.retry_on_device:  # decided on the host, as upstream: one sync per frame
                     if not bool(wants_retry.any()):
                         wants_retry = None
                     elif bool(wants_retry.all()):
-                        return state, wants_retry  # every sample restarts: the rest of this pass is unused
+                        return None, wants_retry  # every sample restarts: the rest of this pass is unused
             state = new_state
         return state, wants_retry
-
-    @staticmethod
-    def _gather(names: tuple[str, ...], inputs: dict[str, Tensor | None]) -> Tensor:
-        return torch.cat([inputs[n] for n in names], 1)

@@ -3,18 +3,25 @@
 - ``warp``: bilinear, border padding, align_corners=True; the result of ``rife.ifnet.Warper`` with ``fp32=True``
   (coordinates and interpolation in fp32, output in the image's dtype).
 - ``step``: what ``rife.ifnet.FlowStep`` does after a block (resize its output to the frame, scale the flow part,
-  add to the running flow and mask, warp both frames by the new flow, optionally the peaks of the change) in one
+  add to the running flow and mask, optionally warp both frames by the new flow and the peaks of the change) in one
   pass over the frame instead of five or six kernels, all arithmetic in fp32.
+- ``feed``: what ``rife.ifnet.BlockFeed`` does before a block (the frames it reads, warped where needed, the
+  timestep, mask and flow, resized to the block's scale and concatenated with zero channels) in one pass over the
+  block's input: the frames are warped only at the pixels the resize reads, and nothing at full size is written.
 
 ``fused_warp`` goes through the custom op ``rife::warp``, which torch.compile keeps inside its graph (and a CUDA
-graph). ``step`` is called outside compiled code: as a custom op with several outputs, PyTorch 2.11's inductor
+graph). ``step`` and ``feed`` are called outside compiled code: as a custom op with several outputs, PyTorch 2.11's inductor
 failed on it (``KeyError`` in its scheduler). All need Triton: check ``available()`` first.
 """
 
+import functools
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS
 
 try:
     import triton
@@ -139,7 +146,7 @@ if triton is not None:
         f_sn, f_sc, f_sh, f_sw,
         m_sn, m_sh, m_sw,
         o_sn, o_sc, o_sh, o_sw,
-        HAS_PREV: tl.constexpr, MEASURE: tl.constexpr, BLOCK_P: tl.constexpr,
+        HAS_PREV: tl.constexpr, MEASURE: tl.constexpr, WARP: tl.constexpr, BLOCK_P: tl.constexpr,
     ):
         # A program takes one row segment of one frame: the block output's two source rows are shared by all.
         x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -178,11 +185,119 @@ if triton is not None:
         tl.store(f + 2 * f_sc, f2, mask=ok)
         tl.store(f + 3 * f_sc, f3, mask=ok)
         tl.store(mask + n * m_sn + y64 * m_sh + x64 * m_sw, dm.to(mask.dtype.element_ty), mask=ok)
-        o = n * o_sn + y64 * o_sh + x64 * o_sw
-        _warp_row(img0 + n * img_sn, out0 + o, x, y, f0.to(tl.float32), f1.to(tl.float32), W, H, ok,
-                  img_sc, img_sh, img_sw, o_sc, 3)
-        _warp_row(img1 + n * img_sn, out1 + o, x, y, f2.to(tl.float32), f3.to(tl.float32), W, H, ok,
-                  img_sc, img_sh, img_sw, o_sc, 3)
+        if WARP:
+            o = n * o_sn + y64 * o_sh + x64 * o_sw
+            _warp_row(img0 + n * img_sn, out0 + o, x, y, f0.to(tl.float32), f1.to(tl.float32), W, H, ok,
+                      img_sc, img_sh, img_sw, o_sc, 3)
+            _warp_row(img1 + n * img_sn, out1 + o, x, y, f2.to(tl.float32), f3.to(tl.float32), W, H, ok,
+                      img_sc, img_sh, img_sw, o_sc, 3)
+
+    @triton.jit
+    def _tap(ya, yb, xa, xb, lx, ly, TAP: tl.constexpr):
+        """Row, columns and weight of one of the four source pixels of a bilinear resize."""
+        if TAP // 2 == 0:
+            ty = ya
+            wy = 1.0 - ly
+        else:
+            ty = yb
+            wy = ly
+        if TAP % 2 == 0:
+            tx = xa
+            wx = 1.0 - lx
+        else:
+            tx = xb
+            wx = lx
+        return ty, tx, wy * wx
+
+    @triton.jit
+    def _resampled(src, sh, sw, ya, yb, xa, xb, lx, ly, ok, TAPS: tl.constexpr):
+        """One full-size channel (``src`` points at it) at the resized pixels, in fp32."""
+        acc = tl.zeros(lx.shape, tl.float32)
+        for tap in tl.static_range(TAPS):
+            ty, tx, wt = _tap(ya, yb, xa, xb, lx, ly, tap)
+            acc += wt * tl.load(src + ty.to(tl.int64) * sh + tx.to(tl.int64) * sw, mask=ok).to(tl.float32)
+        return acc
+
+    @triton.jit
+    def _resampled_warp(img, flow, FC: tl.constexpr, img_sc, img_sh, img_sw, f_sc, f_sh, f_sw, W, H,
+                        ya, yb, xa, xb, lx, ly, ok, TAPS: tl.constexpr):
+        """The image (3 channels) warped by flow channels FC and FC + 1 at each source pixel, rounded to the image's
+        dtype as a stored warp would be, then resized: three fp32 channels."""
+        dt = img.dtype.element_ty
+        c0 = tl.zeros(lx.shape, tl.float32)
+        c1 = tl.zeros(lx.shape, tl.float32)
+        c2 = tl.zeros(lx.shape, tl.float32)
+        for tap in tl.static_range(TAPS):
+            ty, tx, wt = _tap(ya, yb, xa, xb, lx, ly, tap)
+            f = flow + ty.to(tl.int64) * f_sh + tx.to(tl.int64) * f_sw
+            ix = _source_coord(tx, tl.load(f + FC * f_sc, mask=ok).to(tl.float32), W)
+            iy = _source_coord(ty, tl.load(f + (FC + 1) * f_sc, mask=ok).to(tl.float32), H)
+            x0, y0, w_nw, w_ne, w_sw, w_se, x1_ok, y1_ok = _bilinear(ix, iy, W, H)
+            s0 = img + y0.to(tl.int64) * img_sh + x0.to(tl.int64) * img_sw
+            c0 += wt * _gather(s0, img_sh, img_sw, w_nw, w_ne, w_sw, w_se, ok, x1_ok, y1_ok).to(dt).to(tl.float32)
+            c1 += wt * _gather(s0 + img_sc, img_sh, img_sw, w_nw, w_ne, w_sw, w_se, ok, x1_ok, y1_ok).to(dt).to(
+                tl.float32)
+            c2 += wt * _gather(s0 + 2 * img_sc, img_sh, img_sw, w_nw, w_ne, w_sw, w_se, ok, x1_ok, y1_ok).to(dt).to(
+                tl.float32)
+        return c0, c1, c2
+
+    @triton.jit
+    def _store3(o, o_sc, C: tl.constexpr, c0, c1, c2, ok):
+        dt = o.dtype.element_ty
+        tl.store(o + C * o_sc, c0.to(dt), mask=ok)
+        tl.store(o + (C + 1) * o_sc, c1.to(dt), mask=ok)
+        tl.store(o + (C + 2) * o_sc, c2.to(dt), mask=ok)
+
+    @triton.jit
+    def _feed_kernel(
+        img0, img1, tp, flow, mask, feed,
+        H, W, w, inv_s, scale,
+        img_sn, img_sc, img_sh, img_sw,
+        t_sn, t_sh, t_sw,
+        f_sn, f_sc, f_sh, f_sw,
+        m_sn, m_sh, m_sw,
+        o_sn, o_sc, o_sh, o_sw,
+        AT_IMG0: tl.constexpr, AT_IMG1: tl.constexpr, AT_WARPED0: tl.constexpr, AT_WARPED1: tl.constexpr,
+        AT_TIMESTEP: tl.constexpr, AT_MASK: tl.constexpr, AT_FLOW: tl.constexpr, ZEROS_FROM: tl.constexpr,
+        CHANNELS: tl.constexpr, TAPS: tl.constexpr, BLOCK_P: tl.constexpr,
+    ):
+        # AT_*: the channel each input starts at in the block input, -1 where the block does not read it.
+        # A program takes one row segment of the block input; each pixel reads TAPS (1 or 4) frame pixels.
+        x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+        y = tl.program_id(1)
+        n = tl.program_id(2).to(tl.int64)
+        ok = x < w
+        ya, yb, ly = _resize_index(y, inv_s, H)
+        xa, xb, lx = _resize_index(x, inv_s, W)
+        o = feed + n * o_sn + y.to(tl.int64) * o_sh + x.to(tl.int64) * o_sw
+        if AT_IMG0 >= 0:
+            for c in tl.static_range(3):
+                v = _resampled(img0 + n * img_sn + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
+                tl.store(o + (AT_IMG0 + c) * o_sc, v.to(feed.dtype.element_ty), mask=ok)
+        if AT_IMG1 >= 0:
+            for c in tl.static_range(3):
+                v = _resampled(img1 + n * img_sn + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
+                tl.store(o + (AT_IMG1 + c) * o_sc, v.to(feed.dtype.element_ty), mask=ok)
+        if AT_WARPED0 >= 0:
+            c0, c1, c2 = _resampled_warp(img0 + n * img_sn, flow + n * f_sn, 0, img_sc, img_sh, img_sw, f_sc, f_sh,
+                                         f_sw, W, H, ya, yb, xa, xb, lx, ly, ok, TAPS)
+            _store3(o, o_sc, AT_WARPED0, c0, c1, c2, ok)
+        if AT_WARPED1 >= 0:
+            c0, c1, c2 = _resampled_warp(img1 + n * img_sn, flow + n * f_sn, 2, img_sc, img_sh, img_sw, f_sc, f_sh,
+                                         f_sw, W, H, ya, yb, xa, xb, lx, ly, ok, TAPS)
+            _store3(o, o_sc, AT_WARPED1, c0, c1, c2, ok)
+        if AT_TIMESTEP >= 0:
+            v = _resampled(tp + n * t_sn, t_sh, t_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
+            tl.store(o + AT_TIMESTEP * o_sc, v.to(feed.dtype.element_ty), mask=ok)
+        if AT_MASK >= 0:
+            v = _resampled(mask + n * m_sn, m_sh, m_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
+            tl.store(o + AT_MASK * o_sc, v.to(feed.dtype.element_ty), mask=ok)
+        if AT_FLOW >= 0:
+            for c in tl.static_range(4):
+                v = _resampled(flow + n * f_sn + c * f_sc, f_sh, f_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
+                tl.store(o + (AT_FLOW + c) * o_sc, tl.math.div_rn(v, scale).to(feed.dtype.element_ty), mask=ok)
+        for c in tl.static_range(ZEROS_FROM, CHANNELS):
+            tl.store(o + c * o_sc, tl.zeros(lx.shape, feed.dtype.element_ty), mask=ok)
 
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
@@ -205,31 +320,75 @@ def _launch(img: Tensor, flow: Tensor, kernel: Any) -> Tensor:
 
 
 def _launch_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
-                 img1: Tensor, measure: bool, kernel: Any) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+                 img1: Tensor, measure: bool, warp_frames: bool, kernel: Any
+                 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor]:
     n, _, h, w = out.shape
     H, W = img0.shape[2:]
     k = scale * 2
     if out.shape[1] < 5 or (int(h * k), int(w * k)) != (H, W) or img1.stride() != img0.stride():
         raise ValueError(f"block output {tuple(out.shape)} at scale {scale} for frames {tuple(img0.shape)}")
     dtype = out.dtype if prev_flow is None else torch.promote_types(out.dtype, prev_flow.dtype)
-    fmt = torch.channels_last if img0.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    fmt = _memory_format(img0)
     flow = torch.empty((n, 4, H, W), dtype=dtype, device=out.device, memory_format=fmt)
     mask = torch.empty((n, 1, H, W), dtype=dtype, device=out.device, memory_format=fmt)
-    out0, out1 = torch.empty_like(img0), torch.empty_like(img1)
+    warped = (torch.empty_like(img0), torch.empty_like(img1)) if warp_frames else (None, None)
     peaks = torch.zeros((n, 2), dtype=torch.float32, device=out.device)
     # Arguments the kernel does not touch get ``out``, which it only reads.
     has_prev = prev_flow is not None
     pf, pm = (prev_flow, prev_mask) if has_prev else (out, out)
     peaks_arg = peaks if measure else out
+    o0, o1 = warped if warp_frames else (out, out)
     block_p = min(256, triton.next_power_of_2(W))
     grid = (triton.cdiv(W, block_p), H, n)
     kernel[grid](
-        out, pf, pm, img0, img1, flow, mask, out0, out1, peaks_arg, h, w, H, W, 1.0 / k, k,
+        out, pf, pm, img0, img1, flow, mask, o0, o1, peaks_arg, h, w, H, W, 1.0 / k, k,
         *out.stride(), *pf.stride(), pm.stride(0), pm.stride(2), pm.stride(3), *img0.stride(), *flow.stride(),
-        mask.stride(0), mask.stride(2), mask.stride(3), *out0.stride(),
-        HAS_PREV=has_prev, MEASURE=measure, BLOCK_P=block_p,
+        mask.stride(0), mask.stride(2), mask.stride(3), *img0.stride(),  # the warped frames have the frames' strides
+        HAS_PREV=has_prev, MEASURE=measure, WARP=warp_frames, BLOCK_P=block_p,
     )
-    return flow, mask, out0, out1, peaks
+    return flow, mask, *warped, peaks
+
+
+def _memory_format(t: Tensor) -> torch.memory_format:
+    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
+def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor,
+                 t_plane: Tensor | None, flow: Tensor | None, mask: Tensor | None, kernel: Any) -> Tensor:
+    n, _, H, W = img0.shape
+    at, used = {}, 0
+    for name in names:
+        at[name] = used
+        used += CHANNELS_PER_INPUT[name]
+    if flow is not None:
+        at["flow"] = used
+        used += FLOW_CHANNELS
+    needs_state = {"warped0", "warped1", "mask"} & set(names)
+    if used > channels or (needs_state and flow is None) or ("timestep" in names and t_plane is None) \
+            or img1.stride() != img0.stride():
+        raise ValueError(f"block input {names} of {channels} channels for frames {tuple(img0.shape)}")
+    # F.interpolate's sizes and source scale for scale_factor=1 / scale (recompute_scale_factor=False).
+    factor = 1.0 / scale
+    h, w = (H, W) if scale == 1 else (math.floor(H * factor), math.floor(W * factor))
+    sources = [t for t in (img0, t_plane if "timestep" in names else None, flow, mask if needs_state else None)
+               if t is not None]
+    dtype = functools.reduce(torch.promote_types, (t.dtype for t in sources))
+    feed = torch.empty((n, channels, h, w), dtype=dtype, device=img0.device, memory_format=_memory_format(img0))
+    # Arguments the kernel does not touch get ``img0``, which it only reads.
+    tp = t_plane if "timestep" in names else img0
+    fl = flow if flow is not None else img0
+    ms = mask if needs_state else img0
+    block_p = min(128, triton.next_power_of_2(w))
+    grid = (triton.cdiv(w, block_p), h, n)
+    kernel[grid](
+        img0, img1, tp, fl, ms, feed, H, W, w, 1.0 / factor, scale,
+        *img0.stride(), tp.stride(0), tp.stride(2), tp.stride(3), *fl.stride(), ms.stride(0), ms.stride(2),
+        ms.stride(3), *feed.stride(),
+        AT_IMG0=at.get("img0", -1), AT_IMG1=at.get("img1", -1), AT_WARPED0=at.get("warped0", -1),
+        AT_WARPED1=at.get("warped1", -1), AT_TIMESTEP=at.get("timestep", -1), AT_MASK=at.get("mask", -1),
+        AT_FLOW=at.get("flow", -1), ZEROS_FROM=used, CHANNELS=channels, TAPS=1 if scale == 1 else 4, BLOCK_P=block_p,
+    )
+    return feed
 
 
 def _require_triton() -> None:
@@ -252,9 +411,18 @@ def fused_warp(img: Tensor, flow: Tensor) -> Tensor:
 
 
 def step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor, img1: Tensor,
-         measure: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+         measure: bool, warp_frames: bool = True) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor]:
     """``rife.ifnet.FlowStep`` in one kernel: (flow, mask, warped0, warped1, peaks); peaks are zeros unless
-    ``measure``."""
+    ``measure``, the warped frames None unless ``warp_frames``."""
     _require_triton()
-    return _launch_step(out, scale, prev_flow, prev_mask, img0, img1, measure, _step_kernel)
+    return _launch_step(out, scale, prev_flow, prev_mask, img0, img1, measure, warp_frames, _step_kernel)
+
+
+def feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor, t_plane: Tensor | None,
+         flow: Tensor | None, mask: Tensor | None) -> Tensor:
+    """``rife.ifnet.BlockFeed`` in one kernel: a block's input built from the frames, the timestep plane and the
+    running flow and mask, warping the frames it needs at the pixels the resize reads (in fp32, each warped value
+    rounded to the frames' dtype as a stored warp would be)."""
+    _require_triton()
+    return _launch_feed(names, channels, scale, img0, img1, t_plane, flow, mask, _feed_kernel)
 

@@ -123,9 +123,66 @@ def assert_step_matches(got: tuple[Tensor, ...], ref: tuple[Tensor, ...], img0: 
         torch.testing.assert_close(peaks, ref[4], rtol=1e-5, atol=1e-5, msg=lambda m: f"{where} peaks: {m}")
 
 
+# (frames, height, width, block scale); 0.5 is a user scale of 2 (the block input is then larger than the frame).
+FEED_SHAPES = [(1, 16, 24, 1.0), (2, 32, 16, 4.0), (1, 8, 12, 0.5), (1, 24, 40, 2.0)]
+# The blocks' inputs of both variants: the first block's, then the later blocks' (with the running flow).
+FEED_NAMES = [(("img0", "img1", "timestep"), False), (("warped0", "warped1", "timestep", "mask"), True),
+              (("img0", "img1"), False), (("img0", "img1", "warped0", "warped1", "mask"), True)]
+
+
+def feed_inputs(shape: tuple[int, int, int, float], dtype: torch.dtype, channels_last: bool, with_state: bool,
+                device: str) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+    """Frames, a timestep plane expanded from one value per frame (as IFNet makes it), and a running flow of a
+    few pixels and raw mask."""
+    n, h, w, _ = shape
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def make(c: int, spread: float) -> Tensor:
+        return (torch.randn(n, c, h, w, device=device) * spread).to(dtype).contiguous(memory_format=fmt)
+
+    t_plane = torch.rand(n, device=device).to(dtype).view(n, 1, 1, 1).expand(n, 1, h, w)
+    state = (make(4, 3.0), make(1, 1.0)) if with_state else (None, None)
+    return make(3, 1.0), make(3, 1.0), t_plane, *state
+
+
+def reference_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor, t_plane: Tensor,
+                   flow: Tensor | None, mask: Tensor | None) -> Tensor:
+    """rife.ifnet.BlockFeed with fp32 warps, warping the frames itself (the state has none)."""
+    from rife.ifnet import BlockFeed, FlowState, Warper
+
+    warp = Warper()
+    warp.fp32 = True
+    state = None if flow is None else FlowState(flow, mask, None, None)
+    return BlockFeed(warp)(names, channels, scale, img0, img1, t_plane, state)
+
+
+def assert_feed_matches(got: Tensor, ref: Tensor, img0: Tensor, where: str) -> None:
+    assert got.shape == ref.shape and got.dtype == ref.dtype, where
+    assert got.is_contiguous(memory_format=torch.channels_last) == img0.is_contiguous(
+        memory_format=torch.channels_last), where
+    # fp32 arithmetic rounded once to the dtype, where the reference rounds the resize and the division apart.
+    tol = 1e-5 if got.dtype == torch.float32 else torch.finfo(got.dtype).eps * 4
+    torch.testing.assert_close(got.float(), ref.float(), rtol=tol, atol=max(tol, coordinate_atol(img0)),
+                               msg=lambda m: f"{where}: {m}")
+
+
+def feed_channels(names: tuple[str, ...], with_state: bool) -> int:
+    """The block input's width with zero channels up to a multiple of 8, as the fast path pads it."""
+    from rife.ifnet import round_up
+    from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS
+
+    return round_up(sum(CHANNELS_PER_INPUT[n] for n in names) + (FLOW_CHANNELS if with_state else 0), 8)
+
+
+def feed_cases() -> list[tuple]:
+    """Every shape with every block's input, in fp32 NCHW and fp16 channels_last (the interpreter is slow)."""
+    return [(shape, names, *kind) for shape, names in itertools.product(FEED_SHAPES, FEED_NAMES)
+            for kind in ((torch.float32, False), (torch.float16, True))]
+
+
 def interpreter_checks() -> None:
     """Run in a child process with TRITON_INTERPRET=1, where the kernel runs on CPU tensors."""
-    from rife.triton_warp import fused_warp, step, warp
+    from rife.triton_warp import feed, fused_warp, step, warp
 
     torch.manual_seed(0)
     op_ok = op_runs_interpreted(fused_warp)
@@ -144,6 +201,14 @@ def interpreter_checks() -> None:
         where = f"step {shape} {dtype} channels_last={channels_last} prev={with_prev} measure={measure}"
         got = step(*args, measure)
         assert_step_matches(got, reference_step(*args, measure), args[4], args[5], measure, where)
+        if not measure:  # without the warps: the same flow and mask
+            flow, mask, warped0, warped1, _ = step(*args, measure, warp_frames=False)
+            assert warped0 is None and warped1 is None and torch.equal(flow, got[0]) and torch.equal(mask, got[1])
+    for shape, (names, with_state), dtype, channels_last in feed_cases():
+        args = feed_inputs(shape, dtype, channels_last, with_state, "cpu")
+        where = f"feed {shape} {names} {dtype} channels_last={channels_last}"
+        c = feed_channels(names, with_state)
+        assert_feed_matches(feed(names, c, shape[3], *args), reference_feed(names, c, shape[3], *args), args[0], where)
 
 
 def test_interpreter_matches_reference() -> None:
@@ -171,7 +236,7 @@ def test_cuda_matches_reference_and_compiles() -> None:
     pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
     from torch._dynamo.utils import counters
 
-    from rife.triton_warp import fused_warp, step, warp
+    from rife.triton_warp import feed, fused_warp, step, warp
 
     torch.manual_seed(0)
     # The small shapes check the compiled kernel where Triton turns sizes or strides of 1 into constants.
@@ -191,6 +256,16 @@ def test_cuda_matches_reference_and_compiles() -> None:
         args = step_inputs(shape, dtype, True, with_prev, "cuda")
         got = step(*args, True)
         assert_step_matches(got, reference_step(*args, True), args[4], args[5], True, f"step {shape} {dtype}")
+    for shape, (names, with_state), dtype, channels_last in feed_cases():
+        args = feed_inputs(shape, dtype, channels_last, with_state, "cuda")
+        c = feed_channels(names, with_state)
+        assert_feed_matches(feed(names, c, shape[3], *args), reference_feed(names, c, shape[3], *args), args[0],
+                            f"feed {shape} {names} {dtype} channels_last={channels_last}")
+    for shape in ((1, 768, 1280, 2.0), (1, 768, 1280, 1.0), (2, 256, 448, 8.0)):  # the sizes of a 720p frame
+        args = feed_inputs(shape, torch.float16, True, True, "cuda")
+        names = FEED_NAMES[1][0]
+        assert_feed_matches(feed(names, 16, shape[3], *args), reference_feed(names, 16, shape[3], *args), args[0],
+                            f"feed {shape}")
 
     # The op stays in the graph (fullgraph) and in its CUDA graph (reduce-overhead); several calls replay it.
     counters.clear()
