@@ -130,7 +130,9 @@ class SubpixelDeconv(nn.Module):
                 self.conv.bias.copy_(deconv.bias.detach().repeat_interleave(4))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.pixel_shuffle(self.conv(x), 2)
+        # In the input's memory format: compiled, the shuffle's kernel then writes whole pixels, not channel planes.
+        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        return F.pixel_shuffle(self.conv(x), 2).contiguous(memory_format=fmt)
 
 
 def subpixel_deconvs(net: nn.Module) -> None:

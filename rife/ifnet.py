@@ -198,7 +198,7 @@ def one_after_another(first: Callable[[], A], second: Callable[[], B]) -> tuple[
 
 
 StepKernel = Callable[[Tensor, float, Tensor | None, Tensor | None, Tensor, Tensor, bool, bool],
-                      tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor]]
+                      tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]]
 FeedKernel = Callable[[tuple[str, ...], int, float, Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None],
                       Tensor]
 
@@ -223,7 +223,7 @@ class FlowStep:
         prev_flow, prev_mask = (None, None) if state is None else (state.flow, state.mask)
         if self.kernel is not None:
             *tensors, peaks = self.kernel(out, scale, prev_flow, prev_mask, img0, img1, measure, warp_frames)
-            return FlowState(*tensors), peaks if measure else None
+            return FlowState(*tensors), peaks
         if self.warp.fp32:  # flow arithmetic in fp32, in the layout the CPU resizes fastest (3.5x channels_last bf16)
             out = out.float().contiguous()
         out = resize(out, scale * 2)

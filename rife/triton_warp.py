@@ -242,11 +242,9 @@ if triton is not None:
         return c0, c1, c2
 
     @triton.jit
-    def _store3(o, o_sc, C: tl.constexpr, c0, c1, c2, ok):
-        dt = o.dtype.element_ty
-        tl.store(o + C * o_sc, c0.to(dt), mask=ok)
-        tl.store(o + (C + 1) * o_sc, c1.to(dt), mask=ok)
-        tl.store(o + (C + 2) * o_sc, c2.to(dt), mask=ok)
+    def _put(tile, cols, C: tl.constexpr, v):
+        """``tile`` (pixels x channels) with column C set to ``v``."""
+        return tl.where(cols[None, :] == C, v[:, None], tile)
 
     @triton.jit
     def _feed_kernel(
@@ -258,46 +256,49 @@ if triton is not None:
         m_sn, m_sh, m_sw,
         o_sn, o_sc, o_sh, o_sw,
         AT_IMG0: tl.constexpr, AT_IMG1: tl.constexpr, AT_WARPED0: tl.constexpr, AT_WARPED1: tl.constexpr,
-        AT_TIMESTEP: tl.constexpr, AT_MASK: tl.constexpr, AT_FLOW: tl.constexpr, ZEROS_FROM: tl.constexpr,
-        CHANNELS: tl.constexpr, TAPS: tl.constexpr, BLOCK_P: tl.constexpr,
+        AT_TIMESTEP: tl.constexpr, AT_MASK: tl.constexpr, AT_FLOW: tl.constexpr, CHANNELS: tl.constexpr,
+        CHANNELS_P2: tl.constexpr, TAPS: tl.constexpr, BLOCK_P: tl.constexpr,
     ):
         # AT_*: the channel each input starts at in the block input, -1 where the block does not read it.
-        # A program takes one row segment of the block input; each pixel reads TAPS (1 or 4) frame pixels.
+        # A program takes one row segment of the block input; each pixel reads TAPS (1 or 4) frame pixels. The
+        # channels are gathered into one tile and stored at once: one pixel's channels are adjacent in channels_last,
+        # and a store per channel would write each memory sector sixteen times.
         x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
         y = tl.program_id(1)
         n = tl.program_id(2).to(tl.int64)
         ok = x < w
         ya, yb, ly = _resize_index(y, inv_s, H)
         xa, xb, lx = _resize_index(x, inv_s, W)
-        o = feed + n * o_sn + y.to(tl.int64) * o_sh + x.to(tl.int64) * o_sw
+        cols = tl.arange(0, CHANNELS_P2)
+        tile = tl.zeros([BLOCK_P, CHANNELS_P2], tl.float32)  # the zero channels stay zero
         if AT_IMG0 >= 0:
             for c in tl.static_range(3):
                 v = _resampled(img0 + n * img_sn + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                tl.store(o + (AT_IMG0 + c) * o_sc, v.to(feed.dtype.element_ty), mask=ok)
+                tile = _put(tile, cols, AT_IMG0 + c, v)
         if AT_IMG1 >= 0:
             for c in tl.static_range(3):
                 v = _resampled(img1 + n * img_sn + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                tl.store(o + (AT_IMG1 + c) * o_sc, v.to(feed.dtype.element_ty), mask=ok)
+                tile = _put(tile, cols, AT_IMG1 + c, v)
         if AT_WARPED0 >= 0:
             c0, c1, c2 = _resampled_warp(img0 + n * img_sn, flow + n * f_sn, 0, img_sc, img_sh, img_sw, f_sc, f_sh,
                                          f_sw, W, H, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            _store3(o, o_sc, AT_WARPED0, c0, c1, c2, ok)
+            tile = _put(_put(_put(tile, cols, AT_WARPED0, c0), cols, AT_WARPED0 + 1, c1), cols, AT_WARPED0 + 2, c2)
         if AT_WARPED1 >= 0:
             c0, c1, c2 = _resampled_warp(img1 + n * img_sn, flow + n * f_sn, 2, img_sc, img_sh, img_sw, f_sc, f_sh,
                                          f_sw, W, H, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            _store3(o, o_sc, AT_WARPED1, c0, c1, c2, ok)
+            tile = _put(_put(_put(tile, cols, AT_WARPED1, c0), cols, AT_WARPED1 + 1, c1), cols, AT_WARPED1 + 2, c2)
         if AT_TIMESTEP >= 0:
-            v = _resampled(tp + n * t_sn, t_sh, t_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            tl.store(o + AT_TIMESTEP * o_sc, v.to(feed.dtype.element_ty), mask=ok)
+            tile = _put(tile, cols, AT_TIMESTEP,
+                        _resampled(tp + n * t_sn, t_sh, t_sw, ya, yb, xa, xb, lx, ly, ok, TAPS))
         if AT_MASK >= 0:
-            v = _resampled(mask + n * m_sn, m_sh, m_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            tl.store(o + AT_MASK * o_sc, v.to(feed.dtype.element_ty), mask=ok)
+            tile = _put(tile, cols, AT_MASK, _resampled(mask + n * m_sn, m_sh, m_sw, ya, yb, xa, xb, lx, ly, ok, TAPS))
         if AT_FLOW >= 0:
             for c in tl.static_range(4):
                 v = _resampled(flow + n * f_sn + c * f_sc, f_sh, f_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                tl.store(o + (AT_FLOW + c) * o_sc, tl.math.div_rn(v, scale).to(feed.dtype.element_ty), mask=ok)
-        for c in tl.static_range(ZEROS_FROM, CHANNELS):
-            tl.store(o + c * o_sc, tl.zeros(lx.shape, feed.dtype.element_ty), mask=ok)
+                tile = _put(tile, cols, AT_FLOW + c, tl.math.div_rn(v, scale))
+        o = feed + n * o_sn + y.to(tl.int64) * o_sh + x.to(tl.int64) * o_sw
+        tl.store(o[:, None] + cols[None, :] * o_sc, tile.to(feed.dtype.element_ty),
+                 mask=ok[:, None] & (cols < CHANNELS)[None, :])
 
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
@@ -321,7 +322,7 @@ def _launch(img: Tensor, flow: Tensor, kernel: Any) -> Tensor:
 
 def _launch_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
                  img1: Tensor, measure: bool, warp_frames: bool, kernel: Any
-                 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor]:
+                 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
     n, _, h, w = out.shape
     H, W = img0.shape[2:]
     k = scale * 2
@@ -332,7 +333,7 @@ def _launch_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask:
     flow = torch.empty((n, 4, H, W), dtype=dtype, device=out.device, memory_format=fmt)
     mask = torch.empty((n, 1, H, W), dtype=dtype, device=out.device, memory_format=fmt)
     warped = (torch.empty_like(img0), torch.empty_like(img1)) if warp_frames else (None, None)
-    peaks = torch.zeros((n, 2), dtype=torch.float32, device=out.device)
+    peaks = torch.zeros((n, 2), dtype=torch.float32, device=out.device) if measure else None
     # Arguments the kernel does not touch get ``out``, which it only reads.
     has_prev = prev_flow is not None
     pf, pm = (prev_flow, prev_mask) if has_prev else (out, out)
@@ -386,7 +387,8 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
         ms.stride(3), *feed.stride(),
         AT_IMG0=at.get("img0", -1), AT_IMG1=at.get("img1", -1), AT_WARPED0=at.get("warped0", -1),
         AT_WARPED1=at.get("warped1", -1), AT_TIMESTEP=at.get("timestep", -1), AT_MASK=at.get("mask", -1),
-        AT_FLOW=at.get("flow", -1), ZEROS_FROM=used, CHANNELS=channels, TAPS=1 if scale == 1 else 4, BLOCK_P=block_p,
+        AT_FLOW=at.get("flow", -1), CHANNELS=channels, CHANNELS_P2=triton.next_power_of_2(channels),
+        TAPS=1 if scale == 1 else 4, BLOCK_P=block_p,
     )
     return feed
 
@@ -411,8 +413,9 @@ def fused_warp(img: Tensor, flow: Tensor) -> Tensor:
 
 
 def step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor, img1: Tensor,
-         measure: bool, warp_frames: bool = True) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor]:
-    """``rife.ifnet.FlowStep`` in one kernel: (flow, mask, warped0, warped1, peaks); peaks are zeros unless
+         measure: bool, warp_frames: bool = True
+         ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """``rife.ifnet.FlowStep`` in one kernel: (flow, mask, warped0, warped1, peaks); peaks are None unless
     ``measure``, the warped frames None unless ``warp_frames``."""
     _require_triton()
     return _launch_step(out, scale, prev_flow, prev_mask, img0, img1, measure, warp_frames, _step_kernel)
