@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rife.variants import Variant
+from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS, Variant
 
 
 def conv_unit(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
@@ -134,11 +134,11 @@ def deconv_unit(in_ch: int, out_ch: int) -> nn.Sequential:
 
 
 class UNet(nn.Module):
-    """The refinement network of the paper model (17 = img0, img1, warped0, warped1, mask, flow)."""
+    """The refinement network of the paper model (17 input channels: ``INPUTS`` and the flow)."""
 
     def __init__(self, c: int, channel_multiple: int = 1) -> None:
         super().__init__()
-        self.in_channels = round_up(17, channel_multiple)
+        self.in_channels = round_up(sum(CHANNELS_PER_INPUT[n] for n in self.INPUTS) + FLOW_CHANNELS, channel_multiple)
         self.down0 = Conv2(self.in_channels, 2 * c)
         self.down1 = Conv2(4 * c, 4 * c)
         self.down2 = Conv2(8 * c, 8 * c)
@@ -149,10 +149,12 @@ class UNet(nn.Module):
         self.up3 = deconv_unit(4 * c, c)
         self.conv = nn.Conv2d(c, round_up(3, channel_multiple), 3, 1, 1)  # callers read channels 0-2
 
-    def encode(self, img0: Tensor, img1: Tensor, warped0: Tensor, warped1: Tensor, mask: Tensor,
-               flow: Tensor) -> Tensor:
+    # What the first level reads (then the flow), as a ``BlockFeed`` at the frame's size builds it.
+    INPUTS = ("img0", "img1", "warped0", "warped1", "mask")
+
+    def encode(self, feed: Tensor) -> Tensor:
         """The first level, which needs no context features."""
-        return self.down0(cat_padded((img0, img1, warped0, warped1, mask, flow), self.in_channels))
+        return self.down0(feed)
 
     def decode(self, s0: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
         """The rest, from ``encode``'s output and both frames' context features."""
@@ -333,7 +335,7 @@ class IFNet(nn.Module):
         return state.warped0 * mask + state.warped1 * (1 - mask)
 
     def _encode(self, img0: Tensor, img1: Tensor, state: FlowState) -> Tensor:
-        return self.unet.encode(img0, img1, state.warped0, state.warped1, state.mask, state.flow)
+        return self.unet.encode(self.feed(UNet.INPUTS, self.unet.in_channels, 1.0, img0, img1, None, state))
 
     def _context(self, img0: Tensor, img1: Tensor, state: FlowState) -> tuple[list[Tensor], list[Tensor]]:
         """Both frames' context features, computed in one batch: half the launches, the same per-sample arithmetic."""

@@ -379,7 +379,8 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
     tp = t_plane if "timestep" in names else img0
     fl = flow if flow is not None else img0
     ms = mask if needs_state else img0
-    block_p = min(128, triton.next_power_of_2(w))
+    channels_p2 = triton.next_power_of_2(channels)
+    block_p = min(2048 // channels_p2, triton.next_power_of_2(w))  # a tile of 2048 values: 16 registers a thread
     grid = (triton.cdiv(w, block_p), h, n)
     kernel[grid](
         img0, img1, tp, fl, ms, feed, H, W, w, 1.0 / factor, scale,
@@ -387,7 +388,7 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
         ms.stride(3), *feed.stride(),
         AT_IMG0=at.get("img0", -1), AT_IMG1=at.get("img1", -1), AT_WARPED0=at.get("warped0", -1),
         AT_WARPED1=at.get("warped1", -1), AT_TIMESTEP=at.get("timestep", -1), AT_MASK=at.get("mask", -1),
-        AT_FLOW=at.get("flow", -1), CHANNELS=channels, CHANNELS_P2=triton.next_power_of_2(channels),
+        AT_FLOW=at.get("flow", -1), CHANNELS=channels, CHANNELS_P2=channels_p2,
         TAPS=1 if scale == 1 else 4, BLOCK_P=block_p,
     )
     return feed
