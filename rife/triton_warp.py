@@ -242,9 +242,19 @@ if triton is not None:
         return c0, c1, c2
 
     @triton.jit
-    def _put(tile, cols, C: tl.constexpr, v):
-        """``tile`` (pixels x channels) with column C set to ``v``."""
-        return tl.where(cols[None, :] == C, v[:, None], tile)
+    def _put(lo, hi, C: tl.constexpr, v):
+        """The channel tiles (pixels x channels 0-15, pixels x channels 16-) with channel C set to ``v``."""
+        if C < 16:
+            lo = tl.where(tl.arange(0, lo.shape[1])[None, :] == C, v[:, None], lo)
+        else:
+            hi = tl.where(tl.arange(0, hi.shape[1])[None, :] == C - 16, v[:, None], hi)
+        return lo, hi
+
+    @triton.jit
+    def _store_tile(o, o_sc, tile, FIRST: tl.constexpr, CHANNELS: tl.constexpr, ok):
+        cols = tl.arange(0, tile.shape[1])
+        tl.store(o[:, None] + (FIRST + cols)[None, :] * o_sc, tile.to(o.dtype.element_ty),
+                 mask=ok[:, None] & (FIRST + cols < CHANNELS)[None, :])
 
     @triton.jit
     def _feed_kernel(
@@ -257,48 +267,55 @@ if triton is not None:
         o_sn, o_sc, o_sh, o_sw,
         AT_IMG0: tl.constexpr, AT_IMG1: tl.constexpr, AT_WARPED0: tl.constexpr, AT_WARPED1: tl.constexpr,
         AT_TIMESTEP: tl.constexpr, AT_MASK: tl.constexpr, AT_FLOW: tl.constexpr, CHANNELS: tl.constexpr,
-        CHANNELS_P2: tl.constexpr, TAPS: tl.constexpr, BLOCK_P: tl.constexpr,
+        LO: tl.constexpr, HI: tl.constexpr, TAPS: tl.constexpr, BLOCK_P: tl.constexpr,
     ):
         # AT_*: the channel each input starts at in the block input, -1 where the block does not read it.
         # A program takes one row segment of the block input; each pixel reads TAPS (1 or 4) frame pixels. The
-        # channels are gathered into one tile and stored at once: one pixel's channels are adjacent in channels_last,
-        # and a store per channel would write each memory sector sixteen times.
+        # channels are gathered into tiles of up to 16 (LO, then HI for the rest) and stored at once: one pixel's
+        # channels are adjacent in channels_last, and a store per channel would write each memory sector 16 times.
+        # (One tile of 32 channels was many times slower with Triton 3.6.)
         x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
         y = tl.program_id(1)
         n = tl.program_id(2).to(tl.int64)
         ok = x < w
         ya, yb, ly = _resize_index(y, inv_s, H)
         xa, xb, lx = _resize_index(x, inv_s, W)
-        cols = tl.arange(0, CHANNELS_P2)
-        tile = tl.zeros([BLOCK_P, CHANNELS_P2], tl.float32)  # the zero channels stay zero
+        lo = tl.zeros([BLOCK_P, LO], tl.float32)  # the zero channels stay zero
+        hi = tl.zeros([BLOCK_P, HI], tl.float32)
         if AT_IMG0 >= 0:
             for c in tl.static_range(3):
                 v = _resampled(img0 + n * img_sn + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                tile = _put(tile, cols, AT_IMG0 + c, v)
+                lo, hi = _put(lo, hi, AT_IMG0 + c, v)
         if AT_IMG1 >= 0:
             for c in tl.static_range(3):
                 v = _resampled(img1 + n * img_sn + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                tile = _put(tile, cols, AT_IMG1 + c, v)
+                lo, hi = _put(lo, hi, AT_IMG1 + c, v)
         if AT_WARPED0 >= 0:
             c0, c1, c2 = _resampled_warp(img0 + n * img_sn, flow + n * f_sn, 0, img_sc, img_sh, img_sw, f_sc, f_sh,
                                          f_sw, W, H, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            tile = _put(_put(_put(tile, cols, AT_WARPED0, c0), cols, AT_WARPED0 + 1, c1), cols, AT_WARPED0 + 2, c2)
+            lo, hi = _put(lo, hi, AT_WARPED0, c0)
+            lo, hi = _put(lo, hi, AT_WARPED0 + 1, c1)
+            lo, hi = _put(lo, hi, AT_WARPED0 + 2, c2)
         if AT_WARPED1 >= 0:
             c0, c1, c2 = _resampled_warp(img1 + n * img_sn, flow + n * f_sn, 2, img_sc, img_sh, img_sw, f_sc, f_sh,
                                          f_sw, W, H, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            tile = _put(_put(_put(tile, cols, AT_WARPED1, c0), cols, AT_WARPED1 + 1, c1), cols, AT_WARPED1 + 2, c2)
+            lo, hi = _put(lo, hi, AT_WARPED1, c0)
+            lo, hi = _put(lo, hi, AT_WARPED1 + 1, c1)
+            lo, hi = _put(lo, hi, AT_WARPED1 + 2, c2)
         if AT_TIMESTEP >= 0:
-            tile = _put(tile, cols, AT_TIMESTEP,
-                        _resampled(tp + n * t_sn, t_sh, t_sw, ya, yb, xa, xb, lx, ly, ok, TAPS))
+            v = _resampled(tp + n * t_sn, t_sh, t_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
+            lo, hi = _put(lo, hi, AT_TIMESTEP, v)
         if AT_MASK >= 0:
-            tile = _put(tile, cols, AT_MASK, _resampled(mask + n * m_sn, m_sh, m_sw, ya, yb, xa, xb, lx, ly, ok, TAPS))
+            v = _resampled(mask + n * m_sn, m_sh, m_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
+            lo, hi = _put(lo, hi, AT_MASK, v)
         if AT_FLOW >= 0:
             for c in tl.static_range(4):
                 v = _resampled(flow + n * f_sn + c * f_sc, f_sh, f_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                tile = _put(tile, cols, AT_FLOW + c, tl.math.div_rn(v, scale))
+                lo, hi = _put(lo, hi, AT_FLOW + c, tl.math.div_rn(v, scale))
         o = feed + n * o_sn + y.to(tl.int64) * o_sh + x.to(tl.int64) * o_sw
-        tl.store(o[:, None] + cols[None, :] * o_sc, tile.to(feed.dtype.element_ty),
-                 mask=ok[:, None] & (cols < CHANNELS)[None, :])
+        _store_tile(o, o_sc, lo, 0, CHANNELS, ok)
+        if CHANNELS > 16:
+            _store_tile(o, o_sc, hi, 16, CHANNELS, ok)
 
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
@@ -379,8 +396,10 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
     tp = t_plane if "timestep" in names else img0
     fl = flow if flow is not None else img0
     ms = mask if needs_state else img0
-    channels_p2 = triton.next_power_of_2(channels)
-    block_p = min(2048 // channels_p2, triton.next_power_of_2(w))  # a tile of 2048 values: 16 registers a thread
+    if channels > 32:
+        raise ValueError(f"block input of {channels} channels: the feed kernel stores at most 32")
+    lo, hi = min(triton.next_power_of_2(channels), 16), max(triton.next_power_of_2(channels - 16), 1)
+    block_p = min(128, triton.next_power_of_2(w))
     grid = (triton.cdiv(w, block_p), h, n)
     kernel[grid](
         img0, img1, tp, fl, ms, feed, H, W, w, 1.0 / factor, scale,
@@ -388,7 +407,7 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
         ms.stride(3), *feed.stride(),
         AT_IMG0=at.get("img0", -1), AT_IMG1=at.get("img1", -1), AT_WARPED0=at.get("warped0", -1),
         AT_WARPED1=at.get("warped1", -1), AT_TIMESTEP=at.get("timestep", -1), AT_MASK=at.get("mask", -1),
-        AT_FLOW=at.get("flow", -1), CHANNELS=channels, CHANNELS_P2=channels_p2,
+        AT_FLOW=at.get("flow", -1), CHANNELS=channels, LO=lo, HI=hi,
         TAPS=1 if scale == 1 else 4, BLOCK_P=block_p,
     )
     return feed
