@@ -82,11 +82,12 @@ class Warper:
 
 
 class IFBlock(nn.Module):
-    """``channel_multiple`` > 1 rounds the input and output channel counts up (zero channels, zero weights)."""
+    """``channel_multiple`` > 1 rounds the output channel count up, ``input_multiple`` the input's (zero channels,
+    zero weights)."""
 
-    def __init__(self, in_ch: int, width: int, channel_multiple: int = 1) -> None:
+    def __init__(self, in_ch: int, width: int, channel_multiple: int = 1, input_multiple: int = 1) -> None:
         super().__init__()
-        self.in_channels = round_up(in_ch, channel_multiple)
+        self.in_channels = round_up(in_ch, input_multiple)
         self.conv0 = nn.Sequential(conv_unit(self.in_channels, width // 2, 2), conv_unit(width // 2, width, 2))
         self.convblock = nn.Sequential(*(conv_unit(width, width) for _ in range(8)))
         self.lastconv = nn.ConvTranspose2d(width, round_up(5, channel_multiple), 4, 2, 1)
@@ -136,9 +137,9 @@ def deconv_unit(in_ch: int, out_ch: int) -> nn.Sequential:
 class UNet(nn.Module):
     """The refinement network of the paper model (17 input channels: ``INPUTS`` and the flow)."""
 
-    def __init__(self, c: int, channel_multiple: int = 1) -> None:
+    def __init__(self, c: int, channel_multiple: int = 1, input_multiple: int = 1) -> None:
         super().__init__()
-        self.in_channels = round_up(sum(CHANNELS_PER_INPUT[n] for n in self.INPUTS) + FLOW_CHANNELS, channel_multiple)
+        self.in_channels = round_up(sum(CHANNELS_PER_INPUT[n] for n in self.INPUTS) + FLOW_CHANNELS, input_multiple)
         self.down0 = Conv2(self.in_channels, 2 * c)
         self.down1 = Conv2(4 * c, 4 * c)
         self.down2 = Conv2(8 * c, 8 * c)
@@ -272,19 +273,20 @@ class IFNet(nn.Module):
     """Inputs are padded frames in [0, 1] (N, 3, H, W), H and W multiples of ``variant.pad_multiple``.
 
     ``channel_multiple`` > 1 (an execution choice, see ``rife.execution.widened``) rounds the channel
-    counts at the edges of each sub-network up, for tensor-core kernels without cuDNN's padding."""
+    counts at the edges of each sub-network up, for tensor-core kernels without cuDNN's padding;
+    ``input_multiple`` does the same for the inputs that ``BlockFeed`` builds (the blocks' and the refinement's)."""
 
-    def __init__(self, variant: Variant, channel_multiple: int = 1) -> None:
+    def __init__(self, variant: Variant, channel_multiple: int = 1, input_multiple: int = 1) -> None:
         super().__init__()
         self.variant = variant
         self.warp = Warper()
         self.step = FlowStep(self.warp)
         self.feed = BlockFeed(self.warp)
         for i, width in enumerate(variant.block_widths):
-            setattr(self, f"block{i}", IFBlock(variant.block_in_channels(i), width, channel_multiple))
+            setattr(self, f"block{i}", IFBlock(variant.block_in_channels(i), width, channel_multiple, input_multiple))
         if variant.refine_unet:
             self.contextnet = ContextNet(variant.context_width, self.warp, channel_multiple)
-            self.unet = UNet(variant.context_width, channel_multiple)
+            self.unet = UNet(variant.context_width, channel_multiple, input_multiple)
         # Retry decided on the host after the retry block (as upstream, one sync per frame) unless this is
         # set; on the device both candidates are computed to the end and selected, with no sync.
         self.retry_on_device = False

@@ -242,13 +242,18 @@ if triton is not None:
         return c0, c1, c2
 
     @triton.jit
-    def _put(lo, hi, C: tl.constexpr, v):
-        """The channel tiles (pixels x channels 0-15, pixels x channels 16-) with channel C set to ``v``."""
-        if C < 16:
-            lo = tl.where(tl.arange(0, lo.shape[1])[None, :] == C, v[:, None], lo)
+    def _put(t0, t1, t2, t3, C: tl.constexpr, v):
+        """The four channel tiles (pixels x 8 channels each) with channel C set to ``v``."""
+        col = tl.arange(0, 8)[None, :]
+        if C < 8:
+            t0 = tl.where(col == C, v[:, None], t0)
+        elif C < 16:
+            t1 = tl.where(col == C - 8, v[:, None], t1)
+        elif C < 24:
+            t2 = tl.where(col == C - 16, v[:, None], t2)
         else:
-            hi = tl.where(tl.arange(0, hi.shape[1])[None, :] == C - 16, v[:, None], hi)
-        return lo, hi
+            t3 = tl.where(col == C - 24, v[:, None], t3)
+        return t0, t1, t2, t3
 
     @triton.jit
     def _store_tile(o, o_sc, tile, FIRST: tl.constexpr, CHANNELS: tl.constexpr, ok):
@@ -267,55 +272,61 @@ if triton is not None:
         o_sn, o_sc, o_sh, o_sw,
         AT_IMG0: tl.constexpr, AT_IMG1: tl.constexpr, AT_WARPED0: tl.constexpr, AT_WARPED1: tl.constexpr,
         AT_TIMESTEP: tl.constexpr, AT_MASK: tl.constexpr, AT_FLOW: tl.constexpr, CHANNELS: tl.constexpr,
-        LO: tl.constexpr, HI: tl.constexpr, TAPS: tl.constexpr, BLOCK_P: tl.constexpr,
+        TAPS: tl.constexpr, BLOCK_P: tl.constexpr,
     ):
         # AT_*: the channel each input starts at in the block input, -1 where the block does not read it.
         # A program takes one row segment of the block input; each pixel reads TAPS (1 or 4) frame pixels. The
-        # channels are gathered into tiles of up to 16 (LO, then HI for the rest) and stored at once: one pixel's
-        # channels are adjacent in channels_last, and a store per channel would write each memory sector 16 times.
-        # (One tile of 32 channels was many times slower with Triton 3.6.)
+        # channels are gathered into tiles of 8 and each stored at once: one pixel's channels are adjacent in
+        # channels_last, and a store per channel would write each memory sector many times. (Tiles of 16 and 8
+        # channels, or one of 32, were several times slower with Triton 3.6.)
         x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
         y = tl.program_id(1)
         n = tl.program_id(2).to(tl.int64)
         ok = x < w
         ya, yb, ly = _resize_index(y, inv_s, H)
         xa, xb, lx = _resize_index(x, inv_s, W)
-        lo = tl.zeros([BLOCK_P, LO], tl.float32)  # the zero channels stay zero
-        hi = tl.zeros([BLOCK_P, HI], tl.float32)
+        t0 = tl.zeros([BLOCK_P, 8], tl.float32)  # the zero channels stay zero
+        t1 = tl.zeros([BLOCK_P, 8], tl.float32)
+        t2 = tl.zeros([BLOCK_P, 8], tl.float32)
+        t3 = tl.zeros([BLOCK_P, 8], tl.float32)
         if AT_IMG0 >= 0:
             for c in tl.static_range(3):
                 v = _resampled(img0 + n * img_sn + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                lo, hi = _put(lo, hi, AT_IMG0 + c, v)
+                t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_IMG0 + c, v)
         if AT_IMG1 >= 0:
             for c in tl.static_range(3):
                 v = _resampled(img1 + n * img_sn + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                lo, hi = _put(lo, hi, AT_IMG1 + c, v)
+                t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_IMG1 + c, v)
         if AT_WARPED0 >= 0:
             c0, c1, c2 = _resampled_warp(img0 + n * img_sn, flow + n * f_sn, 0, img_sc, img_sh, img_sw, f_sc, f_sh,
                                          f_sw, W, H, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            lo, hi = _put(lo, hi, AT_WARPED0, c0)
-            lo, hi = _put(lo, hi, AT_WARPED0 + 1, c1)
-            lo, hi = _put(lo, hi, AT_WARPED0 + 2, c2)
+            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED0, c0)
+            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED0 + 1, c1)
+            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED0 + 2, c2)
         if AT_WARPED1 >= 0:
             c0, c1, c2 = _resampled_warp(img1 + n * img_sn, flow + n * f_sn, 2, img_sc, img_sh, img_sw, f_sc, f_sh,
                                          f_sw, W, H, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            lo, hi = _put(lo, hi, AT_WARPED1, c0)
-            lo, hi = _put(lo, hi, AT_WARPED1 + 1, c1)
-            lo, hi = _put(lo, hi, AT_WARPED1 + 2, c2)
+            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED1, c0)
+            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED1 + 1, c1)
+            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED1 + 2, c2)
         if AT_TIMESTEP >= 0:
             v = _resampled(tp + n * t_sn, t_sh, t_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            lo, hi = _put(lo, hi, AT_TIMESTEP, v)
+            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_TIMESTEP, v)
         if AT_MASK >= 0:
             v = _resampled(mask + n * m_sn, m_sh, m_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            lo, hi = _put(lo, hi, AT_MASK, v)
+            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_MASK, v)
         if AT_FLOW >= 0:
             for c in tl.static_range(4):
                 v = _resampled(flow + n * f_sn + c * f_sc, f_sh, f_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                lo, hi = _put(lo, hi, AT_FLOW + c, tl.math.div_rn(v, scale))
+                t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_FLOW + c, tl.math.div_rn(v, scale))
         o = feed + n * o_sn + y.to(tl.int64) * o_sh + x.to(tl.int64) * o_sw
-        _store_tile(o, o_sc, lo, 0, CHANNELS, ok)
+        _store_tile(o, o_sc, t0, 0, CHANNELS, ok)
+        if CHANNELS > 8:
+            _store_tile(o, o_sc, t1, 8, CHANNELS, ok)
         if CHANNELS > 16:
-            _store_tile(o, o_sc, hi, 16, CHANNELS, ok)
+            _store_tile(o, o_sc, t2, 16, CHANNELS, ok)
+        if CHANNELS > 24:
+            _store_tile(o, o_sc, t3, 24, CHANNELS, ok)
 
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
@@ -398,7 +409,6 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
     ms = mask if needs_state else img0
     if channels > 32:
         raise ValueError(f"block input of {channels} channels: the feed kernel stores at most 32")
-    lo, hi = min(triton.next_power_of_2(channels), 16), max(triton.next_power_of_2(channels - 16), 1)
     block_p = min(128, triton.next_power_of_2(w))
     grid = (triton.cdiv(w, block_p), h, n)
     kernel[grid](
@@ -407,7 +417,7 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
         ms.stride(3), *feed.stride(),
         AT_IMG0=at.get("img0", -1), AT_IMG1=at.get("img1", -1), AT_WARPED0=at.get("warped0", -1),
         AT_WARPED1=at.get("warped1", -1), AT_TIMESTEP=at.get("timestep", -1), AT_MASK=at.get("mask", -1),
-        AT_FLOW=at.get("flow", -1), CHANNELS=channels, LO=lo, HI=hi,
+        AT_FLOW=at.get("flow", -1), CHANNELS=channels,
         TAPS=1 if scale == 1 else 4, BLOCK_P=block_p,
     )
     return feed

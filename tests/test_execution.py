@@ -45,11 +45,11 @@ def test_width_and_edge_padding_is_exact(arch):
     if arch == "paper":
         assert wide.variant.block_widths == (240, 160, 96)
         assert wide.block1.convblock[0][0].weight.shape == (160, 160, 3, 3)
-        assert wide.block1.conv0[0][0].weight.shape[1] == 24  # 17 inputs
-        assert wide.unet.down0.conv1[0].weight.shape[1] == 24 and wide.contextnet.conv1.conv1[0].weight.shape[1] == 8
+        assert wide.block1.conv0[0][0].weight.shape[1] == 32  # 17 inputs
+        assert wide.unet.down0.conv1[0].weight.shape[1] == 32 and wide.contextnet.conv1.conv1[0].weight.shape[1] == 8
     else:
         assert wide.variant.block_widths == (192, 128, 96, 64)
-        assert [b.conv0[0][0].weight.shape[1] for b in wide.blocks()] == [8, 16, 16, 16]  # 7 and 12 inputs
+        assert [b.conv0[0][0].weight.shape[1] for b in wide.blocks()] == [16, 16, 16, 16]  # 7 and 12 inputs
     assert all(b.lastconv.weight.shape[1] == 8 for b in wide.blocks())  # 5 outputs
     x0, x1 = torch.rand(1, 3, 64, 128), torch.rand(1, 3, 64, 128)
     with torch.inference_mode():
