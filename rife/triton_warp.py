@@ -180,10 +180,11 @@ if triton is not None:
         f = flow + n * f_sn + y64 * f_sh + x64 * f_sw
         dt = flow.dtype.element_ty
         f0, f1, f2, f3 = d0.to(dt), d1.to(dt), d2.to(dt), d3.to(dt)
-        tl.store(f, f0, mask=ok)
-        tl.store(f + f_sc, f1, mask=ok)
-        tl.store(f + 2 * f_sc, f2, mask=ok)
-        tl.store(f + 3 * f_sc, f3, mask=ok)
+        # The four channels stored at once (adjacent in channels_last: one store each would write every sector 4 times).
+        col = tl.arange(0, 4)[None, :]
+        quad = tl.where(col == 0, f0[:, None], tl.where(col == 1, f1[:, None], tl.where(col == 2, f2[:, None],
+                                                                                        f3[:, None])))
+        tl.store(f[:, None] + col.to(tl.int64) * f_sc, quad, mask=ok[:, None])
         tl.store(mask + n * m_sn + y64 * m_sh + x64 * m_sw, dm.to(mask.dtype.element_ty), mask=ok)
         if WARP:
             o = n * o_sn + y64 * o_sh + x64 * o_sw
