@@ -247,6 +247,8 @@ def kernel_kind(name: str) -> str:
     the ops they fuse, so they are told apart before the library convolutions (whose names say "conv" too)."""
     if "_step_kernel" in name:
         return "flow step (Triton)"
+    if "_feed_kernel" in name:
+        return "block input (Triton)"
     if "_warp_kernel" in name or "grid_sampler" in name:
         return "warp"
     if name.startswith("triton_"):
