@@ -8,8 +8,8 @@
   of 16 and the channel counts at the sub-networks' edges to multiples of 8 (exact), channels_last,
   cuDNN autotuning, the transposed convolutions as forward convolutions and a pixel shuffle (exact,
   ``SubpixelDeconv``), each block's input (the frames warped where it reads them, resized and concatenated), each
-  block's flow step (resize, scale, add; the last block's also both warps) and each other warp one Triton
-  kernel computing in fp32 (``rife.triton_warp``), the
+  block's flow step (resize, scale, add; the last block's also both warps, the retry's choice of candidate and, for
+  v4.0, the blend) and each other warp one Triton kernel computing in fp32 (``rife.triton_warp``), the
   large-motion retry decided on the device with its two candidates on two CUDA streams at once (and the paper
   refinement's first level beside its context network, the same way),
   ``torch.compile`` of each stage of the forward (which fuses the PReLUs, adds and concatenations
@@ -213,15 +213,16 @@ def _tensors(x: object) -> Iterator[Tensor]:
 
 
 def _fused_kernels():
-    """The Triton warp, flow step and block input (``rife.triton_warp``), or one clear refusal."""
+    """The Triton warp, flow steps and block input (``rife.triton_warp``), or one clear refusal."""
     from rife import triton_warp
 
     if not triton_warp.available():
         raise ExecutionError("--execution fast on CUDA needs Triton and PyTorch 2.6 or later for its fused warp "
                              "(PyTorch's CUDA wheels bring Triton): install them, or use --execution graph")
-    # The step and the block input run between compiled graphs (graph breaks, free under the CUDA graph): see
+    # The steps and the block input run between compiled graphs (graph breaks, free under the CUDA graph): see
     # rife.triton_warp.
-    return triton_warp.fused_warp, torch.compiler.disable(triton_warp.step), torch.compiler.disable(triton_warp.feed)
+    return (triton_warp.fused_warp, torch.compiler.disable(triton_warp.step), torch.compiler.disable(triton_warp.settle),
+            torch.compiler.disable(triton_warp.feed))
 
 
 def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
@@ -244,7 +245,7 @@ def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | Non
         net.retry_on_device = plan.graph or plan.compile
         net.warp.fp32 = plan.mode == "fast"
         if plan.fused_kernels:
-            net.warp.kernel, net.step.kernel, net.feed.kernel = _fused_kernels()
+            net.warp.kernel, net.step.kernel, net.step.settle_kernel, net.feed.kernel = _fused_kernels()
         net.warp.cached = not plan.compile  # compiled code builds the base grid itself, fused
         if plan.two_streams:
             net.fork_join = TwoStreams(next(net.parameters()).device)

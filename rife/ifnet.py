@@ -191,6 +191,21 @@ def warp_both(warp: Warper, img0: Tensor, img1: Tensor, flow: Tensor) -> tuple[T
     return warped0, warped1
 
 
+class Pending(NamedTuple):
+    """The last block's output, not yet brought into the running state (``FlowStep.settle`` does that, for one
+    candidate or, choosing per sample, for two)."""
+
+    state: FlowState | None
+    out: Tensor
+    scale: float
+
+
+def blend(state: FlowState) -> Tensor:
+    """The frames warped by the flow, mixed by the sigmoid of the raw mask."""
+    mask = torch.sigmoid(state.mask)
+    return state.warped0 * mask + state.warped1 * (1 - mask)
+
+
 A = TypeVar("A")
 B = TypeVar("B")
 ForkJoin = Callable[[Callable[[], A], Callable[[], B]], tuple[A, B]]
@@ -202,6 +217,8 @@ def one_after_another(first: Callable[[], A], second: Callable[[], B]) -> tuple[
 
 StepKernel = Callable[[Tensor, float, Tensor | None, Tensor | None, Tensor, Tensor, bool, bool],
                       tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]]
+Candidate = tuple[Tensor, float, Tensor | None, Tensor | None]  # block output, scale, running flow and mask
+SettleKernel = Callable[[Tensor | None, Candidate, Candidate | None, Tensor, Tensor, bool], tuple[Tensor, ...]]
 FeedKernel = Callable[[tuple[str, ...], int, float, Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None],
                       Tensor]
 
@@ -215,11 +232,13 @@ class FlowStep:
     """A block's output brought into the running state: resized to the frame (factor 2 * scale), the flow
     part multiplied by 2 * scale, added to the running flow and raw mask, and, with ``warp_frames``, both frames
     warped by the new flow. With ``measure`` it also returns ``flow_peaks`` of the change. ``kernel`` may do all
-    of it in one fused kernel with these semantics, taking and returning plain tensors (``rife.triton_warp.step``)."""
+    of it in one fused kernel with these semantics, taking and returning plain tensors (``rife.triton_warp.step``),
+    and ``settle_kernel`` the final step of ``settle`` and ``blended`` (``rife.triton_warp.settle``)."""
 
     def __init__(self, warp: Warper) -> None:
         self.warp = warp
         self.kernel: StepKernel | None = None
+        self.settle_kernel: SettleKernel | None = None
 
     def __call__(self, out: Tensor, scale: float, state: FlowState | None, img0: Tensor, img1: Tensor,
                  measure: bool, warp_frames: bool = True) -> tuple[FlowState, Tensor | None]:
@@ -236,6 +255,29 @@ class FlowStep:
             flow, mask = prev_flow + flow, prev_mask + mask
         warped = warp_both(self.warp, img0, img1, flow) if warp_frames else (None, None)
         return FlowState(flow, mask, *warped), peaks
+
+    def settle(self, take_b: Tensor | None, a: Pending, b: Pending | None, img0: Tensor, img1: Tensor) -> FlowState:
+        """The final state: per sample, candidate ``b`` brought into its state where ``take_b`` is true, else ``a``
+        (``b`` and ``take_b`` None: ``a``)."""
+        if self.settle_kernel is not None:
+            return FlowState(*self.settle_kernel(take_b, _candidate(a), _candidate(b), img0, img1, False))
+        state = self(a.out, a.scale, a.state, img0, img1, measure=False)[0]
+        if b is None:
+            return state
+        return state.select(take_b, self(b.out, b.scale, b.state, img0, img1, measure=False)[0])
+
+    def blended(self, take_b: Tensor | None, a: Pending, b: Pending | None, img0: Tensor, img1: Tensor) -> Tensor:
+        """``blend`` of ``settle``'s state; the kernel computes it without storing the state."""
+        if self.settle_kernel is not None:
+            return self.settle_kernel(take_b, _candidate(a), _candidate(b), img0, img1, True)[0]
+        return blend(self.settle(take_b, a, b, img0, img1))
+
+
+def _candidate(pending: Pending | None) -> Candidate | None:
+    if pending is None:
+        return None
+    state = pending.state
+    return pending.out, pending.scale, None if state is None else state.flow, None if state is None else state.mask
 
 
 class BlockFeed:
@@ -305,36 +347,37 @@ class IFNet(nn.Module):
         scales = [s / scale for s in self.variant.scales]
         doubled = [s * 2 for s in scales]
         if self.retry_on_device and self.variant.large_motion_retry is not None:
-            (state, wants_retry), (retried, _) = self.fork_join(
+            (normal, wants_retry), (retried, _) = self.fork_join(
                 lambda: self._estimate(img0, img1, t_plane, scales, check_retry=True),
                 lambda: self._estimate(img0, img1, t_plane, doubled, check_retry=False))
         else:
-            state, wants_retry = self._estimate(img0, img1, t_plane, scales, check_retry=True)
+            normal, wants_retry = self._estimate(img0, img1, t_plane, scales, check_retry=True)
             retried = None if wants_retry is None else self._estimate(img0, img1, t_plane, doubled, check_retry=False)[0]
+        choice = self._choice(normal, wants_retry, retried)
         if not self.variant.refine_unet:
-            return self._finish(state, wants_retry, retried)
-        state = self._chosen(state, wants_retry, retried)
+            return self._finish(img0, img1, *choice)
+        state = self.step.settle(*choice, img0, img1)
         # The refinement's first level and the context network need only the final state: they may overlap.
         encoded, context = self.fork_join(lambda: self._encode(img0, img1, state),
                                           lambda: self._context(img0, img1, state))
         return self._refine(state, encoded, *context)
 
-    def _finish(self, state: FlowState | None, wants_retry: Tensor | None, retried: FlowState | None) -> Tensor:
-        """The retry's choice, then the blend of the warped frames (one compiled stage: they fuse)."""
-        return self._blend(self._chosen(state, wants_retry, retried))
+    def _finish(self, img0: Tensor, img1: Tensor, take_retried: Tensor | None, normal: Pending,
+                retried: Pending | None) -> Tensor:
+        """The final flow step of the chosen candidates, and the blend of the warped frames."""
+        return self.step.blended(take_retried, normal, retried, img0, img1)
 
     @staticmethod
-    def _chosen(state: FlowState | None, wants_retry: Tensor | None, retried: FlowState | None) -> FlowState:
-        """Per sample, the retried state where the retry was wanted; ``state`` when there was no retry, and
-        ``retried`` when there is no ``state`` (every sample restarted, see ``_estimate``)."""
-        if state is None:
-            return retried
-        return state if wants_retry is None or retried is None else state.select(wants_retry, retried)
-
-    @staticmethod
-    def _blend(state: FlowState) -> Tensor:
-        mask = torch.sigmoid(state.mask)
-        return state.warped0 * mask + state.warped1 * (1 - mask)
+    def _choice(normal: Pending | None, wants_retry: Tensor | None, retried: Pending | None
+                ) -> tuple[Tensor | None, Pending, Pending | None]:
+        """``FlowStep.settle``'s arguments for the retry's choice: per sample the retried pass where the retry was
+        wanted; the normal pass alone when there was no retry, the retried one alone when there is no normal
+        pass (every sample restarted, see ``_estimate``)."""
+        if normal is None:
+            return None, retried, None
+        if wants_retry is None or retried is None:
+            return None, normal, None
+        return wants_retry, normal, retried
 
     def _encode(self, img0: Tensor, img1: Tensor, state: FlowState) -> Tensor:
         return self.unet.encode(self.feed(UNet.INPUTS, self.unet.in_channels, 1.0, img0, img1, None, state))
@@ -347,7 +390,7 @@ class IFNet(nn.Module):
 
     def _refine(self, state: FlowState, encoded: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
         res = self.unet.decode(encoded, ctx0, ctx1)
-        return torch.clamp(self._blend(state) + (res[:, :3] * 2 - 1), 0, 1)
+        return torch.clamp(blend(state) + (res[:, :3] * 2 - 1), 0, 1)
 
     @staticmethod
     def _timestep_plane(img0: Tensor, timestep: float | Tensor) -> Tensor:
@@ -357,21 +400,20 @@ class IFNet(nn.Module):
         return torch.full((n, 1, h, w), float(timestep), dtype=img0.dtype, device=img0.device)
 
     def _estimate(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
-                  check_retry: bool) -> tuple[FlowState | None, Tensor | None]:
-        """The final state, and with ``check_retry`` whether each sample wants the large-motion retry (None: no
-        sample does, when decided on the host). Decided on the host, a pass that every sample restarts stops
-        there and gives no state."""
+                  check_retry: bool) -> tuple[Pending | None, Tensor | None]:
+        """The last block's output with the state before it, and with ``check_retry`` whether each sample wants
+        the large-motion retry (None: no sample does, when decided on the host). Decided on the host, a pass that
+        every sample restarts stops there and gives nothing."""
         retry = self.variant.large_motion_retry if check_retry else None
         wants_retry = None
         state: FlowState | None = None
-        last = self.variant.num_blocks - 1
-        for i, block in enumerate(self.blocks()):
-            names = self.variant.first_inputs if state is None else self.variant.refine_inputs
-            out = block(self.feed(names, block.in_channels, scales[i], img0, img1, t_plane, state))
+        *before_last, last = self.blocks()
+        for i, block in enumerate(before_last):
             at_retry = retry is not None and i == retry.at_block
             # Only the final state needs the warped frames at full size (blend, refinement); a block's input
             # needs them resized, which ``self.feed`` may compute without writing them out.
-            new_state, peaks = self.step(out, scales[i], state, img0, img1, measure=at_retry, warp_frames=i == last)
+            new_state, peaks = self.step(self._block_output(block, scales[i], img0, img1, t_plane, state), scales[i],
+                                         state, img0, img1, measure=at_retry, warp_frames=False)
             if at_retry:
                 wants_retry = (peaks[:, 0] > retry.threshold) & (peaks[:, 1] > retry.threshold)
                 if not self.retry_on_device:  # decided on the host, as upstream: one sync per frame
@@ -380,4 +422,11 @@ class IFNet(nn.Module):
                     elif bool(wants_retry.all()):
                         return None, wants_retry  # every sample restarts: the rest of this pass is unused
             state = new_state
-        return state, wants_retry
+        # The last block's step is the retry's choice's (``FlowStep.settle``).
+        scale = scales[len(before_last)]
+        return Pending(state, self._block_output(last, scale, img0, img1, t_plane, state), scale), wants_retry
+
+    def _block_output(self, block: IFBlock, scale: float, img0: Tensor, img1: Tensor, t_plane: Tensor | None,
+                      state: FlowState | None) -> Tensor:
+        names = self.variant.first_inputs if state is None else self.variant.refine_inputs
+        return block(self.feed(names, block.in_channels, scale, img0, img1, t_plane, state))

@@ -124,35 +124,31 @@ if triton is not None:
         return (1.0 - ly) * up + ly * down
 
     @triton.jit
-    def _warp_row(img, out, x, y, fx, fy, W, H, ok, img_sc, img_sh, img_sw, out_sc, C: tl.constexpr):
-        """Pixels (x, y) of one image (``img`` points at it) warped by the flow (fx, fy); ``out`` points at each
-        pixel's first output channel."""
+    def _warped(img, x, y, fx, fy, W, H, ok, img_sc, img_sh, img_sw):
+        """Pixels (x, y) of one 3-channel image (``img`` points at it) warped by the flow (fx, fy): three fp32
+        channels, each rounded to the image's dtype as a stored warp would be."""
         ix = _source_coord(x, fx, W)
         iy = _source_coord(y, fy, H)
         x0, y0, w_nw, w_ne, w_sw, w_se, x1_ok, y1_ok = _bilinear(ix, iy, W, H)
         src = img + y0.to(tl.int64) * img_sh + x0.to(tl.int64) * img_sw
-        for c in tl.static_range(C):
-            acc = _gather(src + c * img_sc, img_sh, img_sw, w_nw, w_ne, w_sw, w_se, ok, x1_ok, y1_ok)
-            tl.store(out + c * out_sc, acc.to(out.dtype.element_ty), mask=ok)
+        dt = img.dtype.element_ty
+        c0 = _gather(src, img_sh, img_sw, w_nw, w_ne, w_sw, w_se, ok, x1_ok, y1_ok).to(dt).to(tl.float32)
+        c1 = _gather(src + img_sc, img_sh, img_sw, w_nw, w_ne, w_sw, w_se, ok, x1_ok, y1_ok).to(dt).to(tl.float32)
+        c2 = _gather(src + 2 * img_sc, img_sh, img_sw, w_nw, w_ne, w_sw, w_se, ok, x1_ok, y1_ok).to(dt).to(tl.float32)
+        return c0, c1, c2
 
     @triton.jit
-    def _step_kernel(
-        t, prev_flow, prev_mask, img0, img1, flow, mask, out0, out1, peaks,
-        h, w, H, W, inv_k, k,
-        t_sn, t_sc, t_sh, t_sw,
-        pf_sn, pf_sc, pf_sh, pf_sw,
-        pm_sn, pm_sh, pm_sw,
-        img_sn, img_sc, img_sh, img_sw,
-        f_sn, f_sc, f_sh, f_sw,
-        m_sn, m_sh, m_sw,
-        o_sn, o_sc, o_sh, o_sw,
-        HAS_PREV: tl.constexpr, MEASURE: tl.constexpr, WARP: tl.constexpr, BLOCK_P: tl.constexpr,
-    ):
-        # A program takes one row segment of one frame: the block output's two source rows are shared by all.
-        x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-        y = tl.program_id(1)
-        n = tl.program_id(2).to(tl.int64)
-        ok = x < W
+    def _store3(out, out_sc, c0, c1, c2, ok):
+        dt = out.dtype.element_ty
+        tl.store(out, c0.to(dt), mask=ok)
+        tl.store(out + out_sc, c1.to(dt), mask=ok)
+        tl.store(out + 2 * out_sc, c2.to(dt), mask=ok)
+
+    @triton.jit
+    def _candidate(t, prev_flow, prev_mask, h, w, inv_k, k, t_sn, t_sc, t_sh, t_sw, pf_sn, pf_sc, pf_sh, pf_sw,
+                   pm_sn, pm_sh, pm_sw, x, y, n, ok, HAS_PREV: tl.constexpr):
+        """A block output brought to the frame at pixels (x, y) of row y, scaled and added to the running flow and
+        mask: the four flow channels and the mask in fp32, and the change of the flow (for the retry's peaks)."""
         ya, yb, ly = _resize_index(y, inv_k, h)
         xa, xb, lx = _resize_index(x, inv_k, w)
         top = t + n * t_sn + ya.to(tl.int64) * t_sh
@@ -164,34 +160,82 @@ if triton is not None:
         d2 = _resized(top + 2 * t_sc, bottom + 2 * t_sc, ca, cb, lx, ly, ok) * k
         d3 = _resized(top + 3 * t_sc, bottom + 3 * t_sc, ca, cb, lx, ly, ok) * k
         dm = _resized(top + 4 * t_sc, bottom + 4 * t_sc, ca, cb, lx, ly, ok)
-        if MEASURE:
-            tl.atomic_max(peaks + 2 * n, tl.max(tl.where(ok, tl.maximum(tl.abs(d0), tl.abs(d1)), 0.0), axis=0))
-            tl.atomic_max(peaks + 2 * n + 1, tl.max(tl.where(ok, tl.maximum(tl.abs(d2), tl.abs(d3)), 0.0), axis=0))
-        y64 = y.to(tl.int64)
-        x64 = x.to(tl.int64)
+        p01 = tl.maximum(tl.abs(d0), tl.abs(d1))
+        p23 = tl.maximum(tl.abs(d2), tl.abs(d3))
         if HAS_PREV:
-            pf = prev_flow + n * pf_sn + y64 * pf_sh + x64 * pf_sw
+            pf = prev_flow + n * pf_sn + y.to(tl.int64) * pf_sh + x.to(tl.int64) * pf_sw
             d0 += tl.load(pf, mask=ok).to(tl.float32)
             d1 += tl.load(pf + pf_sc, mask=ok).to(tl.float32)
             d2 += tl.load(pf + 2 * pf_sc, mask=ok).to(tl.float32)
             d3 += tl.load(pf + 3 * pf_sc, mask=ok).to(tl.float32)
-            dm += tl.load(prev_mask + n * pm_sn + y64 * pm_sh + x64 * pm_sw, mask=ok).to(tl.float32)
-        # Stored in the state's dtype; the warps use the stored values, as separate kernels would.
-        f = flow + n * f_sn + y64 * f_sh + x64 * f_sw
+            dm += tl.load(prev_mask + n * pm_sn + y.to(tl.int64) * pm_sh + x.to(tl.int64) * pm_sw, mask=ok).to(
+                tl.float32)
+        return d0, d1, d2, d3, dm, p01, p23
+
+    @triton.jit
+    def _step_kernel(
+        ta, pfa, pma, tb, pfb, pmb, take_b, img0, img1, flow, mask, out0, out1, peaks,
+        ha, wa, inv_ka, ka, hb, wb, inv_kb, kb, H, W,
+        ta_sn, ta_sc, ta_sh, ta_sw, pfa_sn, pfa_sc, pfa_sh, pfa_sw, pma_sn, pma_sh, pma_sw,
+        tb_sn, tb_sc, tb_sh, tb_sw, pfb_sn, pfb_sc, pfb_sh, pfb_sw, pmb_sn, pmb_sh, pmb_sw,
+        img_sn, img_sc, img_sh, img_sw,
+        f_sn, f_sc, f_sh, f_sw,
+        m_sn, m_sh, m_sw,
+        o_sn, o_sc, o_sh, o_sw,
+        HAS_PREV: tl.constexpr, HAS_B: tl.constexpr, MEASURE: tl.constexpr, WARP: tl.constexpr,
+        BLEND: tl.constexpr, BLOCK_P: tl.constexpr,
+    ):
+        # A program takes one row segment of one frame: the block output's two source rows are shared by all.
+        # With HAS_B, each frame takes candidate B (another block output, scale and running state) where take_b says
+        # so, else A: the large-motion retry's choice, made here so that only the chosen candidate is computed.
+        x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+        y = tl.program_id(1)
+        n = tl.program_id(2).to(tl.int64)
+        ok = x < W
+        pick_b = False
+        if HAS_B:
+            pick_b = tl.load(take_b + n) != 0
+        if pick_b:
+            d0, d1, d2, d3, dm, p01, p23 = _candidate(
+                tb, pfb, pmb, hb, wb, inv_kb, kb, tb_sn, tb_sc, tb_sh, tb_sw, pfb_sn, pfb_sc, pfb_sh, pfb_sw,
+                pmb_sn, pmb_sh, pmb_sw, x, y, n, ok, HAS_PREV)
+        else:
+            d0, d1, d2, d3, dm, p01, p23 = _candidate(
+                ta, pfa, pma, ha, wa, inv_ka, ka, ta_sn, ta_sc, ta_sh, ta_sw, pfa_sn, pfa_sc, pfa_sh, pfa_sw,
+                pma_sn, pma_sh, pma_sw, x, y, n, ok, HAS_PREV)
+        if MEASURE:
+            tl.atomic_max(peaks + 2 * n, tl.max(tl.where(ok, p01, 0.0), axis=0))
+            tl.atomic_max(peaks + 2 * n + 1, tl.max(tl.where(ok, p23, 0.0), axis=0))
+        y64 = y.to(tl.int64)
+        x64 = x.to(tl.int64)
+        # Rounded to the state's dtype; the warps use the rounded values, as separate kernels would.
         dt = flow.dtype.element_ty
-        f0, f1, f2, f3 = d0.to(dt), d1.to(dt), d2.to(dt), d3.to(dt)
-        # The four channels stored at once (adjacent in channels_last: one store each would write every sector 4 times).
-        col = tl.arange(0, 4)[None, :]
-        quad = tl.where(col == 0, f0[:, None], tl.where(col == 1, f1[:, None], tl.where(col == 2, f2[:, None],
-                                                                                        f3[:, None])))
-        tl.store(f[:, None] + col.to(tl.int64) * f_sc, quad, mask=ok[:, None])
-        tl.store(mask + n * m_sn + y64 * m_sh + x64 * m_sw, dm.to(mask.dtype.element_ty), mask=ok)
-        if WARP:
-            o = n * o_sn + y64 * o_sh + x64 * o_sw
-            _warp_row(img0 + n * img_sn, out0 + o, x, y, f0.to(tl.float32), f1.to(tl.float32), W, H, ok,
-                      img_sc, img_sh, img_sw, o_sc, 3)
-            _warp_row(img1 + n * img_sn, out1 + o, x, y, f2.to(tl.float32), f3.to(tl.float32), W, H, ok,
-                      img_sc, img_sh, img_sw, o_sc, 3)
+        f0, f1, f2, f3, fm = d0.to(dt), d1.to(dt), d2.to(dt), d3.to(dt), dm.to(dt)
+        if BLEND:  # only the blended frame: nothing of the state is stored
+            a0, a1, a2 = _warped(img0 + n * img_sn, x, y, f0.to(tl.float32), f1.to(tl.float32), W, H, ok,
+                                 img_sc, img_sh, img_sw)
+            b0, b1, b2 = _warped(img1 + n * img_sn, x, y, f2.to(tl.float32), f3.to(tl.float32), W, H, ok,
+                                 img_sc, img_sh, img_sw)
+            m = tl.sigmoid(fm.to(tl.float32))
+            _store3(out0 + n * o_sn + y64 * o_sh + x64 * o_sw, o_sc, a0 * m + b0 * (1.0 - m), a1 * m + b1 * (1.0 - m),
+                    a2 * m + b2 * (1.0 - m), ok)
+        else:
+            f = flow + n * f_sn + y64 * f_sh + x64 * f_sw
+            # The four channels stored at once (adjacent in channels_last: one store each would write every sector
+            # four times).
+            col = tl.arange(0, 4)[None, :]
+            quad = tl.where(col == 0, f0[:, None], tl.where(col == 1, f1[:, None], tl.where(col == 2, f2[:, None],
+                                                                                            f3[:, None])))
+            tl.store(f[:, None] + col.to(tl.int64) * f_sc, quad, mask=ok[:, None])
+            tl.store(mask + n * m_sn + y64 * m_sh + x64 * m_sw, fm, mask=ok)
+            if WARP:
+                o = n * o_sn + y64 * o_sh + x64 * o_sw
+                a0, a1, a2 = _warped(img0 + n * img_sn, x, y, f0.to(tl.float32), f1.to(tl.float32), W, H, ok,
+                                     img_sc, img_sh, img_sw)
+                _store3(out0 + o, o_sc, a0, a1, a2, ok)
+                b0, b1, b2 = _warped(img1 + n * img_sn, x, y, f2.to(tl.float32), f3.to(tl.float32), W, H, ok,
+                                     img_sc, img_sh, img_sw)
+                _store3(out1 + o, o_sc, b0, b1, b2, ok)
 
     @triton.jit
     def _tap(ya, yb, xa, xb, lx, ly, TAP: tl.constexpr):
@@ -349,33 +393,56 @@ def _launch(img: Tensor, flow: Tensor, kernel: Any) -> Tensor:
     return out
 
 
-def _launch_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
-                 img1: Tensor, measure: bool, warp_frames: bool, kernel: Any
-                 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
+# A block output, its scale, and the running flow and mask it is added to (None for the first block).
+Candidate = tuple[Tensor, float, Tensor | None, Tensor | None]
+
+
+def _candidate_args(c: Candidate, img0: Tensor) -> list:
+    out, scale, prev_flow, prev_mask = c
     n, _, h, w = out.shape
-    H, W = img0.shape[2:]
     k = scale * 2
-    if out.shape[1] < 5 or (int(h * k), int(w * k)) != (H, W) or img1.stride() != img0.stride():
+    if out.shape[1] < 5 or (int(h * k), int(w * k)) != tuple(img0.shape[2:]) or n != img0.shape[0]:
         raise ValueError(f"block output {tuple(out.shape)} at scale {scale} for frames {tuple(img0.shape)}")
+    # Arguments the kernel does not touch get ``out``, which it only reads.
+    pf, pm = (prev_flow, prev_mask) if prev_flow is not None else (out, out)
+    return [out, pf, pm, h, w, 1.0 / k, k, *out.stride(), *pf.stride(), pm.stride(0), pm.stride(2), pm.stride(3)]
+
+
+def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0: Tensor, img1: Tensor,
+                 measure: bool, warp_frames: bool, blend: bool, kernel: Any) -> tuple[Tensor | None, ...]:
+    out, _, prev_flow, _ = a
+    n = out.shape[0]
+    H, W = img0.shape[2:]
+    if img1.stride() != img0.stride() or (b is not None and (b[2] is None) != (prev_flow is None)):
+        raise ValueError("the flow step's frames or candidates do not match")
+    args_a = _candidate_args(a, img0)
+    args_b = _candidate_args(b, img0) if b is not None else args_a
     dtype = out.dtype if prev_flow is None else torch.promote_types(out.dtype, prev_flow.dtype)
     fmt = _memory_format(img0)
-    flow = torch.empty((n, 4, H, W), dtype=dtype, device=out.device, memory_format=fmt)
-    mask = torch.empty((n, 1, H, W), dtype=dtype, device=out.device, memory_format=fmt)
-    warped = (torch.empty_like(img0), torch.empty_like(img1)) if warp_frames else (None, None)
+    state = not blend
+    flow = torch.empty((n, 4, H, W), dtype=dtype, device=out.device, memory_format=fmt) if state else None
+    mask = torch.empty((n, 1, H, W), dtype=dtype, device=out.device, memory_format=fmt) if state else None
+    frame = torch.empty_like(img0) if blend else None
+    warped = (torch.empty_like(img0), torch.empty_like(img1)) if state and warp_frames else (None, None)
     peaks = torch.zeros((n, 2), dtype=torch.float32, device=out.device) if measure else None
-    # Arguments the kernel does not touch get ``out``, which it only reads.
-    has_prev = prev_flow is not None
-    pf, pm = (prev_flow, prev_mask) if has_prev else (out, out)
-    peaks_arg = peaks if measure else out
-    o0, o1 = warped if warp_frames else (out, out)
+    # Arguments the kernel does not touch get ``img0``, which it only reads; a state in the blended frame's dtype
+    # takes its flow dtype from the stored state it would be (``dtype``) through ``flow_arg``.
+    flow_arg = flow if state else torch.empty((1,), dtype=dtype, device=out.device)
+    mask_arg = mask if state else img0
+    o0, o1 = (frame, frame) if blend else (warped if warp_frames else (img0, img0))
     block_p = min(256, triton.next_power_of_2(W))
     grid = (triton.cdiv(W, block_p), H, n)
     kernel[grid](
-        out, pf, pm, img0, img1, flow, mask, o0, o1, peaks_arg, h, w, H, W, 1.0 / k, k,
-        *out.stride(), *pf.stride(), pm.stride(0), pm.stride(2), pm.stride(3), *img0.stride(), *flow.stride(),
-        mask.stride(0), mask.stride(2), mask.stride(3), *img0.stride(),  # the warped frames have the frames' strides
-        HAS_PREV=has_prev, MEASURE=measure, WARP=warp_frames, BLOCK_P=block_p,
+        *args_a[:3], *args_b[:3], take_b if take_b is not None else img0, img0, img1, flow_arg, mask_arg, o0, o1,
+        peaks if measure else img0, *args_a[3:7], *args_b[3:7], H, W, *args_a[7:], *args_b[7:], *img0.stride(),
+        *(flow.stride() if state else (0, 0, 0, 0)), *((mask.stride(0), mask.stride(2), mask.stride(3)) if state
+                                                       else (0, 0, 0)),
+        *img0.stride(),  # the warped frames and the blended one have the frames' strides
+        HAS_PREV=prev_flow is not None, HAS_B=b is not None, MEASURE=measure, WARP=warp_frames, BLEND=blend,
+        BLOCK_P=block_p,
     )
+    if blend:
+        return (frame,)
     return flow, mask, *warped, peaks
 
 
@@ -449,7 +516,20 @@ def step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor 
     """``rife.ifnet.FlowStep`` in one kernel: (flow, mask, warped0, warped1, peaks); peaks are None unless
     ``measure``, the warped frames None unless ``warp_frames``."""
     _require_triton()
-    return _launch_step(out, scale, prev_flow, prev_mask, img0, img1, measure, warp_frames, _step_kernel)
+    return _launch_step((out, scale, prev_flow, prev_mask), None, None, img0, img1, measure, warp_frames, False,
+                        _step_kernel)
+
+
+def settle(take_b: Tensor | None, a: Candidate, b: Candidate | None, img0: Tensor, img1: Tensor,
+           blend: bool) -> tuple[Tensor, ...]:
+    """The final flow step of two candidates at once (``rife.ifnet.FlowStep.settle``): per frame, candidate ``b``
+    where ``take_b`` (N booleans) is true, else ``a``, computing only the chosen one. Returns (flow, mask, warped0,
+    warped1), or with ``blend`` (the frame, ) the warped frames blended by the mask (``rife.ifnet.blend``)."""
+    _require_triton()
+    if (b is None) != (take_b is None):
+        raise ValueError("a second candidate needs the choice of each frame, and only it")
+    results = _launch_step(a, b, take_b, img0, img1, False, True, blend, _step_kernel)
+    return results if blend else results[:4]
 
 
 def feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor, t_plane: Tensor | None,

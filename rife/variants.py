@@ -38,6 +38,11 @@ class Variant:
     large_motion_retry: LargeMotionRetry | None = None
     context_width: int = 16
 
+    def __post_init__(self) -> None:
+        retry = self.large_motion_retry
+        if retry is not None and not 0 <= retry.at_block < self.num_blocks - 1:
+            raise ValueError(f"{self.name}: the large-motion retry's block must come before the last block")
+
     @property
     def num_blocks(self) -> int:
         return len(self.block_widths)

@@ -185,7 +185,7 @@ for arch in ("v4.0", "paper"):
         plain = net(x0, x1)
         fast = widened(net)
         fast.warp.fp32, fast.warp.kernel, fast.step.kernel = True, triton_warp.warp, triton_warp.step
-        fast.feed.kernel = triton_warp.feed
+        fast.feed.kernel, fast.step.settle_kernel = triton_warp.feed, triton_warp.settle
         fused = fast(x0.contiguous(memory_format=torch.channels_last), x1.contiguous(memory_format=torch.channels_last))
     err = (plain - fused).abs().max().item()
     print(arch, err)

@@ -123,6 +123,42 @@ def assert_step_matches(got: tuple[Tensor, ...], ref: tuple[Tensor, ...], img0: 
         torch.testing.assert_close(peaks, ref[4], rtol=1e-5, atol=1e-5, msg=lambda m: f"{where} peaks: {m}")
 
 
+def settle_inputs(shape: tuple[int, int, int, float], dtype: torch.dtype, with_prev: bool, device: str) -> tuple:
+    """Two candidates for the same frames (the second at twice the scale, as the retried pass) and the choice of
+    each frame: the first frame takes the second candidate."""
+    out_a, scale, *prev_a, img0, img1 = step_inputs(shape, dtype, True, with_prev, device)
+    out_b, scale_b, *prev_b, _, _ = step_inputs((*shape[:3], shape[3] * 2), dtype, True, with_prev, device)
+    take_b = torch.arange(shape[0], device=device) == 0
+    return take_b, (out_a, scale, *prev_a), (out_b, scale_b, *prev_b), img0, img1
+
+
+def reference_settle(take_b: Tensor, a: tuple, b: tuple, img0: Tensor, img1: Tensor) -> tuple[Tensor, ...]:
+    """rife.ifnet.FlowStep.settle in fp32 with fp32 warps."""
+    from rife.ifnet import FlowState, FlowStep, Pending, Warper
+
+    warp = Warper()
+    warp.fp32 = True
+
+    def pending(c: tuple) -> Pending:
+        out, scale, flow, mask = c
+        return Pending(None if flow is None else FlowState(flow.float(), mask.float(), None, None), out.float(), scale)
+
+    return FlowStep(warp).settle(take_b, pending(a), pending(b), img0.float(), img1.float())
+
+
+def assert_settle_matches(take_b: Tensor, a: tuple, b: tuple, img0: Tensor, img1: Tensor, where: str) -> None:
+    from rife.ifnet import FlowState, blend
+    from rife.triton_warp import settle
+
+    ref = reference_settle(take_b, a, b, img0, img1)
+    got = settle(take_b, a, b, img0, img1, blend=False)
+    assert_step_matches((*got, None), (*ref, None), img0, img1, False, where)
+    frame = settle(take_b, a, b, img0, img1, blend=True)[0]
+    # The kernel blends in fp32 the warped frames and mask rounded to their dtype, as stored ones would be.
+    ref_frame = blend(FlowState(*(t.float() for t in got))).to(img0.dtype)
+    assert_matches(frame, ref_frame, img0, f"{where} blend", coordinate_atol(img0))
+
+
 # (frames, height, width, block scale); 0.5 is a user scale of 2 (the block input is then larger than the frame).
 FEED_SHAPES = [(1, 16, 24, 1.0), (2, 32, 16, 4.0), (1, 8, 12, 0.5), (1, 24, 40, 2.0)]
 # The blocks' inputs of both variants: the first block's, then the later blocks' (with the running flow).
@@ -204,6 +240,9 @@ def interpreter_checks() -> None:
         if not measure:  # without the warps: the same flow and mask
             flow, mask, warped0, warped1, _ = step(*args, measure, warp_frames=False)
             assert warped0 is None and warped1 is None and torch.equal(flow, got[0]) and torch.equal(mask, got[1])
+    for shape, dtype, with_prev in itertools.product(((2, 16, 24, 1.0), (2, 32, 16, 2.0)), (torch.float32,
+                                                                                          torch.float16), (False, True)):
+        assert_settle_matches(*settle_inputs(shape, dtype, with_prev, "cpu"), f"settle {shape} {dtype} {with_prev}")
     for shape, (names, with_state), dtype, channels_last in feed_cases():
         args = feed_inputs(shape, dtype, channels_last, with_state, "cpu")
         where = f"feed {shape} {names} {dtype} channels_last={channels_last}"
@@ -261,6 +300,8 @@ def test_cuda_matches_reference_and_compiles() -> None:
         c = feed_channels(names, with_state)
         assert_feed_matches(feed(names, c, shape[3], *args), reference_feed(names, c, shape[3], *args), args[0],
                             f"feed {shape} {names} {dtype} channels_last={channels_last}")
+    for shape in ((2, 768, 1280, 1.0), (2, 256, 448, 2.0)):
+        assert_settle_matches(*settle_inputs(shape, torch.float16, True, "cuda"), f"settle {shape}")
     for shape in ((1, 768, 1280, 2.0), (1, 768, 1280, 1.0), (2, 256, 448, 8.0)):  # the sizes of a 720p frame
         args = feed_inputs(shape, torch.float16, True, True, "cuda")
         names = FEED_NAMES[1][0]

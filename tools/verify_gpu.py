@@ -203,26 +203,30 @@ def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile
 
 
 def section_fast_quality(v4_weights: Path, clips: dict, configs: list[tuple[str, str]]) -> list[dict]:
-    """fp16 ``fast`` and ``graph`` on the first ten real triplets, against fp32 eager and against the truth."""
+    """fp16 ``fast`` and ``graph`` on the first ten real triplets, against fp32 eager and against the truth; and on
+    the bikes.mp4 triplet at 28, whose large motion takes the retry, against fp32 eager."""
     rows = []
     starts = list(range(0, 19, 2))
     frames = clips["bigbuckbunny"]
     truth = [frames[i + 1].to(CUDA) for i in starts]
-    ref = None
+    ref = retry_ref = None
     for precision, mode in [("fp32", "eager"), *configs]:
         loaded = load_model(ModelChoice(weights=v4_weights))
         torch.backends.cudnn.benchmark = False
         e = Engine(loaded.net, loaded.variant, CUDA, resolve_precision(CUDA, precision, False), execution=mode)
         try:
             outs = outputs(e, frames, starts)
+            retry_out = outputs(e, clips["bikes"], [28])[0]
         except Exception as err:  # one failing configuration must not hide the others
             rows.append({"v4.0 bigbuckbunny 10 triplets": f"{precision} {mode}", "error": f"{type(err).__name__}: {str(err)[:160]}"})
             continue
         ref = outs if ref is None else ref
+        retry_ref = retry_out if retry_ref is None else retry_ref
         rows.append({"v4.0 bigbuckbunny 10 triplets": f"{precision} {mode}",
                      "psnr_vs_truth": statistics.fmean(float(metrics.psnr(o, t)[0]) for o, t in zip(outs, truth, strict=True)),
                      "psnr_vs_fp32_eager": statistics.fmean(psnr_between(o, r) for o, r in zip(outs, ref, strict=True))
-                     if precision != "fp32" else None})
+                     if precision != "fp32" else None,
+                     "bikes_28_retry_psnr_vs_fp32": psnr_between(retry_out, retry_ref) if precision != "fp32" else None})
     return rows
 
 
