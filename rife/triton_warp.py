@@ -124,6 +124,12 @@ if triton is not None:
         return (1.0 - ly) * up + ly * down
 
     @triton.jit
+    def _row_segment(width, BLOCK_P: tl.constexpr):
+        """The pixels of this program (grid: row segments, rows, frames): columns, row, frame, which columns exist."""
+        x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+        return x, tl.program_id(1), tl.program_id(2).to(tl.int64), x < width
+
+    @triton.jit
     def _warped(img, x, y, fx, fy, W, H, ok, img_sc, img_sh, img_sw):
         """Pixels (x, y) of one 3-channel image (``img`` points at it) warped by the flow (fx, fy): three fp32
         channels, each rounded to the image's dtype as a stored warp would be."""
@@ -188,10 +194,7 @@ if triton is not None:
         # A program takes one row segment of one frame: the block output's two source rows are shared by all.
         # With HAS_B, each frame takes candidate B (another block output, scale and running state) where take_b says
         # so, else A: the large-motion retry's choice, made here so that only the chosen candidate is computed.
-        x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-        y = tl.program_id(1)
-        n = tl.program_id(2).to(tl.int64)
-        ok = x < W
+        x, y, n, ok = _row_segment(W, BLOCK_P)
         pick_b = False
         if HAS_B:
             pick_b = tl.load(take_b + n) != 0
@@ -301,6 +304,22 @@ if triton is not None:
         return t0, t1, t2, t3
 
     @triton.jit
+    def _put3(t0, t1, t2, t3, C: tl.constexpr, c0, c1, c2):
+        """The channel tiles with channels C, C + 1 and C + 2 set."""
+        t0, t1, t2, t3 = _put(t0, t1, t2, t3, C, c0)
+        t0, t1, t2, t3 = _put(t0, t1, t2, t3, C + 1, c1)
+        return _put(t0, t1, t2, t3, C + 2, c2)
+
+    @triton.jit
+    def _put_image(t0, t1, t2, t3, C: tl.constexpr, img, img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok,
+                   TAPS: tl.constexpr):
+        """The channel tiles with a 3-channel frame (``img`` points at it), resized, at channels C to C + 2."""
+        for c in tl.static_range(3):
+            v = _resampled(img + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
+            t0, t1, t2, t3 = _put(t0, t1, t2, t3, C + c, v)
+        return t0, t1, t2, t3
+
+    @triton.jit
     def _store_tile(o, o_sc, tile, FIRST: tl.constexpr, CHANNELS: tl.constexpr, ok):
         cols = tl.arange(0, tile.shape[1])
         tl.store(o[:, None] + (FIRST + cols)[None, :] * o_sc, tile.to(o.dtype.element_ty),
@@ -324,10 +343,7 @@ if triton is not None:
         # channels are gathered into tiles of 8 and each stored at once: one pixel's channels are adjacent in
         # channels_last, and a store per channel would write each memory sector many times. (Tiles of 16 and 8
         # channels, or one of 32, were several times slower with Triton 3.6.)
-        x = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-        y = tl.program_id(1)
-        n = tl.program_id(2).to(tl.int64)
-        ok = x < w
+        x, y, n, ok = _row_segment(w, BLOCK_P)
         ya, yb, ly = _resize_index(y, inv_s, H)
         xa, xb, lx = _resize_index(x, inv_s, W)
         t0 = tl.zeros([BLOCK_P, 8], tl.float32)  # the zero channels stay zero
@@ -335,25 +351,19 @@ if triton is not None:
         t2 = tl.zeros([BLOCK_P, 8], tl.float32)
         t3 = tl.zeros([BLOCK_P, 8], tl.float32)
         if AT_IMG0 >= 0:
-            for c in tl.static_range(3):
-                v = _resampled(img0 + n * img_sn + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_IMG0 + c, v)
+            t0, t1, t2, t3 = _put_image(t0, t1, t2, t3, AT_IMG0, img0 + n * img_sn, img_sc, img_sh, img_sw,
+                                        ya, yb, xa, xb, lx, ly, ok, TAPS)
         if AT_IMG1 >= 0:
-            for c in tl.static_range(3):
-                v = _resampled(img1 + n * img_sn + c * img_sc, img_sh, img_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
-                t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_IMG1 + c, v)
+            t0, t1, t2, t3 = _put_image(t0, t1, t2, t3, AT_IMG1, img1 + n * img_sn, img_sc, img_sh, img_sw,
+                                        ya, yb, xa, xb, lx, ly, ok, TAPS)
         if AT_WARPED0 >= 0:
             c0, c1, c2 = _resampled_warp(img0 + n * img_sn, flow + n * f_sn, 0, img_sc, img_sh, img_sw, f_sc, f_sh,
                                          f_sw, W, H, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED0, c0)
-            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED0 + 1, c1)
-            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED0 + 2, c2)
+            t0, t1, t2, t3 = _put3(t0, t1, t2, t3, AT_WARPED0, c0, c1, c2)
         if AT_WARPED1 >= 0:
             c0, c1, c2 = _resampled_warp(img1 + n * img_sn, flow + n * f_sn, 2, img_sc, img_sh, img_sw, f_sc, f_sh,
                                          f_sw, W, H, ya, yb, xa, xb, lx, ly, ok, TAPS)
-            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED1, c0)
-            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED1 + 1, c1)
-            t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_WARPED1 + 2, c2)
+            t0, t1, t2, t3 = _put3(t0, t1, t2, t3, AT_WARPED1, c0, c1, c2)
         if AT_TIMESTEP >= 0:
             v = _resampled(tp + n * t_sn, t_sh, t_sw, ya, yb, xa, xb, lx, ly, ok, TAPS)
             t0, t1, t2, t3 = _put(t0, t1, t2, t3, AT_TIMESTEP, v)
