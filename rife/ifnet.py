@@ -217,7 +217,8 @@ def one_after_another(first: Callable[[], A], second: Callable[[], B]) -> tuple[
 
 StepKernel = Callable[[Tensor, float, Tensor | None, Tensor | None, Tensor, Tensor, bool, bool],
                       tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]]
-Candidate = tuple[Tensor, float, Tensor | None, Tensor | None]  # block output, scale, running flow and mask
+# A block output, its scale, and the running flow and mask it is added to (None for the first block).
+Candidate = tuple[Tensor, float, Tensor | None, Tensor | None]
 SettleKernel = Callable[[Tensor | None, Candidate, Candidate | None, Tensor, Tensor, bool], tuple[Tensor, ...]]
 FeedKernel = Callable[[tuple[str, ...], int, float, Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None],
                       Tensor]

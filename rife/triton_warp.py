@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rife.ifnet import Candidate
 from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS
 
 try:
@@ -401,10 +402,6 @@ def _launch(img: Tensor, flow: Tensor, kernel: Any) -> Tensor:
         img, flow, out, c, h, w, *img.stride(), *flow.stride(), *out.stride(), BLOCK_P=block_p, BLOCK_C=block_c,
     )
     return out
-
-
-# A block output, its scale, and the running flow and mask it is added to (None for the first block).
-Candidate = tuple[Tensor, float, Tensor | None, Tensor | None]
 
 
 def _candidate_args(c: Candidate, img0: Tensor) -> list:

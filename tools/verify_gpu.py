@@ -377,8 +377,7 @@ TWEAKS = {  # name: (change to the network before the engine, change to the engi
     "fast": (None, None, ("paper", "v4.0")),
     "one-stream": (None, _one_stream, ("paper", "v4.0")),
     "no-retry-bound": (_no_retry, None, ("v4.0",)),
-    "main-priority": (None, _priority(-1, 0), ("paper", "v4.0")),
-    "side-priority": (None, _priority(0, -1), ("paper", "v4.0")),
+    "side-priority": (None, _priority(0, -1), ("paper", "v4.0")),  # fast gives the main (captured) stream priority
     "transposed-deconv": (None, None, ("paper", "v4.0")),
     "cudnn-try-all": (None, None, ("paper", "v4.0")),
     "max-autotune": (None, None, ("paper", "v4.0")),
