@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rife.ifnet import A, B, IFNet, round_up
+from rife.ifnet import A, B, IFNet, memory_format_of, round_up
 
 EXECUTIONS = ("eager", "graph", "compile", "fast")
 WIDTH_MULTIPLE = 16
@@ -137,8 +137,7 @@ class SubpixelDeconv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # In the input's memory format: compiled, the shuffle's kernel then writes whole pixels, not channel planes.
-        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-        return F.pixel_shuffle(self.conv(x), 2).contiguous(memory_format=fmt)
+        return F.pixel_shuffle(self.conv(x), 2).contiguous(memory_format=memory_format_of(x))
 
 
 def subpixel_deconvs(net: nn.Module) -> None:

@@ -24,15 +24,19 @@ def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+def memory_format_of(t: Tensor) -> torch.memory_format:
+    """channels_last where ``t`` is laid out so, else the contiguous (NCHW) format."""
+    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
 def cat_padded(parts: Sequence[Tensor], channels: int) -> Tensor:
     """``parts`` concatenated on the channel axis with zero channels appended up to ``channels`` (their weights
     are zero: exact), as one concatenation rather than a concatenation and a pad."""
     extra = channels - sum(p.shape[1] for p in parts)
     if extra:
         first = parts[0]
-        fmt = torch.channels_last if first.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         zeros = torch.zeros((first.shape[0], extra, *first.shape[2:]), dtype=first.dtype, device=first.device)
-        parts = (*parts, zeros.contiguous(memory_format=fmt))
+        parts = (*parts, zeros.contiguous(memory_format=memory_format_of(first)))
     return torch.cat(tuple(parts), 1) if len(parts) > 1 else parts[0]
 
 
@@ -331,7 +335,7 @@ class IFNet(nn.Module):
             self.contextnet = ContextNet(variant.context_width, self.warp, channel_multiple)
             self.unet = UNet(variant.context_width, channel_multiple, input_multiple)
         # Retry decided on the host after the retry block (as upstream, one sync per frame) unless this is
-        # set; on the device both candidates are computed to the end and selected, with no sync.
+        # set; on the device both candidates are computed and the last flow step chooses per sample, with no sync.
         self.retry_on_device = False
         # How two computations that do not depend on each other run (the device-decided retry's two
         # candidates): an execution mode may put them on two CUDA streams (``rife.execution.TwoStreams``).

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rife.ifnet import Candidate
+from rife.ifnet import Candidate, memory_format_of
 from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS
 
 try:
@@ -425,7 +425,7 @@ def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0:
     args_a = _candidate_args(a, img0)
     args_b = _candidate_args(b, img0) if b is not None else args_a
     dtype = out.dtype if prev_flow is None else torch.promote_types(out.dtype, prev_flow.dtype)
-    fmt = _memory_format(img0)
+    fmt = memory_format_of(img0)
     state = not blend
     flow = torch.empty((n, 4, H, W), dtype=dtype, device=out.device, memory_format=fmt) if state else None
     mask = torch.empty((n, 1, H, W), dtype=dtype, device=out.device, memory_format=fmt) if state else None
@@ -453,10 +453,6 @@ def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0:
     return flow, mask, *warped, peaks
 
 
-def _memory_format(t: Tensor) -> torch.memory_format:
-    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-
-
 def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor,
                  t_plane: Tensor | None, flow: Tensor | None, mask: Tensor | None, kernel: Any) -> Tensor:
     n, _, H, W = img0.shape
@@ -471,19 +467,19 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
     if used > channels or (needs_state and flow is None) or ("timestep" in names and t_plane is None) \
             or img1.stride() != img0.stride():
         raise ValueError(f"block input {names} of {channels} channels for frames {tuple(img0.shape)}")
+    if channels > 32:
+        raise ValueError(f"block input of {channels} channels: the feed kernel stores at most 32")
     # F.interpolate's sizes and source scale for scale_factor=1 / scale (recompute_scale_factor=False).
     factor = 1.0 / scale
     h, w = (H, W) if scale == 1 else (math.floor(H * factor), math.floor(W * factor))
     sources = [t for t in (img0, t_plane if "timestep" in names else None, flow, mask if needs_state else None)
                if t is not None]
     dtype = functools.reduce(torch.promote_types, (t.dtype for t in sources))
-    feed = torch.empty((n, channels, h, w), dtype=dtype, device=img0.device, memory_format=_memory_format(img0))
+    feed = torch.empty((n, channels, h, w), dtype=dtype, device=img0.device, memory_format=memory_format_of(img0))
     # Arguments the kernel does not touch get ``img0``, which it only reads.
     tp = t_plane if "timestep" in names else img0
     fl = flow if flow is not None else img0
     ms = mask if needs_state else img0
-    if channels > 32:
-        raise ValueError(f"block input of {channels} channels: the feed kernel stores at most 32")
     block_p = min(128, triton.next_power_of_2(w))
     grid = (triton.cdiv(w, block_p), h, n)
     kernel[grid](
