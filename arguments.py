@@ -14,10 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-PLATFORMS = {"auto": "auto", "flex": "xpu", "max": "xpu", "xpu": "xpu", "cuda": "cuda", "cpu": "cpu"}
-PRECISIONS = ("fp16", "bf16", "fp32")
-ARCHS = ("paper", "v4.0")
-IMPLS = ("ours", "upstream")
+from rife.vocabulary import ARCHITECTURES, EXECUTIONS, IMPLEMENTATIONS, PLATFORMS, PRECISIONS
+
 TRUE_WORDS, FALSE_WORDS = ("yes", "true", "1", "on", "y"), ("no", "false", "0", "off", "n", "")
 
 
@@ -103,93 +101,70 @@ class Option:
     help: str
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("dummy", "--dummy", ("DUMMY",), None, False, "performance mode on random frames"),
-    Option("data", "--data", ("DATASET_DIR",), _path, None,
-           "quality mode data: a Vimeo-90K folder (either layout) or a video file; default: the built-in set"),
-    Option("platform", "--platform", ("PLATFORM",), _platform, "auto",
-           "Flex | Max (Intel XPU) | CUDA | CPU | auto (XPU, else CUDA, else CPU)"),
-    Option("ipex", "--ipex", ("IPEX",), _yes_no, True, "on XPU: yes = ipex.optimize, no = PyTorch's own XPU backend"),
-    Option("precision", "--precision", ("PRECISION",), _choice(PRECISIONS, fold=True), None,
-           "fp16 | bf16 | fp32 (default: fp16 on GPUs, fp32 on CPU)"),
-    Option("amp", "--amp", ("AMP",), None, False, "autocast instead of casting the model"),
-    Option("num_inputs", "--num-inputs", ("NUM_INPUTS",), _int_at_least(1), 100,
-           "frame pairs to run (quality mode: at most the data's size)"),
-    Option("batch_size", "--batch-size", ("BATCH_SIZE",), _int_at_least(1), 1, "frame pairs per model call"),
-    Option("streams", "--streams", ("STREAMS",), _int_at_least(1), 1, "parallel stream processes"),
-    Option("device_ids", "--device-ids", ("DEVICE_IDS",), _device_ids, None,
-           "GPUs the streams spread over, round-robin, e.g. 0,2,3 (default: every visible CUDA / XPU device)"),
-    Option("interpolation", "--interpolation", ("INTERPOLATION",), _int_at_least(1), 1,
-           "frames generated per pair (paper: 1, 3, 7, ...; v4.0: any)"),
-    Option("warmup", "--warmup", ("WARMUP",), _int_at_least(0), 10, "frame pairs run before timing"),
-    Option("async_sync", "--async", ("ASYNC",), _int_at_least(0), 0, "synchronize every N calls; 0 = only at the end"),
-    Option("min_duration", "--min-test-duration", ("MIN_TEST_DURATION",), _number(0), None,
-           "performance mode: run at least this many seconds"),
-    Option("max_duration", "--max-test-duration", ("MAX_TEST_DURATION",), _number(0), None,
-           "performance mode: run at most this many seconds"),
-    Option("data_channels", "--data-channels", ("DATA_CHANNELS",), _int_at_least(1), 3, "dummy frame channels (3)"),
-    Option("data_height", "--data-height", ("DATA_HEIGHT",), _int_at_least(1), 720, "dummy frame height"),
-    Option("data_width", "--data-width", ("DATA_WIDTH",), _int_at_least(1), 1280, "dummy frame width"),
-    Option("input_pool", "--input-pool", ("INPUT_POOL",), _int_at_least(1), 8,
-           "distinct random frame pairs cycled in performance mode (1 = the reference's single pair)"),
-    Option("transfers", "--transfers", ("TRANSFERS",), None, False,
-           "performance mode: upload uint8 inputs and download results every frame, as a video pipeline does"),
-    Option("execution", "--execution", ("EXECUTION",), _choice(("eager", "graph", "compile", "fast")), None,
-           "eager (the reference's way) | graph (one CUDA graph) | compile (torch.compile) | fast (ours; default)"),
-    Option("arch", "--arch", ("ARCH",), _choice(ARCHS), None, "model variant: paper | v4.0 (default: from the weights)"),
-    Option("model_impl", "--model-impl", ("MODEL_IMPL",), _choice(IMPLS), "ours", "ours | upstream (side-by-side runs)"),
-    Option("weights", "--pretrained-weights", ("LOAD_PATH",), _path, None,
-           "checkpoint (default: train_log/flownet.pkl for paper, train_log/v4.0/flownet.pkl for v4.0)"),
-    Option("models_dir", "--modelsdir", ("MODELS_DIR",), _path, Path("model"), "upstream paper code (model package)"),
-    Option("output_dir", "--output-dir", ("OUTPUT_DIR",), _path, Path("output-dir"), "where logs and results go"),
-    Option("saveimages", "--saveimages", ("SAVEIMAGES", "SAVE_IMAGES"), None, False,
-           "quality mode: write every interpolated frame as PNG"),
-    Option("psnr_threshold", "--psnr-threshold", ("MIN_PSNR_DB",), _number(0, 200), 25.0, "a frame passes at this PSNR (dB)"),
-    Option("min_pass_pct", "--min-pass-pct", ("MIN_PASS_PCT",), _number(0, 100), 95.0,
-           "the run passes when this % of frames pass"),
-    Option("preload_mb", "--preload-mb", ("PRELOAD_MB",), _int_at_least(0), 4096,
-           "quality mode: decode a stream's frames before timing when they fit in this many MiB (else stream them)"),
-    Option("skip_bad", "--skip-bad", ("SKIP_BAD",), None, False, "quality mode: skip unreadable or mis-sized files"),
-    Option("seed", "--seed", ("SEED",), _int_at_least(0), 0, "seed of random inputs and random-init weights"),
-    Option("socket", "--socket", ("SOCKET",), str, "", "socket of an external telemetry capture"),
-)
+def option(flag: str, env: tuple[str, ...], convert: Callable[[str], Any] | None, default: Any, help: str) -> Any:
+    """An Options field that is also a row of the option table (``OPTIONS``)."""
+    return field(default=default, metadata={"flag": flag, "env": env, "convert": convert, "help": help})
 
 
 @dataclass(frozen=True)
 class Options:
-    dummy: bool
-    data: Path | None
-    platform: str
-    ipex: bool
-    precision: str | None
-    amp: bool
-    num_inputs: int
-    batch_size: int
-    streams: int
-    device_ids: tuple[int, ...] | None
-    interpolation: int
-    warmup: int
-    async_sync: int
-    min_duration: float | None
-    max_duration: float | None
-    data_channels: int
-    data_height: int
-    data_width: int
-    input_pool: int
-    transfers: bool
-    execution: str | None
-    arch: str | None
-    model_impl: str
-    weights: Path | None
-    models_dir: Path
-    output_dir: Path
-    saveimages: bool
-    psnr_threshold: float
-    min_pass_pct: float
-    preload_mb: int
-    skip_bad: bool
-    seed: int
-    socket: str
+    """Every option, each written once: its type, flag, variables, conversion, default and help."""
+
+    dummy: bool = option("--dummy", ("DUMMY",), None, False, "performance mode on random frames")
+    data: Path | None = option("--data", ("DATASET_DIR",), _path, None,
+        "quality mode data: a Vimeo-90K folder (either layout) or a video file; default: the built-in set")
+    platform: str = option("--platform", ("PLATFORM",), _platform, "auto",
+        "Flex | Max (Intel XPU) | CUDA | CPU | auto (XPU, else CUDA, else CPU)")
+    ipex: bool = option("--ipex", ("IPEX",), _yes_no, True,
+        "on XPU: yes = ipex.optimize, no = PyTorch's own XPU backend")
+    precision: str | None = option("--precision", ("PRECISION",), _choice(PRECISIONS, fold=True), None,
+        "fp16 | bf16 | fp32 (default: fp16 on GPUs, fp32 on CPU)")
+    amp: bool = option("--amp", ("AMP",), None, False, "autocast instead of casting the model")
+    num_inputs: int = option("--num-inputs", ("NUM_INPUTS",), _int_at_least(1), 100,
+        "frame pairs to run (quality mode: at most the data's size)")
+    batch_size: int = option("--batch-size", ("BATCH_SIZE",), _int_at_least(1), 1, "frame pairs per model call")
+    streams: int = option("--streams", ("STREAMS",), _int_at_least(1), 1, "parallel stream processes")
+    device_ids: tuple[int, ...] | None = option("--device-ids", ("DEVICE_IDS",), _device_ids, None,
+        "GPUs the streams spread over, round-robin, e.g. 0,2,3 (default: every visible CUDA / XPU device)")
+    interpolation: int = option("--interpolation", ("INTERPOLATION",), _int_at_least(1), 1,
+        "frames generated per pair (paper: 1, 3, 7, ...; v4.0: any)")
+    warmup: int = option("--warmup", ("WARMUP",), _int_at_least(0), 10, "frame pairs run before timing")
+    async_sync: int = option("--async", ("ASYNC",), _int_at_least(0), 0,
+        "synchronize every N calls; 0 = only at the end")
+    min_duration: float | None = option("--min-test-duration", ("MIN_TEST_DURATION",), _number(0), None,
+        "performance mode: run at least this many seconds")
+    max_duration: float | None = option("--max-test-duration", ("MAX_TEST_DURATION",), _number(0), None,
+        "performance mode: run at most this many seconds")
+    data_channels: int = option("--data-channels", ("DATA_CHANNELS",), _int_at_least(1), 3, "dummy frame channels (3)")
+    data_height: int = option("--data-height", ("DATA_HEIGHT",), _int_at_least(1), 720, "dummy frame height")
+    data_width: int = option("--data-width", ("DATA_WIDTH",), _int_at_least(1), 1280, "dummy frame width")
+    input_pool: int = option("--input-pool", ("INPUT_POOL",), _int_at_least(1), 8,
+        "distinct random frame pairs cycled in performance mode (1 = the reference's single pair)")
+    transfers: bool = option("--transfers", ("TRANSFERS",), None, False,
+        "performance mode: upload uint8 inputs and download results every frame, as a video pipeline does")
+    execution: str | None = option("--execution", ("EXECUTION",), _choice(EXECUTIONS), None,
+        "eager (the reference's way) | graph (one CUDA graph) | compile (torch.compile) | fast (ours; default)")
+    arch: str | None = option("--arch", ("ARCH",), _choice(ARCHITECTURES), None,
+        "model variant: paper | v4.0 (default: from the weights)")
+    model_impl: str = option("--model-impl", ("MODEL_IMPL",), _choice(IMPLEMENTATIONS), "ours",
+        "ours | upstream (side-by-side runs)")
+    weights: Path | None = option("--pretrained-weights", ("LOAD_PATH",), _path, None,
+        "checkpoint (default: train_log/flownet.pkl for paper, train_log/v4.0/flownet.pkl for v4.0)")
+    models_dir: Path = option("--modelsdir", ("MODELS_DIR",), _path, Path("model"),
+        "upstream paper code (model package)")
+    output_dir: Path = option("--output-dir", ("OUTPUT_DIR",), _path, Path("output-dir"), "where logs and results go")
+    saveimages: bool = option("--saveimages", ("SAVEIMAGES", "SAVE_IMAGES"), None, False,
+        "quality mode: write every interpolated frame as PNG")
+    psnr_threshold: float = option("--psnr-threshold", ("MIN_PSNR_DB",), _number(0, 200), 25.0,
+        "a frame passes at this PSNR (dB)")
+    min_pass_pct: float = option("--min-pass-pct", ("MIN_PASS_PCT",), _number(0, 100), 95.0,
+        "the run passes when this % of frames pass")
+    preload_mb: int = option("--preload-mb", ("PRELOAD_MB",), _int_at_least(0), 4096,
+        "quality mode: decode a stream's frames before timing when they fit in this many MiB (else stream them)")
+    skip_bad: bool = option("--skip-bad", ("SKIP_BAD",), None, False,
+        "quality mode: skip unreadable or mis-sized files")
+    seed: int = option("--seed", ("SEED",), _int_at_least(0), 0, "seed of random inputs and random-init weights")
+    socket: str = option("--socket", ("SOCKET",), str, "", "socket of an external telemetry capture")
     explicit: frozenset[str] = field(default=frozenset())  # options the user set (flag or variable)
 
     @property
@@ -197,8 +172,11 @@ class Options:
         return "performance" if self.dummy else "quality"
 
     def as_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "explicit"}
+        out = {opt.dest: getattr(self, opt.dest) for opt in OPTIONS}
         return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
+
+
+OPTIONS: tuple[Option, ...] = tuple(Option(f.name, default=f.default, **f.metadata) for f in fields(Options) if f.metadata)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -7,7 +7,7 @@ from collections import deque
 
 import torch
 
-from arguments import PLATFORMS
+from rife.vocabulary import PLATFORMS
 
 
 class PlatformError(Exception):

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-PLATFORM_NAMES = {"cpu": "CPU", "xpu": "XPU"}
+from rife.vocabulary import PLATFORM_NAMES
 
 
 class NoTelemetry:

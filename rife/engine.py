@@ -15,8 +15,9 @@ from torch import Tensor, nn
 from rife.execution import apply, plan_for
 from rife.ifnet import IFNet
 from rife.variants import Variant
+from rife.vocabulary import PRECISIONS
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = dict(zip(PRECISIONS, (torch.float16, torch.bfloat16, torch.float32), strict=True))
 
 
 class EngineError(Exception):

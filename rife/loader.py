@@ -15,8 +15,6 @@ from rife.ifnet import IFNet
 from rife.upstream import build_upstream
 from rife.variants import DEFAULT_VARIANT, Variant, get_variant
 
-IMPLEMENTATIONS = ("ours", "upstream")
-
 
 @dataclass(frozen=True)
 class ModelChoice:

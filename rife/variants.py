@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rife.vocabulary import DEFAULT_ARCHITECTURE
+
 CHANNELS_PER_INPUT = {"img0": 3, "img1": 3, "warped0": 3, "warped1": 3, "timestep": 1, "mask": 1}
 FLOW_CHANNELS = 4
 
@@ -79,7 +81,7 @@ VARIANTS: dict[str, Variant] = {
     ),
 }
 
-DEFAULT_VARIANT = "paper"
+DEFAULT_VARIANT = DEFAULT_ARCHITECTURE
 
 
 def get_variant(name: str) -> Variant:
