@@ -24,6 +24,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,7 @@ EDGE_MULTIPLE = 8  # fp16 tensor-core convolutions want channel counts in multip
 # The Triton block-input kernel writes 32 channels in half the time of 24 (H200, 720p): paper's 17-channel inputs.
 INPUT_MULTIPLE = 16
 HIGH_PRIORITY = -1  # CUDA stream priorities: lower is higher; 0 is the default
+T = TypeVar("T")
 
 
 class ExecutionError(Exception):
@@ -54,6 +56,7 @@ class ExecutionPlan:
     fused_kernels: bool
     two_streams: bool  # independent parts of a frame on two CUDA streams, each stage compiled on its own
     subpixel_deconvs: bool  # transposed convolutions as forward convolutions and a pixel shuffle
+    retry_on_host: bool = False  # the large-motion retry run only when the host sees a sample want it
 
 
 def default_execution(impl: str) -> str:
@@ -84,6 +87,7 @@ def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPla
         fused_kernels=mode == "fast" and cuda,
         two_streams=mode == "fast" and cuda,
         subpixel_deconvs=mode == "fast" and cuda,
+        retry_on_host=mode == "fast" and cuda,
     )
 
 
@@ -148,19 +152,33 @@ def subpixel_deconvs(net: nn.Module) -> None:
                 setattr(module, name, SubpixelDeconv(child))
 
 
+def capture(fn: Callable[[], T], device: torch.device, priority: int = 0) -> tuple[T, torch.cuda.CUDAGraph]:
+    """``fn``'s work as a CUDA graph, and its outputs, which each replay rewrites. ``fn`` runs three times on a
+    side stream first: autotuning, grid caches and lazy initialisation happen outside the capture."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    # The priority of the stream captured into (lower is higher; a CUDA graph keeps each kernel's priority).
+    with torch.cuda.graph(graph, stream=torch.cuda.Stream(device, priority=priority)):
+        out = fn()
+    return out, graph
+
+
 class GraphedNet(nn.Module):
     """Replays one CUDA graph per (shape, dtype, timestep, scale); inputs are copied into static buffers."""
 
     def __init__(self, net: nn.Module, capture_priority: int = 0) -> None:
         super().__init__()
         self.net = net
-        # The priority of the stream captured into (lower is higher; a CUDA graph keeps each kernel's priority).
         self.capture_priority = capture_priority
         self._graphs: dict[tuple, tuple[Tensor, Tensor, Tensor, torch.cuda.CUDAGraph]] = {}
 
     def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0) -> Tensor:
-        key = (tuple(img0.shape), img0.dtype, img0.is_contiguous(memory_format=torch.channels_last),
-               float(timestep), float(scale))
+        key = graph_key(img0, timestep, scale)
         entry = self._graphs.get(key) or self._capture(key, img0, img1, float(timestep), scale)
         static0, static1, out, graph = entry
         static0.copy_(img0)
@@ -170,17 +188,85 @@ class GraphedNet(nn.Module):
 
     def _capture(self, key: tuple, img0: Tensor, img1: Tensor, timestep: float, scale: float):
         static0, static1 = img0.clone(), img1.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):  # autotuning, grid caches and lazy initialisation happen outside the capture
-                self.net(static0, static1, timestep, scale)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=torch.cuda.Stream(static0.device, priority=self.capture_priority)):
-            out = self.net(static0, static1, timestep, scale)
+        out, graph = capture(lambda: self.net(static0, static1, timestep, scale), img0.device, self.capture_priority)
         self._graphs[key] = (static0, static1, out, graph)
         return self._graphs[key]
+
+
+def graph_key(img0: Tensor, timestep: float, scale: float) -> tuple:
+    return (tuple(img0.shape), img0.dtype, img0.is_contiguous(memory_format=torch.channels_last), float(timestep),
+            float(scale))
+
+
+class RetryOnHost(nn.Module):
+    """An IFNet with a large-motion retry run as the normal pass to the retry's block (``IFNet.head``), then at
+    once the rest of it (``IFNet.tail``); only when a sample wants the retry is the whole pass run again with both
+    candidates, chosen per sample (``IFNet.forward`` with the retry decided on the device). Frames without large
+    motion skip the retry's work (a fifth of a v4.0 frame). The output is ``forward``'s in either case."""
+
+    def __init__(self, net: IFNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0) -> Tensor:
+        state, wants_retry = self.net.head(img0, img1, timestep, scale)
+        out = self.net.tail(img0, img1, state, timestep, scale)
+        return self.net(img0, img1, timestep, scale) if bool(wants_retry.any()) else out
+
+
+class GraphedRetryOnHost(nn.Module):
+    """``RetryOnHost`` in three CUDA graphs per input key: head (which also copies whether any sample wants the
+    retry to pinned host memory), tail and the whole pass. The tail is queued before the host waits for the head's
+    answer, so the device never waits for the host; the whole pass is replayed only when the answer is yes."""
+
+    def __init__(self, net: IFNet, capture_priority: int = 0) -> None:
+        super().__init__()
+        self.net = net
+        self.capture_priority = capture_priority
+        self._graphs: dict[tuple, _RetryGraphs] = {}
+
+    def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0) -> Tensor:
+        key = graph_key(img0, timestep, scale)
+        g = self._graphs.get(key) or self._capture(key, img0, img1, float(timestep), scale)
+        g.img0.copy_(img0)
+        g.img1.copy_(img1)
+        g.head.replay()
+        answered = torch.cuda.Event()
+        answered.record()
+        g.tail.replay()
+        answered.synchronize()
+        if bool(g.wants_retry_host):
+            g.whole.replay()
+            return g.whole_out.clone()
+        return g.tail_out.clone()
+
+    def _capture(self, key: tuple, img0: Tensor, img1: Tensor, timestep: float, scale: float) -> _RetryGraphs:
+        net, device, priority = self.net, img0.device, self.capture_priority
+        static0, static1 = img0.clone(), img1.clone()
+        flag = torch.zeros((), dtype=torch.bool, pin_memory=True)
+
+        def head():
+            state, wants_retry = net.head(static0, static1, timestep, scale)
+            flag.copy_(wants_retry.any(), non_blocking=True)
+            return state
+
+        state, head_graph = capture(head, device, priority)
+        tail_out, tail_graph = capture(lambda: net.tail(static0, static1, state, timestep, scale), device, priority)
+        whole_out, whole_graph = capture(lambda: net(static0, static1, timestep, scale), device, priority)
+        self._graphs[key] = _RetryGraphs(static0, static1, flag, head_graph, tail_graph, tail_out, whole_graph,
+                                         whole_out)
+        return self._graphs[key]
+
+
+class _RetryGraphs(NamedTuple):
+    img0: Tensor
+    img1: Tensor
+    wants_retry_host: Tensor
+    head: torch.cuda.CUDAGraph
+    tail: torch.cuda.CUDAGraph
+    tail_out: Tensor
+    whole: torch.cuda.CUDAGraph
+    whole_out: Tensor
 
 
 class TwoStreams:
@@ -265,5 +351,9 @@ def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | Non
     if plan.graph:
         # With two streams, the captured (main) one gets the higher priority: v4.0's retry candidate on the side
         # stream then fills the SMs the main pass leaves idle instead of delaying it (+1-3% at 720p, measured).
-        net = GraphedNet(net, capture_priority=HIGH_PRIORITY if plan.two_streams else 0)
+        priority = HIGH_PRIORITY if plan.two_streams else 0
+        if plan.retry_on_host and isinstance(net, IFNet) and net.variant.large_motion_retry is not None:
+            net = GraphedRetryOnHost(net, capture_priority=priority)
+        else:
+            net = GraphedNet(net, capture_priority=priority)
     return net

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS, Variant
+from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS, LargeMotionRetry, Variant
 
 
 def conv_unit(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
@@ -342,14 +342,14 @@ class IFNet(nn.Module):
         self.fork_join: ForkJoin = one_after_another
 
     # The parts of a forward pass that an execution mode may compile one by one, leaving ``fork_join`` between them.
-    STAGES = ("_estimate", "_finish", "_encode", "_context", "_refine")
+    STAGES = ("_advance", "_pending", "_finish", "_encode", "_context", "_refine")
 
     def blocks(self) -> list[IFBlock]:
         return [getattr(self, f"block{i}") for i in range(self.variant.num_blocks)]
 
     def forward(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0) -> Tensor:
         t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
-        scales = [s / scale for s in self.variant.scales]
+        scales = self._scales(scale)
         doubled = [s * 2 for s in scales]
         if self.retry_on_device and self.variant.large_motion_retry is not None:
             (normal, wants_retry), (retried, _) = self.fork_join(
@@ -358,7 +358,40 @@ class IFNet(nn.Module):
         else:
             normal, wants_retry = self._estimate(img0, img1, t_plane, scales, check_retry=True)
             retried = None if wants_retry is None else self._estimate(img0, img1, t_plane, doubled, check_retry=False)[0]
-        choice = self._choice(normal, wants_retry, retried)
+        return self._output(img0, img1, self._choice(normal, wants_retry, retried))
+
+    def head(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0
+             ) -> tuple[FlowState, Tensor]:
+        """The normal pass up to and including the large-motion retry's block, with no host sync: its state and,
+        per sample, whether the retry is wanted. With ``tail`` it is ``forward`` for the samples that want none,
+        so that an execution mode can decide on the host, after this part, whether the retry runs at all."""
+        retry = self._retry()
+        t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
+        state, wants_retry = self._advance(img0, img1, t_plane, self._scales(scale), None, range(retry.at_block + 1),
+                                           retry)
+        assert state is not None and wants_retry is not None
+        return state, wants_retry
+
+    def tail(self, img0: Tensor, img1: Tensor, state: FlowState, timestep: float | Tensor = 0.5,
+             scale: float = 1.0) -> Tensor:
+        """The rest of the normal pass from ``head``'s state, and the output, as if no sample wanted the retry."""
+        t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
+        scales = self._scales(scale)
+        first = self._retry().at_block + 1
+        state = self._advance(img0, img1, t_plane, scales, state, range(first, self.variant.num_blocks - 1), None)[0]
+        return self._output(img0, img1, (None, self._pending(img0, img1, t_plane, scales, state), None))
+
+    def _retry(self) -> LargeMotionRetry:
+        retry = self.variant.large_motion_retry
+        if retry is None:
+            raise ValueError(f"the {self.variant.name} model has no large-motion retry to split its pass at")
+        return retry
+
+    def _scales(self, scale: float) -> list[float]:
+        return [s / scale for s in self.variant.scales]
+
+    def _output(self, img0: Tensor, img1: Tensor, choice: tuple[Tensor | None, Pending, Pending | None]) -> Tensor:
+        """The interpolated frame from the retry's choice: the last flow step and the blend, or the refinement."""
         if not self.variant.refine_unet:
             return self._finish(img0, img1, *choice)
         state = self.step.settle(*choice, img0, img1)
@@ -410,26 +443,41 @@ class IFNet(nn.Module):
         the large-motion retry (None: no sample does, when decided on the host). Decided on the host, a pass that
         every sample restarts stops there and gives nothing."""
         retry = self.variant.large_motion_retry if check_retry else None
-        wants_retry = None
-        state: FlowState | None = None
-        *before_last, last = self.blocks()
-        for i, block in enumerate(before_last):
+        state, wants_retry = None, None
+        if retry is not None and not self.retry_on_device:  # decided on the host, as upstream: one sync per frame
+            state, wants_retry = self._advance(img0, img1, t_plane, scales, None, range(retry.at_block + 1), retry)
+            if not bool(wants_retry.any()):
+                wants_retry = None
+            elif bool(wants_retry.all()):
+                return None, wants_retry  # every sample restarts: the rest of this pass is unused
+            done = range(retry.at_block + 1, self.variant.num_blocks - 1)
+        else:
+            done = range(self.variant.num_blocks - 1)
+        state, measured = self._advance(img0, img1, t_plane, scales, state, done, retry)
+        return self._pending(img0, img1, t_plane, scales, state), wants_retry if measured is None else measured
+
+    def _advance(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
+                 state: FlowState | None, indices: range, retry: LargeMotionRetry | None
+                 ) -> tuple[FlowState | None, Tensor | None]:
+        """The state after the blocks ``indices`` (none of them the last), and where ``retry``'s block is among
+        them, whether each sample wants the retry."""
+        blocks, wants_retry = self.blocks(), None
+        for i in indices:
             at_retry = retry is not None and i == retry.at_block
             # Only the final state needs the warped frames at full size (blend, refinement); a block's input
             # needs them resized, which ``self.feed`` may compute without writing them out.
-            new_state, peaks = self.step(self._block_output(block, scales[i], img0, img1, t_plane, state), scales[i],
-                                         state, img0, img1, measure=at_retry, warp_frames=False)
+            state, peaks = self.step(self._block_output(blocks[i], scales[i], img0, img1, t_plane, state), scales[i],
+                                     state, img0, img1, measure=at_retry, warp_frames=False)
             if at_retry:
                 wants_retry = (peaks[:, 0] > retry.threshold) & (peaks[:, 1] > retry.threshold)
-                if not self.retry_on_device:  # decided on the host, as upstream: one sync per frame
-                    if not bool(wants_retry.any()):
-                        wants_retry = None
-                    elif bool(wants_retry.all()):
-                        return None, wants_retry  # every sample restarts: the rest of this pass is unused
-            state = new_state
-        # The last block's step is the retry's choice's (``FlowStep.settle``).
-        scale = scales[len(before_last)]
-        return Pending(state, self._block_output(last, scale, img0, img1, t_plane, state), scale), wants_retry
+        return state, wants_retry
+
+    def _pending(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
+                 state: FlowState | None) -> Pending:
+        """The last block's output; its step is the retry's choice's (``FlowStep.settle``)."""
+        last = self.variant.num_blocks - 1
+        return Pending(state, self._block_output(self.blocks()[last], scales[last], img0, img1, t_plane, state),
+                       scales[last])
 
     def _block_output(self, block: IFBlock, scale: float, img0: Tensor, img1: Tensor, t_plane: Tensor | None,
                       state: FlowState | None) -> Tensor:

@@ -15,6 +15,7 @@ import metrics
 from rife.assets import v4_upstream_dir
 from rife.checkpoint import CheckpointError, read_state_dict
 from rife.engine import Engine, EngineError, resolve_precision
+from rife.execution import RetryOnHost
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
 from rife.variants import VARIANTS, get_variant
@@ -351,3 +352,24 @@ def test_flow_step_warps_both_frames_as_separate_warps_would():
     assert torch.equal(state.warped1, warp(img1, state.flow[:, 2:4]))
     change = state.flow - prev.flow
     assert torch.allclose(peaks[0], torch.stack((change[:, 0:2].abs().max(), change[:, 2:4].abs().max())), atol=1e-5)
+
+
+@pytest.mark.parametrize("clip,i,retries", [("bunny", 0, False), ("bikes", 28, True)])
+def test_retry_on_host_gives_forward_output(v4_engines, bunny_frames, bikes_frames, clip, i, retries):
+    """``head`` + ``tail`` is the pass of a frame that wants no retry; a frame that wants it gets the whole pass
+    with both candidates: either way the output of ``forward`` (retry decided on the host and on the device)."""
+    frames = bunny_frames if clip == "bunny" else bikes_frames
+    engine = v4_engines[0]
+    net = engine.net
+    img0, img1 = engine.to_model_input(frames[i]), engine.to_model_input(frames[i + 2])
+    with torch.inference_mode():
+        host = net(img0, img1, 0.5)
+        assert bool(net.head(img0, img1, 0.5)[1].any()) == retries
+        net.retry_on_device = True
+        try:
+            device = net(img0, img1, 0.5)
+            split = RetryOnHost(net)(img0, img1, 0.5)
+        finally:
+            net.retry_on_device = False
+    assert torch.equal(split, device)
+    assert (split - host).abs().max().item() <= 1e-6
