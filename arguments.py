@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rife.vocabulary import ARCHITECTURES, EXECUTIONS, IMPLEMENTATIONS, PLATFORMS, PRECISIONS
+from rife.vocabulary import ARCHITECTURES, EXECUTIONS, IMPLEMENTATIONS, MPS_MODES, PLATFORMS, PRECISIONS
 
 TRUE_WORDS, FALSE_WORDS = ("yes", "true", "1", "on", "y"), ("no", "false", "0", "off", "n", "")
 
@@ -124,6 +124,8 @@ class Options:
         "frame pairs to run (quality mode: at most the data's size)")
     batch_size: int = option("--batch-size", ("BATCH_SIZE",), _int_at_least(1), 1, "frame pairs per model call")
     streams: int = option("--streams", ("STREAMS",), _int_at_least(1), 1, "parallel stream processes")
+    mps: str = option("--mps", ("MPS",), _choice(MPS_MODES, fold=True), "auto",
+        "CUDA MPS when streams share a GPU: auto (start one for the run when needed and possible) | on | off")
     device_ids: tuple[int, ...] | None = option("--device-ids", ("DEVICE_IDS",), _device_ids, None,
         "GPUs the streams spread over, round-robin, e.g. 0,2,3 (default: every visible CUDA / XPU device)")
     interpolation: int = option("--interpolation", ("INTERPOLATION",), _int_at_least(1), 1,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import arguments
 from arguments import OptionError, Options
 from harness.distributed import Launch, launch_from_env
+from harness.mps import MpsDaemon, MpsError, MpsOutcome, streams_share_a_device
 
 if TYPE_CHECKING:
     from harness.distributed import Group
@@ -165,21 +166,31 @@ class Run:
         self.s, self.o = setup, setup.options
         self.ctx = mp.get_context("spawn")
         self.signal_received: int | None = None
+        self.mps = MpsOutcome(self.o.mps, used=False, started=False, reason="not started")
 
     def execute(self) -> int:
         n = self.o.streams
         start_barrier, end_barrier = self.ctx.Barrier(n), self.ctx.Barrier(n)
         stop = self.ctx.Event()
         previous = self._handle_signals(stop, start_barrier, end_barrier)
-        procs = self._spawn(start_barrier, end_barrier, stop)
         try:
-            self._watch(procs, stop, start_barrier, end_barrier)
+            with self._mps() as mps:
+                self.mps = mps.outcome
+                procs = self._spawn(start_barrier, end_barrier, stop)
+                self._watch(procs, stop, start_barrier, end_barrier)
+        except MpsError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         finally:
             _restore(previous)
         records = [self._record_of(i, p) for i, p in enumerate(procs, 1)]
         for r in records:
             self._write_stream(r)
         return self._write_combined(records, self.signal_received)
+
+    def _mps(self) -> MpsDaemon:
+        shared = streams_share_a_device(self.s.device.type, self.s.device_ids, self.o.streams)
+        return MpsDaemon(self.o.mps, shared, self.o.output_dir)
 
     def _write_stream(self, record: dict) -> None:
         from harness.results import run_document, write_json
@@ -297,7 +308,7 @@ class Run:
                 },
                 "dataset": dataset_cfg,
             },
-            "system": system_info(dev_name),
+            "system": {**system_info(dev_name), "mps": self.mps.as_dict()},
             "command_line": [sys.executable, *sys.argv],
             "seed": o.seed,
             "options": o.as_dict(),

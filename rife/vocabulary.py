@@ -12,3 +12,4 @@ EXECUTIONS = ("eager", "graph", "compile", "fast")
 ARCHITECTURES = ("paper", "v4.0")
 DEFAULT_ARCHITECTURE = "paper"
 IMPLEMENTATIONS = ("ours", "upstream")
+MPS_MODES = ("auto", "on", "off")  # --mps: CUDA MPS for stream processes that share a GPU
