@@ -230,3 +230,30 @@ def test_autocast_fast_stores_conv_weights_cast_with_the_same_frames(monkeypatch
     assert e.net.block0.conv0[0][0].weight.dtype == torch.bfloat16
     assert e.net.block0.conv0[0][1].weight.dtype == torch.float32  # PReLU stays as autocast leaves it
     assert torch.equal(outs[0], outs[1])  # autocast casts the weights the same way on every call
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("threshold", [-1.0, 1e9])
+def test_cuda_fast_retry_on_host_matches_the_whole_graph(threshold):
+    """fast's head / tail / whole graphs (``GraphedRetryOnHost``) against the one graph of the whole pass, for a
+    retry every sample wants (threshold -1) and one none wants (1e9), on fresh random frames."""
+    import dataclasses
+
+    from rife.execution import GraphedNet, GraphedRetryOnHost, apply
+    from rife.variants import LargeMotionRetry
+
+    variant = dataclasses.replace(VARIANTS["v4.0"], large_motion_retry=LargeMotionRetry(1, threshold))
+    torch.manual_seed(1)
+    net = IFNet(variant).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(0.0, 0.3)
+    fast = apply(net.cuda().half(), plan_for("fast", torch.device("cuda")))
+    assert isinstance(fast, GraphedRetryOnHost)
+    whole = GraphedNet(fast.net)
+    x0, x1 = (torch.rand(2, 3, 128, 192, device="cuda").half().contiguous(memory_format=torch.channels_last)
+              for _ in range(2))
+    with torch.inference_mode():
+        a, b = fast(x0, x1, 0.5), whole(x0, x1, 0.5)
+        assert bool(fast._graphs[next(iter(fast._graphs))].wants_retry_host) == (threshold < 0)
+    assert (a.float() - b.float()).abs().max().item() <= 2e-3

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Maintainer's GPU run of the fast path: kernel tests on CUDA, sameness and speed against upstream eager
+# (tools/verify_gpu.py), then the harness in performance mode at batch 1 and 8 and with two streams on one GPU,
+# each row a line of $OUT/harness_table.txt. Needs: train_log/v4.0/flownet.pkl, .carry/videos, .carry/*.whl.
+# STEPS picks sections (tests, verify, harness, streams, convs); default all.
+set -u
+source tools/device_common.sh
+STEPS="${STEPS:-tests verify harness streams}"
+has() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+if has tests; then
+  python3 -m pytest -q -p no:cacheprovider tests/test_triton_warp.py tests/test_execution.py -k "cuda or CUDA" 2>&1 | tail -5 | tee "$OUT/tests.log"
+fi
+if has convs; then
+  python3 dev/conv_shapes.py --out "$OUT" 2>&1 | tee "$OUT/convs.log" | tail -60
+fi
+if has verify; then
+  python3 tools/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --out "$OUT/v" \
+    --calls "${CALLS:-300}" --archs v4.0 --sizes "${SIZES:-1280x720}" --precisions fp16 --modes eager,fast \
+    --quality-configs fp16:fast --batches "${BATCHES:-1,8}" 2>&1 | tee "$OUT/verify.log" | tail -40
+fi
+if has harness; then
+  run v4_b1 --dummy --arch v4.0 --num-inputs 3000
+  run v4_b8 --dummy --arch v4.0 --num-inputs 4000 --batch-size 8
+  run paper_b1 --dummy --num-inputs 2000
+  run paper_b8 --dummy --num-inputs 2000 --batch-size 8
+fi
+if has streams; then
+  run v4_s2_mps --dummy --arch v4.0 --num-inputs 3000 --streams 2 --mps on
+  run v4_s2_nomps --dummy --arch v4.0 --num-inputs 3000 --streams 2 --mps off
+  run v4_s4_mps --dummy --arch v4.0 --num-inputs 2000 --streams 4 --mps on
+  grep -h '"mps"' -A5 /tmp/runs/v4_s2_mps/results.json | head -8 >> "$OUT/harness.log"
+fi
+cat "$OUT/harness_table.txt" 2>/dev/null
