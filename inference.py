@@ -27,6 +27,7 @@ from harness.mps import MpsDaemon, MpsError, MpsOutcome, streams_share_a_device
 
 if TYPE_CHECKING:
     from harness.distributed import Group
+    from harness.records import StreamRecord
     from harness.stream import StreamPlan
 
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -184,31 +185,24 @@ class Run:
         finally:
             _restore(previous)
         records = [self._record_of(i, p) for i, p in enumerate(procs, 1)]
-        for r in records:
-            self._write_stream(r)
         return self._write_combined(records, self.signal_received)
 
     def _mps(self) -> MpsDaemon:
         shared = streams_share_a_device(self.s.device.type, self.s.device_ids, self.o.streams)
         return MpsDaemon(self.o.mps, shared, self.o.output_dir)
 
-    def _write_stream(self, record: dict) -> None:
-        from harness.results import run_document, write_json
-
-        doc = run_document(self._config, [record], self.o.min_pass_pct, self.signal_received is not None)
-        write_json(self._stream_path(record["stream"]), doc)
-
-    def _write_combined(self, records: list[dict], interrupted_by: int | None) -> int:
+    def _write_combined(self, records: list[StreamRecord], interrupted_by: int | None) -> int:
         """results.json, results.yaml, the index of failure sheets and the summary; the exit code."""
-        from harness.results import run_document, write_run
+        from harness.records import RunStatus
+        from harness.results import run_document, summary_text, write_run
 
         doc = run_document(self._config, records, self.o.min_pass_pct, interrupted_by is not None)
-        write_run(self.o.output_dir, doc)
+        write_run(self.o.output_dir / "results.json", self.o.output_dir / "results.yaml", doc)
         self._write_index(records)
-        print_summary(doc, self.o.output_dir)
+        print(summary_text(doc, self.o.output_dir), flush=True)
         if interrupted_by is not None:
-            return SIGNAL_EXIT[interrupted_by]
-        return 0 if doc["results"]["status"] == "passed" else 1
+            return SIGNAL_EXIT[signal.Signals(interrupted_by)]
+        return 0 if doc.results.status is RunStatus.PASSED else 1
 
     def _stream_path(self, index: int) -> Path:
         return self.o.output_dir / f"results_{index}.json"
@@ -223,7 +217,8 @@ class Run:
         names = self.s.quality_names
         share = () if names is None else tuple(dataset.stream_share(len(names), index - 1, n))
         device = device_for(self.s.device.type, self.s.device_ids, slot)
-        return StreamPlan(index, n, self.o, device, self.s.precision, self.s.execution, threads, share, rank)
+        return StreamPlan(index, n, self.o, device, self.s.precision, self.s.execution, threads, share, rank,
+                          config=self._config)
 
     def _spawn(self, start_barrier, end_barrier, stop) -> list:
         from harness.stream import run_stream
@@ -265,18 +260,21 @@ class Run:
                     b.abort()
             time.sleep(0.05)
 
-    def _record_of(self, index: int, proc) -> dict:
+    def _record_of(self, index: int, proc) -> StreamRecord:
+        """The record stream ``index`` wrote; for a stream that left none, a failed one, written in its place."""
         from harness.placement import device_for
-        from harness.results import record_from_file
+        from harness.records import StreamRecord
+        from harness.results import record_from_file, stream_document, write_json
 
         record = record_from_file(self._stream_path(index))
         if record is None:
             how = (f"killed by signal {-proc.exitcode} ({signal.Signals(-proc.exitcode).name})"
                    if proc.exitcode and proc.exitcode < 0 else f"exited with code {proc.exitcode}")
             device = device_for(self.s.device.type, self.s.device_ids, index - 1)
-            error = f"stream {index} died: {how}, before writing results"
-            record = {"stream": index, "status": "failed", "error": error, "device": device}
-            print(f"error: {record['error']}", file=sys.stderr, flush=True)
+            record = StreamRecord(stream=index, error=f"stream {index} died: {how}, before writing results",
+                                  device=device)
+            print(f"error: {record.error}", file=sys.stderr, flush=True)
+            write_json(self._stream_path(index), stream_document(self._config, record, self.o.min_pass_pct).to_json())
         return record
 
     @cached_property
@@ -284,7 +282,8 @@ class Run:
         import torch
 
         from harness.device import device_name
-        from harness.results import DTYPE_NAMES, VERSION, system_info
+        from harness.results import VERSION, system_info
+        from rife.vocabulary import DTYPE_NAMES
 
         o, lm, info = self.o, self.s.loaded, self.s.data_info
         dev_name = device_name(self.s.device)
@@ -314,12 +313,12 @@ class Run:
             "options": o.as_dict(),
         }
 
-    def _write_index(self, records: list[dict]) -> None:
-        sheets = [s for r in records for s in r.get("sheets", [])]
+    def _write_index(self, records: list[StreamRecord]) -> None:
+        sheets = [s for r in records for s in r.sheets]
         if sheets:
             from harness.pictures import write_index_html
 
-            rel = [{**s, "sheet": os.path.relpath(s["sheet"], self.o.output_dir)} for s in sheets]
+            rel = [{**s.to_json(), "sheet": os.path.relpath(s.sheet, self.o.output_dir)} for s in sheets]
             write_index_html(self.o.output_dir, rel)
 
 
@@ -352,16 +351,16 @@ class DistributedRun(Run):
 
     def _run(self, group: Group, path: Path) -> int:
         from harness.distributed import DistributedError
-        from harness.stream import stream_record
+        from harness.stream import stream_record, write_stream_document
 
         threads = max(1, (os.cpu_count() or 1) // self.launch.local_world_size)
         plan = self._plan(self.launch.stream, self.launch.local_rank, threads, self.launch.rank)
         record = stream_record(plan, group.barrier("start"), group.barrier("end"), group.stop, str(path))
-        if record["error"]:
+        if record.error:
             group.stop.set()  # nobody waits for this rank
         if self.signal_received is not None:
-            record["signal"] = signal.Signals(self.signal_received).name
-        self._write_stream(record)
+            record = record.replace(signal=signal.Signals(self.signal_received).name)
+            write_stream_document(path, plan, record)
         try:
             records = group.gather(record)
         except DistributedError as e:
@@ -369,10 +368,10 @@ class DistributedRun(Run):
             return self._write_combined(self._salvage(group, record), None) if self.launch.rank == 0 else 1
         if records is None:  # rank 0 writes the run's results and exit code
             return 0
-        signals = [r["signal"] for r in records if r.get("signal")]
+        signals = [r.signal for r in records if r.signal]
         return self._write_combined(records, signal.Signals[signals[0]] if signals else None)
 
-    def _salvage(self, group: Group, own: dict) -> list[dict]:
+    def _salvage(self, group: Group, own: StreamRecord) -> list[StreamRecord]:
         """After a failed gather: this rank's record, the records other ranks left on this host, the rest failed."""
         from harness.results import record_from_file
 
@@ -381,7 +380,7 @@ class DistributedRun(Run):
             record = record_from_file(self._stream_path(rank + 1))
             if record is None:
                 record = group.lost(rank)
-                print(f"error: {record['error']}", file=sys.stderr, flush=True)
+                print(f"error: {record.error}", file=sys.stderr, flush=True)
             records.append(record)
         return records
 
@@ -389,41 +388,6 @@ class DistributedRun(Run):
 def _restore(handlers: dict) -> None:
     for sig, handler in handlers.items():
         signal.signal(sig, handler)
-
-
-def print_summary(doc: dict, out_dir: Path) -> None:
-    r = doc["results"]
-    m = r["metrics"]
-    fps = m["throughput"]["avg"] or 0.0
-    print("\nRIFE benchmark results:")
-    print(f"  throughput       {fps:.2f} frames/s (sum over streams)")
-    overlap_fps = m["throughput-overlap"]["avg"]
-    if len(doc["streams"]) > 1 and overlap_fps is not None:
-        print(f"                   {overlap_fps:.2f} frames/s counted only while every stream ran")
-    if m["latency"]["avg"] is not None:
-        print(f"  latency          {m['latency']['avg']:.2f} ms per frame (wall time / frames)")
-    p = {k: m[f"latency-per-call-{k}"]["avg"] for k in ("p50", "p90", "p99", "max")}
-    if p["p50"] is not None:
-        print("  per-call latency " + ", ".join(f"{k} {v:.2f} ms" for k, v in p.items()))
-    q = doc["quality_data"]
-    if q.get("test_count"):
-        print(f"  quality          {q['test_pass']}/{q['test_count']} frames >= threshold ({q['test_pass_pct']:.2f}%), "
-              f"PSNR mean {q['psnr_mean_db']:.3f} dB, min {q['psnr_min_db']:.3f} dB, SSIM mean {q['ssim_mean']:.4f}")
-    if "power" in m:
-        print(f"  power            {m['power']['avg']:.1f} W mean, {m['energy-per-frame']['avg']:.3f} J per frame, "
-              f"{m['frames-per-joule']['avg']:.2f} frames/J")
-    else:
-        reasons = {s["telemetry"].get("reason") for s in doc["streams"] if s.get("telemetry")}
-        if reasons - {None}:
-            print(f"  telemetry        {'; '.join(sorted(reasons - {None}))}")
-    overlap = r["overlap"]
-    if len(doc["streams"]) > 1 and overlap["fraction"] is not None:
-        print(f"  streams overlap  {overlap['seconds']:.2f} s ({100 * overlap['fraction']:.1f}% of the run)")
-    print(f"  status           {r['status']} ({r['validity']})")
-    for reason in r["invalid_reasons"]:
-        print(f"    - {reason}")
-    print(f"  results          {out_dir}/results.json, results.yaml, output.log")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

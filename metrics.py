@@ -11,25 +11,31 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from pytorch_msssim import ssim as _ssim
-from torch import Tensor
+if TYPE_CHECKING:  # torch is imported where frames are scored, so that reading results needs none
+    from torch import Tensor
 
 
 def to_uint8(pred: Tensor) -> Tensor:
     """Round a [0, 1] prediction to the 8-bit frame it stands for (rounding in float64)."""
+    import torch
+
     return (pred.double().clamp(0, 1) * 255.0).round().to(torch.uint8)
 
 
 def psnr_u8(pred_u8: Tensor, truth_u8: Tensor) -> Tensor:
     """Per-sample PSNR (dB), float64, of uint8 frames (N,3,H,W), over all RGB values in [0, 1]."""
+    import torch
+
     mse = ((pred_u8.double() - truth_u8.double()) / 255.0).pow(2).mean(dim=(1, 2, 3))
     return -10.0 * torch.log10(mse.clamp_min(1e-20))
 
 
 def ssim_u8(pred_u8: Tensor, truth_u8: Tensor) -> Tensor:
     """Per-sample SSIM (pytorch-msssim, Gaussian window 11, sigma 1.5) of uint8 frames."""
+    from pytorch_msssim import ssim as _ssim
+
     return _ssim(pred_u8.float() / 255.0, truth_u8.float() / 255.0, data_range=1.0, size_average=False).double()
 
 

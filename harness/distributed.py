@@ -19,6 +19,8 @@ from datetime import timedelta
 
 import torch.distributed as dist
 
+from harness.records import StreamRecord, StreamStatus
+
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")
 POLL_S = 0.02       # barrier polls of the store
 STOP_POLL_S = 0.1   # how soon a stop set on one rank reaches the others
@@ -134,7 +136,7 @@ class Group:
     def barrier(self, name: str) -> DistBarrier:
         return DistBarrier(self.store, name, self.launch.world_size, self.stop)
 
-    def gather(self, record: dict) -> list[dict] | None:
+    def gather(self, record: StreamRecord) -> list[StreamRecord] | None:
         """Rank 0: every rank's record, in rank order; the others: None. DistributedError when a rank is gone."""
         out: list | None = [None] * self.launch.world_size if self.launch.rank == 0 else None
         try:
@@ -143,10 +145,10 @@ class Group:
             raise DistributedError(f"rank {self.launch.rank}: gathering the results failed: {_first_line(e)}") from None
         return out
 
-    def lost(self, rank: int) -> dict:
+    def lost(self, rank: int) -> StreamRecord:
         """The record of a rank that left nothing behind."""
         error = f"rank {rank} (host {self.hosts[rank]}) died or stopped answering"
-        return {"stream": rank + 1, "rank": rank, "host": self.hosts[rank], "status": "failed", "error": error}
+        return StreamRecord(stream=rank + 1, rank=rank, host=self.hosts[rank], status=StreamStatus.FAILED, error=error)
 
     def close(self) -> None:
         self.stop.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -10,6 +9,7 @@ from torch import Tensor
 
 import metrics
 from harness.inputs import HostCopier
+from harness.records import FrameScore
 
 
 def judged_index(timesteps: list[float]) -> int | None:
@@ -44,10 +44,10 @@ class QualityRecorder:
         room = min(len(pred), len(self._host))
         self._copier.copy(self._host[:room], metrics.to_uint8(pred[:room]))
 
-    def score(self, truths: Iterable[tuple[list[str], Tensor]], device: torch.device) -> list[dict]:
+    def score(self, truths: Iterable[tuple[list[str], Tensor]], device: torch.device) -> list[FrameScore]:
         """Per-frame results against ``truths`` ((names, uint8 batch) in recording order); call after the
         timed loop has synchronized."""
-        frames: list[dict] = []
+        frames: list[FrameScore] = []
         if not self.names:
             return frames
         for names, truth in truths:
@@ -55,31 +55,10 @@ class QualityRecorder:
             pred = self._host[start:start + len(names)].to(device)
             truth = truth.to(device)
             scores = zip(metrics.psnr_u8(pred, truth).tolist(), metrics.ssim_u8(pred, truth).tolist(), strict=True)
-            frames += [{"name": n, "psnr": p, "ssim": q, "passed": p >= self.threshold_db}
-                       for n, (p, q) in zip(names, scores, strict=True)]
+            frames += [FrameScore(n, p, q, p >= self.threshold_db) for n, (p, q) in zip(names, scores, strict=True)]
             if len(frames) >= len(self.names):
                 break
         return frames
 
     def prediction(self, name: str) -> Tensor:
         return self.predictions[self.names.index(name)]
-
-
-def summarize(frames: list[dict], min_pass_pct: float) -> dict:
-    """Counts, accuracy and the decision, in the reference's quality_data terms plus PSNR/SSIM."""
-    passed = sum(f["passed"] for f in frames)
-    count = len(frames)
-    pct = 100.0 * passed / count if count else math.nan
-    psnrs = [f["psnr"] for f in frames]
-    return {
-        "test_count": count,
-        "test_pass": passed,
-        "test_fail": count - passed,
-        "test_pass_pct": pct,
-        "test_fail_pct": 100.0 - pct if count else math.nan,
-        "decision_pass": bool(count) and pct >= min_pass_pct,
-        "psnr_mean_db": sum(psnrs) / count if count else math.nan,
-        "psnr_min_db": min(psnrs) if count else math.nan,
-        "ssim_mean": sum(f["ssim"] for f in frames) / count if count else math.nan,
-        "failed_frames": [f["name"] for f in frames if not f["passed"]],
-    }

@@ -1,6 +1,7 @@
-"""Result files: results_<n>.json per stream, results.json for the run, results.yaml.
+"""Result files: results_<n>.json per stream, results.json for the run, results.yaml, the console summary.
 
-The JSON keeps the reference sample's key tree (config.workload.model, results.metrics with
+Every one is built from the streams' typed records (``harness.records``); results_<n>.json is the document
+of stream n alone, in the same format as results.json. The JSON keeps the reference sample's key tree (config.workload.model, results.metrics with
 avg / min / max / stdev / units, quality_data, status) and adds what the reference lacked.
 Combined over streams, as the reference does: throughput is summed (``avg`` holds the sum),
 latency and accuracy are averaged; min / max / stdev are taken across streams. ``throughput-overlap``
@@ -10,6 +11,7 @@ counts only the frames done while every stream ran (from each stream's checkpoin
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import getpass
 import json
@@ -20,15 +22,27 @@ import statistics
 import sys
 import tempfile
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from harness.records import (
+    FrameScore,
+    Metric,
+    Overlap,
+    QualityOutcome,
+    RunDocument,
+    RunResults,
+    RunStatus,
+    Share,
+    StreamRecord,
+    StreamStatus,
+)
 from metrics import spread
 
-SCHEMA = "rife-bench/results/v1"
 VERSION = "1.0.0"
-DTYPE_NAMES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 
 def _clean(value: Any) -> Any:
@@ -42,7 +56,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, doc: dict) -> None:
+def write_json(path: Path, doc: Mapping[str, Any]) -> None:
     """Atomic: a reader never sees half a file, even if the writer is killed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -73,199 +87,192 @@ def system_info(device_name: str) -> dict:
     }
 
 
-def _metric(values: list[float], units: str, total: float | None = None) -> dict:
-    out = spread(values)
-    if total is not None:
-        out["avg"] = total
-    out["units"] = units
-    return out
+def _metric(values: Sequence[float | None], units: str, total: float | None = None,
+            applicable: bool | None = None) -> Metric:
+    out = spread([v for v in values if v is not None])
+    return Metric(total if total is not None else out["avg"], out["min"], out["max"], out["stdev"], units, applicable)
 
 
-def metrics_of(records: list[dict], quality_applies: bool) -> dict:
-    done = [r for r in records if r.get("pairs")]
-    fps = [r["throughput_fps"] for r in done]
-    wall = [r["latency_wall_ms"] for r in done]
-    lat = [r["latency_ms"] for r in done if r.get("latency_ms")]
-    acc = [r["quality"]["test_pass_pct"] for r in done if r.get("quality")]
+def metrics_of(records: Sequence[StreamRecord], quality_applies: bool) -> dict[str, Metric]:
+    done = [(r, r.measurements) for r in records if r.measurements is not None and r.measurements.pairs]
+    fps = [m.throughput_fps for _, m in done]
+    lat = [m.latency_ms for _, m in done if m.latency_ms is not None]
+    acc = [r.quality.test_pass_pct for r, _ in done if r.quality is not None]
     out = {
         "throughput": _metric(fps, "images/s", total=sum(fps)),
-        "latency": _metric(wall, "ms"),
-        "accuracy": _metric(acc, "%") if quality_applies else {**_metric([0.0], "%"), "applicable": False},
-        "total-batches-tested": _metric([r.get("calls", 0) for r in done], "batches", total=sum(r["calls"] for r in done)),
-        "total-images-tested": _metric([r["frames"] for r in done], "images", total=sum(r["frames"] for r in done)),
-        "warmup-batches": _metric([r.get("warmup", {}).get("calls", 0) for r in records], "batches"),
+        "latency": _metric([m.latency_wall_ms for _, m in done], "ms"),
+        "accuracy": _metric(acc, "%") if quality_applies else _metric([0.0], "%", applicable=False),
+        "total-batches-tested": _metric([m.calls for _, m in done], "batches", total=sum(m.calls for _, m in done)),
+        "total-images-tested": _metric([m.frames for _, m in done], "images", total=sum(m.frames for _, m in done)),
+        "warmup-batches": _metric([r.warmup.calls if r.warmup else 0 for r in records], "batches"),
+        "throughput-overlap": overlap_throughput(records),
     }
-    out["throughput-overlap"] = overlap_throughput(records)
     for key in ("p50", "p90", "p99", "max", "mean"):
-        out[f"latency-per-call-{key}"] = _metric([s[key] for s in lat], "ms")
-    out.update(energy_of(done))
+        out[f"latency-per-call-{key}"] = _metric([getattr(s, key) for s in lat], "ms")
+    out.update(energy_of(records))
     return out
 
 
-def energy_of(done: list[dict]) -> dict:
+def energy_of(records: Sequence[StreamRecord]) -> dict[str, Metric]:
     """Power and energy per frame. Streams that share a device each read that whole device's power, so
     the combined power (``avg``) is the sum over devices of the mean of their streams' readings, and the
     combined energy per frame is that power over the combined throughput; min/max/stdev stay per stream."""
-    measured = [r for r in done if r.get("energy", {}).get("mean_power_w") is not None]
+    measured = [(r, r.measurements) for r in records
+                if r.measurements is not None and r.measurements.pairs and r.measurements.energy.mean_power_w is not None]
     if not measured:
         return {}
     by_device: dict[str, list[float]] = {}
-    for r in measured:
-        by_device.setdefault(f"{r.get('host')}/{r.get('device')}", []).append(r["energy"]["mean_power_w"])
+    for r, m in measured:
+        by_device.setdefault(f"{r.host}/{r.device}", []).append(m.energy.mean_power_w or 0.0)
     power = sum(statistics.fmean(readings) for readings in by_device.values())
-    fps = sum(r["throughput_fps"] for r in measured)
-    energy = [r["energy"] for r in measured]
+    fps = sum(m.throughput_fps for _, m in measured)
+    energy = [m.energy for _, m in measured]
     return {
-        "power": _metric([e["mean_power_w"] for e in energy], "W", total=power),
-        "energy-per-frame": _metric([e["energy_per_frame_j"] for e in energy], "J", total=power / fps if fps else None),
-        "frames-per-joule": _metric([e["frames_per_joule"] for e in energy], "frames/J",
+        "power": _metric([e.mean_power_w for e in energy], "W", total=power),
+        "energy-per-frame": _metric([e.energy_per_frame_j for e in energy], "J", total=power / fps if fps else None),
+        "frames-per-joule": _metric([e.frames_per_joule for e in energy], "frames/J",
                                     total=fps / power if power else None),
     }
 
 
-def _ran(records: list[dict]) -> list[dict]:
-    return [r for r in records if r.get("window") and r.get("pairs")]
+def _ran(records: Sequence[StreamRecord]) -> list[StreamRecord]:
+    return [r for r in records if r.measurements is not None and r.measurements.pairs]
 
 
-def _span(record: dict) -> tuple[float, float]:
+def _span(record: StreamRecord) -> tuple[float, float]:
     """The timed window on a clock every host shares: monotonic + (wall clock - monotonic) at the start."""
-    offset = record.get("clock_offset_s", 0.0)
-    return record["window"][0] + offset, record["window"][1] + offset
+    assert record.measurements is not None
+    m = record.measurements
+    return m.window[0] + m.clock_offset_s, m.window[1] + m.clock_offset_s
 
 
-def overlap_of(records: list[dict]) -> dict:
+def overlap_of(records: Sequence[StreamRecord]) -> Overlap:
     """How long the streams' timed windows ran together (1.0: all started and ended together)."""
     spans = [_span(r) for r in _ran(records)]
     if not spans:
-        return {"seconds": 0.0, "fraction": None}
+        return Overlap(0.0, None)
     start, end = max(s for s, _ in spans), min(e for _, e in spans)
     span = max(e for _, e in spans) - min(s for s, _ in spans)
     together = max(0.0, end - start)
-    return {"seconds": together, "fraction": together / span if span > 0 else 1.0}
+    return Overlap(together, together / span if span > 0 else 1.0)
 
 
-def frames_within(record: dict, start: float, end: float) -> int:
+def frames_within(record: StreamRecord, start: float, end: float) -> int:
     """Frames the stream completed in [start, end] (shared clock), from its (seconds, frames done) checkpoints."""
+    assert record.measurements is not None
+    checkpoints = record.measurements.checkpoints
     t0 = _span(record)[0]
-    times = [t0 + t for t, _ in record["checkpoints"]]
-    done = [0] + [f for _, f in record["checkpoints"]]
+    times = [t0 + t for t, _ in checkpoints]
+    done = [0] + [f for _, f in checkpoints]
     return done[bisect_right(times, end)] - done[bisect_right(times, start)]
 
 
-def overlap_throughput(records: list[dict]) -> dict:
+def overlap_throughput(records: Sequence[StreamRecord]) -> Metric:
     """Frames per second counted only while every stream ran: per stream, the frames done inside the common
     window [latest start, earliest end] over its length; ``avg`` holds the sum, as for throughput."""
     ran = _ran(records)
     spans = [_span(r) for r in ran]
     start, end = (max(s for s, _ in spans), min(e for _, e in spans)) if spans else (0.0, 0.0)
-    if end <= start or not all(r.get("checkpoints") for r in ran):
+    if end <= start or not all(r.measurements and r.measurements.checkpoints for r in ran):
         return _metric([], "images/s")
     fps = [frames_within(r, start, end) / (end - start) for r in ran]
     return _metric(fps, "images/s", total=sum(fps))
 
 
-def _grouped(records: list[dict], key: Callable[[dict], str | None]) -> dict[str, dict]:
+def _grouped(records: Sequence[StreamRecord], key: Callable[[StreamRecord], str | None]) -> dict[str, Share]:
     """Throughput summed and streams listed per key (records whose key is None are left out)."""
-    out: dict[str, dict] = {}
+    out: dict[str, Share] = {}
     for r in records:
         k = key(r)
         if k is not None:
-            entry = out.setdefault(k, {"throughput": 0.0, "streams": []})
-            entry["throughput"] += r.get("throughput_fps") or 0.0
-            entry["streams"].append(r["stream"])
+            entry = out.get(k, Share(0.0, ()))
+            out[k] = dataclasses.replace(entry, throughput=entry.throughput + r.throughput_fps,
+                                         streams=(*entry.streams, r.stream))
     return out
 
 
-def per_device(records: list[dict]) -> dict[str, dict]:
+def per_device(records: Sequence[StreamRecord]) -> dict[str, Share]:
     """By device (``cuda:0``; ``host/cuda:0`` when the streams ran on several hosts), with its name."""
-    several_hosts = len({r.get("host") for r in records if r.get("device")}) > 1
+    several_hosts = len({r.host for r in records if r.device}) > 1
 
-    def key(r: dict) -> str | None:
-        return None if not r.get("device") else f"{r.get('host')}/{r['device']}" if several_hosts else r["device"]
+    def key(r: StreamRecord) -> str | None:
+        return None if not r.device else f"{r.host}/{r.device}" if several_hosts else r.device
 
-    out = _grouped(records, key)
-    for k, entry in out.items():
-        entry["device_name"] = next((r["device_name"] for r in records if key(r) == k and r.get("device_name")), None)
-    return out
+    return {k: dataclasses.replace(entry, device_name=next(
+                (r.device_name for r in records if key(r) == k and r.device_name), None))
+            for k, entry in _grouped(records, key).items()}
 
 
-def per_host(records: list[dict]) -> dict[str, dict]:
+def per_host(records: Sequence[StreamRecord]) -> dict[str, Share]:
     """By host name, with the torchrun ranks that ran there."""
-    out = _grouped(records, lambda r: r.get("host") or "unknown")
+    out = _grouped(records, lambda r: r.host or "unknown")
     for r in records:
-        if "rank" in r:
-            out[r.get("host") or "unknown"].setdefault("ranks", []).append(r["rank"])
+        if r.rank is not None:
+            entry = out[r.host or "unknown"]
+            out[r.host or "unknown"] = dataclasses.replace(entry, ranks=(*(entry.ranks or ()), r.rank))
     return out
 
 
-def quality_of(records: list[dict], min_pass_pct: float) -> dict | None:
-    from harness.quality import summarize
+def all_frames(records: Sequence[StreamRecord]) -> tuple[FrameScore, ...]:
+    return tuple(f for r in records for f in r.quality_frames)
 
-    frames = [f for r in records for f in r.get("quality_frames", [])]
-    if not any(r.get("quality") for r in records):
+
+def quality_of(records: Sequence[StreamRecord], min_pass_pct: float) -> QualityOutcome | None:
+    if not any(r.quality is not None for r in records):
         return None
-    return summarize(frames, min_pass_pct)
+    return QualityOutcome.of(all_frames(records), min_pass_pct)
 
 
-def judge(records: list[dict], quality: dict | None, interrupted: bool) -> tuple[str, list[str]]:
+def judge(records: Sequence[StreamRecord], quality: QualityOutcome | None, interrupted: bool) -> tuple[str, list[str]]:
     """validity and the reasons it is invalid."""
-    reasons = [r["error"] for r in records if r.get("error")]
-    reasons += [f"stream {r['stream']}: {s}" for r in records for s in r.get("shortfalls", [])]
+    reasons = [r.error for r in records if r.error]
+    reasons += [f"stream {r.stream}: {s}" for r in records if r.measurements for s in r.measurements.shortfalls]
     if interrupted:
         reasons.append("interrupted before the end")
-    if quality is not None and not quality["decision_pass"]:
-        reasons.append(f"quality below threshold: {quality['test_pass_pct']:.2f}% of frames passed")
+    if quality is not None and not quality.decision_pass:
+        reasons.append(f"quality below threshold: {quality.test_pass_pct:.2f}% of frames passed")
     return ("valid" if not reasons else "invalid"), reasons
 
 
-def run_document(config: dict, records: list[dict], min_pass_pct: float, interrupted: bool) -> dict:
+def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min_pass_pct: float,
+                 interrupted: bool) -> RunDocument:
+    """The run's document (results.json), or with one record a stream's own (results_<n>.json)."""
     quality = quality_of(records, min_pass_pct)
     validity, reasons = judge(records, quality, interrupted)
-    status = "interrupted" if interrupted else ("passed" if validity == "valid" else "failed")
-    warm = [r.get("warmup", {}) for r in records]
-    return {
-        "schema": SCHEMA,
-        "config": config,
-        "warmup_result": {"results": {
-            "metadata": {"streams": len(records)},
-            "metrics": {"warmup-batches": _metric([w.get("calls", 0) for w in warm], "batches"),
-                        "warmup-seconds": _metric([w.get("seconds", 0.0) for w in warm], "s")},
-        }},
-        "quality_data": quality or {"applicable": False, "note": next(
-            (r["quality_note"] for r in records if r.get("quality_note")), "performance mode: quality is not judged")},
-        "results": {
-            "metadata": {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                         "tester": _tester()},
-            "metrics": metrics_of(records, quality is not None),
-            "status": status,
-            "validity": validity,
-            "invalid_reasons": reasons,
-            "overlap": overlap_of(records),
-            "per_device": per_device(records),
-            "hosts": per_host(records),
-        },
-        "streams": [_stream_summary(r) for r in records],
-        "quality_frames": [f for r in records for f in r.get("quality_frames", [])],
-    }
+    status = RunStatus.INTERRUPTED if interrupted else (RunStatus.PASSED if validity == "valid" else RunStatus.FAILED)
+    warm = [r.warmup for r in records]
+    results = RunResults(
+        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), tester=_tester(),
+        metrics=metrics_of(records, quality is not None), status=status, validity=validity,
+        invalid_reasons=tuple(reasons), overlap=overlap_of(records), per_device=per_device(records),
+        hosts=per_host(records),
+    )
+    return RunDocument(
+        config=config,
+        warmup_metrics={"warmup-batches": _metric([w.calls if w else 0 for w in warm], "batches"),
+                        "warmup-seconds": _metric([w.seconds if w else 0.0 for w in warm], "s")},
+        quality=quality,
+        quality_note=next((r.quality_note for r in records if r.quality_note), "performance mode: quality is not judged"),
+        results=results, streams=tuple(records), quality_frames=all_frames(records),
+    )
 
 
-def _stream_summary(record: dict) -> dict:
-    """A stream's record without its long lists (per-frame quality, telemetry samples: in their own files)."""
-    out = {k: v for k, v in record.items() if k not in ("quality_frames", "traceback")}
-    if "telemetry" in out:
-        out["telemetry"] = {k: v for k, v in out["telemetry"].items() if k != "samples"}
-    return out
+def stream_document(config: Mapping[str, Any], record: StreamRecord, min_pass_pct: float) -> RunDocument:
+    """results_<n>.json: the stream's own document, judged as the stream saw its run."""
+    return run_document(config, [record], min_pass_pct, record.status is StreamStatus.INTERRUPTED)
 
 
-def record_from_file(path: Path) -> dict | None:
-    """A stream's record from its results_<n>.json (the raw record, or the per-stream document made of it)."""
+def read_document(path: Path) -> RunDocument | None:
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return RunDocument.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if "streams" not in doc:
-        return doc
-    return {**doc["streams"][0], "quality_frames": doc.get("quality_frames", [])}
+
+
+def record_from_file(path: Path) -> StreamRecord | None:
+    """A stream's record from its results_<n>.json (None when the file is missing or is not a stream's document)."""
+    doc = read_document(path)
+    return doc.streams[0] if doc is not None and len(doc.streams) == 1 else None
 
 
 def _tester() -> str:
@@ -275,19 +282,82 @@ def _tester() -> str:
         return "unknown"
 
 
-def yaml_text(doc: dict) -> str:
-    """results.yaml exactly in the reference's shape (written by hand: PyYAML does not indent the list)."""
-    m = doc["results"]["metrics"]
-    rows = [("throughput", m["throughput"]["avg"], "img/s"), ("latency", m["latency"]["avg"], "ms"),
-            ("accuracy", m["accuracy"]["avg"], "percents")]
-    body = "".join(f" - key: {k}\n   value: {_round(v)}\n   unit: {u}\n" for k, v, u in rows)
-    return "results:\n" + body
+class _ReferenceDumper(yaml.SafeDumper):
+    """The reference's layout: the list one space in, each entry's keys under its first."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        step = 1 if isinstance(self.event, yaml.SequenceStartEvent) else 2
+        self.indents.append(self.indent)
+        self.indent = 0 if self.indent is None else self.indent + step
+
+
+def yaml_text(doc: RunDocument) -> str:
+    """results.yaml exactly in the reference's shape: throughput, latency and accuracy."""
+    m = doc.results.metrics
+    rows = [("throughput", m["throughput"].avg, "img/s"), ("latency", m["latency"].avg, "ms"),
+            ("accuracy", m["accuracy"].avg, "percents")]
+    entries = [{"key": k, "value": _round(v), "unit": u} for k, v, u in rows]
+    return yaml.dump({"results": entries}, Dumper=_ReferenceDumper, sort_keys=False)
 
 
 def _round(value: float | None) -> float:
     return 0.0 if value is None or not math.isfinite(value) else round(float(value), 2)
 
 
-def write_run(out_dir: Path, doc: dict) -> None:
-    write_json(out_dir / "results.json", doc)
-    (out_dir / "results.yaml").write_text(yaml_text(doc))
+def write_run(results_json: Path, results_yaml: Path, doc: RunDocument) -> None:
+    write_json(results_json, doc.to_json())
+    results_yaml.write_text(yaml_text(doc))
+
+
+def _avg(doc: RunDocument, name: str) -> float | None:
+    metric = doc.results.metric(name)
+    return metric.avg if metric is not None else None
+
+
+def summary_text(doc: RunDocument, out_dir: Path) -> str:
+    """The console summary printed at the end of a run."""
+    r, several = doc.results, len(doc.streams) > 1
+    lines = ["", "RIFE benchmark results:", f"  throughput       {_avg(doc, 'throughput') or 0.0:.2f} frames/s (sum over streams)"]
+    overlap_fps = _avg(doc, "throughput-overlap")
+    if several and overlap_fps is not None:
+        lines.append(f"                   {overlap_fps:.2f} frames/s counted only while every stream ran")
+    wall = _avg(doc, "latency")
+    if wall is not None:
+        lines.append(f"  latency          {wall:.2f} ms per frame (wall time / frames)")
+    p = {k: _avg(doc, f"latency-per-call-{k}") for k in ("p50", "p90", "p99", "max")}
+    if p["p50"] is not None:
+        lines.append("  per-call latency " + ", ".join(f"{k} {v or 0.0:.2f} ms" for k, v in p.items()))
+    q = doc.quality
+    if q is not None and q.test_count:
+        lines.append(f"  quality          {q.test_pass}/{q.test_count} frames >= threshold ({q.test_pass_pct:.2f}%), "
+                     f"PSNR mean {q.psnr_mean_db:.3f} dB, min {q.psnr_min_db:.3f} dB, SSIM mean {q.ssim_mean:.4f}")
+    if "power" in r.metrics:
+        lines.append(f"  power            {_avg(doc, 'power') or 0.0:.1f} W mean, "
+                     f"{_avg(doc, 'energy-per-frame') or 0.0:.3f} J per frame, "
+                     f"{_avg(doc, 'frames-per-joule') or 0.0:.2f} frames/J")
+    else:
+        reasons = sorted({s.telemetry["reason"] for s in doc.streams if s.telemetry and s.telemetry.get("reason")})
+        if reasons:
+            lines.append(f"  telemetry        {'; '.join(reasons)}")
+    if several and r.overlap.fraction is not None:
+        lines.append(f"  streams overlap  {r.overlap.seconds:.2f} s ({100 * r.overlap.fraction:.1f}% of the run)")
+    lines.append(f"  status           {r.status.value} ({r.validity})")
+    lines += [f"    - {reason}" for reason in r.invalid_reasons]
+    lines.append(f"  results          {out_dir}/results.json, results.yaml, output.log")
+    return "\n".join(lines)
+
+
+def brief(name: str, doc: RunDocument | None) -> str:
+    """One line per run, for tables of runs: throughput, per-call latency, status, quality and power."""
+    if doc is None:
+        return f"{name}: no results"
+    q = doc.quality
+    return (f"{name}: fps {_avg(doc, 'throughput') or 0.0:.1f}, p50 {_avg(doc, 'latency-per-call-p50') or 0.0:.2f} ms, "
+            f"p99 {_avg(doc, 'latency-per-call-p99') or 0.0:.2f} ms, status {doc.results.status.value}"
+            + (f", PSNR {q.psnr_mean_db:.3f} dB over {q.test_count}" if q is not None and q.test_count else "")
+            + (f", {_avg(doc, 'power') or 0.0:.0f} W, {_avg(doc, 'frames-per-joule') or 0.0:.2f} frames/J"
+               if "power" in doc.results.metrics else ""))
+
+
+if __name__ == "__main__":  # python -m harness.results NAME RESULTS_JSON: the run's one line
+    print(brief(sys.argv[1], read_document(Path(sys.argv[2]))))

@@ -21,9 +21,10 @@ import threading
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -31,8 +32,23 @@ from arguments import Options
 from harness import device as dev
 from harness.inputs import DatasetPairs, DummyPairs, HostCopier, PendingBatch, Uploader
 from harness.placement import pin_near
-from harness.quality import QualityRecorder, judged_index, summarize
-from harness.results import write_json
+from harness.quality import QualityRecorder, judged_index
+from harness.records import (
+    BarrierState,
+    DataSource,
+    Energy,
+    FrameScore,
+    LatencySummary,
+    Measurements,
+    ModelRun,
+    Placement,
+    QualityOutcome,
+    Sheet,
+    StreamRecord,
+    StreamStatus,
+    Warmup,
+)
+from harness.results import stream_document, write_json
 from harness.telemetry import energy_metrics, telemetry_for
 from harness.timing import StopRule, stop_rule
 from rife.engine import Engine, resolve_precision, timesteps
@@ -54,6 +70,7 @@ class StreamPlan:
     cpu_threads: int
     quality_indices: tuple[int, ...] = ()
     rank: int | None = None  # under torchrun
+    config: Mapping[str, Any] = field(default_factory=dict)  # the results document's config
 
 
 class Barrier(Protocol):
@@ -91,95 +108,106 @@ def run_stream(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier, s
                results_path: str) -> None:
     """Process entry point. Always writes ``results_path`` (completed, interrupted or failed)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells us through stop_event
-    if stream_record(plan, start_barrier, end_barrier, stop_event, results_path)["error"]:
+    if stream_record(plan, start_barrier, end_barrier, stop_event, results_path).error:
         sys.exit(1)
 
 
 def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier, stop_event: StopFlag,
-                  results_path: str) -> dict:
-    """Runs the stream in this process; always writes ``results_path`` and returns the record."""
+                  results_path: str) -> StreamRecord:
+    """Runs the stream in this process; always writes its document to ``results_path`` and returns the record."""
     torch.set_num_threads(plan.cpu_threads)
-    record: dict = {"stream": plan.index, "status": "failed", "error": None, "host": platform.node(),
-                    "device": plan.device}
-    if plan.rank is not None:
-        record["rank"] = plan.rank
-    runner = None
+    runner = StreamRunner(plan, stop_event)
     try:
-        device = torch.device(plan.device)
-        if device.type != "cpu":  # CUDA graphs, side streams and events work on the current device
-            dev.device_module(device).set_device(device)
-        record["placement"] = pin_near(device)
-        record["device_name"] = dev.device_name(device)
-        runner = StreamRunner(plan, stop_event, record)
+        runner.load()
         runner.prepare()
-        _wait(start_barrier, record, "start")
+        runner.wait(start_barrier, "start")
         runner.timed_loop()
-        _wait(end_barrier, record, "end")
+        runner.wait(end_barrier, "end")
         runner.finish()
     except Interrupted:
-        record["status"] = "interrupted"
+        runner.update(status=StreamStatus.INTERRUPTED)
     except Exception as e:  # reported as one line; the traceback goes to the results for whoever debugs
-        record["status"] = "failed"
-        record["error"] = _one_line(plan, runner, e)
-        record["traceback"] = traceback.format_exc()
+        runner.update(status=StreamStatus.FAILED, error=_one_line(plan, runner, e), traceback=traceback.format_exc())
     finally:
-        if runner is not None and record["status"] != "completed":
+        if runner.record.status is not StreamStatus.COMPLETED:
             runner.salvage()
-        write_json(Path(results_path), record)
-    if record["error"]:
-        print(f"error: {record['error']}", file=sys.stderr, flush=True)
-    return record
+        write_stream_document(Path(results_path), plan, runner.record)
+    if runner.record.error:
+        print(f"error: {runner.record.error}", file=sys.stderr, flush=True)
+    return runner.record
+
+
+def write_stream_document(path: Path, plan: StreamPlan, record: StreamRecord) -> None:
+    write_json(path, stream_document(plan.config, record, plan.options.min_pass_pct).to_json())
 
 
 def _one_line(plan: StreamPlan, runner: StreamRunner | None, e: Exception) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     if isinstance(e, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:
-        where = runner.size_text() if runner is not None and hasattr(runner, "frame_size") else "this frame size"
+        where = runner.size_text() if runner is not None and runner.frame_size is not None else "this frame size"
         return (f"stream {plan.index}: the device ran out of memory at {where}, batch {plan.options.batch_size}, "
                 f"{plan.streams} streams; lower --batch-size, --streams or the frame size")
     return f"stream {plan.index}: {type(e).__name__}: {text}"
 
 
-def thinned(checkpoints: list[tuple[float, int]], most: int = 1000) -> list[list[float]]:
+def thinned(checkpoints: list[tuple[float, int]], most: int = 1000) -> tuple[tuple[float, int], ...]:
     """At most ``most`` evenly spaced checkpoints, the last one always kept: enough to place the overlap
     window to a thousandth of the run, without a results file that grows with every frame."""
     step = max(1, math.ceil(len(checkpoints) / most))
     kept = checkpoints[::step]
     if kept[-1] != checkpoints[-1]:
         kept.append(checkpoints[-1])
-    return [[round(t, 6), f] for t, f in kept]
-
-
-def _wait(barrier: Barrier, record: dict, name: str) -> None:
-    try:
-        barrier.wait(BARRIER_TIMEOUT_S)
-        record[f"{name}_barrier"] = "passed"
-    except threading.BrokenBarrierError:
-        # Another stream died or the run was interrupted: go on alone, and say so.
-        record[f"{name}_barrier"] = "broken"
+    return tuple((round(t, 6), f) for t, f in kept)
 
 
 class StreamRunner:
-    def __init__(self, plan: StreamPlan, stop_event: StopFlag, record: dict) -> None:
-        self.plan, self.o, self.stop_event, self.record = plan, plan.options, stop_event, record
+    """One stream's work, step by step; ``record`` says how far it got and what it measured."""
+
+    def __init__(self, plan: StreamPlan, stop_event: StopFlag) -> None:
+        self.plan, self.o, self.stop_event = plan, plan.options, stop_event
+        self.record = StreamRecord(stream=plan.index, host=platform.node(), device=plan.device, rank=plan.rank)
         self.device = torch.device(plan.device)
-        with warnings.catch_warnings():  # the parent already warned about random weights
-            warnings.simplefilter("ignore")
-            self.loaded = load_model(model_choice(self.o))
-        self.engine = build_engine(plan, self.loaded)
         self.count = self.o.interpolation
-        self.times = timesteps(self.loaded.variant, self.count)
+        self.frame_size: tuple[int, int] | None = None
         self.quality: QualityRecorder | None = None
+        self.judged: int | None = None
         self.frames_done = self.pairs_done = 0
         self.t_start = self.t_end = 0.0
         self.clock_offset = 0.0  # wall clock - monotonic clock at the start: a time base shared across hosts
         self.checkpoints: list[tuple[float, int]] = []  # (seconds since t_start, frames done) after every call
+        self.telemetry: Any = None  # started with the timed loop
+        self.telemetry_summary: dict | None = None
+
+    def update(self, **changes: Any) -> None:
+        self.record = self.record.replace(**changes)
+
+    def load(self) -> None:
+        """The device, the CPUs near it, the model and the engine."""
+        if self.device.type != "cpu":  # CUDA graphs, side streams and events work on the current device
+            dev.device_module(self.device).set_device(self.device)
+        placement = pin_near(self.device)
+        self.update(placement=None if placement is None else Placement.from_json(placement),
+                    device_name=dev.device_name(self.device))
+        with warnings.catch_warnings():  # the parent already warned about random weights
+            warnings.simplefilter("ignore")
+            self.loaded = load_model(model_choice(self.o))
+        self.engine = build_engine(self.plan, self.loaded)
+        self.times = timesteps(self.loaded.variant, self.count)
         self.clock = dev.LatencyClock(self.device)
         self.uploader = Uploader(self.engine)
         self.copier = HostCopier(self.device)
-        self.telemetry = None  # started with the timed loop
+
+    def wait(self, barrier: Barrier, name: str) -> None:
+        try:
+            barrier.wait(BARRIER_TIMEOUT_S)
+            state = BarrierState.PASSED
+        except threading.BrokenBarrierError:
+            # Another stream died or the run was interrupted: go on alone, and say so.
+            state = BarrierState.BROKEN
+        self.update(**{f"{name}_barrier": state})
 
     def size_text(self) -> str:
+        assert self.frame_size is not None
         h, w = self.frame_size
         ph, pw = self.engine.padded_size(h, w)
         return f"{w}x{h} (padded to {pw}x{ph})"
@@ -195,7 +223,7 @@ class StreamRunner:
             self.source = self._dataset_source()
         self.rule = self._rule()
         self._warm_up()
-        self.record["status"] = "warmed-up"
+        self.update(status=StreamStatus.WARMED_UP)
 
     def _dataset_source(self) -> DatasetPairs:
         import dataset
@@ -211,7 +239,7 @@ class StreamRunner:
         h, w = tset.size
         share_bytes = 9 * h * w * len(self.plan.quality_indices)  # three uint8 RGB frames per triplet
         source = DatasetPairs(self.new_prefetcher(), share_bytes, self.o.preload_mb * 2**20)
-        self.record["data_preloaded"] = source.preloaded is not None
+        self.update(data_preloaded=source.preloaded is not None)
         return source
 
     def _rule(self) -> StopRule:
@@ -236,8 +264,7 @@ class StreamRunner:
             if self.quality is not None and self.judged is not None:
                 self.quality.rehearse(out[self.judged])
         dev.synchronize(self.device)
-        self.record["warmup"] = {"calls": calls, "pairs": calls * self.o.batch_size,
-                                 "seconds": time.perf_counter() - t0}
+        self.update(warmup=Warmup(calls, calls * self.o.batch_size, time.perf_counter() - t0))
         dev.reset_peak_memory(self.device)
 
     def _call(self, pending: PendingBatch):
@@ -251,7 +278,7 @@ class StreamRunner:
     def timed_loop(self) -> None:
         o = self.o
         progress = Progress(self.plan.index, self.rule)
-        self.record["status"] = "running"
+        self.update(status=StreamStatus.RUNNING)
         self.telemetry = telemetry_for(self.device)
         self.telemetry.start()
         self.clock_offset = time.time() - time.monotonic()
@@ -282,9 +309,11 @@ class StreamRunner:
         progress.close()
 
     def _stop_telemetry(self) -> None:
-        if self.telemetry is not None and "telemetry" not in self.record:
-            self.record["telemetry"] = self.telemetry.stop()
-            write_json(Path(self.o.output_dir) / f"telemetry_{self.plan.index}.json", self.record["telemetry"])
+        if self.telemetry is not None and self.telemetry_summary is None:
+            self.telemetry_summary = self.telemetry.stop()
+            write_json(Path(self.o.output_dir) / f"telemetry_{self.plan.index}.json", self.telemetry_summary)
+            # the samples stay in telemetry_<n>.json
+            self.update(telemetry={k: v for k, v in self.telemetry_summary.items() if k != "samples"})
 
     def _save_frames(self, names: list[str], host_out: list[torch.Tensor]) -> None:
         from harness.pictures import write_png
@@ -298,8 +327,7 @@ class StreamRunner:
 
     # --- after the loop ------------------------------------------------------------
     def finish(self) -> None:
-        self.record.update(self._measurements())
-        self.record["status"] = "completed"
+        self.update(measurements=self._measurements(), status=StreamStatus.COMPLETED)
         if self.quality is not None:
             self._quality_results()
 
@@ -313,63 +341,63 @@ class StreamRunner:
             self.t_end = time.monotonic()
         self._stop_telemetry()
         if self.t_start:
-            self.record.update(self._measurements())
+            self.update(measurements=self._measurements())
 
-    def _measurements(self) -> dict:
+    def _measurements(self) -> Measurements:
         from metrics import latency_summary
 
+        assert self.frame_size is not None
         elapsed = max(self.t_end - self.t_start, 1e-12)
-        latencies = self.clock.finish()
+        latencies = latency_summary(self.clock.finish())
         h, w = self.frame_size
-        ph, pw = self.engine.padded_size(h, w)
-        return {
-            "pairs": self.pairs_done,
-            "frames": self.frames_done,
-            "calls": len(latencies),
-            "elapsed_s": elapsed if self.pairs_done else 0.0,
-            "window": [self.t_start, self.t_end],
-            "clock_offset_s": self.clock_offset,
-            "checkpoints": thinned([*self.checkpoints, (elapsed, self.frames_done)]),
-            "throughput_fps": self.frames_done / elapsed if self.pairs_done else 0.0,
-            "latency_wall_ms": 1e3 * elapsed / self.frames_done if self.frames_done else None,
-            "latency_ms": latency_summary(latencies),
-            "shortfalls": self.rule.shortfalls(self.pairs_done, elapsed),
-            "peak_memory_bytes": dev.peak_memory_bytes(self.device),
-            "energy": energy_metrics(self.record.get("telemetry", {}), self.frames_done),
-            "frame_size": [h, w],
-            "padded_size": [ph, pw],
-            "model": {"variant": self.loaded.variant.name, "impl": self.loaded.impl,
-                      "weights": self.loaded.weights_label, "weights_sha256": self.loaded.weights_sha256,
-                      "precision_run": self.engine.precision.name, "execution": self.engine.plan.mode,
-                      "autocast": self.engine.precision.autocast},
-            "pid": os.getpid(),
-        }
+        model = ModelRun(variant=self.loaded.variant.name, impl=self.loaded.impl, weights=self.loaded.weights_label,
+                         weights_sha256=self.loaded.weights_sha256, precision_run=self.engine.precision.name,
+                         execution=self.engine.plan.mode, autocast=self.engine.precision.autocast)
+        return Measurements(
+            pairs=self.pairs_done,
+            frames=self.frames_done,
+            calls=latencies["count"] if latencies else 0,
+            elapsed_s=elapsed if self.pairs_done else 0.0,
+            window=(self.t_start, self.t_end),
+            clock_offset_s=self.clock_offset,
+            checkpoints=thinned([*self.checkpoints, (elapsed, self.frames_done)]),
+            throughput_fps=self.frames_done / elapsed if self.pairs_done else 0.0,
+            latency_wall_ms=1e3 * elapsed / self.frames_done if self.frames_done else None,
+            latency_ms=LatencySummary.from_json(latencies),
+            shortfalls=tuple(self.rule.shortfalls(self.pairs_done, elapsed)),
+            peak_memory_bytes=dev.peak_memory_bytes(self.device),
+            energy=Energy.from_json(energy_metrics(self.telemetry_summary or {}, self.frames_done)),
+            frame_size=(h, w),
+            padded_size=self.engine.padded_size(h, w),
+            model=model,
+            pid=os.getpid(),
+        )
 
     def _quality_results(self) -> None:
+        assert self.quality is not None
         if self.judged is None:
-            self.record["quality_note"] = (f"no generated frame is at t = 0.5 with --interpolation {self.count}: "
-                                           "quality was not judged")
+            self.update(quality_note=f"no generated frame is at t = 0.5 with --interpolation {self.count}: "
+                                     "quality was not judged")
             return
         frames = self.quality.score(self.source.truths(self.new_prefetcher), self.device)
-        self.record["quality_frames"] = frames
-        self.record["quality"] = summarize(frames, self.o.min_pass_pct)
-        self.record["quality"]["data"] = {"layout": self.tset.layout, "root": str(self.tset.root),
-                                          "content_hash": self.tset.content_hash, "bad": list(self.tset.bad)}
-        self.record["sheets"] = self._failure_sheets(frames)
+        data = DataSource(self.tset.layout, str(self.tset.root), self.tset.content_hash, tuple(self.tset.bad))
+        self.update(quality_frames=tuple(frames), quality=QualityOutcome.of(frames, self.o.min_pass_pct, data),
+                    sheets=self._failure_sheets(frames))
 
-    def _failure_sheets(self, frames: list[dict], limit: int = 100) -> list[dict]:
+    def _failure_sheets(self, frames: list[FrameScore], limit: int = 100) -> tuple[Sheet, ...]:
         """Draw what went wrong for the failing frames (with the predictions kept from the timed loop)."""
         from harness.pictures import comparison_sheet
 
+        assert self.quality is not None
         index_of = {name: i for i, name in enumerate(self.tset.names)}
         sheets = []
-        for f in [f for f in frames if not f["passed"]][:limit]:
-            t = self.tset.load(index_of[f["name"]])
-            pred = self.quality.prediction(f["name"]).permute(1, 2, 0).numpy()
-            path = Path(self.o.output_dir) / "sheets" / (f["name"].replace("/", "_") + ".png")
-            comparison_sheet(path, f["name"], f["psnr"], t.first, pred, t.truth)
-            sheets.append({"name": f["name"], "psnr": f["psnr"], "ssim": f["ssim"], "sheet": str(path)})
-        return sheets
+        for f in [f for f in frames if not f.passed][:limit]:
+            t = self.tset.load(index_of[f.name])
+            pred = self.quality.prediction(f.name).permute(1, 2, 0).numpy()
+            path = Path(self.o.output_dir) / "sheets" / (f.name.replace("/", "_") + ".png")
+            comparison_sheet(path, f.name, f.psnr, t.first, pred, t.truth)
+            sheets.append(Sheet(f.name, f.psnr, f.ssim, str(path)))
+        return tuple(sheets)
 
 
 class Progress:

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import arguments
+from harness.records import Metric
+from harness.results import read_document
 
 LABELS = ("model_name",)
 SET_BY_BENCHMARK = ("OUTPUT_DIR",)  # each row's folder
@@ -131,26 +132,25 @@ def summarize(out_dir: Path) -> tuple[list[str], list[dict]]:
 
 def row_results(folder: Path) -> dict[str, str]:
     exit_code = _read_text(folder / "exit_code")
-    try:
-        doc = json.loads((folder / "results.json").read_text())
-    except (OSError, ValueError):
-        doc = None
+    doc = read_document(folder / "results.json")
     if doc is None:
         status = "not run" if exit_code == "" else "failed"
         reason = "" if exit_code == "" else _error_line(folder) or f"no results.json (exit code {exit_code})"
         return {**dict.fromkeys(RESULT_FIELDS, ""), "status": status, "exit_code": exit_code, "reason": reason}
-    results = doc.get("results", {})
-    metrics = results.get("metrics", {})
-    out = {field: _number(metrics.get(key, {}).get("avg")) for field, key in METRICS.items()}
-    accuracy = metrics.get("accuracy", {})
-    out["accuracy_pct"] = _number(accuracy.get("avg")) if accuracy.get("applicable", True) else ""
-    status = results.get("status", "failed")
+    results = doc.results
+    out = {field: _number(_avg(results.metric(key))) for field, key in METRICS.items()}
+    accuracy = results.metric("accuracy")
+    out["accuracy_pct"] = _number(_avg(accuracy)) if accuracy is None or accuracy.applicable is not False else ""
+    status = results.status.value
     if exit_code not in ("", "0") and status == "passed":
         status = "failed"
-    reasons = results.get("invalid_reasons") or []
+    reasons = results.invalid_reasons
     reason = "" if status == "passed" else (reasons[0] if reasons else _error_line(folder) or f"exit code {exit_code}")
-    return {**out, "validity": results.get("validity", ""), "status": status, "exit_code": exit_code,
-            "reason": reason}
+    return {**out, "validity": results.validity, "status": status, "exit_code": exit_code, "reason": reason}
+
+
+def _avg(metric: Metric | None) -> float | None:
+    return None if metric is None else metric.avg
 
 
 def _read_text(path: Path) -> str:

@@ -21,6 +21,7 @@ import inference
 from harness import placement
 from harness.device import PlatformError
 from harness.distributed import DistBarrier, DistStop, Launch, launch_from_env
+from harness.records import FrameScore, StreamRecord, StreamStatus
 from harness.results import frames_within, overlap_throughput, per_device, per_host, record_from_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,10 +191,16 @@ def test_pin_near_sets_the_affinity_of_the_gpus_node(tmp_path, monkeypatch):
 
 
 # --- throughput over the common window --------------------------------------------------------
-def _record(stream: int, window: list[float], checkpoints: list[list[float]], offset: float = 0.0, **extra) -> dict:
+def _record(stream: int, window: list[float], checkpoints: list[list[float]], offset: float = 0.0,
+            **extra) -> StreamRecord:
     frames = checkpoints[-1][1]
-    return {"stream": stream, "pairs": frames, "frames": frames, "window": window, "clock_offset_s": offset,
-            "checkpoints": checkpoints, "throughput_fps": frames / (window[1] - window[0]), **extra}
+    return StreamRecord.from_json({"stream": stream, "pairs": frames, "frames": frames, "window": window,
+                                   "clock_offset_s": offset, "checkpoints": checkpoints,
+                                   "throughput_fps": frames / (window[1] - window[0]), **extra})
+
+
+def _shares(shares: dict) -> dict:
+    return {k: s.to_json() for k, s in shares.items()}
 
 
 def test_overlap_throughput_counts_frames_inside_the_common_window():
@@ -201,32 +208,35 @@ def test_overlap_throughput_counts_frames_inside_the_common_window():
     a = _record(1, [0.0, 4.0], [[t / 10, t] for t in range(1, 41)])
     b = _record(2, [-98.0, -95.0], [[t / 20, t] for t in range(1, 61)], offset=100.0)
     assert frames_within(a, 2.0, 4.0) == 20 and frames_within(b, 2.0, 4.0) == 40
-    m = overlap_throughput([a, b])
+    m = overlap_throughput([a, b]).to_json()
     assert m["avg"] == pytest.approx(30.0) and m["min"] == pytest.approx(10.0) and m["max"] == pytest.approx(20.0)
     assert m["units"] == "images/s"
     apart = _record(2, [5.0, 6.0], [[1.0, 10]])
-    assert overlap_throughput([a, apart])["avg"] is None  # never ran together
-    assert overlap_throughput([a, {"stream": 3, "status": "failed"}])["avg"] == pytest.approx(10.0)
+    assert overlap_throughput([a, apart]).avg is None  # never ran together
+    failed = StreamRecord(stream=3, status=StreamStatus.FAILED)
+    assert overlap_throughput([a, failed]).avg == pytest.approx(10.0)
 
 
 def test_results_per_device_and_per_host():
     recs = [_record(1, [0, 1], [[1, 10]], host="a", device="cuda:0", device_name="H200", rank=0),
             _record(2, [0, 1], [[1, 30]], host="a", device="cuda:1", device_name="H200", rank=1),
             _record(3, [0, 1], [[1, 5]], host="b", device="cuda:0", device_name="H100", rank=2),
-            {"stream": 4, "rank": 3, "host": "b", "status": "failed"}]
-    assert per_device(recs[:2]) == {"cuda:0": {"throughput": 10.0, "streams": [1], "device_name": "H200"},
+            StreamRecord(stream=4, rank=3, host="b", status=StreamStatus.FAILED)]
+    assert _shares(per_device(recs[:2])) == {"cuda:0": {"throughput": 10.0, "streams": [1], "device_name": "H200"},
                                     "cuda:1": {"throughput": 30.0, "streams": [2], "device_name": "H200"}}
-    assert per_device(recs)["b/cuda:0"] == {"throughput": 5.0, "streams": [3], "device_name": "H100"}
-    assert per_host(recs) == {"a": {"throughput": 40.0, "streams": [1, 2], "ranks": [0, 1]},
+    assert per_device(recs)["b/cuda:0"].to_json() == {"throughput": 5.0, "streams": [3], "device_name": "H100"}
+    assert _shares(per_host(recs)) == {"a": {"throughput": 40.0, "streams": [1, 2], "ranks": [0, 1]},
                               "b": {"throughput": 5.0, "streams": [3, 4], "ranks": [2, 3]}}
 
 
-def test_record_from_file_reads_a_raw_record_or_a_stream_document(tmp_path):
+def test_record_from_file_reads_a_stream_document_only(tmp_path):
     raw = {"stream": 2, "status": "completed"}
+    frames = [{"name": "x", "psnr": 30.0, "ssim": 0.9, "passed": True}]
     (tmp_path / "raw.json").write_text(json.dumps(raw))
-    (tmp_path / "doc.json").write_text(json.dumps({"streams": [raw], "quality_frames": [{"name": "x"}]}))
-    assert record_from_file(tmp_path / "raw.json") == raw
-    assert record_from_file(tmp_path / "doc.json") == {**raw, "quality_frames": [{"name": "x"}]}
+    (tmp_path / "doc.json").write_text(json.dumps({"streams": [raw], "quality_frames": frames}))
+    assert record_from_file(tmp_path / "raw.json") is None  # not a results document
+    record = record_from_file(tmp_path / "doc.json")
+    assert record == StreamRecord(stream=2, status=StreamStatus.COMPLETED, quality_frames=(FrameScore("x", 30.0, 0.9, True),))
     assert record_from_file(tmp_path / "missing.json") is None
 
 
@@ -267,5 +277,5 @@ def test_checkpoints_are_thinned_but_keep_the_end():
 
     points = [(i * 0.001, i) for i in range(1, 5001)]
     kept = thinned(points)
-    assert len(kept) <= 1001 and kept[0] == [0.001, 1] and kept[-1] == [5.0, 5000]
-    assert thinned(points[:10]) == [[round(t, 6), f] for t, f in points[:10]]
+    assert len(kept) <= 1001 and kept[0] == (0.001, 1) and kept[-1] == (5.0, 5000)
+    assert thinned(points[:10]) == tuple((round(t, 6), f) for t, f in points[:10])

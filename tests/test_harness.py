@@ -15,6 +15,7 @@ import pytest
 
 import arguments
 from harness.device import cpu_has_bf16
+from harness.records import StreamRecord
 from harness.results import run_document, yaml_text
 from harness.timing import StopRule, stop_rule
 
@@ -112,17 +113,20 @@ def test_combined_results_arithmetic():
     def record(i, fps, wall, p50, window, acc=None):
         r = {"stream": i, "status": "completed", "error": None, "pairs": 10, "frames": 10, "calls": 10,
              "throughput_fps": fps, "latency_wall_ms": wall, "window": window, "shortfalls": [],
-             "latency_ms": {"p50": p50, "p90": p50, "p99": p50, "max": p50, "mean": p50}, "warmup": {"calls": 2}}
-        return r
+             "latency_ms": {"count": 10, "stdev": 0.0, "min": p50, "p50": p50, "p90": p50, "p99": p50, "max": p50,
+                            "mean": p50},
+             "warmup": {"calls": 2}}
+        return StreamRecord.from_json(r)
 
-    doc = run_document({}, [record(1, 10.0, 100.0, 90.0, [0.0, 1.0]), record(2, 30.0, 33.0, 30.0, [0.5, 1.5])],
-                       95.0, False)
+    document = run_document({}, [record(1, 10.0, 100.0, 90.0, [0.0, 1.0]), record(2, 30.0, 33.0, 30.0, [0.5, 1.5])],
+                            95.0, False)
+    doc = document.to_json()
     m = doc["results"]["metrics"]
     assert m["throughput"]["avg"] == 40.0 and m["throughput"]["min"] == 10.0 and m["throughput"]["max"] == 30.0
     assert m["latency"]["avg"] == pytest.approx(66.5) and m["latency"]["stdev"] == pytest.approx(47.376, abs=1e-3)
     assert m["latency-per-call-p50"]["avg"] == 60.0
     assert doc["results"]["overlap"] == {"seconds": 0.5, "fraction": pytest.approx(1 / 3)}
-    assert "value: 40.0" in yaml_text(doc) and "unit: percents" in yaml_text(doc)
+    assert "value: 40.0" in yaml_text(document) and "unit: percents" in yaml_text(document)
 
 
 def test_stop_rules():

@@ -14,17 +14,5 @@ run() {  # run NAME ARGS...: the harness, its summary kept in harness.log, its r
   python3 inference.py --platform CUDA --output-dir "/tmp/runs/$name" "$@" > "/tmp/runs-$name.log" 2>&1
   echo "== $name (exit $?): $*" >> "$OUT/harness.log"
   sed -n '/RIFE benchmark results/,$p' "/tmp/runs-$name.log" >> "$OUT/harness.log"
-  python3 - "$name" "/tmp/runs/$name/results.json" >> "$OUT/harness_table.txt" <<'PY'
-import json, sys
-name, path = sys.argv[1], sys.argv[2]
-try:
-    d = json.load(open(path))
-except OSError:
-    print(f"{name}: no results"); raise SystemExit
-m, q = d["results"]["metrics"], d["quality_data"]
-print(f"{name}: fps {m['throughput']['avg']:.1f}, p50 {m['latency-per-call-p50']['avg']:.2f} ms, "
-      f"p99 {m['latency-per-call-p99']['avg']:.2f} ms, status {d['results']['status']}"
-      + (f", PSNR {q['psnr_mean_db']:.3f} dB over {q['test_count']}" if q.get("test_count") else "")
-      + (f", {m['power']['avg']:.0f} W, {m['frames-per-joule']['avg']:.2f} frames/J" if "power" in m else ""))
-PY
+  python3 -m harness.results "$name" "/tmp/runs/$name/results.json" >> "$OUT/harness_table.txt"
 }
