@@ -2,7 +2,8 @@
 # Maintainer's GPU run of the fast path: kernel tests on CUDA, sameness and speed against upstream eager
 # (tools/verify_gpu.py), then the harness in performance mode at batch 1 and 8 and with two streams on one GPU,
 # each row a line of $OUT/harness_table.txt. Needs: train_log/v4.0/flownet.pkl, .carry/videos, .carry/*.whl.
-# STEPS picks sections (tests, verify, harness, streams, convs); default all.
+# STEPS picks sections (tests, convs, verify, harness, streams); TESTS the test files; ALL_STREAMS=1 adds the
+# two-stream run without MPS and four streams.
 set -u
 source tools/device_common.sh
 STEPS="${STEPS:-tests verify harness streams}"
@@ -13,7 +14,7 @@ r() {  # run, and the end of its log where it wrote no results
 has() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 if has tests; then
-  python3 -m pytest -q -p no:cacheprovider tests/test_triton_warp.py tests/test_execution.py -k "cuda or CUDA" 2>&1 | tail -5 | tee "$OUT/tests.log"
+  python3 -m pytest -q -p no:cacheprovider ${TESTS:-tests/test_triton_warp.py tests/test_execution.py tests/test_fused_conv.py} -k "cuda or CUDA" 2>&1 | tail -5 | tee "$OUT/tests.log"
 fi
 if has convs; then
   python3 dev/conv_shapes.py --out "$OUT" 2>&1 | tee "$OUT/convs.log" | tail -60
@@ -31,8 +32,10 @@ if has harness; then
 fi
 if has streams; then
   r v4_s2_mps --dummy --arch v4.0 --num-inputs 3000 --streams 2 --mps on
-  r v4_s2_nomps --dummy --arch v4.0 --num-inputs 3000 --streams 2 --mps off
-  r v4_s4_mps --dummy --arch v4.0 --num-inputs 2000 --streams 4 --mps on
+  if [ -n "${ALL_STREAMS:-}" ]; then
+    r v4_s2_nomps --dummy --arch v4.0 --num-inputs 3000 --streams 2 --mps off
+    r v4_s4_mps --dummy --arch v4.0 --num-inputs 2000 --streams 4 --mps on
+  fi
   grep -h '"mps"' -A5 /tmp/runs/v4_s2_mps/results.json | head -8 >> "$OUT/harness.log"
 fi
 cat "$OUT/harness_table.txt" 2>/dev/null

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rife import fused_conv
 from rife.ifnet import A, B, IFNet, memory_format_of, round_up
 
 EXECUTIONS = ("eager", "graph", "compile", "fast")
@@ -57,6 +58,7 @@ class ExecutionPlan:
     two_streams: bool  # independent parts of a frame on two CUDA streams, each stage compiled on its own
     subpixel_deconvs: bool  # transposed convolutions as forward convolutions and a pixel shuffle
     retry_on_host: bool = False  # the large-motion retry run only when the host sees a sample want it
+    fused_convs: bool = False  # conv + bias + PReLU (+ residual) as one cuDNN graph where it pays (rife.fused_conv)
 
 
 def default_execution(impl: str) -> str:
@@ -88,6 +90,7 @@ def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPla
         two_streams=mode == "fast" and cuda,
         subpixel_deconvs=mode == "fast" and cuda,
         retry_on_host=mode == "fast" and cuda,
+        fused_convs=mode == "fast" and cuda,
     )
 
 
@@ -327,6 +330,8 @@ def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | Non
             net = widened(net)
         if plan.subpixel_deconvs:
             subpixel_deconvs(net)
+        if plan.fused_convs and fused_conv.available():
+            fused_conv.fuse_conv_units(net, fused_conv.CudnnContext(next(net.parameters()).device))
         net.retry_on_device = plan.graph or plan.compile
         net.warp.fp32 = plan.mode == "fast"
         if plan.fused_kernels:

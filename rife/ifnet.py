@@ -20,6 +20,17 @@ def conv_unit(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=True), nn.PReLU(out_ch))
 
 
+def residual_through(stack: nn.Sequential, x: Tensor) -> Tensor:
+    """``stack(x) + x``, the add taken by the last unit where it can fuse it (``rife.fused_conv.FusedConvUnit``)."""
+    *head, last = stack
+    y = x
+    for unit in head:
+        y = unit(y)
+    if getattr(last, "takes_residual", False):
+        return last(y, residual=x)
+    return last(y) + x
+
+
 def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
@@ -100,8 +111,7 @@ class IFBlock(nn.Module):
         """From the block's input (``BlockFeed``, at 1 / scale of the frame), the changes of flow (channels 0-3)
         and raw mask (channel 4) at 1 / (2 * scale) of the frame size; ``FlowStep`` brings them to full size."""
         feat = self.conv0(feed)
-        feat = self.convblock(feat) + feat
-        return self.lastconv(feat)
+        return self.lastconv(residual_through(self.convblock, feat))
 
 
 class Conv2(nn.Module):

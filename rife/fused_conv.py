@@ -1,0 +1,177 @@
+"""Convolutions with their epilogues fused, through cuDNN's runtime fusion (the ``nvidia-cudnn-frontend`` package).
+
+A RIFE convolution unit is a 3x3 convolution, its bias and a PReLU with a slope per channel (and, at the end of a
+block's convolution stack, the block's residual add). Run by PyTorch these are a cuDNN convolution and a separate
+elementwise kernel that reads and writes the activation once more; at the small activations of batch 1 the second
+kernel costs about as much as the convolution. ``FusedConvUnit`` computes all of it in one cuDNN graph (the
+convolution with a pointwise epilogue computed in fp32 before the one rounding to fp16/bf16), built once per input
+shape. Where fusion does not pay (large activations, where cuDNN's plain convolution is faster than its fused
+engines) or cannot run (not CUDA, no frontend, a graph cuDNN does not support), it is the unit as PyTorch runs it,
+traced by ``torch.compile`` like any other module.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+try:
+    import cudnn
+except ImportError:  # the package is optional: without it the units run as PyTorch runs them
+    cudnn = None
+
+# Fuse where the output has at most this many pixels (batch x height x width): measured on an H200, fusion wins at
+# every batch-1 activation of both models at 720p and loses on the largest batch-8 ones.
+FUSE_MAX_PIXELS = 131072
+
+
+def available() -> bool:
+    """Whether the cuDNN frontend imports (``pip install nvidia-cudnn-frontend``)."""
+    return cudnn is not None
+
+
+class CudnnContext:
+    """The cuDNN handle the fused graphs of one device run on (its stream set to the caller's before each call)."""
+
+    def __init__(self, device: torch.device) -> None:
+        with torch.cuda.device(device):
+            self.handle = cudnn.create_handle()
+        self.device = device
+
+    def on_current_stream(self) -> Any:
+        cudnn.set_stream(handle=self.handle, stream=torch.cuda.current_stream(self.device).cuda_stream)
+        return self.handle
+
+
+_CUDNN_TYPES = {torch.float16: "HALF", torch.bfloat16: "BFLOAT16", torch.float32: "FLOAT"}
+
+
+class FusedConvUnit(nn.Module):
+    """``nn.Sequential(Conv2d(3x3, padding 1), PReLU)``, optionally followed by a residual add, as one fused cuDNN
+    graph per input shape where ``fuses`` says so; PyTorch's modules otherwise (and on every failure to build)."""
+
+    takes_residual = True
+
+    def __init__(self, unit: nn.Sequential, context: CudnnContext | None) -> None:
+        super().__init__()
+        self.conv, self.prelu = unit[0], unit[1]
+        self.context = context
+        self._graphs: dict[tuple, _Fused | None] = {}
+
+    @staticmethod
+    def fits(unit: nn.Module) -> bool:
+        if not (isinstance(unit, nn.Sequential) and len(unit) == 2):
+            return False
+        conv, act = unit[0], unit[1]
+        return (isinstance(conv, nn.Conv2d) and isinstance(act, nn.PReLU) and conv.kernel_size == (3, 3)
+                and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1 and conv.bias is not None
+                and act.num_parameters == conv.out_channels)
+
+    def fuses(self, x: Tensor) -> bool:
+        """Decided from static facts only (device, dtype, layout, shape), so that ``torch.compile`` specialises on
+        it: fused shapes become a call outside the compiled graph, the others compile as before."""
+        if self.context is None or x.device.type != "cuda" or x.dtype not in (torch.float16, torch.bfloat16):
+            return False
+        if not x.is_contiguous(memory_format=torch.channels_last):
+            return False
+        n, _, h, w = x.shape
+        stride = self.conv.stride[0]
+        return n * -(-h // stride) * -(-w // stride) <= FUSE_MAX_PIXELS
+
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        if self.fuses(x):
+            return self._fused(x, residual)
+        return self.unfused(x, residual)
+
+    def unfused(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        y = self.prelu(self.conv(x))
+        return y if residual is None else y + residual
+
+    @torch.compiler.disable
+    def _fused(self, x: Tensor, residual: Tensor | None) -> Tensor:
+        key = (tuple(x.shape), x.dtype, x.device, residual is not None)
+        if key not in self._graphs:
+            self._graphs[key] = self._build(x, residual)
+        fused = self._graphs[key]
+        if fused is None:
+            return self.unfused(x, residual)
+        return fused(x, residual, self.context.on_current_stream())
+
+    def _build(self, x: Tensor, residual: Tensor | None) -> _Fused | None:
+        try:
+            return _Fused(self.conv, self.prelu.weight, x, residual, self.context.on_current_stream())
+        except Exception as e:  # cuDNN has no engine for this graph here: PyTorch's way for this shape
+            warnings.warn(f"fused convolution {tuple(x.shape)} -> {self.conv.out_channels} unsupported by cuDNN "
+                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); running it unfused",
+                          stacklevel=2)
+            return None
+
+
+class _Fused:
+    """One built cuDNN graph: conv + bias + PReLU (slope · min(y, 0) + max(y, 0), composed) [+ residual]."""
+
+    def __init__(self, conv: nn.Conv2d, slope: Tensor, x: Tensor, residual: Tensor | None, handle: Any) -> None:
+        io = getattr(cudnn.data_type, _CUDNN_TYPES[x.dtype])
+        fp32 = cudnn.data_type.FLOAT
+        k = conv.out_channels
+        stride = conv.stride[0]
+        n, _, h, w = x.shape
+        ho, wo = -(-h // stride), -(-w // stride)
+        self.weight = conv.weight.detach().to(x.dtype).contiguous(memory_format=torch.channels_last)
+        self.bias = conv.bias.detach().to(x.dtype).view(1, k, 1, 1)
+        self.slope = slope.detach().to(x.dtype).view(1, k, 1, 1)
+        self.out_shape = (n, k, ho, wo)
+        g = cudnn.pygraph(io_data_type=io, intermediate_data_type=fp32, compute_data_type=fp32, handle=handle,
+                          is_cuda_graph_replay_expected=True)
+        self.x_t, self.w_t = g.tensor_like(x), g.tensor_like(self.weight)
+        self.b_t, self.s_t = g.tensor_like(self.bias), g.tensor_like(self.slope)
+        y = g.conv_fprop(image=self.x_t, weight=self.w_t, padding=[1, 1], stride=[stride, stride], dilation=[1, 1],
+                         compute_data_type=fp32)
+        y = g.add(a=y, b=self.b_t)
+        pos = g.relu(input=y)
+        out = g.add(a=pos, b=g.mul(a=g.sub(a=y, b=pos), b=self.s_t))
+        self.r_t = None
+        if residual is not None:
+            self.r_t = g.tensor_like(residual)
+            out = g.add(a=out, b=self.r_t)
+        out.set_output(True).set_data_type(io).set_dim(list(self.out_shape)).set_stride([ho * wo * k, 1, wo * k, k])
+        self.o_t = out
+        g.build([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
+        self.graph = g
+        self.workspace = torch.empty(g.get_workspace_size(), device=x.device, dtype=torch.uint8)
+
+    def __call__(self, x: Tensor, residual: Tensor | None, handle: Any) -> Tensor:
+        out = torch.empty(self.out_shape, device=x.device, dtype=x.dtype, memory_format=torch.channels_last)
+        pack = {self.x_t: x, self.w_t: self.weight, self.b_t: self.bias, self.s_t: self.slope, self.o_t: out}
+        if self.r_t is not None:
+            pack[self.r_t] = residual.contiguous(memory_format=torch.channels_last)
+        self.graph.execute(pack, self.workspace, handle=handle)
+        return out
+
+
+def status() -> str:
+    """What ``fast`` on CUDA does with its convolution units, for the results."""
+    if cudnn is None:
+        return "unfused: nvidia-cudnn-frontend is not installed (setup.sh installs it where a CUDA torch is present)"
+    return f"fused by cuDNN (frontend {getattr(cudnn, '__version__', '?')}) up to {FUSE_MAX_PIXELS} output pixels"
+
+
+def fuse_conv_units(net: nn.Module, context: CudnnContext | None) -> int:
+    """Every conv + PReLU unit of ``net`` replaced by a ``FusedConvUnit``; returns how many."""
+    count = 0
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if FusedConvUnit.fits(child):
+                setattr(module, name, FusedConvUnit(child, context))
+                count += 1
+    return count
+
+
+def reference(x: Tensor, conv: nn.Conv2d, slope: Tensor, residual: Tensor | None = None) -> Tensor:
+    """The unit in fp32 (for checks): conv + bias, PReLU, residual."""
+    y = F.prelu(F.conv2d(x.float(), conv.weight.float(), conv.bias.float(), conv.stride, 1), slope.float())
+    return y if residual is None else y + residual.float()

@@ -1,0 +1,86 @@
+"""rife.fused_conv: the fused conv + bias + PReLU (+ residual) units. On the CPU they must be the modules they
+replace, exactly; on CUDA with the cuDNN frontend the fused graphs are checked against fp32 on fresh random inputs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from rife import fused_conv
+from rife.fused_conv import FusedConvUnit, fuse_conv_units
+from rife.ifnet import IFNet, conv_unit, residual_through
+from rife.variants import VARIANTS
+
+
+def _random_ifnet(arch: str) -> IFNet:
+    torch.manual_seed(0)
+    net = IFNet(VARIANTS[arch]).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(0.0, 0.3)
+    return net
+
+
+@pytest.mark.parametrize("arch", ["paper", "v4.0"])
+def test_units_without_a_cudnn_context_are_the_modules_they_replace(arch):
+    net = _random_ifnet(arch)
+    fused = copy.deepcopy(net)
+    count = fuse_conv_units(fused, None)
+    assert count == sum(1 for m in net.modules() if FusedConvUnit.fits(m)) > 0
+    assert not any(FusedConvUnit.fits(m) for m in fused.modules())
+    x0, x1 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(net(x0, x1), fused(x0, x1))
+
+
+def test_fits_only_what_the_fused_graph_computes():
+    assert FusedConvUnit.fits(conv_unit(8, 16)) and FusedConvUnit.fits(conv_unit(8, 16, 2))
+    assert not FusedConvUnit.fits(nn.Sequential(nn.Conv2d(8, 16, 3, 1, 1, bias=False), nn.PReLU(16)))
+    assert not FusedConvUnit.fits(nn.Sequential(nn.Conv2d(8, 16, 1), nn.PReLU(16)))
+    assert not FusedConvUnit.fits(nn.Sequential(nn.Conv2d(8, 16, 3, 1, 1), nn.PReLU()))  # one shared slope
+    assert not FusedConvUnit.fits(nn.Sequential(nn.Conv2d(8, 16, 3, 1, 1), nn.ReLU()))
+
+
+def test_residual_through_is_the_stack_plus_its_input():
+    torch.manual_seed(1)
+    stack = nn.Sequential(*(conv_unit(8, 8) for _ in range(3)))
+    fused = nn.Sequential(*(FusedConvUnit(u, None) for u in copy.deepcopy(stack)))
+    x = torch.randn(2, 8, 9, 7)
+    with torch.inference_mode():
+        assert torch.equal(residual_through(stack, x), stack(x) + x)
+        assert torch.equal(residual_through(fused, x), stack(x) + x)
+
+
+def test_cpu_and_fp32_never_fuse():
+    unit = FusedConvUnit(conv_unit(8, 8), None)
+    assert not unit.fuses(torch.rand(1, 8, 4, 4))
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and fused_conv.available()),
+                    reason="needs a CUDA GPU and nvidia-cudnn-frontend")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_fused_units_match_fp32(dtype):
+    context = fused_conv.CudnnContext(torch.device("cuda"))
+    torch.manual_seed(2)
+    for c_in, c_out, stride, n, h, w, residual in [(16, 96, 2, 1, 90, 160, False), (96, 96, 1, 1, 45, 80, True),
+                                                   (192, 192, 1, 2, 23, 40, True), (64, 64, 1, 1, 184, 320, False),
+                                                   (32, 48, 2, 1, 37, 51, False)]:
+        unit = conv_unit(c_in, c_out, stride).cuda()
+        with torch.no_grad():
+            unit[1].weight.uniform_(-0.5, 0.5)  # negative slopes too
+        fused = FusedConvUnit(unit, context).cuda().to(dtype).to(memory_format=torch.channels_last)
+        x = torch.randn(n, c_in, h, w, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
+        res = None
+        if residual:
+            res = torch.randn(n, c_out, h, w, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
+        assert fused.fuses(x)
+        with torch.inference_mode():
+            out = fused(x, res)
+            ref = fused_conv.reference(x, fused.conv, fused.prelu.weight, res)
+        assert fused._graphs[next(iter(fused._graphs))] is not None, "cuDNN built no fused graph"
+        assert out.shape == ref.shape and out.is_contiguous(memory_format=torch.channels_last)
+        rel = ((out.float() - ref).norm() / ref.norm()).item()
+        assert rel < (2e-3 if dtype == torch.float16 else 1e-2), (c_in, c_out, stride, n, h, w, residual, rel)
