@@ -84,3 +84,12 @@ def test_cuda_fused_units_match_fp32(dtype):
         assert out.shape == ref.shape and out.is_contiguous(memory_format=torch.channels_last)
         rel = ((out.float() - ref).norm() / ref.norm()).item()
         assert rel < (2e-3 if dtype == torch.float16 else 1e-2), (c_in, c_out, stride, n, h, w, residual, rel)
+        graph = torch.cuda.CUDAGraph()  # fast replays the units inside one CUDA graph
+        with torch.inference_mode(), torch.cuda.graph(graph):
+            captured = fused(x, res)
+        captured.fill_(float("nan"))
+        x.copy_(torch.randn_like(x))
+        graph.replay()
+        with torch.inference_mode():
+            ref = fused_conv.reference(x, fused.conv, fused.prelu.weight, res)
+        assert ((captured.float() - ref).norm() / ref.norm()).item() < (2e-3 if dtype == torch.float16 else 1e-2)
