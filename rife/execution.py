@@ -32,8 +32,8 @@ from torch import Tensor, nn
 
 from rife import fused_conv
 from rife.ifnet import A, B, IFNet, memory_format_of, round_up
+from rife.vocabulary import EXECUTIONS
 
-EXECUTIONS = ("eager", "graph", "compile", "fast")
 WIDTH_MULTIPLE = 16
 EDGE_MULTIPLE = 8  # fp16 tensor-core convolutions want channel counts in multiples of 8
 # The Triton block-input kernel writes 32 channels in half the time of 24 (H200, 720p): paper's 17-channel inputs.
