@@ -24,9 +24,13 @@ try:
 except ImportError:  # the package is optional: without it the units run as PyTorch runs them
     cudnn = None
 
-# Fuse where the output has at most this many pixels (batch x height x width): measured on an H200, fusion wins at
-# every batch-1 activation of both models at 720p and loses on the largest batch-8 ones.
-FUSE_MAX_PIXELS = 131072
+# Fuse where the output has at most this many pixels (batch x height x width) and a channel count cuDNN's fused
+# engines handle well (up to 128, or a multiple of 64). Measured on an H200 for every unit shape of both models at
+# 720p, batch 1 and 8 (dev/conv_shapes.py): there the fused graph beats the convolution plus a separate epilogue;
+# on larger activations, and on 160 or 240 output channels, cuDNN's plain convolution is faster than its fused engines.
+FUSE_MAX_PIXELS = 16384
+FUSE_ANY_CHANNELS_UP_TO = 128
+FUSE_CHANNEL_MULTIPLE = 64
 
 
 def available() -> bool:
@@ -79,8 +83,9 @@ class FusedConvUnit(nn.Module):
         if not x.is_contiguous(memory_format=torch.channels_last):
             return False
         n, _, h, w = x.shape
-        stride = self.conv.stride[0]
-        return n * -(-h // stride) * -(-w // stride) <= FUSE_MAX_PIXELS
+        stride, k = self.conv.stride[0], self.conv.out_channels
+        channels_ok = k <= FUSE_ANY_CHANNELS_UP_TO or k % FUSE_CHANNEL_MULTIPLE == 0
+        return channels_ok and n * -(-h // stride) * -(-w // stride) <= FUSE_MAX_PIXELS
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         if self.fuses(x):
@@ -157,7 +162,8 @@ def status() -> str:
     """What ``fast`` on CUDA does with its convolution units, for the results."""
     if cudnn is None:
         return "unfused: nvidia-cudnn-frontend is not installed (setup.sh installs it where a CUDA torch is present)"
-    return f"fused by cuDNN (frontend {getattr(cudnn, '__version__', '?')}) up to {FUSE_MAX_PIXELS} output pixels"
+    return (f"fused by cuDNN (frontend {getattr(cudnn, '__version__', '?')}) up to {FUSE_MAX_PIXELS} output pixels "
+            f"and up to {FUSE_ANY_CHANNELS_UP_TO} channels or multiples of {FUSE_CHANNEL_MULTIPLE}")
 
 
 def fuse_conv_units(net: nn.Module, context: CudnnContext | None) -> int:

@@ -66,7 +66,7 @@ def test_cuda_fused_units_match_fp32(dtype):
     context = fused_conv.CudnnContext(torch.device("cuda"))
     torch.manual_seed(2)
     for c_in, c_out, stride, n, h, w, residual in [(16, 96, 2, 1, 90, 160, False), (96, 96, 1, 1, 45, 80, True),
-                                                   (192, 192, 1, 2, 23, 40, True), (64, 64, 1, 1, 184, 320, False),
+                                                   (192, 192, 1, 2, 23, 40, True), (64, 64, 1, 1, 92, 160, False),
                                                    (32, 48, 2, 1, 37, 51, False)]:
         unit = conv_unit(c_in, c_out, stride).cuda()
         with torch.no_grad():
@@ -85,11 +85,11 @@ def test_cuda_fused_units_match_fp32(dtype):
         rel = ((out.float() - ref).norm() / ref.norm()).item()
         assert rel < (2e-3 if dtype == torch.float16 else 1e-2), (c_in, c_out, stride, n, h, w, residual, rel)
         graph = torch.cuda.CUDAGraph()  # fast replays the units inside one CUDA graph
-        with torch.inference_mode(), torch.cuda.graph(graph):
-            captured = fused(x, res)
-        captured.fill_(float("nan"))
-        x.copy_(torch.randn_like(x))
-        graph.replay()
         with torch.inference_mode():
+            with torch.cuda.graph(graph):
+                captured = fused(x, res)
+            captured.fill_(float("nan"))
+            x.copy_(torch.randn_like(x))
+            graph.replay()
             ref = fused_conv.reference(x, fused.conv, fused.prelu.weight, res)
         assert ((captured.float() - ref).norm() / ref.norm()).item() < (2e-3 if dtype == torch.float16 else 1e-2)
