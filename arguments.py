@@ -112,13 +112,14 @@ class Options:
 
     dummy: bool = option("--dummy", ("DUMMY",), None, False, "performance mode on random frames")
     data: Path | None = option("--data", ("DATASET_DIR",), _path, None,
-        "quality mode data: a Vimeo-90K folder (either layout) or a video file; default: the built-in set")
+        "quality mode data: a Vimeo-90K folder (either layout) or a video file (default: the built-in set)")
     platform: str = option("--platform", ("PLATFORM",), _platform, "auto",
         "Flex | Max (Intel XPU) | CUDA | CPU | auto (XPU, else CUDA, else CPU)")
     ipex: bool = option("--ipex", ("IPEX",), _yes_no, True,
         "on XPU: yes = ipex.optimize, no = PyTorch's own XPU backend")
     precision: str | None = option("--precision", ("PRECISION",), _choice(PRECISIONS, fold=True), None,
-        "fp16 | bf16 | fp32 (default: fp16 on GPUs, fp32 on CPU)")
+        "fp16 | bf16 | fp32 (default: fp16 on GPUs and XPUs; on the CPU bf16 where it computes bf16 natively, "
+        "AVX512-BF16 or AMX, else fp32)")
     amp: bool = option("--amp", ("AMP",), None, False, "autocast instead of casting the model")
     num_inputs: int = option("--num-inputs", ("NUM_INPUTS",), _int_at_least(1), 100,
         "frame pairs to run (quality mode: at most the data's size)")
@@ -134,9 +135,9 @@ class Options:
     async_sync: int = option("--async", ("ASYNC",), _int_at_least(0), 0,
         "synchronize every N calls; 0 = only at the end")
     min_duration: float | None = option("--min-test-duration", ("MIN_TEST_DURATION",), _number(0), None,
-        "performance mode: run at least this many seconds")
+        "performance mode: run at least this many seconds (default: no minimum)")
     max_duration: float | None = option("--max-test-duration", ("MAX_TEST_DURATION",), _number(0), None,
-        "performance mode: run at most this many seconds")
+        "performance mode: run at most this many seconds (default: no limit)")
     data_channels: int = option("--data-channels", ("DATA_CHANNELS",), _int_at_least(1), 3, "dummy frame channels (3)")
     data_height: int = option("--data-height", ("DATA_HEIGHT",), _int_at_least(1), 720, "dummy frame height")
     data_width: int = option("--data-width", ("DATA_WIDTH",), _int_at_least(1), 1280, "dummy frame width")
@@ -145,7 +146,8 @@ class Options:
     transfers: bool = option("--transfers", ("TRANSFERS",), None, False,
         "performance mode: upload uint8 inputs and download results every frame, as a video pipeline does")
     execution: str | None = option("--execution", ("EXECUTION",), _choice(EXECUTIONS), None,
-        "eager (the reference's way) | graph (one CUDA graph) | compile (torch.compile) | fast (ours; default)")
+        "eager (the reference's way) | graph (one CUDA graph) | compile (torch.compile) | fast (ours) "
+        "(default: fast, or eager with --model-impl upstream)")
     arch: str | None = option("--arch", ("ARCH",), _choice(ARCHITECTURES), None,
         "model variant: paper | v4.0 (default: from the weights)")
     model_impl: str = option("--model-impl", ("MODEL_IMPL",), _choice(IMPLEMENTATIONS), "ours",
@@ -166,7 +168,7 @@ class Options:
     skip_bad: bool = option("--skip-bad", ("SKIP_BAD",), None, False,
         "quality mode: skip unreadable or mis-sized files")
     seed: int = option("--seed", ("SEED",), _int_at_least(0), 0, "seed of random inputs and random-init weights")
-    socket: str = option("--socket", ("SOCKET",), str, "", "socket of an external telemetry capture")
+    socket: str = option("--socket", ("SOCKET",), str, "", "socket of an external telemetry capture (default: none)")
     explicit: frozenset[str] = field(default=frozenset())  # options the user set (flag or variable)
 
     @property
@@ -187,17 +189,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="inference.py", description="RIFE frame interpolation benchmark",
-                     epilog="Every option also reads its environment variable; a flag wins over it.")
+    parser = _Parser(prog="run_model.sh", description="RIFE frame interpolation benchmark (run_model.sh and "
+                     "python inference.py take the same options)",
+                     epilog="Every option also reads the environment variable in its brackets (its placeholder "
+                     "names it too); a flag wins over its variable, a variable over the default.")
     for opt in OPTIONS:
-        env = "/".join(opt.env)
-        default = "off" if opt.convert is None else opt.default
-        text = f"{opt.help} [{env}; default {default}]".replace("%", "%%")  # argparse formats help with %
+        text = f"{opt.help} [{'/'.join(opt.env)}{_default_text(opt)}]".replace("%", "%%")  # argparse formats with %
         if opt.convert is None:
             parser.add_argument(opt.flag, dest=opt.dest, action="store_const", const="yes", default=None, help=text)
         else:
-            parser.add_argument(opt.flag, dest=opt.dest, default=None, metavar=opt.dest.upper(), help=text)
+            parser.add_argument(opt.flag, dest=opt.dest, default=None, metavar=opt.env[0], help=text)
     return parser
+
+
+def _default_text(opt: Option) -> str:
+    """``; default X`` as --help shows it; empty where the help text itself says what happens by default."""
+    if opt.convert is None:
+        return "; default off"
+    if opt.default is None or opt.default == "":
+        return ""
+    if isinstance(opt.default, bool):
+        return f"; default {'yes' if opt.default else 'no'}"
+    return f"; default {opt.default}"
 
 
 def _value(opt: Option, raw: str | None, env_name: str | None) -> Any:

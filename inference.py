@@ -171,6 +171,7 @@ class Run:
 
     def execute(self) -> int:
         n = self.o.streams
+        self._clear_previous_run()
         start_barrier, end_barrier = self.ctx.Barrier(n), self.ctx.Barrier(n)
         stop = self.ctx.Event()
         previous = self._handle_signals(stop, start_barrier, end_barrier)
@@ -186,6 +187,14 @@ class Run:
             _restore(previous)
         records = [self._record_of(i, p) for i, p in enumerate(procs, 1)]
         return self._write_combined(records, self.signal_received)
+
+    def _clear_previous_run(self, keep_streams: frozenset[int] = frozenset()) -> None:
+        """Only once every check has passed: a mistyped option never costs the previous results."""
+        from harness.outputs import clear_previous_run, describe
+
+        removed = clear_previous_run(self.o.output_dir, keep_streams)
+        if removed:
+            print(describe(removed, self.o.output_dir), flush=True)
 
     def _mps(self) -> MpsDaemon:
         shared = streams_share_a_device(self.s.device.type, self.s.device_ids, self.o.streams)
@@ -229,7 +238,6 @@ class Run:
         for i in range(1, n + 1):
             plan = self._plan(i, i - 1, threads)
             path = self._stream_path(i)
-            path.unlink(missing_ok=True)
             p = self.ctx.Process(target=run_stream, args=(plan, start_barrier, end_barrier, stop, str(path)),
                                  name=f"stream-{i}")
             p.start()
@@ -281,8 +289,8 @@ class Run:
     def _config(self) -> dict:
         import torch
 
-        from harness.device import device_name
-        from harness.results import VERSION, system_info
+        from harness.device import device_name, driver_version
+        from harness.results import VERSION, harness_revision, system_info
         from rife.vocabulary import DTYPE_NAMES
 
         o, lm, info = self.o, self.s.loaded, self.s.data_info
@@ -290,7 +298,7 @@ class Run:
         dataset_cfg = ({"channels": 3, "height": info["height"], "width": info["width"], **info} if info else
                        {"channels": o.data_channels, "height": o.data_height, "width": o.data_width})
         return {
-            "metadata": {"name": "rife-bench", "version": VERSION},
+            "metadata": {"name": "rife-bench", "version": VERSION, "harness": harness_revision()},
             "workload": {
                 "type": "inference", "name": "RIFE",
                 "model": {
@@ -307,7 +315,7 @@ class Run:
                 },
                 "dataset": dataset_cfg,
             },
-            "system": {**system_info(dev_name), "mps": self.mps.as_dict()},
+            "system": {**system_info(dev_name, driver_version(self.s.device)), "mps": self.mps.as_dict()},
             "command_line": [sys.executable, *sys.argv],
             "seed": o.seed,
             "options": o.as_dict(),
@@ -318,8 +326,7 @@ class Run:
         if sheets:
             from harness.pictures import write_index_html
 
-            rel = [{**s.to_json(), "sheet": os.path.relpath(s.sheet, self.o.output_dir)} for s in sheets]
-            write_index_html(self.o.output_dir, rel)
+            write_index_html(self.o.output_dir, [s.to_json() for s in sheets])
 
 
 class DistributedRun(Run):
@@ -333,10 +340,14 @@ class DistributedRun(Run):
 
     def execute(self) -> int:
         from harness.distributed import DistributedError, Group
+        from harness.outputs import stream_files
         from harness.stream import BARRIER_TIMEOUT_S
 
         path = self._stream_path(self.launch.stream)
-        path.unlink(missing_ok=True)  # before joining: rank 0 never reads a file left by an earlier run
+        for own in stream_files(self.o.output_dir, self.launch.stream):  # before joining: rank 0 never reads
+            own.unlink(missing_ok=True)                                   # a file left by an earlier run
+        if self.launch.rank == 0:  # the run's files, and those of streams this run does not have
+            self._clear_previous_run(keep_streams=frozenset(range(1, self.launch.world_size + 1)))
         try:
             group = Group(self.launch, BARRIER_TIMEOUT_S)
         except DistributedError as e:

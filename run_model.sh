@@ -2,8 +2,8 @@
 # run_model.sh: the RIFE benchmark, with the reference sample's variables and flags.
 # Every option is a flag or an environment variable (a flag wins); `./run_model.sh --help` lists them.
 # It runs get_model.sh first (GET_MODEL=no skips it), runs inference.py under
-# `numactl --cpunodebind=0` where that works, writes everything printed to OUTPUT_DIR/output.log,
-# and exits with the program's exit code.
+# `numactl --cpunodebind=0` where that works, copies its stdout and stderr (each kept as such) to
+# OUTPUT_DIR/output.log, and exits with the program's exit code.
 # Several GPUs of one host: --streams N spreads the streams round-robin over DEVICE_IDS (default: all).
 # Several machines: run inference.py under torchrun on every host (one stream per rank, rank 0 writes
 # results.json), e.g. on each of 2 hosts with 8 GPUs:
@@ -48,9 +48,14 @@ if ! mkdir -p -- "$OUTPUT_DIR_EFF" 2>/dev/null || [ ! -w "$OUTPUT_DIR_EFF" ]; th
 fi
 LOG="$OUTPUT_DIR_EFF/output.log"
 : > "$LOG"
+# The progress bar draws on the terminal itself: through tee, stderr is a pipe.
+if [ -t 2 ] && [ -w /dev/tty ]; then export RIFE_PROGRESS_TTY=/dev/tty; fi
+# stdout and stderr each reach output.log and stay what they were.
 exec 3>&1 4>&2
-exec > >(tee -i -a -- "$LOG") 2>&1
-tee_pid=$!
+exec > >(tee -i -a -- "$LOG")
+tee_out=$!
+exec 2> >(tee -i -a -- "$LOG" >&2)
+tee_err=$!
 
 echo "run_model: $(date -u +%Y-%m-%dT%H:%M:%SZ) $0 $*"
 if [ "${GET_MODEL:-yes}" != "no" ]; then
@@ -74,6 +79,6 @@ wait "$pid"
 while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
 wait "$pid"
 rc=$?
-exec 1>&3 2>&4 3>&- 4>&-  # close the log pipe and let tee finish writing before we return
-wait "$tee_pid" 2>/dev/null
+exec 1>&3 2>&4 3>&- 4>&-  # close the log pipes and let tee finish writing before we return
+wait "$tee_out" "$tee_err" 2>/dev/null
 exit "$rc"

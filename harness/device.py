@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from pathlib import Path
 
 import torch
 
@@ -90,10 +91,44 @@ def wait_for(device: torch.device, event, *made_there: torch.Tensor) -> None:
 
 def device_name(device: torch.device) -> str:
     if device.type == "cpu":
-        import platform
-
-        return platform.processor() or platform.machine()
+        return cpu_model()
     return device_module(device).get_device_name(device)
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name ("Intel(R) Xeon(R) Platinum 8480+"), from /proc/cpuinfo where there is one."""
+    import platform
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return platform.processor() or platform.machine()
+
+
+def driver_version(device: torch.device) -> str | None:
+    """The GPU driver's version (NVML's on NVIDIA GPUs, the Level Zero driver's on Intel XPUs); None on the CPU
+    or where it cannot be read."""
+    try:
+        if device.type == "cuda":
+            import pynvml  # nvidia-ml-py
+
+            pynvml.nvmlInit()
+            try:
+                version = pynvml.nvmlSystemGetDriverVersion()
+            finally:
+                pynvml.nvmlShutdown()
+            return version.decode() if isinstance(version, bytes) else str(version)
+        if device.type == "xpu":
+            return str(torch.xpu.get_device_properties(device).driver_version)
+    except Exception:  # no NVML, no driver, an old PyTorch: the results say null
+        return None
+    return None
 
 
 def reset_peak_memory(device: torch.device) -> None:

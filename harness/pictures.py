@@ -68,7 +68,9 @@ def _labelled(panel: np.ndarray, label: str) -> np.ndarray:
 def write_index_html(out_dir: Path, entries: list[dict]) -> Path:
     """``out_dir/index.html`` showing each entry's sheet with its name, PSNR and (when given) SSIM.
 
-    An entry is ``{"name": str, "sheet": path of the PNG, "psnr": float, "ssim": float | None}``."""
+    An entry is ``{"name": str, "sheet": path of the PNG, "psnr": float, "ssim": float | None}``; a relative
+    sheet path is taken as relative to ``out_dir``. The page links each sheet by its path relative to the page,
+    so it keeps working when the folder is copied elsewhere."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = "\n".join(_figure(out_dir, e) for e in entries) or "<p>No sheets: every frame passed.</p>"
     page = (
@@ -85,8 +87,14 @@ def write_index_html(out_dir: Path, entries: list[dict]) -> Path:
     return index
 
 
+def relative_link(out_dir: Path, path: str | Path) -> str:
+    """``path`` (absolute, or relative to ``out_dir``) as a URL relative to a page in ``out_dir``."""
+    target = Path(out_dir, path).resolve()
+    return quote(Path(os.path.relpath(target, Path(out_dir).resolve())).as_posix())
+
+
 def _figure(out_dir: Path, entry: dict) -> str:
-    src = quote(Path(os.path.relpath(entry["sheet"], out_dir)).as_posix())
+    src = relative_link(out_dir, entry["sheet"])
     caption = f"{html.escape(str(entry['name']))} &mdash; PSNR {entry['psnr']:.2f} dB"
     if entry.get("ssim") is not None:
         caption += f", SSIM {entry['ssim']:.4f}"

@@ -18,9 +18,10 @@ import json
 import math
 import os
 import platform
+import secrets
 import statistics
+import subprocess
 import sys
-import tempfile
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ from harness.records import (
 from metrics import spread
 
 VERSION = "1.0.0"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _clean(value: Any) -> Any:
@@ -58,25 +60,56 @@ def _clean(value: Any) -> Any:
 
 def write_json(path: Path, doc: Mapping[str, Any]) -> None:
     """Atomic: a reader never sees half a file, even if the writer is killed."""
+    write_atomic(path, json.dumps(_clean(doc), indent=2, default=str) + "\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file renamed over it. The file gets the mode any new file
+    gets (0644 under the usual umask 022), so that whoever shares the folder can read the results, even when
+    a container running as root wrote them into a bind mount."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(_clean(doc), f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, unlike mkstemp's 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def system_info(device_name: str) -> dict:
+def harness_revision(root: Path = ROOT) -> dict:
+    """Which harness ran: its version, and its git commit (with ``git_dirty`` when tracked files were changed)
+    where it runs from a git checkout; the commit is null elsewhere (a container, an unpacked copy)."""
+    out: dict[str, Any] = {"version": VERSION, "git_commit": None, "git_dirty": None}
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode == 0:
+            changes = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                     capture_output=True, text=True, timeout=10)
+            out["git_commit"] = head.stdout.strip()
+            out["git_dirty"] = bool(changes.stdout.strip()) if changes.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):  # no git here: the version alone says which harness ran
+        pass
+    return out
+
+
+def system_info(device_name: str, gpu_driver: str | None = None) -> dict:
     import cv2
     import torch
+
+    from harness.device import cpu_model
 
     return {
         "hostname": platform.node(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "architecture": platform.machine(),
         "cpu_count": os.cpu_count(),
         "device_name": device_name,
+        "gpu_driver": gpu_driver,
         "frameworks": {
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
@@ -99,11 +132,11 @@ def metrics_of(records: Sequence[StreamRecord], quality_applies: bool) -> dict[s
     lat = [m.latency_ms for _, m in done if m.latency_ms is not None]
     acc = [r.quality.test_pass_pct for r, _ in done if r.quality is not None]
     out = {
-        "throughput": _metric(fps, "images/s", total=sum(fps)),
+        "throughput": _metric(fps, "frames/s", total=sum(fps)),
         "latency": _metric([m.latency_wall_ms for _, m in done], "ms"),
         "accuracy": _metric(acc, "%") if quality_applies else _metric([0.0], "%", applicable=False),
         "total-batches-tested": _metric([m.calls for _, m in done], "batches", total=sum(m.calls for _, m in done)),
-        "total-images-tested": _metric([m.frames for _, m in done], "images", total=sum(m.frames for _, m in done)),
+        "total-images-tested": _metric([m.frames for _, m in done], "frames", total=sum(m.frames for _, m in done)),
         "warmup-batches": _metric([r.warmup.calls if r.warmup else 0 for r in records], "batches"),
         "throughput-overlap": overlap_throughput(records),
     }
@@ -174,9 +207,9 @@ def overlap_throughput(records: Sequence[StreamRecord]) -> Metric:
     spans = [_span(r) for r in ran]
     start, end = (max(s for s, _ in spans), min(e for _, e in spans)) if spans else (0.0, 0.0)
     if end <= start or not all(r.measurements and r.measurements.checkpoints for r in ran):
-        return _metric([], "images/s")
+        return _metric([], "frames/s")
     fps = [frames_within(r, start, end) / (end - start) for r in ran]
-    return _metric(fps, "images/s", total=sum(fps))
+    return _metric(fps, "frames/s", total=sum(fps))
 
 
 def _grouped(records: Sequence[StreamRecord], key: Callable[[StreamRecord], str | None]) -> dict[str, Share]:
@@ -306,7 +339,7 @@ def _round(value: float | None) -> float:
 
 def write_run(results_json: Path, results_yaml: Path, doc: RunDocument) -> None:
     write_json(results_json, doc.to_json())
-    results_yaml.write_text(yaml_text(doc))
+    write_atomic(results_yaml, yaml_text(doc))
 
 
 def _avg(doc: RunDocument, name: str) -> float | None:

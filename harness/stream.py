@@ -188,6 +188,7 @@ class StreamRunner:
         placement = pin_near(self.device)
         self.update(placement=None if placement is None else Placement.from_json(placement),
                     device_name=dev.device_name(self.device))
+        announce(self.plan, f"loading the model on {self.plan.device}")
         with warnings.catch_warnings():  # the parent already warned about random weights
             warnings.simplefilter("ignore")
             self.loaded = load_model(model_choice(self.o))
@@ -238,6 +239,8 @@ class StreamRunner:
                                                          workers=workers, pin_memory=self.device.type == "cuda")
         h, w = tset.size
         share_bytes = 9 * h * w * len(self.plan.quality_indices)  # three uint8 RGB frames per triplet
+        if share_bytes <= self.o.preload_mb * 2**20:
+            announce(self.plan, f"preloading {len(self.plan.quality_indices)} triplets ({share_bytes / 2**20:.0f} MiB)")
         source = DatasetPairs(self.new_prefetcher(), share_bytes, self.o.preload_mb * 2**20)
         self.update(data_preloaded=source.preloaded is not None)
         return source
@@ -257,6 +260,8 @@ class StreamRunner:
                           transfers=self.o.transfers or not self.o.dummy)
         t0 = time.perf_counter()
         calls = math.ceil(self.o.warmup / self.o.batch_size)
+        compiles = " (the first call compiles: 10-60 s)" if self.plan.execution in ("compile", "fast") else ""
+        announce(self.plan, f"warm-up and compile: {calls} calls{compiles}")
         for _, pending in zip(range(calls), self.uploader.ahead(warm), strict=False):
             if self.stop_event.is_set():
                 raise Interrupted
@@ -278,6 +283,7 @@ class StreamRunner:
     def timed_loop(self) -> None:
         o = self.o
         progress = Progress(self.plan.index, self.rule)
+        announce(self.plan, f"timed loop: {self.rule.describe()}")
         self.update(status=StreamStatus.RUNNING)
         self.telemetry = telemetry_for(self.device)
         self.telemetry.start()
@@ -394,23 +400,44 @@ class StreamRunner:
         for f in [f for f in frames if not f.passed][:limit]:
             t = self.tset.load(index_of[f.name])
             pred = self.quality.prediction(f.name).permute(1, 2, 0).numpy()
-            path = Path(self.o.output_dir) / "sheets" / (f.name.replace("/", "_") + ".png")
-            comparison_sheet(path, f.name, f.psnr, t.first, pred, t.truth)
-            sheets.append(Sheet(f.name, f.psnr, f.ssim, str(path)))
+            sheet = f"sheets/{f.name.replace('/', '_')}.png"  # relative to the output folder
+            comparison_sheet(Path(self.o.output_dir) / sheet, f.name, f.psnr, t.first, pred, t.truth)
+            sheets.append(Sheet(f.name, f.psnr, f.ssim, sheet))
         return tuple(sheets)
 
 
+def announce(plan: StreamPlan, phase: str) -> None:
+    """One line as a stream enters a phase, so that a long load or compile is never silent."""
+    print(f"[stream {plan.index}] {phase}", flush=True)
+
+
+def progress_terminal():
+    """Where stream 1 draws its progress bar: stderr when it is a terminal, else the terminal run_model.sh
+    names in RIFE_PROGRESS_TTY (its stderr goes through tee); None in logs and pipes."""
+    if sys.stderr.isatty():
+        return sys.stderr
+    tty = os.environ.get("RIFE_PROGRESS_TTY")
+    if tty:
+        try:
+            return open(tty, "w")  # closed by Progress.close
+        except OSError:
+            return None
+    return None
+
+
 class Progress:
-    """A tqdm bar on a terminal; in logs, one line about once a second."""
+    """A tqdm bar with the total and the time left on a terminal; in logs, one line about once a second."""
 
     def __init__(self, stream: int, rule: StopRule) -> None:
         self.stream, self.last = stream, time.monotonic()
         total = None if math.isinf(rule.max_frames) else int(rule.max_frames)
-        self.bar = None
-        if sys.stderr.isatty() and stream == 1:
+        self.bar = self.terminal = None
+        if stream == 1:
+            self.terminal = progress_terminal()
+        if self.terminal is not None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="pair", desc="stream 1")
+            self.bar = tqdm(total=total, unit="pair", desc="stream 1", file=self.terminal, dynamic_ncols=True)
         self.done = 0
 
     def update(self, pairs: int, elapsed: float) -> None:
@@ -425,3 +452,5 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        if self.terminal not in (None, sys.stderr):
+            self.terminal.close()

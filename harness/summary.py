@@ -33,9 +33,9 @@ from harness.results import read_document
 LABELS = ("model_name",)
 SET_BY_BENCHMARK = ("OUTPUT_DIR",)  # each row's folder
 KNOWN_VARIABLES = frozenset(name for opt in arguments.OPTIONS for name in opt.env) | {"GET_MODEL"}
-RESULT_FIELDS = ("throughput_fps", "latency_ms", "latency_p50_ms", "latency_p99_ms", "accuracy_pct", "power_w",
+RESULT_FIELDS = ("throughput_frames_per_s", "latency_ms", "latency_p50_ms", "latency_p99_ms", "accuracy_pct", "power_w",
                  "frames_per_joule", "validity", "status", "exit_code", "reason")
-METRICS = {"throughput_fps": "throughput", "latency_ms": "latency", "latency_p50_ms": "latency-per-call-p50",
+METRICS = {"throughput_frames_per_s": "throughput", "latency_ms": "latency", "latency_p50_ms": "latency-per-call-p50",
            "latency_p99_ms": "latency-per-call-p99", "power_w": "power", "frames_per_joule": "frames-per-joule"}
 
 
@@ -189,7 +189,7 @@ def write_chart(path: Path, profile_columns: list[str], lines: list[dict]) -> No
     x_name = "streams" if "streams" in profile_columns else "row"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     series = _series(profile_columns, [line for line in lines if line["status"] == "passed"], x_name)
-    for ax, field, title in ((axes[0], "throughput_fps", "throughput (frames/s)"),
+    for ax, field, title in ((axes[0], "throughput_frames_per_s", "throughput (frames/s)"),
                              (axes[1], "latency_p99_ms", "latency per call, p99 (ms)")):
         for label, points in series.items():
             xy = sorted((x, y) for x, y in ((_float(line[x_name]), _float(line[field])) for line in points)

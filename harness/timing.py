@@ -18,6 +18,14 @@ class StopRule:
             return True
         return frames >= self.min_frames and elapsed_s >= self.min_seconds
 
+    def describe(self) -> str:
+        """The rule in words: "100 pairs", "at least 100 pairs and 60 s, at most 120 s"."""
+        if self.max_frames == self.min_frames and self.min_seconds == 0:
+            text = f"{self.min_frames} pairs"
+        else:
+            text = f"at least {self.min_frames} pairs" + (f" and {self.min_seconds:g} s" if self.min_seconds else "")
+        return text + (f", at most {self.max_seconds:g} s" if math.isfinite(self.max_seconds) else "")
+
     def shortfalls(self, frames: int, elapsed_s: float) -> list[str]:
         """Why a finished run does not meet its minimums (empty: it does)."""
         reasons = []

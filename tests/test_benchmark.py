@@ -18,7 +18,7 @@ from harness.summary import ProfileError, read_profile, row_variables, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "model_name,batch_size,num_inputs,streams,precision,data_height,data_width,platform,dummy,warmup"
-SUMMARY_COLUMNS = ["row", *HEADER.split(","), "throughput_fps", "latency_ms", "latency_p50_ms", "latency_p99_ms",
+SUMMARY_COLUMNS = ["row", *HEADER.split(","), "throughput_frames_per_s", "latency_ms", "latency_p50_ms", "latency_p99_ms",
                    "accuracy_pct", "power_w", "frames_per_joule", "validity", "status", "exit_code", "reason"]
 SWEEP_VARIABLES = ("PROFILE", "OUTPUT_DIR", "IMAGE", "OVERWRITE", "DUMMY", "DATASET_DIR", "PLATFORM", "WARMUP")
 
@@ -81,7 +81,7 @@ def test_summary_holds_each_row_and_its_numbers(sweep):
     assert [r["row"] for r in rows] == ["1", "2"] and [r["streams"] for r in rows] == ["1", "2"]
     for r in rows:
         metrics = json.loads((out_dir / f"test_{r['row']}" / "results.json").read_text())["results"]["metrics"]
-        assert float(r["throughput_fps"]) == pytest.approx(metrics["throughput"]["avg"], rel=1e-5)
+        assert float(r["throughput_frames_per_s"]) == pytest.approx(metrics["throughput"]["avg"], rel=1e-5)
         assert float(r["latency_ms"]) == pytest.approx(metrics["latency"]["avg"], rel=1e-5)
         assert float(r["latency_p50_ms"]) == pytest.approx(metrics["latency-per-call-p50"]["avg"], rel=1e-5)
         assert float(r["latency_p99_ms"]) == pytest.approx(metrics["latency-per-call-p99"]["avg"], rel=1e-5)
@@ -107,7 +107,7 @@ def test_a_failed_row_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert [r["status"] for r in rows] == ["failed", "failed", "passed"]
     assert [r["exit_code"] for r in rows] == ["2", "2", "0"]
     assert "STREAMS='0'" in rows[0]["reason"] and "fp16" in rows[1]["reason"]
-    assert rows[0]["throughput_fps"] == "" and float(rows[2]["throughput_fps"]) > 0
+    assert rows[0]["throughput_frames_per_s"] == "" and float(rows[2]["throughput_frames_per_s"]) > 0
     assert (tmp_path / "out" / "summary.png").is_file()
 
 
@@ -272,7 +272,7 @@ def test_summary_reads_power_and_energy_when_measured(tmp_path):
 
 
 def test_chart_when_no_row_passed(tmp_path):
-    lines = [{"row": "1", "streams": "1", "precision": "fp16", "throughput_fps": "", "latency_p99_ms": "",
+    lines = [{"row": "1", "streams": "1", "precision": "fp16", "throughput_frames_per_s": "", "latency_p99_ms": "",
               "status": "failed"}]
     write_chart(tmp_path / "empty.png", ["streams", "precision"], lines)
     assert imread(tmp_path / "empty.png").ndim == 3

