@@ -25,10 +25,11 @@ except ImportError:  # the package is optional: without it the units run as PyTo
     cudnn = None
 
 # Fuse where the output has at most this many pixels (batch x height x width) and a channel count cuDNN's fused
-# engines handle well (up to 128, or a multiple of 64). Measured on an H200 for every unit shape of both models at
-# 720p, batch 1 and 8 (dev/conv_shapes.py): there the fused graph beats the convolution plus a separate epilogue;
-# on larger activations, and on 160 or 240 output channels, cuDNN's plain convolution is faster than its fused engines.
-FUSE_MAX_PIXELS = 16384
+# engines handle well (up to 128, or a multiple of 64). Chosen on an H200 from every unit shape of both models at
+# 720p, batch 1 and 8 (dev/conv_shapes.py), and from whole frames: on larger activations cuDNN's plain convolution
+# plus a separate epilogue is faster than its fused engines, and on 160 or 240 output channels (paper's blocks) the
+# fused engines are up to 1.8x slower than the plain convolution.
+FUSE_MAX_PIXELS = 131072
 FUSE_ANY_CHANNELS_UP_TO = 128
 FUSE_CHANNEL_MULTIPLE = 64
 
