@@ -312,6 +312,7 @@ class Run:
                     "padding": {"multiple": lm.variant.pad_multiple, "where": "zeros, right and bottom"},
                     "interpolation": o.interpolation, "input_pool": o.input_pool if o.dummy else None,
                     "transfers": o.transfers if o.dummy else True, "ipex": o.ipex if self.s.device.type == "xpu" else None,
+                    "conv_epilogues": _conv_epilogues(self.s.device, self.s.execution),
                 },
                 "dataset": dataset_cfg,
             },
@@ -327,6 +328,15 @@ class Run:
             from harness.pictures import write_index_html
 
             write_index_html(self.o.output_dir, [s.to_json() for s in sheets])
+
+
+def _conv_epilogues(device, execution: str) -> str | None:
+    """How fast fuses its convolutions' bias and PReLU on CUDA (None where it does not apply)."""
+    if device.type != "cuda" or execution != "fast":
+        return None
+    from rife import fused_conv
+
+    return fused_conv.status()
 
 
 class DistributedRun(Run):

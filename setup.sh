@@ -44,4 +44,12 @@ if ! "$VENV/bin/python" -c "import triton" >/dev/null 2>&1 && [ "$(uname -sm)" =
   echo "setup: installing triton (its interpreter runs the Triton kernel's tests here)"
   "${PIP[@]}" install "triton>=3.2" || echo "setup: note: triton could not be installed; its tests will be skipped"
 fi
+# The cuDNN frontend: on CUDA, fast computes its convolutions with their bias and PReLU as one cuDNN graph through it.
+# Only for a CUDA build of torch; without it fast runs those convolutions unfused (results.json says which).
+if "$VENV/bin/python" -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)" >/dev/null 2>&1 \
+   && ! "$VENV/bin/python" -c "import cudnn" >/dev/null 2>&1; then
+  echo "setup: installing nvidia-cudnn-frontend (fast fuses convolution epilogues with it on CUDA)"
+  "${PIP[@]}" install "nvidia-cudnn-frontend>=1.32" \
+    || echo "setup: note: nvidia-cudnn-frontend could not be installed; fast runs its convolutions unfused"
+fi
 echo "setup: ready ($VENV)"
