@@ -202,9 +202,11 @@ class Run:
 
     def _write_combined(self, records: list[StreamRecord], interrupted_by: int | None) -> int:
         """results.json, results.yaml, the index of failure sheets and the summary; the exit code."""
+        from harness import latency
         from harness.records import RunStatus
         from harness.results import run_document, summary_text, write_run
 
+        latency.write_csv(self.o.output_dir / "latencies.csv", records)
         doc = run_document(self._config, records, self.o.min_pass_pct, interrupted_by is not None)
         write_run(self.o.output_dir / "results.json", self.o.output_dir / "results.yaml", doc)
         self._write_index(records)

@@ -58,7 +58,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
-    """Per-frame latency distribution in ms: mean, stdev, min, p50, p90, p99, max."""
+    """Per-call latency distribution in ms: mean, stdev, min, p50, p90, p95, p99, p99.9, max."""
     values = sorted(latencies_ms)
     if not values:
         return {}
@@ -69,7 +69,9 @@ def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
         "min": values[0],
         "p50": percentile(values, 50),
         "p90": percentile(values, 90),
+        "p95": percentile(values, 95),
         "p99": percentile(values, 99),
+        "p99.9": percentile(values, 99.9),
         "max": values[-1],
     }
 

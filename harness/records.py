@@ -121,13 +121,56 @@ class LatencySummary:
     p90: float
     p99: float
     max: float
+    p95: float | None = None
+    p99_9: float | None = None  # "p99.9" in JSON
+
+    def to_json(self) -> JsonDict:
+        out = _flat(self)
+        out["p99.9"] = out.pop("p99_9")
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> LatencySummary | None:
+        return cls(**_known(cls, {**d, "p99_9": d.get("p99.9")})) if d else None
+
+
+@dataclass(frozen=True)
+class CallLog:
+    """Every timed call: when it was issued (seconds since the stream's timed loop began, host clock), its
+    latency (ms, as ``LatencySummary`` measures it) and the frame pairs it carried. Columns, not rows: a long
+    run holds hundreds of thousands of calls."""
+
+    start_s: tuple[float, ...]
+    latency_ms: tuple[float, ...]
+    pairs: tuple[int, ...]
+
+    def to_json(self) -> JsonDict:
+        return {"start_s": [round(t, 6) for t in self.start_s], "latency_ms": [round(v, 6) for v in self.latency_ms],
+                "pairs": list(self.pairs)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CallLog:
+        return cls(tuple(d.get("start_s") or ()), tuple(d.get("latency_ms") or ()), tuple(d.get("pairs") or ()))
+
+
+@dataclass(frozen=True)
+class HostLoad:
+    """How busy the stream's host was during its timed loop: the 1-minute load average at the start and the end,
+    the CPU time the whole machine spent busy (from /proc/stat) and this stream's process spent, both in cores
+    (CPU seconds over the loop's seconds). None where the system does not tell."""
+
+    cores: int
+    load_avg_start: float | None
+    load_avg_end: float | None
+    busy_cores: float | None
+    own_cores: float | None
 
     def to_json(self) -> JsonDict:
         return _flat(self)
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> LatencySummary | None:
-        return cls(**_known(cls, d)) if d else None
+    def from_json(cls, d: Mapping[str, Any]) -> HostLoad:
+        return cls(**_known(cls, d))
 
 
 @dataclass(frozen=True)
@@ -305,7 +348,7 @@ class Sheet:
 
 # --- a stream -------------------------------------------------------------------------------
 _OPTIONAL = ("rank", "device_name", "start_barrier", "end_barrier", "data_preloaded", "warmup", "telemetry",
-             "quality_note", "quality", "signal", "traceback")
+             "quality_note", "quality", "signal", "traceback", "host_load", "call_log")
 
 
 @dataclass(frozen=True)
@@ -334,6 +377,8 @@ class StreamRecord:
     sheets: tuple[Sheet, ...] = ()
     signal: str | None = None  # the signal that stopped a torchrun rank
     traceback: str | None = None
+    host_load: HostLoad | None = None
+    call_log: CallLog | None = None  # in the stream's own document only (results.json: latencies.csv holds them)
 
     # shortcuts for the readers of measurements
     @property
@@ -382,7 +427,8 @@ class StreamRecord:
             quality=_opt(QualityOutcome, d.get("quality")),
             quality_frames=tuple(FrameScore.from_json(f) for f in quality_frames),
             sheets=tuple(Sheet.from_json(s) for s in d.get("sheets") or ()), signal=d.get("signal"),
-            traceback=d.get("traceback"),
+            traceback=d.get("traceback"), host_load=_opt(HostLoad, d.get("host_load")),
+            call_log=_opt(CallLog, d.get("call_log")),
         )
 
 
@@ -439,6 +485,46 @@ class Share:
 
 
 @dataclass(frozen=True)
+class Percentile:
+    """A latency percentile of the pooled calls, and whether enough calls were seen to establish it."""
+
+    ms: float | None
+    established: bool
+    samples_needed: int
+
+    def to_json(self) -> JsonDict:
+        return _flat(self)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Percentile:
+        return cls(d.get("ms"), bool(d.get("established")), d.get("samples_needed", 0))
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Per-call latency of every stream's calls pooled (ms): percentiles with their sample-size verdicts, and the
+    spread (interquartile range over the median) that torch.utils.benchmark warns on."""
+
+    samples: int
+    percentiles: Mapping[str, Percentile]
+    max_ms: float | None
+    mean_ms: float | None
+    median_ms: float | None
+    iqr_ms: float | None
+    iqr_over_median: float | None
+
+    def to_json(self) -> JsonDict:
+        out = _flat(self)
+        out["percentiles"] = {k: p.to_json() for k, p in self.percentiles.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> LatencyStats:
+        return cls(d.get("samples", 0), {k: Percentile.from_json(p) for k, p in (d.get("percentiles") or {}).items()},
+                   d.get("max_ms"), d.get("mean_ms"), d.get("median_ms"), d.get("iqr_ms"), d.get("iqr_over_median"))
+
+
+@dataclass(frozen=True)
 class RunResults:
     date: str
     tester: str
@@ -449,6 +535,8 @@ class RunResults:
     overlap: Overlap
     per_device: Mapping[str, Share]
     hosts: Mapping[str, Share]
+    latency: LatencyStats | None = None
+    warnings: tuple[str, ...] = ()  # what makes the figures less trustworthy without making the run invalid
 
     def metric(self, name: str) -> Metric | None:
         return self.metrics.get(name)
@@ -461,6 +549,7 @@ class RunResults:
             "status": self.status.value, "validity": self.validity, "invalid_reasons": list(self.invalid_reasons),
             "overlap": self.overlap.to_json(), "per_device": per_device,
             "hosts": {k: s.to_json() for k, s in self.hosts.items()},
+            "latency": self.latency.to_json() if self.latency else None, "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -473,6 +562,7 @@ class RunResults:
             invalid_reasons=tuple(d.get("invalid_reasons") or ()), overlap=Overlap.from_json(d.get("overlap") or {}),
             per_device={k: Share.from_json(s) for k, s in (d.get("per_device") or {}).items()},
             hosts={k: Share.from_json(s) for k, s in (d.get("hosts") or {}).items()},
+            latency=_opt(LatencyStats, d.get("latency")), warnings=tuple(d.get("warnings") or ()),
         )
 
 

@@ -31,6 +31,7 @@ import yaml
 
 from harness.records import (
     FrameScore,
+    LatencyStats,
     Metric,
     Overlap,
     QualityOutcome,
@@ -126,7 +127,8 @@ def _metric(values: Sequence[float | None], units: str, total: float | None = No
     return Metric(total if total is not None else out["avg"], out["min"], out["max"], out["stdev"], units, applicable)
 
 
-def metrics_of(records: Sequence[StreamRecord], quality_applies: bool) -> dict[str, Metric]:
+def metrics_of(records: Sequence[StreamRecord], quality_applies: bool,
+               pooled: LatencyStats | None = None) -> dict[str, Metric]:
     done = [(r, r.measurements) for r in records if r.measurements is not None and r.measurements.pairs]
     fps = [m.throughput_fps for _, m in done]
     lat = [m.latency_ms for _, m in done if m.latency_ms is not None]
@@ -140,10 +142,19 @@ def metrics_of(records: Sequence[StreamRecord], quality_applies: bool) -> dict[s
         "warmup-batches": _metric([r.warmup.calls if r.warmup else 0 for r in records], "batches"),
         "throughput-overlap": overlap_throughput(records),
     }
-    for key in ("p50", "p90", "p99", "max", "mean"):
-        out[f"latency-per-call-{key}"] = _metric([getattr(s, key) for s in lat], "ms")
+    for key in ("p50", "p90", "p95", "p99", "p99.9", "max", "mean"):  # avg: every stream's calls pooled
+        per_stream = [getattr(s, key.replace(".", "_")) for s in lat]
+        out[f"latency-per-call-{key}"] = _metric(per_stream, "ms", total=_pooled_value(pooled, key))
     out.update(energy_of(records))
     return out
+
+
+def _pooled_value(stats: LatencyStats | None, key: str) -> float | None:
+    if stats is None:
+        return None
+    if key in stats.percentiles:
+        return stats.percentiles[key].ms
+    return stats.max_ms if key == "max" else stats.mean_ms
 
 
 def energy_of(records: Sequence[StreamRecord]) -> dict[str, Metric]:
@@ -268,17 +279,23 @@ def judge(records: Sequence[StreamRecord], quality: QualityOutcome | None, inter
 
 
 def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min_pass_pct: float,
-                 interrupted: bool) -> RunDocument:
-    """The run's document (results.json), or with one record a stream's own (results_<n>.json)."""
+                 interrupted: bool, keep_call_logs: bool = False) -> RunDocument:
+    """The run's document (results.json), or with one record a stream's own (results_<n>.json, which keeps
+    the stream's every call: ``keep_call_logs``; results.json leaves them to latencies.csv)."""
+    from harness import latency
+
+    stats = latency.pooled(records)
+    warnings = (latency.sample_size_warnings(stats) + latency.noise_warnings(stats)
+                + latency.load_warnings(records))
     quality = quality_of(records, min_pass_pct)
     validity, reasons = judge(records, quality, interrupted)
     status = RunStatus.INTERRUPTED if interrupted else (RunStatus.PASSED if validity == "valid" else RunStatus.FAILED)
     warm = [r.warmup for r in records]
     results = RunResults(
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), tester=_tester(),
-        metrics=metrics_of(records, quality is not None), status=status, validity=validity,
+        metrics=metrics_of(records, quality is not None, stats), status=status, validity=validity,
         invalid_reasons=tuple(reasons), overlap=overlap_of(records), per_device=per_device(records),
-        hosts=per_host(records),
+        hosts=per_host(records), latency=stats, warnings=tuple(warnings),
     )
     return RunDocument(
         config=config,
@@ -286,13 +303,14 @@ def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min
                         "warmup-seconds": _metric([w.seconds if w else 0.0 for w in warm], "s")},
         quality=quality,
         quality_note=next((r.quality_note for r in records if r.quality_note), "performance mode: quality is not judged"),
-        results=results, streams=tuple(records), quality_frames=all_frames(records),
+        results=results, streams=tuple(records if keep_call_logs else (r.replace(call_log=None) for r in records)),
+        quality_frames=all_frames(records),
     )
 
 
 def stream_document(config: Mapping[str, Any], record: StreamRecord, min_pass_pct: float) -> RunDocument:
     """results_<n>.json: the stream's own document, judged as the stream saw its run."""
-    return run_document(config, [record], min_pass_pct, record.status is StreamStatus.INTERRUPTED)
+    return run_document(config, [record], min_pass_pct, record.status is StreamStatus.INTERRUPTED, keep_call_logs=True)
 
 
 def read_document(path: Path) -> RunDocument | None:
@@ -357,9 +375,13 @@ def summary_text(doc: RunDocument, out_dir: Path) -> str:
     wall = _avg(doc, "latency")
     if wall is not None:
         lines.append(f"  latency          {wall:.2f} ms per frame (wall time / frames)")
-    p = {k: _avg(doc, f"latency-per-call-{k}") for k in ("p50", "p90", "p99", "max")}
-    if p["p50"] is not None:
-        lines.append("  per-call latency " + ", ".join(f"{k} {v or 0.0:.2f} ms" for k, v in p.items()))
+    stats = r.latency
+    if stats is not None:
+        shown = [f"{k} {p.ms:.2f} ms" + ("" if p.established else "*") for k, p in stats.percentiles.items()
+                 if p.ms is not None]
+        lines.append(f"  per-call latency {', '.join(shown)}, max {stats.max_ms:.2f} ms")
+        lines.append(f"                   ({stats.samples:,} calls of every stream pooled"
+                     + ("; * not established, see the warnings)" if "*" in "".join(shown) else ")"))
     q = doc.quality
     if q is not None and q.test_count:
         lines.append(f"  quality          {q.test_pass}/{q.test_count} frames >= threshold ({q.test_pass_pct:.2f}%), "
@@ -376,7 +398,10 @@ def summary_text(doc: RunDocument, out_dir: Path) -> str:
         lines.append(f"  streams overlap  {r.overlap.seconds:.2f} s ({100 * r.overlap.fraction:.1f}% of the run)")
     lines.append(f"  status           {r.status.value} ({r.validity})")
     lines += [f"    - {reason}" for reason in r.invalid_reasons]
-    lines.append(f"  results          {out_dir}/results.json, results.yaml, output.log")
+    if r.warnings:
+        lines.append("  warnings")
+        lines += [f"    - {warning}" for warning in r.warnings]
+    lines.append(f"  results          {out_dir}/results.json, results.yaml, latencies.csv, output.log")
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ import torch
 from arguments import Options
 from harness import device as dev
 from harness.inputs import DatasetPairs, DummyPairs, HostCopier, PendingBatch, Uploader
+from harness.latency import LoadProbe, call_log
 from harness.placement import pin_near
 from harness.quality import QualityRecorder, judged_index
 from harness.records import (
@@ -175,6 +176,9 @@ class StreamRunner:
         self.t_start = self.t_end = 0.0
         self.clock_offset = 0.0  # wall clock - monotonic clock at the start: a time base shared across hosts
         self.checkpoints: list[tuple[float, int]] = []  # (seconds since t_start, frames done) after every call
+        self.call_starts: list[float] = []  # seconds since t_start when each timed call was issued
+        self.call_pairs: list[int] = []
+        self.load_probe: LoadProbe | None = None
         self.telemetry: Any = None  # started with the timed loop
         self.telemetry_summary: dict | None = None
 
@@ -287,6 +291,7 @@ class StreamRunner:
         self.update(status=StreamStatus.RUNNING)
         self.telemetry = telemetry_for(self.device)
         self.telemetry.start()
+        self.load_probe = LoadProbe()
         self.clock_offset = time.time() - time.monotonic()
         self.t_start = time.monotonic()
         for step, pending in enumerate(self.uploader.ahead(self.source)):
@@ -294,6 +299,7 @@ class StreamRunner:
                 raise Interrupted
             if self.rule.should_stop(self.pairs_done, time.monotonic() - self.t_start):
                 break
+            self.call_starts.append(time.monotonic() - self.t_start)
             self.clock.start()
             b, out, host_out = self._call(pending)
             self.clock.stop()
@@ -302,6 +308,7 @@ class StreamRunner:
             if host_out is not None and o.saveimages and b.names:
                 self._save_frames(b.names, host_out)
             n = b.img0.shape[0]
+            self.call_pairs.append(n)
             self.pairs_done += n
             self.frames_done += n * self.count
             if o.async_sync and (step + 1) % o.async_sync == 0:
@@ -315,6 +322,8 @@ class StreamRunner:
         progress.close()
 
     def _stop_telemetry(self) -> None:
+        if self.load_probe is not None and self.record.host_load is None:
+            self.update(host_load=self.load_probe.finish())
         if self.telemetry is not None and self.telemetry_summary is None:
             self.telemetry_summary = self.telemetry.stop()
             write_json(Path(self.o.output_dir) / f"telemetry_{self.plan.index}.json", self.telemetry_summary)
@@ -354,7 +363,9 @@ class StreamRunner:
 
         assert self.frame_size is not None
         elapsed = max(self.t_end - self.t_start, 1e-12)
-        latencies = latency_summary(self.clock.finish())
+        raw = self.clock.finish()
+        latencies = latency_summary(raw)
+        self.update(call_log=call_log(self.call_starts, raw, self.call_pairs))
         h, w = self.frame_size
         model = ModelRun(variant=self.loaded.variant.name, impl=self.loaded.impl, weights=self.loaded.weights_label,
                          weights_sha256=self.loaded.weights_sha256, precision_run=self.engine.precision.name,

@@ -69,10 +69,12 @@ class TelemetrySampler:
         self._t0 = 0.0
         self._energy0_mj: float | None = None
         self._error: str | None = None
+        self._processes: list[int] | None = None
 
     def start(self) -> None:
         self._t0 = time.monotonic()
         self._energy0_mj = self._read(self.nvml.nvmlDeviceGetTotalEnergyConsumption, self.handle)
+        self._processes = self._compute_processes()
         if self._take_sample():
             self._thread.start()
 
@@ -88,10 +90,16 @@ class TelemetrySampler:
         if self._energy0_mj is not None and energy1_mj is not None and energy1_mj > self._energy0_mj:
             counter_j = (energy1_mj - self._energy0_mj) / 1000.0
         out = summarize(self.samples, counter_j)
-        out.update(device_index=self.device_index, interval_s=self.interval_s)
+        out.update(device_index=self.device_index, interval_s=self.interval_s, gpu_processes=self._processes)
         if self._error:
             out["error"] = self._error
         return out
+
+    def _compute_processes(self) -> list[int] | None:
+        """The ids of the processes computing on this GPU now (this run's streams among them), or None."""
+        query = getattr(self.nvml, "nvmlDeviceGetComputeRunningProcesses", None)
+        running = self._read(query, self.handle) if query is not None else None
+        return None if running is None else sorted({p.pid for p in running})
 
     def _run(self) -> None:
         """Samples on a fixed grid (t0 + k * interval), skipping ticks missed while a read was slow."""
