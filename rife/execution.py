@@ -201,26 +201,15 @@ def graph_key(img0: Tensor, timestep: float, scale: float) -> tuple:
             float(scale))
 
 
-class RetryOnHost(nn.Module):
-    """An IFNet with a large-motion retry run as the normal pass to the retry's block (``IFNet.head``), then at
+class GraphedRetryOnHost(nn.Module):
+    """An IFNet with a large-motion retry, run as the normal pass to the retry's block (``IFNet.head``), then at
     once the rest of it (``IFNet.tail``); only when a sample wants the retry is the whole pass run again with both
     candidates, chosen per sample (``IFNet.forward`` with the retry decided on the device). Frames without large
-    motion skip the retry's work (a fifth of a v4.0 frame). The output is ``forward``'s in either case."""
+    motion so skip the retry's work (a fifth of a v4.0 frame); the output is ``forward``'s in either case.
 
-    def __init__(self, net: IFNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0) -> Tensor:
-        state, wants_retry = self.net.head(img0, img1, timestep, scale)
-        out = self.net.tail(img0, img1, state, timestep, scale)
-        return self.net(img0, img1, timestep, scale) if bool(wants_retry.any()) else out
-
-
-class GraphedRetryOnHost(nn.Module):
-    """``RetryOnHost`` in three CUDA graphs per input key: head (which also copies whether any sample wants the
-    retry to pinned host memory), tail and the whole pass. The tail is queued before the host waits for the head's
-    answer, so the device never waits for the host; the whole pass is replayed only when the answer is yes."""
+    Three CUDA graphs per input key: head (which also copies whether any sample wants the retry to pinned host
+    memory), tail and the whole pass. The tail is queued before the host waits for the head's answer, so the device
+    does not wait for the host."""
 
     def __init__(self, net: IFNet, capture_priority: int = 0) -> None:
         super().__init__()
