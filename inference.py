@@ -201,7 +201,8 @@ class Run:
         return MpsDaemon(self.o.mps, shared, self.o.output_dir)
 
     def _write_combined(self, records: list[StreamRecord], interrupted_by: int | None) -> int:
-        """results.json, results.yaml, the index of failure sheets and the summary; the exit code."""
+        """results.json, results.yaml, latencies.csv, the index of failure sheets, report.html and the summary;
+        the exit code."""
         from harness import latency
         from harness.records import RunStatus
         from harness.results import run_document, summary_text, write_run
@@ -210,6 +211,7 @@ class Run:
         doc = run_document(self._config, records, self.o.min_pass_pct, interrupted_by is not None)
         write_run(self.o.output_dir / "results.json", self.o.output_dir / "results.yaml", doc)
         self._write_index(records)
+        self._write_report()
         print(summary_text(doc, self.o.output_dir), flush=True)
         if interrupted_by is not None:
             return SIGNAL_EXIT[signal.Signals(interrupted_by)]
@@ -323,6 +325,15 @@ class Run:
             "seed": o.seed,
             "options": o.as_dict(),
         }
+
+    def _write_report(self) -> None:
+        """report.html; never at the cost of the results already written."""
+        from harness.report import write_report
+
+        try:
+            write_report(self.o.output_dir)
+        except Exception as e:  # a figure that cannot be drawn must not fail a measured run
+            print(f"warning: report.html could not be written: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
     def _write_index(self, records: list[StreamRecord]) -> None:
         sheets = [s for r in records for s in r.sheets]
