@@ -66,6 +66,16 @@ def test_every_row_runs_in_its_own_folder(sweep):
     assert "benchmark: test_2 of 2" in (out_dir / "benchmark.log").read_text()
 
 
+def test_the_sweep_ends_with_the_rows_compared(sweep):
+    _, out_dir = sweep
+    log = (out_dir / "benchmark.log").read_text()
+    assert "(ratios to test_1;" in log and "throughput (frames/s, higher is better)" in log
+    assert "warning: the runs differ" not in log  # streams and warmup are the profile's columns: swept
+    with (out_dir / "compare.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["figure"] == "throughput"]
+    assert [r["run"] for r in rows] == ["test_1", "test_2"] and rows[0]["relative"] == "1.0000"
+
+
 def test_rows_do_not_leak_variables(sweep):
     _, out_dir = sweep
     options = [json.loads((out_dir / f"test_{i}" / "results.json").read_text())["config"]["options"] for i in (1, 2)]

@@ -1,0 +1,197 @@
+"""Runs side by side: each figure of each run with its ratio to the first run (hyperfine's "relative"), and a
+warning where the runs' configurations differ in more than the values being compared.
+
+    python compare.py A B ... [--swept NAME,NAME] [--csv FILE]
+
+A and B are run folders (with results.json) or results.json files. ``--swept`` names the settings the runs
+are meant to differ in (option names or their variables: ``streams``, ``PRECISION``); without it, a single
+differing option is taken as the swept one. Any other difference (another option, the machine, the driver,
+the frameworks, the weights, the harness's commit) is a warning. Errors are one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import arguments
+from harness.records import RunDocument
+
+# (key, label, unit, higher is better)
+FIGURES = (
+    ("throughput", "throughput", "frames/s", True),
+    ("throughput-overlap", "throughput while all streams ran", "frames/s", True),
+    ("latency", "latency, wall time / frames", "ms", False),
+    ("p50", "latency per call p50", "ms", False),
+    ("p90", "latency per call p90", "ms", False),
+    ("p95", "latency per call p95", "ms", False),
+    ("p99", "latency per call p99", "ms", False),
+    ("p99.9", "latency per call p99.9", "ms", False),
+    ("max", "latency per call max", "ms", False),
+    ("power", "power", "W", False),
+    ("energy-per-frame", "energy per frame", "J", False),
+    ("frames-per-joule", "frames per joule", "frames/J", True),
+    ("accuracy", "frames at or above the PSNR threshold", "%", True),
+    ("psnr", "PSNR mean", "dB", True),
+)
+IGNORED_OPTIONS = {"output_dir", "socket"}  # where a run went, not what it measured
+SYSTEM_KEYS = ("hostname", "cpu", "device_name", "gpu_driver")
+
+
+class CompareError(Exception):
+    """A run that cannot be read; the message is the one line shown."""
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    doc: RunDocument
+    raw: Mapping[str, Any]
+
+    def figure(self, key: str) -> tuple[float | None, bool]:
+        """The value and whether it is established (percentiles by the sample-size rule; the rest always)."""
+        stats = self.doc.results.latency
+        if stats is not None and key in stats.percentiles:
+            p = stats.percentiles[key]
+            return p.ms, p.established
+        if key == "max":
+            return (stats.max_ms if stats else self._metric("latency-per-call-max")), True
+        if key in ("p50", "p90", "p95", "p99", "p99.9"):  # results written before pooled percentiles
+            return self._metric(f"latency-per-call-{key}"), True
+        if key == "psnr":
+            return (self.doc.quality.psnr_mean_db if self.doc.quality else None), True
+        if key == "accuracy":
+            metric = self.doc.results.metric("accuracy")
+            return (metric.avg if metric and metric.applicable is not False else None), True
+        return self._metric(key), True
+
+    def _metric(self, name: str) -> float | None:
+        metric = self.doc.results.metric(name)
+        return metric.avg if metric is not None else None
+
+    def settings(self) -> dict[str, Any]:
+        """What the run was: its options, and the machine and software it ran on."""
+        cfg = self.raw.get("config") or {}
+        system = cfg.get("system") or {}
+        model = (cfg.get("workload") or {}).get("model") or {}
+        dataset = (cfg.get("workload") or {}).get("dataset") or {}
+        out = {k: v for k, v in (cfg.get("options") or {}).items() if k not in IGNORED_OPTIONS}
+        out.update({f"system.{k}": system.get(k) for k in SYSTEM_KEYS})
+        out.update({f"system.{k}": v for k, v in (system.get("frameworks") or {}).items()})
+        out["weights_sha256"] = model.get("weights_sha256")
+        out["data content_hash"] = dataset.get("content_hash")
+        out["harness commit"] = ((cfg.get("metadata") or {}).get("harness") or {}).get("git_commit")
+        return out
+
+
+def load(path: Path) -> Run:
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        raw = json.loads(file.read_text())
+    except OSError as e:
+        raise CompareError(f"{path}: no results.json there ({e.strerror}); give run folders or results.json files") from None
+    except ValueError as e:
+        raise CompareError(f"{file} is not a results file: {e}") from None
+    if not isinstance(raw, dict) or "results" not in raw:
+        raise CompareError(f"{file} is not a results file: it has no results")
+    name = file.parent.name if file.name == "results.json" else file.stem
+    return Run(name or str(path), RunDocument.from_json(raw), raw)
+
+
+def option_names(names: Sequence[str]) -> set[str]:
+    """Option names from option names or their variables (``streams``, ``STREAMS``, ``load_path``)."""
+    by_env = {env.lower(): opt.dest for opt in arguments.OPTIONS for env in opt.env}
+    return {by_env.get(n.strip().lower(), n.strip().lower()) for n in names if n.strip()}
+
+
+def differences(runs: Sequence[Run]) -> dict[str, list[Any]]:
+    settings = [r.settings() for r in runs]
+    keys = sorted({k for s in settings for k in s})
+    return {k: [s.get(k) for s in settings] for k in keys if len({json.dumps(s.get(k), sort_keys=True)
+                                                                   for s in settings}) > 1}
+
+
+def warnings_of(runs: Sequence[Run], swept: set[str] | None) -> list[str]:
+    differ = differences(runs)
+    options = [k for k in differ if "." not in k and " " not in k and k != "weights_sha256"]
+    if swept is None:
+        swept = set(options[:1]) if len(options) == 1 else set()
+    out = []
+    for key, values in differ.items():
+        if key not in swept:
+            shown = " | ".join("—" if v is None else str(v) for v in values)
+            out.append(f"the runs differ in {key}, which is not a swept value: {shown}")
+    return out
+
+
+def ratio(value: float | None, first: float | None) -> float | None:
+    return value / first if value is not None and first else None
+
+
+def table(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One line per figure any run has: each run's value, whether established, and its ratio to the first."""
+    lines = []
+    for key, label, unit, higher in FIGURES:
+        values = [r.figure(key) for r in runs]
+        if all(v is None for v, _ in values):
+            continue
+        first = values[0][0]
+        lines.append({"figure": label, "unit": unit, "better": "higher" if higher else "lower",
+                      "values": [(v, ok, ratio(v, first)) for v, ok in values]})
+    return lines
+
+
+def render(runs: Sequence[Run], lines: Sequence[dict], warnings: Sequence[str]) -> str:
+    head = ["figure", *[r.name for r in runs]]
+    rows = [head]
+    for line in lines:
+        cells = [f"{line['figure']} ({line['unit']}, {line['better']} is better)"]
+        for k, (value, established, rel) in enumerate(line["values"]):
+            text = "—" if value is None else f"{value:,.4g}" + ("" if established else "*")
+            if k and rel is not None:
+                text += f" ({rel:.2f}x)"
+            cells.append(text)
+        rows.append(cells)
+    widths = [max(len(row[c]) for row in rows) for c in range(len(head))]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    out.append(f"(ratios to {runs[0].name}; * not established: too few calls for that percentile)")
+    status = ", ".join(f"{r.name} {r.doc.results.status.value}" for r in runs)
+    out.append(f"status: {status}")
+    out += [f"warning: {w}" for w in warnings]
+    return "\n".join(out)
+
+
+def write_csv(path: Path, runs: Sequence[Run], lines: Sequence[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(("figure", "unit", "run", "value", "established", "relative"))
+        for line in lines:
+            for run, (value, established, rel) in zip(runs, line["values"], strict=True):
+                writer.writerow((line["figure"], line["unit"], run.name, "" if value is None else f"{value:.6g}",
+                                 established, "" if rel is None else f"{rel:.4f}"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="compare.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="a run folder or its results.json")
+    parser.add_argument("--swept", metavar="NAMES", help="the settings the runs are meant to differ in, "
+                        "comma-separated (option names or variables); default: the one option that differs")
+    parser.add_argument("--csv", type=Path, metavar="FILE", help="also write the table as CSV (one line per "
+                        "figure and run)")
+    args = parser.parse_args(argv)
+    try:
+        runs = [load(p) for p in args.runs]
+    except CompareError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    lines = table(runs)
+    print(render(runs, lines, warnings_of(runs, option_names(args.swept.split(",")) if args.swept else None)))
+    if args.csv:
+        write_csv(args.csv, runs, lines)
+    return 0
