@@ -8,16 +8,19 @@ when the GPU has one (Volta and newer), else the trapezoid integral of the power
 NVML's power reading is itself averaged by the driver (over about 1 s on recent GPUs), so the energy
 counter is the better figure for short runs.
 
-Elsewhere (CPU, Intel XPU, NVML missing or failing) ``telemetry_for`` returns ``NoTelemetry``, whose
-``stop()`` says why; telemetry never fails a run. For Intel GPUs, ``--socket`` (``SOCKET``) stays the hook
-for an external capture, as in the reference's xpu-smi path: the harness only records the socket path,
-and whatever listens there owns the capture and its files.
+On Intel XPUs, where ``xpu-smi`` is on the PATH, ``XpuSmiSampler`` reads ``xpu-smi dump`` the same way
+(power, frequency, utilisation, temperature, memory; once a second). Elsewhere (CPU, no xpu-smi, NVML
+missing or failing) ``telemetry_for`` returns ``NoTelemetry``, whose ``stop()`` says why; telemetry never
+fails a run. ``--socket`` (``SOCKET``) stays the hook for an external capture, as in the reference: the
+harness only records the socket path, and whatever listens there owns the capture and its files.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import subprocess
 import threading
 import time
 from itertools import pairwise
@@ -188,13 +191,99 @@ def energy_metrics(telemetry: dict, frames: int) -> dict:
     }
 
 
+class XpuSmiSampler:
+    """Samples one Intel GPU through ``xpu-smi dump`` (Intel XPU Manager's command line), from ``start()`` to
+    ``stop()``: power, GPU frequency, utilisation, core temperature and memory used, once a second (xpu-smi's
+    interval). xpu-smi prints CSV, a header naming the metrics and then one line per reading::
+
+        Timestamp, DeviceId, GPU Utilization (%), GPU Power (W), GPU Frequency (MHz), ...
+        06:14:46.000,    0, 0.00, 14.61,    0
+
+    Readings xpu-smi cannot take are ``N/A`` (None here). Energy is the trapezoid integral of the power
+    readings. ``device_index`` is xpu-smi's device id, which follows PyTorch's XPU numbering unless
+    ZE_AFFINITY_MASK remaps the devices."""
+
+    METRICS = "0,1,2,3,18"  # utilisation, power, frequency, core temperature, memory used
+    COLUMNS = {"GPU Utilization (%)": "gpu_util_pct", "GPU Power (W)": "power_w",
+               "GPU Frequency (MHz)": "gpu_frequency_mhz", "GPU Core Temperature (Celsius Degree)": "temperature_c",
+               "GPU Memory Used (MiB)": "mem_used_mib"}
+
+    def __init__(self, device_index: int, command: str = "xpu-smi") -> None:
+        self.device_index, self.command = device_index, command
+        self.samples: list[dict] = []
+        self._columns: list[str] | None = None
+        self._proc: subprocess.Popen | None = None
+        self._thread = threading.Thread(target=self._read, name=f"xpu-smi-{device_index}", daemon=True)
+        self._t0 = 0.0
+        self._error: str | None = None
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        try:
+            self._proc = subprocess.Popen([self.command, "dump", "-d", str(self.device_index), "-m", self.METRICS,
+                                           "-i", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        except OSError as e:
+            self._error = f"xpu-smi could not start: {e.strerror or e}"
+            return
+        self._thread.start()
+
+    def stop(self) -> dict:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                _, err = self._proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                _, err = self._proc.communicate()
+            self._thread.join(timeout=5)
+            if not self.samples and self._error is None:
+                self._error = f"xpu-smi gave no readings: {(err or '').strip().splitlines()[-1:] or 'no output'}"
+        out = summarize(self.samples, None)
+        out.update(device_index=self.device_index, interval_s=1.0, source="xpu-smi")
+        if self._error:
+            out["error"] = self._error
+        return out
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            try:
+                self._parse(line)
+            except Exception as e:  # an odd line must never break the run it watches
+                self._error = f"sampling stopped: {type(e).__name__}: {e}"
+
+    def _parse(self, line: str) -> None:
+        cells = [c.strip() for c in line.strip().split(",")]
+        if not line.strip():
+            return
+        if cells[0] == "Timestamp":
+            self._columns = [self.COLUMNS.get(c) for c in cells]  # type: ignore[misc]
+            return
+        if self._columns is None or len(cells) != len(self._columns):
+            return
+        sample: dict[str, Any] = {"t_s": time.monotonic() - self._t0, "timestamp": time.time()}
+        sample.update({key: _number(cell) for key, cell in zip(self._columns, cells, strict=True) if key})
+        self.samples.append(sample)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:  # N/A, empty
+        return None
+
+
 def telemetry_for(device: torch.device, interval_s: float = 0.1,
-                  nvml: ModuleType | Any = None) -> TelemetrySampler | NoTelemetry:
+                  nvml: ModuleType | Any = None) -> TelemetrySampler | XpuSmiSampler | NoTelemetry:
     """A sampler for this device, or NoTelemetry saying why there is none (never an exception)."""
+    if device.type == "xpu":
+        if shutil.which("xpu-smi") is None:
+            return NoTelemetry("no GPU telemetry on the XPU platform: xpu-smi is not on the PATH (install Intel XPU "
+                               "Manager), or --socket names an external capture")
+        return XpuSmiSampler(device.index if device.index is not None else 0)
     if device.type != "cuda":
         name = PLATFORM_NAMES.get(device.type, device.type)
-        hint = ": --socket names an external capture (xpu-smi)" if device.type == "xpu" else ""
-        return NoTelemetry(f"no GPU telemetry on the {name} platform{hint}")
+        return NoTelemetry(f"no GPU telemetry on the {name} platform")
     try:
         module = nvml if nvml is not None else _import_pynvml()
         index = device.index if device.index is not None else torch.cuda.current_device()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from types import SimpleNamespace
@@ -9,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from harness.telemetry import TelemetrySampler, energy_metrics, nvml_index, telemetry_for, trapezoid
+from harness.records import Energy, Measurements, StreamRecord
+from harness.telemetry import TelemetrySampler, XpuSmiSampler, energy_metrics, nvml_index, telemetry_for, trapezoid
 
 
 class FakeNVML:
@@ -146,10 +148,59 @@ def test_nvml_init_error_gives_no_telemetry():
     assert out.stop() == {"available": False, "reason": "NVML unavailable: NVMLError: Driver Not Loaded"}
 
 
-def test_cpu_and_xpu_have_no_telemetry():
+def test_cpu_and_an_xpu_without_xpu_smi_have_no_telemetry(tmp_path, monkeypatch):
     assert telemetry_for(torch.device("cpu")).stop() == {"available": False,
                                                           "reason": "no GPU telemetry on the CPU platform"}
-    assert "--socket" in telemetry_for(torch.device("xpu")).stop()["reason"]
+    monkeypatch.setenv("PATH", str(tmp_path))  # no xpu-smi there
+    reason = telemetry_for(torch.device("xpu")).stop()["reason"]
+    assert "xpu-smi is not on the PATH" in reason and "--socket" in reason
+
+
+# xpu-smi dump's CSV as Intel XPU Manager prints it (its user guide: `xpu-smi dump -d 0 -m 0,1,2 -i 1 -n 5`),
+# with the core temperature and memory columns of -m 0,1,2,3,18; this GPU cannot read its temperature.
+STAND_IN_XPU_SMI = """#!/usr/bin/env bash
+echo "$*" > "$(dirname "$0")/args"
+echo "Timestamp, DeviceId, GPU Utilization (%), GPU Power (W), GPU Frequency (MHz), \
+GPU Core Temperature (Celsius Degree), GPU Memory Used (MiB)"
+i=0
+while true; do
+  printf '06:14:%02d.000,    1, 97.50, %d.25, 1550, N/A, 2048.00\n' "$i" "$((100 + i))"
+  i=$((i + 1))
+  sleep 0.1
+done
+"""
+
+
+def test_xpu_telemetry_from_xpu_smi_dump(tmp_path, monkeypatch):
+    tool = tmp_path / "xpu-smi"
+    tool.write_text(STAND_IN_XPU_SMI)
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    sampler = telemetry_for(torch.device("xpu", 1))
+    assert isinstance(sampler, XpuSmiSampler)
+    sampler.start()
+    time.sleep(0.8)
+    out = sampler.stop()
+    assert (tmp_path / "args").read_text().split() == ["dump", "-d", "1", "-m", "0,1,2,3,18", "-i", "1"]
+    samples = out["samples"]
+    assert len(samples) >= 3 and out["available"] and out["source"] == "xpu-smi" and "error" not in out
+    assert [s["power_w"] for s in samples[:3]] == [100.25, 101.25, 102.25]
+    assert all(s["gpu_frequency_mhz"] == 1550 and s["gpu_util_pct"] == 97.5 and s["mem_used_mib"] == 2048 for s in samples)
+    assert all(s["temperature_c"] is None for s in samples)  # N/A
+    assert out["energy_source"] == "power-samples" and out["energy_j"] > 0 and 100 <= out["mean_power_w"] < 120
+    assert energy_metrics(out, 10)["frames_per_joule"] == pytest.approx(10 / out["energy_j"])
+
+
+def test_xpu_smi_that_fails_leaves_a_reason_not_an_error(tmp_path, monkeypatch):
+    tool = tmp_path / "xpu-smi"
+    tool.write_text("#!/bin/sh\necho 'Error: Level Zero initialization failed' >&2\nexit 1\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sampler = telemetry_for(torch.device("xpu", 0))
+    sampler.start()
+    time.sleep(0.2)
+    out = sampler.stop()
+    assert out["samples"] == [] and out["mean_power_w"] is None and "Level Zero" in out["error"]
 
 
 def test_cuda_device_through_the_fake_nvml():
@@ -174,14 +225,18 @@ def test_trapezoid():
 def test_streams_sharing_a_gpu_count_its_power_once():
     from harness.results import energy_of
 
-    def stream(device: str, fps: float, watts: float) -> dict:
-        return {"host": "h", "device": device, "throughput_fps": fps,
-                "energy": {"mean_power_w": watts, "energy_per_frame_j": watts / fps, "frames_per_joule": fps / watts}}
+    def stream(device: str, fps: float, watts: float | None) -> StreamRecord:
+        energy = Energy(watts, watts / fps if watts else None, fps / watts if watts else None)
+        m = Measurements(pairs=10, frames=10, calls=10, elapsed_s=1.0, window=(0.0, 1.0), clock_offset_s=0.0,
+                         checkpoints=(), throughput_fps=fps, latency_wall_ms=None, latency_ms=None, shortfalls=(),
+                         peak_memory_bytes=None, energy=energy, frame_size=(8, 8), padded_size=(32, 32), model=None,
+                         pid=0)
+        return StreamRecord(stream=1, host="h", device=device, measurements=m)
 
     shared = energy_of([stream("cuda:0", 100.0, 400.0), stream("cuda:0", 100.0, 420.0)])
-    assert shared["power"]["avg"] == pytest.approx(410.0)  # one GPU, read by both streams
-    assert shared["energy-per-frame"]["avg"] == pytest.approx(410.0 / 200.0)
-    assert shared["frames-per-joule"]["avg"] == pytest.approx(200.0 / 410.0)
+    assert shared["power"].avg == pytest.approx(410.0)  # one GPU, read by both streams
+    assert shared["energy-per-frame"].avg == pytest.approx(410.0 / 200.0)
+    assert shared["frames-per-joule"].avg == pytest.approx(200.0 / 410.0)
     two = energy_of([stream("cuda:0", 100.0, 400.0), stream("cuda:1", 50.0, 300.0)])
-    assert two["power"]["avg"] == pytest.approx(700.0) and two["frames-per-joule"]["avg"] == pytest.approx(150 / 700)
-    assert energy_of([{"host": "h", "device": "cpu", "throughput_fps": 5.0, "energy": {"mean_power_w": None}}]) == {}
+    assert two["power"].avg == pytest.approx(700.0) and two["frames-per-joule"].avg == pytest.approx(150 / 700)
+    assert energy_of([stream("cpu", 5.0, None)]) == {}
