@@ -158,3 +158,25 @@ def test_a_real_run_writes_a_report_that_loads(tmp_path):
     assert doc["results"]["latency"]["samples"] == 8 and "call_log" not in doc["streams"][0]
     seen = check_page(out / "report.html")
     assert len(seen.images) == 3 and not seen.broken_images and not seen.errors, seen  # no telemetry on the CPU
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs an NVIDIA GPU")
+def test_a_cuda_run_reports_its_driver_telemetry_and_gpu_processes(tmp_path):
+    """On a GPU machine: the driver from NVML, telemetry in the report, and this run's own streams not taken
+    for other processes on the GPU."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PLATFORM": "CUDA"}
+    done = subprocess.run([sys.executable, str(ROOT / "inference.py"), "--dummy", "--streams", "2", "--num-inputs",
+                           "700", "--data-height", "256", "--data-width", "448", "--execution", "eager", "--output-dir",
+                           str(out)], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["config"]["system"]["gpu_driver"]
+    assert all(s["telemetry"]["gpu_processes"] for s in doc["streams"])
+    assert not [w for w in doc["results"]["warnings"] if "other process" in w and "cuda" in w], doc["results"]["warnings"]
+    assert doc["results"]["latency"]["percentiles"]["p99"]["established"]  # 1,400 calls >= 662
+    if chromium() is not None:
+        seen = check_page(out / "report.html")
+        assert len(seen.images) == 4 and not seen.broken_images and not seen.errors, seen  # with telemetry
