@@ -99,10 +99,18 @@ class TelemetrySampler:
         return out
 
     def _compute_processes(self) -> list[int] | None:
-        """The ids of the processes computing on this GPU now (this run's streams among them), or None."""
+        """The ids of the processes computing on this GPU now (this run's streams among them; not the MPS server
+        a run sharing the GPU starts), or None."""
         query = getattr(self.nvml, "nvmlDeviceGetComputeRunningProcesses", None)
         running = self._read(query, self.handle) if query is not None else None
-        return None if running is None else sorted({p.pid for p in running})
+        if running is None:
+            return None
+        return sorted({p.pid for p in running if not self._process_name(p.pid).endswith("nvidia-cuda-mps-server")})
+
+    def _process_name(self, pid: int) -> str:
+        query = getattr(self.nvml, "nvmlSystemGetProcessName", None)
+        name = self._read(query, pid) if query is not None else None
+        return (name.decode(errors="replace") if isinstance(name, bytes) else str(name or "")).strip()
 
     def _run(self) -> None:
         """Samples on a fixed grid (t0 + k * interval), skipping ticks missed while a read was slow."""

@@ -240,3 +240,21 @@ def test_streams_sharing_a_gpu_count_its_power_once():
     two = energy_of([stream("cuda:0", 100.0, 400.0), stream("cuda:1", 50.0, 300.0)])
     assert two["power"].avg == pytest.approx(700.0) and two["frames-per-joule"].avg == pytest.approx(150 / 700)
     assert energy_of([stream("cpu", 5.0, None)]) == {}
+
+
+def test_gpu_processes_at_the_start_leave_out_the_mps_server():
+    from types import SimpleNamespace
+
+    class WithProcesses(FakeNVML):
+        def nvmlDeviceGetComputeRunningProcesses(self, handle):
+            return [SimpleNamespace(pid=p, usedGpuMemory=0) for p in (202, 101, 303)]
+
+        def nvmlSystemGetProcessName(self, pid):
+            return b"/usr/bin/nvidia-cuda-mps-server" if pid == 303 else b"python"
+
+    sampler = TelemetrySampler(0, 0.05, WithProcesses())
+    sampler.start()
+    assert sampler.stop()["gpu_processes"] == [101, 202]
+    plain = TelemetrySampler(0, 0.05, FakeNVML())  # a driver that cannot list them: unknown, not none
+    plain.start()
+    assert plain.stop()["gpu_processes"] is None
