@@ -7,8 +7,11 @@ program with one line naming the option, the value and what is allowed (exit 2).
 from __future__ import annotations
 
 import argparse
+import datetime
 import math
 import os
+import shlex
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -185,11 +188,13 @@ OPTIONS: tuple[Option, ...] = tuple(Option(f.name, default=f.default, **f.metada
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage first)
+        if message.startswith("unrecognized arguments"):
+            message += " (flags are written in full; --help lists them)"
         raise OptionError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="run_model.sh", description="RIFE frame interpolation benchmark (run_model.sh and "
+    parser = _Parser(prog="run_model.sh", allow_abbrev=False, description="RIFE frame interpolation benchmark (run_model.sh and "
                      "python inference.py take the same options)",
                      epilog="Every option also reads the environment variable in its brackets (its placeholder "
                      "names it too); a flag wins over its variable, a variable over the default.")
@@ -254,3 +259,48 @@ def check_rules(o: Options) -> None:
         raise OptionError(f"--min-test-duration {o.min_duration:g} is above --max-test-duration {o.max_duration:g}")
     if not o.dummy and (o.min_duration is not None or o.max_duration is not None):
         raise OptionError("--min-test-duration / --max-test-duration apply to performance mode (--dummy) only")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python arguments.py ARGS``, for run_model.sh: the options checked as inference.py checks them, before
+    anything is written; on success the paths the script itself needs, as quoted shell assignments. A refused
+    command line that names a used output folder (flag or variable) gets its error appended to that folder's
+    output.log, under a header of its own; nothing else there is touched."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        o = parse(argv)
+    except OptionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        _log_refusal(_named_output_dir(argv, os.environ), argv, str(e))
+        return 2
+    paths = {"OUTPUT_DIR_EFF": o.output_dir, "MODELS_DIR_EFF": o.models_dir if "models_dir" in o.explicit else "",
+             "WEIGHTS_EFF": o.weights or ""}
+    print("".join(f"{name}={shlex.quote(str(value))}\n" for name, value in paths.items()), end="")
+    return 0
+
+
+def _named_output_dir(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:
+    """The output folder a command line names explicitly, read alone (the rest of it may be wrong)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    parser.add_argument("--output-dir")
+    try:
+        text = parser.parse_known_args(argv)[0].output_dir
+    except (argparse.ArgumentError, SystemExit):
+        return None
+    text = environ.get("OUTPUT_DIR") if text is None else text
+    return Path(text) if text else None
+
+
+def _log_refusal(out_dir: Path | None, argv: Sequence[str], error: str) -> None:
+    if out_dir is None or not (out_dir / "output.log").is_file():
+        return
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        with (out_dir / "output.log").open("a") as log:
+            log.write(f"===== {when} run_model.sh {shlex.join(argv)}\nerror: {error}\n")
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

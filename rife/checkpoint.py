@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,13 +39,20 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         raise CheckpointError(f"weights path {path} is a directory; pass the checkpoint file itself (e.g. {path}/flownet.pkl)")
     if path.stat().st_size == 0:
         raise CheckpointError(f"weights file {path} is empty; delete it and run ./get_model.sh again")
+    if not _looks_like_a_checkpoint(path):
+        raise CheckpointError(f"weights file {path} is not a PyTorch checkpoint (neither a torch.save zip archive "
+                              f"nor a pickle); pass an upstream flownet.pkl")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        # PyTorch's message advises turning the safe loader off; that advice is not passed on.
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(e))
+        if found is None:
+            raise CheckpointError(f"weights file {path} is not a PyTorch checkpoint of tensors (damaged or another "
+                                  f"kind of pickle); pass an upstream flownet.pkl") from None
         raise CheckpointError(
-            f"weights file {path} was refused by the safe loader (it holds objects other than tensors, "
-            f"possibly code): {first_line[:200]}; use an upstream flownet.pkl"
+            f"weights file {path} was refused by the safe loader: it holds objects other than tensors "
+            f"({found.group(1)}), which could run code; use an upstream flownet.pkl"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         raise CheckpointError(
@@ -54,6 +62,13 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not isinstance(loaded, Mapping) or not all(isinstance(v, Tensor) for v in loaded.values()):
         raise CheckpointError(f"weights file {path} is not a state dict of tensors (found {type(loaded).__name__}); use an upstream flownet.pkl")
     return {_strip_prefix(str(k)): v for k, v in loaded.items()}
+
+
+def _looks_like_a_checkpoint(path: Path) -> bool:
+    """torch.save writes a zip archive (or, before PyTorch 1.6, a pickle: protocol 2 and up start with 0x80)."""
+    with open(path, "rb") as f:
+        start = f.read(4)
+    return start == b"PK\x03\x04" or start[:1] == b"\x80"
 
 
 def _strip_prefix(key: str) -> str:

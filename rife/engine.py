@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -105,20 +106,32 @@ class Engine:
         return torch.autocast(self.device.type, dtype=self.precision.dtype, cache_enabled=not self.plan.graph)
 
     @torch.inference_mode()
-    def interpolate(self, img0: Tensor, img1: Tensor, count: int, size: tuple[int, int]) -> list[Tensor]:
+    def interpolate(self, img0: Tensor, img1: Tensor, count: int, size: tuple[int, int],
+                    between: Callable[[], None] | None = None) -> list[Tensor]:
         """``count`` frames between padded inputs ``img0`` and ``img1``, in time order,
-        cropped to ``size`` (H, W); float in [0, 1], in the model's dtype."""
+        cropped to ``size`` (H, W); float in [0, 1], in the model's dtype. ``between`` is called before every
+        model call after the first (a caller's chance to stop a long call: it may raise)."""
         h, w = size
+        calls = 0
+
+        def net(a: Tensor, b: Tensor, t: float) -> Tensor:
+            nonlocal calls
+            if calls and between is not None:
+                between()
+            calls += 1
+            return self.net(a, b, t, self.scale)
+
         with self._autocast():
             if self.variant.has_timestep:
-                frames = [self.net(img0, img1, t, self.scale) for t in timesteps(self.variant, count)]
+                frames = [net(img0, img1, t) for t in timesteps(self.variant, count)]
             else:
                 check_frame_count(self.variant, count)
-                frames = self._midpoints(img0, img1, (count + 1).bit_length() - 1)
+                frames = self._midpoints(net, img0, img1, (count + 1).bit_length() - 1)
         return [f[:, :, :h, :w] for f in frames]
 
-    def _midpoints(self, img0: Tensor, img1: Tensor, depth: int) -> list[Tensor]:
+    def _midpoints(self, net: Callable[[Tensor, Tensor, float], Tensor], img0: Tensor, img1: Tensor,
+                   depth: int) -> list[Tensor]:
         if depth == 0:
             return []
-        mid = self.net(img0, img1, 0.5, self.scale)
-        return self._midpoints(img0, mid, depth - 1) + [mid] + self._midpoints(mid, img1, depth - 1)
+        mid = net(img0, img1, 0.5)
+        return self._midpoints(net, img0, mid, depth - 1) + [mid] + self._midpoints(net, mid, img1, depth - 1)

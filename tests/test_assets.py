@@ -111,7 +111,7 @@ def test_get_model_command_fetches_v4_and_reports_the_rest(v4_weights, tmp_path)
     for name in ("IFNet_HDv3.py", "refine.py", "warplayer.py"):
         (assets.v4_upstream_dir(dest) / name).parent.mkdir(exist_ok=True)
         (assets.v4_upstream_dir(dest) / name).write_text("# stand-in\n")
-    result = subprocess.run([sys.executable, "-m", "rife.assets", "--v4-weights", str(dest), "--weights",
+    result = subprocess.run([sys.executable, "-m", "rife.assets", "--v4-weights", str(dest), "--paper-weights",
                              str(tmp_path / "paper.pkl"), "--models-dir", str(tmp_path / "model")],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr

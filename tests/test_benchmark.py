@@ -165,7 +165,7 @@ def test_interrupted_sweep_stops_and_keeps_what_ran(tmp_path):
     out_dir = tmp_path / "out"
     proc = benchmark(profile, out_dir, background=True)
     deadline = time.monotonic() + 60
-    while "pairs/s" not in _read(out_dir / "test_1" / "output.log") and time.monotonic() < deadline:
+    while "timed: " not in _read(out_dir / "test_1" / "output.log") and time.monotonic() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)

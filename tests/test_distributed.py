@@ -83,7 +83,7 @@ def _start_long_run(out: Path) -> subprocess.Popen:
     seen, deadline = set(), time.monotonic() + 120
     while seen != {1, 2} and time.monotonic() < deadline:
         line = proc.stdout.readline()
-        seen |= {k for k in (1, 2) if f"[stream {k}]" in line and "pairs/s" in line}
+        seen |= {k for k in (1, 2) if f"[stream {k}] timed: " in line}
     assert seen == {1, 2}, "both ranks should report progress"
     return proc
 

@@ -185,7 +185,7 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_mid_run_keeps_complete_results(tmp_path, sig, code):
     proc = _start_long_run(tmp_path, 2)
-    _wait_for_progress(proc, "pairs/s")
+    _wait_for_progress(proc, "timed: ")
     proc.send_signal(sig)
     rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == code, rest
@@ -201,7 +201,7 @@ def test_signal_mid_run_keeps_complete_results(tmp_path, sig, code):
 
 def test_killed_stream_is_named_and_run_fails(tmp_path):
     proc = _start_long_run(tmp_path, 2)
-    _wait_for_progress(proc, "pairs/s")
+    _wait_for_progress(proc, "timed: ")
     cmdlines = {p: Path(f"/proc/{p}/cmdline").read_text() for p in _children(proc.pid)}
     victims = [p for p, cmd in cmdlines.items() if "spawn_main" in cmd]
     assert len(victims) == 2, cmdlines

@@ -1,0 +1,280 @@
+"""Stops, re-runs and the user's files: signals to one process or the whole group at every phase, a killed
+parent, a console that goes away, a re-run into a used folder, get_model.sh and the user's paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rife import assets
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = {"PLATFORM": "CPU", "DATA_HEIGHT": "64", "DATA_WIDTH": "96", "WARMUP": "1", "GET_MODEL": "no"}
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, **SMALL, **(extra or {})}
+
+
+def start(command: list[str], out: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A run in a process group of its own (as a shell, ``timeout`` or a scheduler starts one)."""
+    return subprocess.Popen(command, env=_env({"OUTPUT_DIR": str(out), **(env or {})}), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def run_model_cmd(*args: str) -> list[str]:
+    return [str(ROOT / "run_model.sh"), *args]
+
+
+def inference_cmd(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "inference.py"), *args]
+
+
+def wait_for(path: Path, marker: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if marker in _read(path):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {marker!r} in {path}:\n{_read(path)}")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def group_alive(pgid: int) -> list[str]:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(pgid)], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def wait_gone(pgid: int, timeout: float = 60) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return group_alive(pgid)
+
+
+# --- signals ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_group_during_start_up_stops_at_once(tmp_path, sig, code):
+    """Before anything is measured (Python starting, torch loading): the run stops with the signal's code and
+    leaves no process behind. SIGINT is not ignored although the shell starts the program in the background."""
+    proc = start(run_model_cmd("--dummy", "--num-inputs", "100000"), tmp_path)
+    wait_for(tmp_path / "output.log", "===== run_model")
+    os.killpg(proc.pid, sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == code, out
+    assert "Traceback" not in out
+    assert wait_gone(proc.pid) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["warm-up", "timed"])
+def test_sigterm_to_the_group_keeps_what_was_measured(tmp_path, phase):
+    """As ``timeout`` or a scheduler stops a run: every process of the group gets SIGTERM; the streams write
+    their records, the program writes results.json and output.log itself, nothing is left running."""
+    warmup = "100000" if phase == "warm-up" else "1"
+    proc = start(run_model_cmd("--dummy", "--streams", "2", "--num-inputs", "100000"), tmp_path, {"WARMUP": warmup})
+    wait_for(tmp_path / "output.log", f"[stream 2] {phase}: ")
+    if phase == "timed":
+        wait_for(tmp_path / "output.log", "[stream 1] timed: ")
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    assert wait_gone(proc.pid) == []
+    doc = load(tmp_path / "results.json")
+    assert doc["results"]["status"] == "interrupted"
+    assert [s["status"] for s in doc["streams"]] == ["interrupted", "interrupted"], doc["streams"]
+    for i in (1, 2):
+        assert load(tmp_path / f"results_{i}.json")["streams"][0]["status"] == "interrupted"
+    if phase == "timed":
+        assert all(s["pairs"] > 0 and s["throughput_fps"] > 0 for s in doc["streams"])
+    log = (tmp_path / "output.log").read_text()
+    assert "SIGTERM: stopping all streams" in log and "status           interrupted" in log
+    assert "Traceback" not in out + log
+
+
+@pytest.mark.slow
+def test_a_killed_run_model_leaves_no_process_and_the_results_are_written(tmp_path):
+    proc = start(run_model_cmd("--dummy", "--streams", "2", "--num-inputs", "100000"), tmp_path)
+    wait_for(tmp_path / "output.log", "timed: ")
+    proc.kill()  # SIGKILL to run_model.sh alone: the program learns of it from the kernel
+    proc.communicate(timeout=60)
+    assert wait_gone(proc.pid) == []
+    doc = load(tmp_path / "results.json")
+    assert doc["results"]["status"] == "interrupted" and doc["results"]["metrics"]["throughput"]["avg"] > 0
+
+
+@pytest.mark.slow
+def test_a_killed_parent_leaves_each_streams_record(tmp_path):
+    proc = start(inference_cmd("--dummy", "--streams", "2", "--num-inputs", "100000"), tmp_path)
+    wait_for(tmp_path / "output.log", "timed: ")
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert wait_gone(proc.pid) == []
+    for i in (1, 2):
+        record = load(tmp_path / f"results_{i}.json")["streams"][0]
+        assert record["status"] == "interrupted" and record["pairs"] > 0
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_stream_stops_the_run_as_an_interruption(tmp_path):
+    proc = start(inference_cmd("--dummy", "--streams", "2", "--num-inputs", "100000"), tmp_path)
+    wait_for(tmp_path / "output.log", "[stream 2] timed: ")
+    out = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True).stdout
+    streams = [int(p) for p in out.split()]
+    assert len(streams) == 2, out
+    os.kill(streams[0], signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    doc = load(tmp_path / "results.json")
+    assert doc["results"]["status"] == "interrupted"
+    assert all(s["status"] == "interrupted" and s["pairs"] > 0 for s in doc["streams"])
+
+
+@pytest.mark.slow
+def test_a_long_model_call_is_cut_short_by_a_stop(tmp_path):
+    """255 frames per pair: the stop is seen between two of them, not after the whole call."""
+    proc = start(inference_cmd("--dummy", "--num-inputs", "1", "--interpolation", "255", "--arch", "paper"),
+                 tmp_path, {"WARMUP": "0"})
+    wait_for(tmp_path / "output.log", "[stream 1] timed loop: ")
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    stream = load(tmp_path / "results.json")["streams"][0]
+    assert stream["status"] == "interrupted" and stream["pairs"] == 0
+
+
+@pytest.mark.slow
+def test_a_console_that_goes_away_costs_nothing(tmp_path):
+    """The reader of the program's output closes it mid-run (a dead tee, ``| head``): the run goes on and
+    writes output.log and its results."""
+    proc = start(inference_cmd("--dummy", "--num-inputs", "30"), tmp_path)
+    while "timed: " not in proc.stdout.readline():
+        pass
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 0
+    assert load(tmp_path / "results.json")["results"]["status"] == "passed"
+    assert "RIFE benchmark results" in (tmp_path / "output.log").read_text()
+
+
+# --- re-runs and the user's files -------------------------------------------------------------------------------
+
+
+def run_model(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(run_model_cmd(*args), env=_env(env), capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+@pytest.mark.slow
+def test_a_rerun_appends_and_a_bad_rerun_touches_nothing(tmp_path):
+    out = tmp_path / "out"
+    first = run_model(["--dummy", "--num-inputs", "2", "--output-dir", str(out)])
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for args, env in ((["--dummy", "--streams", "zero", "--output-dir", str(out)], {}),
+                      (["--dummy", "--output", str(out)], {}),
+                      (["--dummy"], {"OUTPUT_DIR": str(out), "NUM_INPUTS": "-1"})):
+        bad = run_model(args, env)
+        assert bad.returncode == 2, bad.stdout + bad.stderr
+        lines = [line for line in bad.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), bad.stderr
+        now = {p.name: p.read_bytes() for p in out.iterdir()}
+        assert now.keys() == before.keys()
+        assert all(now[name] == before[name] for name in now if name != "output.log")
+        assert now["output.log"].startswith(before["output.log"])  # at most the refusal appended
+    log = (out / "output.log").read_text()
+    assert "error: --streams 'zero' is not valid" in log and "error: NUM_INPUTS='-1'" in log
+    assert "--output " not in log  # a folder named only by a refused flag is not written
+    second = run_model(["--dummy", "--num-inputs", "2", "--output-dir", str(out)])
+    assert second.returncode == 0, second.stdout + second.stderr
+    log = (out / "output.log").read_text()
+    assert log.startswith(before["output.log"].decode())  # appended, never truncated
+    assert log.count("===== run_model: ") == 2 and log.count("RIFE benchmark results") == 2
+
+
+def test_abbreviated_flags_are_refused():
+    bad = subprocess.run(inference_cmd("--dummy", "--output", "x", "--stream", "2"), env=_env(), cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert "unrecognized arguments: --output x --stream 2 (flags are written in full" in bad.stderr
+
+
+def test_an_empty_output_dir_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "output-dir").mkdir()
+    (tmp_path / "output-dir" / "output.log").write_text("the previous run\n")
+    bad = run_model(["--dummy"], {"OUTPUT_DIR": ""}, cwd=tmp_path)
+    assert bad.returncode == 2 and "OUTPUT_DIR='' (--output-dir) is not valid: expected a path" in bad.stderr
+    assert (tmp_path / "output-dir" / "output.log").read_text() == "the previous run\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["output-dir"]
+
+
+def _unreachable(url: str) -> bytes:
+    raise assets.AssetError("cannot reach drive.usercontent.google.com (offline)")
+
+
+def test_get_model_reads_the_users_weights_and_never_writes_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(assets, "_http_get", _unreachable)
+    monkeypatch.setattr(assets, "fetch_v4", lambda path: "v4.0 stand-in")
+    user = tmp_path / "mine.pkl"
+    user.write_bytes(b"the user's own file")
+    paper = tmp_path / "train_log" / "flownet.pkl"
+    assets.main(["--weights", str(user), "--paper-weights", str(paper), "--models-dir", str(tmp_path / "model")])
+    printed = capsys.readouterr()
+    assert user.read_bytes() == b"the user's own file"
+    assert f"copy flownet.pkl from RIFE_trained_v6.zip to {paper}" in printed.err
+    assert str(user) not in printed.err.split("your weights")[0]  # no advice names the user's file
+    assert f"your weights: weights file {user} is not a PyTorch checkpoint" in printed.out + printed.err
+
+
+def test_a_checkpoint_of_another_variant_in_the_paper_place_is_left_alone(v4_weights, tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "_http_get", lambda url: pytest.fail("nothing may be downloaded over it"))
+    dest = tmp_path / "flownet.pkl"
+    dest.write_bytes(v4_weights.read_bytes())
+    with pytest.raises(assets.AssetError, match="holds a v4.0 checkpoint, not the paper weights; it is left alone"):
+        assets.fetch_paper_weights(dest)
+    assert dest.read_bytes() == v4_weights.read_bytes()
+
+
+def test_a_models_folder_get_model_did_not_make_is_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "_http_get", lambda url: pytest.fail("nothing may be downloaded into it"))
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    message = assets.fetch_paper_code(folder)
+    assert "was not made by get_model.sh, so it is left alone" in message
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def test_random_bytes_as_weights_are_not_a_checkpoint_and_no_advice_to_load_unsafely(tmp_path):
+    from rife.checkpoint import CheckpointError, read_state_dict
+
+    noise = tmp_path / "noise.pkl"
+    noise.write_bytes(bytes((i * 131 + 7) % 256 for i in range(4096)))
+    with pytest.raises(CheckpointError) as err:
+        read_state_dict(noise)
+    assert str(err.value) == (f"weights file {noise} is not a PyTorch checkpoint (neither a torch.save zip archive "
+                              f"nor a pickle); pass an upstream flownet.pkl")
+    pickled = tmp_path / "pickled.pkl"
+    pickled.write_bytes(b"\x80\x02" + bytes(range(200)))
+    with pytest.raises(CheckpointError) as err:
+        read_state_dict(pickled)
+    assert "weights_only" not in str(err.value) and "not a PyTorch checkpoint of tensors" in str(err.value)
