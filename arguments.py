@@ -17,7 +17,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rife.vocabulary import ARCHITECTURES, EXECUTIONS, IMPLEMENTATIONS, MPS_MODES, PLATFORMS, PRECISIONS
+from rife.vocabulary import (
+    ARCHITECTURE_WORDS,
+    EXECUTIONS,
+    IMPLEMENTATIONS,
+    MPS_MODES,
+    PLATFORMS,
+    PRECISIONS,
+    USER_SCALES,
+)
 
 TRUE_WORDS, FALSE_WORDS = ("yes", "true", "1", "on", "y"), ("no", "false", "0", "off", "n", "")
 
@@ -88,6 +96,16 @@ def _device_ids(text: str) -> tuple[int, ...]:
     return ids
 
 
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if value not in USER_SCALES:
+        raise ValueError(f"expected one of {', '.join(f'{s:g}' for s in USER_SCALES)}")
+    return value
+
+
 def _path(text: str) -> Path:
     if not text:
         raise ValueError("expected a path")
@@ -133,7 +151,7 @@ class Options:
     device_ids: tuple[int, ...] | None = option("--device-ids", ("DEVICE_IDS",), _device_ids, None,
         "GPUs the streams spread over, round-robin, e.g. 0,2,3 (default: every visible CUDA / XPU device)")
     interpolation: int = option("--interpolation", ("INTERPOLATION",), _int_at_least(1), 1,
-        "frames generated per pair (paper: 1, 3, 7, ...; v4.0: any)")
+        "frames generated per pair (paper, v3.x: 1, 3, 7, ...; 4.x: any)")
     warmup: int = option("--warmup", ("WARMUP",), _int_at_least(0), 10, "frame pairs run before timing")
     async_sync: int = option("--async", ("ASYNC",), _int_at_least(0), 0,
         "synchronize every N calls; 0 = only at the end")
@@ -151,12 +169,17 @@ class Options:
     execution: str | None = option("--execution", ("EXECUTION",), _choice(EXECUTIONS), None,
         "eager (the reference's way) | graph (one CUDA graph) | compile (torch.compile) | fast (ours) "
         "(default: fast, or eager with --model-impl upstream)")
-    arch: str | None = option("--arch", ("ARCH",), _choice(ARCHITECTURES), None,
-        "model variant: paper | v4.0 (default: from the weights)")
+    arch: str | None = option("--arch", ("ARCH",), _choice(ARCHITECTURE_WORDS), None,
+        "model release: paper, v3.5, v3.6, v3.8, v4.0 (or 4.0), 4.1 ... 4.26, 4.26.heavy, 4.22.lite, ... "
+        "(default: from the weights)")
+    scale: float = option("--scale", ("SCALE",), _scale, 1.0,
+        "flow resolution, as vs-rife's scale: 0.25 | 0.5 | 1 | 2 | 4 (0.5 for 4K)")
+    ensemble: bool | None = option("--ensemble", ("ENSEMBLE",), _yes_no, None,
+        "yes | no: average each block over both directions (default: the release's; yes for v3.x)")
     model_impl: str = option("--model-impl", ("MODEL_IMPL",), _choice(IMPLEMENTATIONS), "ours",
         "ours | upstream (side-by-side runs)")
     weights: Path | None = option("--pretrained-weights", ("LOAD_PATH",), _path, None,
-        "checkpoint (default: train_log/flownet.pkl for paper, train_log/v4.0/flownet.pkl for v4.0)")
+        "checkpoint (default: train_log/flownet.pkl for paper, train_log/RELEASE/flownet.pkl for the others)")
     models_dir: Path = option("--modelsdir", ("MODELS_DIR",), _path, Path("model"),
         "upstream paper code (model package)")
     output_dir: Path = option("--output-dir", ("OUTPUT_DIR",), _path, Path("output-dir"), "where logs and results go")
@@ -274,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log_refusal(_named_output_dir(argv, os.environ), argv, str(e))
         return 2
     paths = {"OUTPUT_DIR_EFF": o.output_dir, "MODELS_DIR_EFF": o.models_dir if "models_dir" in o.explicit else "",
-             "WEIGHTS_EFF": o.weights or ""}
+             "WEIGHTS_EFF": o.weights or "", "ARCH_EFF": o.arch or ""}
     print("".join(f"{name}={shlex.quote(str(value))}\n" for name, value in paths.items()), end="")
     return 0
 

@@ -345,6 +345,7 @@ class Run:
 
         from harness.device import device_name, driver_version
         from harness.results import VERSION, harness_revision, system_info
+        from rife.engine import padding_multiple
         from rife.vocabulary import DTYPE_NAMES
 
         o, lm, info = self.o, self.s.loaded, self.s.data_info
@@ -363,7 +364,8 @@ class Run:
                     "dummy": o.dummy, "framework": f"PyTorch {torch.__version__}",
                     "variant": lm.variant.name, "implementation": lm.impl, "execution": self.s.execution,
                     "weights": lm.weights_label, "weights_sha256": lm.weights_sha256,
-                    "padding": {"multiple": lm.variant.pad_multiple, "where": "zeros, right and bottom"},
+                    "padding": {"multiple": padding_multiple(lm.variant, o.scale), "where": "zeros, right and bottom"},
+                    "scale": o.scale, "ensemble": lm.ensemble,
                     "interpolation": o.interpolation, "input_pool": o.input_pool if o.dummy else None,
                     "transfers": o.transfers if o.dummy else True, "ipex": o.ipex if self.s.device.type == "xpu" else None,
                     "conv_epilogues": _conv_epilogues(self.s.device, self.s.execution),

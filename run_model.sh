@@ -62,7 +62,7 @@ if [ ! -x "$PY" ]; then
 fi
 
 # The options, checked as inference.py checks them (one line and exit 2 when one is wrong), and the paths
-# this script needs: OUTPUT_DIR_EFF, MODELS_DIR_EFF, WEIGHTS_EFF (quoted for the shell).
+# this script needs: OUTPUT_DIR_EFF, MODELS_DIR_EFF, WEIGHTS_EFF, ARCH_EFF (quoted for the shell).
 resolved="$(PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$HERE/arguments.py" "$@")" || exit 2
 eval "$resolved"
 stop_if_stopped
@@ -81,7 +81,7 @@ say() {  # a line on the console and in the log
 say "===== run_model: $(date -u +%Y-%m-%dT%H:%M:%SZ) $0 $*"
 stop_if_stopped
 if [ "${GET_MODEL:-yes}" != "no" ]; then
-  GET_MODEL_LOG="$LOG" step "$HERE/get_model.sh" "$MODELS_DIR_EFF" "$WEIGHTS_EFF"
+  ARCH="$ARCH_EFF" GET_MODEL_LOG="$LOG" step "$HERE/get_model.sh" "$MODELS_DIR_EFF" "$WEIGHTS_EFF"
   stop_if_stopped
 fi
 

@@ -90,14 +90,14 @@ class StopFlag(Protocol):
 
 def model_choice(o: Options) -> ModelChoice:
     return ModelChoice(arch=o.arch, weights=o.weights, impl=o.model_impl, models_dir=o.models_dir,
-                       allow_random_init=o.dummy, seed=o.seed)
+                       allow_random_init=o.dummy, seed=o.seed, ensemble=o.ensemble, scale=o.scale)
 
 
 def build_engine(plan: StreamPlan, loaded: LoadedModel) -> Engine:
     o = plan.options
     device = torch.device(plan.device)
     precision = resolve_precision(device, plan.precision, o.amp)
-    engine = Engine(loaded.net, loaded.variant, device, precision, execution=plan.execution)
+    engine = Engine(loaded.net, loaded.variant, device, precision, scale=o.scale, execution=plan.execution)
     if device.type == "xpu" and o.ipex:
         engine.net = dev.apply_ipex(engine.net, precision.dtype)
     return engine

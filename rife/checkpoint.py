@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from rife import registry
 from rife.variants import Variant
 
 DDP_PREFIX = "module."
@@ -75,27 +76,44 @@ def _strip_prefix(key: str) -> str:
     return key[len(DDP_PREFIX):] if key.startswith(DDP_PREFIX) else key
 
 
-def detect_variant(state: Mapping[str, Tensor]) -> str:
-    """``block3`` present means v4.0; otherwise the paper model."""
-    return "v4.0" if any(k.startswith("block3.") for k in state) else "paper"
+def shapes_of(state: Mapping[str, Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def detect_releases(state: Mapping[str, Tensor]) -> tuple[str, ...]:
+    """The releases whose architecture the checkpoint holds (every key and shape, see ``rife.registry.matches``);
+    more than one where releases share an architecture (4.25 and 4.26, v3.6 and v3.8)."""
+    return registry.candidates(shapes_of(state))
+
+
+def detect_variant(state: Mapping[str, Tensor], sha256: str | None = None) -> str:
+    """The one release the checkpoint holds: by its architecture, and where several releases share it, by the
+    published file's sha256, else an error that names them and asks for --arch. A checkpoint of no known
+    architecture gives the closest release, whose strict load then names what differs."""
+    found = detect_releases(state)
+    if len(found) == 1:
+        return found[0]
+    if sha256 is not None and registry.pinned(sha256) in found:
+        return registry.pinned(sha256)
+    if not found:
+        return registry.closest(shapes_of(state))
+    raise CheckpointError(f"the checkpoint holds {registry.describe(found)} network, which these releases share; "
+                          f"pass --arch {found[-1]} (or another of them) to say which")
 
 
 def expected_unused_prefixes(variant: Variant) -> tuple[str, ...]:
-    """Keys a checkpoint carries that inference never uses: the teacher, and the
-    refinement networks of variants that run without them."""
-    unused = ("block_tea.",)
-    if not variant.refine_unet:
-        unused += ("contextnet.", "unet.")
-    return unused
+    """Keys a checkpoint carries that inference never uses: the teacher, and the refinement networks of
+    variants that run without them."""
+    return registry.UNUSED_PREFIXES if not variant.refine_unet else ("block_tea.",)
 
 
 def check_variant(state: Mapping[str, Tensor], variant: Variant, source: str) -> None:
-    held = detect_variant(state)
-    if held != variant.name:
-        raise CheckpointError(
-            f"{source} holds a {held!r} checkpoint but --arch {variant.name} was asked for; "
-            f"drop --arch or pass --arch {held}"
-        )
+    """Refuse a checkpoint of another known release, naming what it holds (one of no known architecture is left
+    to the strict load, which names the keys that differ)."""
+    found = detect_releases(state)
+    if found and variant.name not in found:
+        raise CheckpointError(f"{source} holds {registry.describe(found)} checkpoint but --arch {variant.name} was "
+                              f"asked for; drop --arch or pass --arch {found[-1]}")
 
 
 def load_into(model: nn.Module, variant: Variant, state: Mapping[str, Tensor], source: str) -> None:

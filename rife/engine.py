@@ -32,13 +32,19 @@ def check_frame_count(variant: Variant, count: int) -> None:
     if not variant.has_timestep and count & (count + 1):
         raise EngineError(
             f"--interpolation {count} is not possible with the {variant.name} model, which only interpolates "
-            f"midpoints: use 1, 3, 7, 15 ... (2^k - 1), or --arch v4.0 for any count"
+            f"midpoints: use 1, 3, 7, 15 ... (2^k - 1), or a release with a timestep (v4.0, 4.x) for any count"
         )
 
 
 def timesteps(variant: Variant, count: int) -> list[float]:
     check_frame_count(variant, count)
     return [k / (count + 1) for k in range(1, count + 1)]
+
+
+def padding_multiple(variant: Variant, scale: float = 1.0) -> int:
+    """Frames are padded to this multiple: the variant's, larger where ``scale`` < 1 makes the flow coarser
+    (as vs-rife pads: ``max(m, int(m / scale))``)."""
+    return max(variant.pad_multiple, int(variant.pad_multiple / scale))
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ class Engine:
         self.device = device
         self.precision = precision
         self.scale = scale
-        self.pad_multiple = pad_multiple or variant.pad_multiple
+        self.pad_multiple = pad_multiple or padding_multiple(variant, scale)
         self.plan = plan_for(execution, device, ours=isinstance(net, IFNet))
         net = net.eval().to(device)
         self.net = apply(net if precision.autocast else net.to(precision.dtype), self.plan,

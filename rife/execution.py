@@ -311,9 +311,20 @@ def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
             module.to(dtype)
 
 
+def for_network(plan: ExecutionPlan, net: nn.Module) -> ExecutionPlan:
+    """What of ``plan`` a network takes: the families beyond the paper / 4.0 arithmetic (``IFNet.general``: v3.x,
+    Practical-RIFE 4.2+) have no fused kernels, widened layers, subpixel convolutions or second stream; on CUDA,
+    ``fast`` runs them with channels_last, fp32 warps, cuDNN autotuning, ``torch.compile`` of the whole forward and
+    one CUDA graph."""
+    if isinstance(net, IFNet) and net.general:
+        return dataclasses.replace(plan, widen=False, fused_kernels=False, two_streams=False, subpixel_deconvs=False)
+    return plan
+
+
 def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | None = None) -> nn.Module:
     """The network as ``plan`` runs it (already on its device and in its dtype; ``autocast_dtype`` when
     it runs under autocast)."""
+    plan = for_network(plan, net)
     if isinstance(net, IFNet):
         if plan.widen:
             net = widened(net)

@@ -333,13 +333,20 @@ class IFNet(nn.Module):
     counts at the edges of each sub-network up, for tensor-core kernels without cuDNN's padding;
     ``input_multiple`` does the same for the inputs that ``BlockFeed`` builds (the blocks' and the refinement's)."""
 
-    def __init__(self, variant: Variant, channel_multiple: int = 1, input_multiple: int = 1) -> None:
+    def __init__(self, variant: Variant, channel_multiple: int = 1, input_multiple: int = 1,
+                 ensemble: bool = False) -> None:
         super().__init__()
         self.variant = variant
         self.warp = Warper()
         self.step = FlowStep(self.warp)
         self.feed = BlockFeed(self.warp)
-        for i, width in enumerate(variant.block_widths):
+        if ensemble and variant.ensemble == "none":
+            raise ValueError(f"the {variant.name} model has no ensemble (bidirectional) mode")
+        # Both directions of every block, averaged (v3.x, Practical-RIFE's ensemble): the general path.
+        self.ensemble = ensemble
+        if not variant.classic:
+            self._build_family(variant)
+        for i, width in enumerate(variant.block_widths if variant.classic else ()):
             setattr(self, f"block{i}", IFBlock(variant.block_in_channels(i), width, channel_multiple, input_multiple))
         if variant.refine_unet:
             self.contextnet = ContextNet(variant.context_width, self.warp, channel_multiple)
@@ -357,9 +364,31 @@ class IFNet(nn.Module):
     def blocks(self) -> list[IFBlock]:
         return [getattr(self, f"block{i}") for i in range(self.variant.num_blocks)]
 
+    @property
+    def general(self) -> bool:
+        """Whether this network runs the general path (``rife.families``) rather than the fused one."""
+        return not self.variant.classic
+
+    def _build_family(self, variant: Variant) -> None:
+        from rife import families  # the general path's modules build on this module's
+
+        for i, width in enumerate(variant.block_widths):
+            setattr(self, f"block{i}", families.FamilyBlock(variant, variant.block_in_channels(i), width))
+        if variant.encoder is not None:
+            self.encode = families.encoder(variant)
+
+    def _general_forward(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
+        from rife import families
+
+        run = families.GeneralPass(self.variant, self.blocks(), getattr(self, "encode", None), self.warp,
+                                   self.ensemble, decide_on_device=self.retry_on_device)
+        return run(img0, img1, t_plane, scales)
+
     def forward(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0) -> Tensor:
         t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
         scales = self._scales(scale)
+        if self.general:
+            return self._general_forward(img0, img1, t_plane, scales)
         doubled = [s * 2 for s in scales]
         if self.retry_on_device and self.variant.large_motion_retry is not None:
             (normal, wants_retry), (retried, _) = self.fork_join(

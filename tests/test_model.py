@@ -13,7 +13,7 @@ import torch
 
 import metrics
 from rife.assets import v4_upstream_dir
-from rife.checkpoint import CheckpointError, read_state_dict
+from rife.checkpoint import CheckpointError, detect_releases, read_state_dict
 from rife.engine import Engine, EngineError, resolve_precision
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
@@ -39,10 +39,13 @@ def upstream_layout_checkpoint(variant_name: str, path: Path, seed: int = 0) -> 
 
 @pytest.mark.parametrize("arch", ["paper", "v4.0"])
 def test_upstream_layout_loads_strictly_and_is_detected(tmp_path, arch):
+    """v4.0's architecture is 4.1's too: detection names both, and --arch says which (the published v4.0 file is
+    told apart by its sha256, see test_v4_real_checkpoint_facts)."""
     path = upstream_layout_checkpoint(arch, tmp_path / "flownet.pkl")
-    loaded = load_model(ModelChoice(weights=path))
-    assert loaded.variant.name == arch
     state = read_state_dict(path)
+    assert detect_releases(state) == {"paper": ("paper",), "v4.0": ("v4.0", "4.1")}[arch]
+    loaded = load_model(ModelChoice(weights=path, arch=arch))
+    assert loaded.variant.name == arch
     for k, v in loaded.net.state_dict().items():
         assert torch.equal(v, state[k])
     assert len(loaded.weights_sha256) == 64
@@ -58,7 +61,7 @@ def test_v4_real_checkpoint_facts(v4_weights):
 
 def test_arch_mismatch_says_what_the_file_holds(tmp_path):
     path = upstream_layout_checkpoint("v4.0", tmp_path / "v4.pkl")
-    with pytest.raises(CheckpointError, match=r"holds a 'v4.0' checkpoint but --arch paper"):
+    with pytest.raises(CheckpointError, match=r"holds a v4.0 / 4.1 \(one architecture\) checkpoint but --arch paper"):
         load_model(ModelChoice(arch="paper", weights=path))
 
 
@@ -202,7 +205,7 @@ def test_cpu_bf16_is_mixed_precision_and_keeps_the_frames(v4_weights, bunny_fram
 
 @pytest.mark.parametrize("arch", ["paper", "v4.0"])
 def test_odd_sizes_are_padded_and_cropped(tmp_path, arch):
-    loaded = load_model(ModelChoice(weights=upstream_layout_checkpoint(arch, tmp_path / "w.pkl")))
+    loaded = load_model(ModelChoice(weights=upstream_layout_checkpoint(arch, tmp_path / "w.pkl"), arch=arch))
     engine = Engine(loaded.net, loaded.variant, CPU, resolve_precision(CPU, "fp32", False))
     assert engine.padded_size(250, 333) == ((256, 352) if arch == "paper" else (256, 384))
     frames = torch.randint(0, 256, (2, 1, 3, 250, 333), dtype=torch.uint8)

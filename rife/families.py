@@ -1,0 +1,200 @@
+"""The RIFE families beyond the paper / 4.0 arithmetic, as ``IFNet``'s general path: the HD v3.x models and
+Practical-RIFE 4.2-4.26 (see ``rife.variants`` for what each field means).
+
+Module names and shapes follow the upstream checkpoints, so their ``flownet.pkl`` files load strictly. The
+forward pass follows the upstream order of operations (resize, then scale; average the two directions, then add),
+with no fused kernels: on CUDA, ``fast`` runs it through ``torch.compile`` and one CUDA graph.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from rife.ifnet import Warper, resize, warp_both
+from rife.variants import FLOW_CHANNELS, SWAPPED_INPUT, Variant
+
+
+def activation(kind: str, channels: int) -> nn.Module:
+    return nn.PReLU(channels) if kind == "prelu" else nn.LeakyReLU(0.2, True)
+
+
+def unit(variant: Variant, in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=True), activation(variant.activation, out_ch))
+
+
+class ResConv(nn.Module):
+    """Practical-RIFE 4.5+: ``LeakyReLU(conv(x) * beta + x)`` with a learned per-channel ``beta``."""
+
+    def __init__(self, channels: int, groups: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1, groups=groups)
+        self.beta = nn.Parameter(torch.ones((1, channels, 1, 1)))
+        self.relu = nn.LeakyReLU(0.2, True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.conv(x) * self.beta + x)
+
+
+def two_stage_head(width: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(width, width // 2, 4, 2, 1), nn.PReLU(width // 2),
+                         nn.ConvTranspose2d(width // 2, out_ch, 4, 2, 1))
+
+
+class FamilyBlock(nn.Module):
+    """A flow block of any family: two strided conv units, the body, the head. ``forward`` returns flow change (4),
+    mask (1) and extra channels at 1 / (scale * ``variant.head_factor``) of the frame."""
+
+    def __init__(self, variant: Variant, in_ch: int, width: int) -> None:
+        super().__init__()
+        self.body = variant.body
+        self.head = variant.head
+        self.conv0 = nn.Sequential(unit(variant, in_ch, width // 2, 2), unit(variant, width // 2, width, 2))
+        if variant.body == "pairs4":
+            for i in range(4):
+                setattr(self, f"convblock{i}", nn.Sequential(unit(variant, width, width), unit(variant, width, width)))
+        elif variant.body == "resconv8":
+            self.convblock = nn.Sequential(*(ResConv(width, variant.body_groups) for _ in range(8)))
+        else:
+            self.convblock = nn.Sequential(*(unit(variant, width, width) for _ in range(8)))
+        if variant.head == "deconv":
+            self.lastconv = nn.ConvTranspose2d(width, variant.head_channels, 4, 2, 1)
+        elif variant.head == "shuffle":
+            self.lastconv = nn.Sequential(nn.ConvTranspose2d(width, 4 * variant.head_channels, 4, 2, 1),
+                                          nn.PixelShuffle(2))
+        elif variant.head == "split":
+            self.conv1 = nn.Sequential(nn.ConvTranspose2d(width, FLOW_CHANNELS, 4, 2, 1))
+            self.conv2 = nn.ConvTranspose2d(width, 1, 4, 2, 1)
+        else:
+            self.conv1 = two_stage_head(width, FLOW_CHANNELS)
+            self.conv2 = two_stage_head(width, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        feat = self.conv0(x)
+        if self.body == "pairs4":
+            for i in range(4):
+                feat = getattr(self, f"convblock{i}")(feat) + feat
+        elif self.body == "conv8_skip":
+            feat = self.convblock(feat) + feat
+        else:
+            feat = self.convblock(feat)
+        if self.head in ("deconv", "shuffle"):
+            return self.lastconv(feat)
+        return torch.cat((self.conv1(feat), self.conv2(feat)), 1)
+
+
+class FeatureHead(nn.Module):
+    """Practical-RIFE 4.13+'s frame encoder (keys ``cnn0``-``cnn3``)."""
+
+    def __init__(self, width: int, channels: int) -> None:
+        super().__init__()
+        self.cnn0 = nn.Conv2d(3, width, 3, 2, 1)
+        self.cnn1 = nn.Conv2d(width, width, 3, 1, 1)
+        self.cnn2 = nn.Conv2d(width, width, 3, 1, 1)
+        self.cnn3 = nn.ConvTranspose2d(width, channels, 4, 2, 1)
+        self.relu = nn.LeakyReLU(0.2, True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu(self.cnn0(x.clamp(0.0, 1.0)))
+        x = self.relu(self.cnn1(x))
+        x = self.relu(self.cnn2(x))
+        return self.cnn3(x)
+
+
+def encoder(variant: Variant) -> nn.Module:
+    enc = variant.encoder
+    if enc.kind == "head":
+        return FeatureHead(enc.width, enc.channels)
+    if enc.kind == "pair":
+        return nn.Sequential(nn.Conv2d(3, enc.width, 3, 2, 1), nn.ConvTranspose2d(enc.width, enc.channels, 4, 2, 1))
+    leaky = nn.LeakyReLU(0.2, True)
+    return nn.Sequential(nn.Conv2d(3, enc.width, 3, 2, 1), leaky, nn.Conv2d(enc.width, enc.width, 3, 1, 1), leaky,
+                         nn.Conv2d(enc.width, enc.width, 3, 1, 1), leaky, nn.ConvTranspose2d(enc.width, enc.channels, 4, 2, 1))
+
+
+def swap_halves(flow: Tensor) -> Tensor:
+    return torch.cat((flow[:, 2:4], flow[:, :2]), 1)
+
+
+class GeneralPass:
+    """One forward pass of a non-classic variant over ``blocks`` (``IFNet``'s general path)."""
+
+    def __init__(self, variant: Variant, blocks: list[nn.Module], encode: nn.Module | None, warp: Warper,
+                 ensemble: bool, decide_on_device: bool) -> None:
+        self.v = variant
+        self.blocks = blocks
+        self.encode = encode
+        self.warp = warp
+        self.ensemble = ensemble
+        self.decide_on_device = decide_on_device
+
+    def __call__(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
+        img0, img1 = img0.clamp(0.0, 1.0), img1.clamp(0.0, 1.0)
+        frames = {"img0": img0, "img1": img1, "timestep": t_plane}
+        if self.encode is not None:
+            frames.update(feat0=self.encode(img0), feat1=self.encode(img1))
+        if not self.v.adaptive_scale:
+            return self._run(frames, scales)
+        doubled = [s * 2 for s in scales]
+        wants = self._wants_double_scale(frames, scales)
+        if not self.decide_on_device:  # upstream's way: one decision for the batch, on the host
+            return self._run(frames, doubled if bool(wants.any()) else scales)
+        # On the device (a CUDA graph cannot hold a host decision): both candidates, chosen per sample.
+        return torch.where(wants.view(-1, 1, 1, 1), self._run(frames, doubled), self._run(frames, scales))
+
+    def _wants_double_scale(self, frames: dict, scales: list[float]) -> Tensor:
+        """v3.8: a trial of the first block at twice its scale; a change of flow above 16 x its scale (pixels)
+        doubles every scale. Per sample (N,); upstream takes the batch's maximum, the same for batch 1."""
+        flow, mask = self._zero_state(frames["img0"])
+        frames = {**frames, "warped0": frames["img0"], "warped1": frames["img1"], "mask": mask}
+        trial = self._block(0, frames, flow, scales[0] * 2, swapped=False)[0]
+        return trial.abs().amax(dim=(1, 2, 3)) > scales[0] * 16
+
+    @staticmethod
+    def _zero_state(img: Tensor) -> tuple[Tensor, Tensor]:
+        n, _, h, w = img.shape
+        return img.new_zeros((n, FLOW_CHANNELS, h, w)), img.new_zeros((n, 1, h, w))
+
+    def _run(self, frames: dict, scales: list[float]) -> Tensor:
+        img0, img1 = frames["img0"], frames["img1"]
+        flow = mask = None
+        frames = {**frames, "warped0": img0, "warped1": img1}
+        if self.v.zero_start:
+            flow, mask = self._zero_state(img0)
+        for i, scale in enumerate(scales):
+            if flow is not None:
+                frames["mask"] = mask
+                if "wfeat0" in self.v.refine_inputs:
+                    frames["wfeat0"], frames["wfeat1"] = warp_both(self.warp, frames["feat0"], frames["feat1"], flow)
+            d_flow, d_mask, carry = self._block(i, frames, flow, scale, swapped=False)
+            if self.ensemble:
+                o_flow, o_mask, _ = self._block(i, frames, flow, scale, swapped=True)
+                d_flow = (d_flow + swap_halves(o_flow)) / 2
+                d_mask = (d_mask + (-o_mask)) / 2
+            flow = d_flow if flow is None else flow + d_flow
+            mask = d_mask if mask is None or not self.v.mask_accumulates else mask + d_mask
+            frames["carry"] = carry
+            frames["warped0"], frames["warped1"] = warp_both(self.warp, img0, img1, flow)
+        m = torch.sigmoid(mask)
+        return frames["warped0"] * m + frames["warped1"] * (1 - m)
+
+    def _block(self, i: int, frames: dict, flow: Tensor | None, scale: float,
+               swapped: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """Block ``i``'s change of flow and mask and its carried channels, at the frame's size; ``swapped``: the
+        pass with the frames' roles exchanged (timestep 1 - t, mask negated, flow halves swapped)."""
+        names = self.v.first_inputs if flow is None else self.v.refine_inputs
+        parts = []
+        for name in names:
+            value = frames[SWAPPED_INPUT.get(name, name) if swapped else name]
+            if swapped and name == "timestep":
+                value = 1 - value
+            elif swapped and name == "mask":
+                value = -value
+            parts.append(value)
+        x = resize(torch.cat(parts, 1), 1.0 / scale)
+        if flow is not None:
+            flow_in = swap_halves(flow) if swapped else flow
+            x = torch.cat((x, resize(flow_in, 1.0 / scale) / scale), 1)
+        factor = scale * self.v.head_factor
+        out = resize(self.blocks[i](x), factor)
+        return out[:, :FLOW_CHANNELS] * factor, out[:, FLOW_CHANNELS:FLOW_CHANNELS + 1], out[:, 5:5 + self.v.carry_channels]

