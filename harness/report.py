@@ -287,7 +287,7 @@ def config_section(doc: RunDocument) -> str:
     system = cfg.get("system") or {}
     harness = (cfg.get("metadata") or {}).get("harness") or {}
     keys = ("variant", "implementation", "execution", "precision", "batch-size", "streams", "device", "device_name",
-            "interpolation", "weights", "input_pool", "transfers", "framework")
+            "interpolation", "scale", "ensemble", "weights", "input_pool", "transfers", "framework")
     run = [(k, model.get(k)) for k in keys if k in model]
     run += [("frame size", f"{dataset.get('width')}x{dataset.get('height')}" if dataset else None)]
     machine = [(k, system.get(k)) for k in ("hostname", "cpu", "cpu_count", "device_name", "gpu_driver", "os")]

@@ -313,11 +313,12 @@ def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
 
 def for_network(plan: ExecutionPlan, net: nn.Module) -> ExecutionPlan:
     """What of ``plan`` a network takes: the families beyond the paper / 4.0 arithmetic (``IFNet.general``: v3.x,
-    Practical-RIFE 4.2+) have no fused kernels, widened layers, subpixel convolutions or second stream; on CUDA,
-    ``fast`` runs them with channels_last, fp32 warps, cuDNN autotuning, ``torch.compile`` of the whole forward and
-    one CUDA graph."""
+    Practical-RIFE 4.2+) have no Triton kernels, widened layers, subpixel or fused convolutions, second stream or
+    host-decided retry; on CUDA, ``fast`` runs them with channels_last, fp32 warps, cuDNN autotuning,
+    ``torch.compile`` of the whole forward and one CUDA graph."""
     if isinstance(net, IFNet) and net.general:
-        return dataclasses.replace(plan, widen=False, fused_kernels=False, two_streams=False, subpixel_deconvs=False)
+        return dataclasses.replace(plan, widen=False, fused_kernels=False, two_streams=False, subpixel_deconvs=False,
+                                   fused_convs=False, retry_on_host=False)
     return plan
 
 

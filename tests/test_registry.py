@@ -234,10 +234,11 @@ def test_general_path_through_the_engine_cpu_fast_equals_eager(name):
     torch.manual_seed(0)
     variant = registry.get_variant(name)
     fp32 = resolve_precision(CPU, "fp32", False)
-    cuda_fast = ExecutionPlan("fast", True, True, True, True, True, True, True, True)
+    cuda_fast = ExecutionPlan(**{**{f.name: True for f in dataclasses.fields(ExecutionPlan)}, "mode": "fast"})
     net = IFNet(variant, ensemble=variant.ensemble == "on").eval()
     assert net.general and for_network(cuda_fast, net) == dataclasses.replace(
-        cuda_fast, widen=False, fused_kernels=False, two_streams=False, subpixel_deconvs=False)
+        cuda_fast, widen=False, fused_kernels=False, two_streams=False, subpixel_deconvs=False, fused_convs=False,
+        retry_on_host=False)
     for scale in (0.5, 1.0):
         eager = Engine(net, variant, CPU, fp32, scale=scale, execution="eager")
         fast = Engine(IFNet(variant, ensemble=net.ensemble).eval(), variant, CPU, fp32, scale=scale, execution="fast")
@@ -249,9 +250,11 @@ def test_general_path_through_the_engine_cpu_fast_equals_eager(name):
 
 
 def test_classic_fast_path_is_kept_for_paper_and_4_0():
+    import dataclasses
+
     from rife.execution import ExecutionPlan, for_network
 
-    plan = ExecutionPlan("fast", True, True, True, True, True, True, True, True)
+    plan = ExecutionPlan(**{**{f.name: True for f in dataclasses.fields(ExecutionPlan)}, "mode": "fast"})
     for name in ("paper", "v4.0", "4.1"):
         net = IFNet(registry.get_variant(name))
         assert not net.general and for_network(plan, net) == plan
