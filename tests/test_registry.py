@@ -157,7 +157,7 @@ def test_unknown_network_is_one_clear_line(tmp_path):
 
 def test_ensemble_where_not_offered_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="--ensemble is not offered by the 4.22 model"):
-        load_model(ModelChoice(arch="4.22", ensemble=True, allow_random_init=True, weights=tmp_path / "none.pkl"))
+        load_model(ModelChoice(arch="4.22", ensemble=True, allow_random_init=True))
 
 
 @pytest.fixture(scope="session")
@@ -211,7 +211,7 @@ def test_scale_and_ensemble_options_and_their_one_line_errors():
 
 def test_scale_a_release_does_not_offer_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"--scale 0.5 is not offered by the v3.5 model .*use --scale 1"):
-        load_model(ModelChoice(arch="v3.5", scale=0.5, allow_random_init=True, weights=tmp_path / "none.pkl"))
+        load_model(ModelChoice(arch="v3.5", scale=0.5, allow_random_init=True))
 
 
 def test_padding_grows_below_scale_one():
