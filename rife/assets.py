@@ -154,12 +154,12 @@ def weights_file_ok(path: Path, arch: str) -> bool:
 def _checkpoint_held(path: Path) -> str | None:
     """What a readable checkpoint at ``path`` holds, in words ("a 'v4.0'"); None when there is none (missing or
     damaged)."""
-    from rife.checkpoint import CheckpointError, detect_releases, read_state_dict
+    from rife.checkpoint import CheckpointError, held_releases, read_state_dict, sha256_of
 
     if not path.is_file():
         return None
     try:
-        return registry.describe(detect_releases(read_state_dict(path)))
+        return registry.describe(held_releases(read_state_dict(path), sha256_of(path)))
     except CheckpointError:
         return None
 
@@ -379,10 +379,10 @@ def _release_steps(names: list[str]) -> list[tuple[str, bool, object]]:
 
 def describe_user_weights(path: Path) -> str:
     """What the run's own checkpoint (--pretrained-weights / LOAD_PATH) holds; it is read, never written."""
-    from rife.checkpoint import CheckpointError, detect_releases, read_state_dict
+    from rife.checkpoint import CheckpointError, held_releases, read_state_dict, sha256_of
 
     try:
-        held = registry.describe(detect_releases(read_state_dict(path)))
+        held = registry.describe(held_releases(read_state_dict(path), sha256_of(path)))
     except CheckpointError as e:
         return f"your weights: {e}"
     return f"your weights {path}: {held} checkpoint, used as it is (never written)"

@@ -86,15 +86,20 @@ def detect_releases(state: Mapping[str, Tensor]) -> tuple[str, ...]:
     return registry.candidates(shapes_of(state))
 
 
+def held_releases(state: Mapping[str, Tensor], sha256: str | None = None) -> tuple[str, ...]:
+    """``detect_releases``, narrowed to one where the file's sha256 is a release's published one."""
+    found = detect_releases(state)
+    pinned = registry.pinned(sha256) if sha256 is not None else None
+    return (pinned,) if pinned in found else found
+
+
 def detect_variant(state: Mapping[str, Tensor], sha256: str | None = None) -> str:
     """The one release the checkpoint holds: by its architecture, and where several releases share it, by the
     published file's sha256, else an error that names them and asks for --arch. A checkpoint of no known
     architecture gives the closest release, whose strict load then names what differs."""
-    found = detect_releases(state)
+    found = held_releases(state, sha256)
     if len(found) == 1:
         return found[0]
-    if sha256 is not None and registry.pinned(sha256) in found:
-        return registry.pinned(sha256)
     if not found:
         return registry.closest(shapes_of(state))
     raise CheckpointError(f"the checkpoint holds {registry.describe(found)} network, which these releases share; "
@@ -107,18 +112,21 @@ def expected_unused_prefixes(variant: Variant) -> tuple[str, ...]:
     return registry.UNUSED_PREFIXES if not variant.refine_unet else ("block_tea.",)
 
 
-def check_variant(state: Mapping[str, Tensor], variant: Variant, source: str) -> None:
+def check_variant(state: Mapping[str, Tensor], variant: Variant, source: str, sha256: str | None = None) -> None:
     """Refuse a checkpoint of another known release, naming what it holds (one of no known architecture is left
     to the strict load, which names the keys that differ)."""
     found = detect_releases(state)
+    if variant.name not in found:
+        found = held_releases(state, sha256)
     if found and variant.name not in found:
         raise CheckpointError(f"{source} holds {registry.describe(found)} checkpoint but --arch {variant.name} was "
                               f"asked for; drop --arch or pass --arch {found[-1]}")
 
 
-def load_into(model: nn.Module, variant: Variant, state: Mapping[str, Tensor], source: str) -> None:
+def load_into(model: nn.Module, variant: Variant, state: Mapping[str, Tensor], source: str,
+              sha256: str | None = None) -> None:
     """Copy ``state`` into ``model`` with strict key and shape checks."""
-    check_variant(state, variant, source)
+    check_variant(state, variant, source, sha256)
     wanted = model.state_dict()
     unused = expected_unused_prefixes(variant)
     missing = sorted(k for k in wanted if k not in state)

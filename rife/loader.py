@@ -73,10 +73,10 @@ def load_model(choice: ModelChoice) -> LoadedModel:
     check_scale(rel, choice.scale)
     net = _build(rel, choice, weights, ensemble)
     if choice.impl == "upstream":
-        check_variant(state, rel.variant, str(weights))
+        check_variant(state, rel.variant, str(weights), sha256)
         _load_upstream_strict(net, state, str(weights))
     else:
-        load_into(net, rel.variant, state, str(weights))
+        load_into(net, rel.variant, state, str(weights), sha256)
     return LoadedModel(net, rel.variant, choice.impl, str(weights), sha256, ensemble)
 
 

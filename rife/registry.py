@@ -287,5 +287,5 @@ def describe(names: tuple[str, ...]) -> str:
     if not names:
         return "an unknown"
     if len(names) == 1:
-        return f"a {names[0]!r}"
+        return f"a {names[0]}"
     return f"a {' / '.join(names)} (one architecture)"
