@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from rife import fused_conv
 from rife.execution import plan_for, subpixel_deconvs, widened
 from rife.fused_conv import FusedConvUnit
-from rife.ifnet import IFNet
+from rife.ifnet import IFNet, Kernels
 from rife.variants import VARIANTS
 
 
@@ -27,7 +27,7 @@ def unit_shapes(arch: str, h: int, w: int) -> list[tuple]:
         if FusedConvUnit.fits(m):
             m.register_forward_hook(lambda mod, args, out: seen.append(
                 (mod[0].in_channels, mod[0].out_channels, mod[0].stride[0], *args[0].shape[2:])))
-    net.retry_on_device = True
+    net = net.with_kernels(Kernels(retry_on_device=True))
     x = torch.rand(1, 3, h, w, device="cuda").half()
     with torch.inference_mode():
         net(x, x.clone())

@@ -140,15 +140,6 @@ def peak_memory_bytes(device: torch.device) -> int | None:
     return None if device.type == "cpu" else int(device_module(device).max_memory_allocated(device))
 
 
-def apply_ipex(net: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
-    try:
-        import intel_extension_for_pytorch as ipex  # noqa: F401 (XPU users only)
-    except ImportError:
-        raise PlatformError("IPEX=yes but intel_extension_for_pytorch does not import; install it or set IPEX=no "
-                            "to use PyTorch's own XPU backend") from None
-    return ipex.optimize(net, dtype=dtype)
-
-
 class LatencyClock:
     """Per-call latency without adding synchronizations: device events on GPUs/XPUs
     (read once they have completed), ``perf_counter`` on the CPU (which runs synchronously)."""

@@ -198,6 +198,8 @@ class ModelRun:
     precision_run: str
     execution: str
     autocast: bool
+    # The process-wide torch settings made around each call (rife.execution.TorchSettings), by torch's names.
+    torch_settings: Mapping[str, bool | int] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> JsonDict:
         return _flat(self)

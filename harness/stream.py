@@ -97,10 +97,8 @@ def build_engine(plan: StreamPlan, loaded: LoadedModel) -> Engine:
     o = plan.options
     device = torch.device(plan.device)
     precision = resolve_precision(device, plan.precision, o.amp)
-    engine = Engine(loaded.net, loaded.variant, device, precision, scale=o.scale, execution=plan.execution)
-    if device.type == "xpu" and o.ipex:
-        engine.net = dev.apply_ipex(engine.net, precision.dtype)
-    return engine
+    return Engine(loaded.net, loaded.variant, device, precision, scale=o.scale, execution=plan.execution,
+                  ipex=o.ipex)
 
 
 def run_stream(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier, stop_event: StopFlag,
@@ -392,7 +390,8 @@ class StreamRunner:
         h, w = self.frame_size
         model = ModelRun(variant=self.loaded.variant.name, impl=self.loaded.impl, weights=self.loaded.weights_label,
                          weights_sha256=self.loaded.weights_sha256, precision_run=self.engine.precision.name,
-                         execution=self.engine.plan.mode, autocast=self.engine.precision.autocast)
+                         execution=self.engine.plan.mode, autocast=self.engine.precision.autocast,
+                         torch_settings=self.engine.settings.record())
         return Measurements(
             pairs=self.pairs_done,
             frames=self.frames_done,

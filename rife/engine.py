@@ -6,14 +6,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rife.execution import apply, plan_for
+from rife.execution import for_network, plan_for, rebuilt, settings_for, wrapped
 from rife.ifnet import IFNet
 from rife.variants import Variant
 from rife.vocabulary import PRECISIONS
@@ -82,16 +82,21 @@ class Engine:
     """A model (ours or upstream) plus how it is run on one device."""
 
     def __init__(self, net: nn.Module, variant: Variant, device: torch.device, precision: Precision,
-                 scale: float = 1.0, pad_multiple: int | None = None, execution: str = "eager") -> None:
+                 scale: float = 1.0, pad_multiple: int | None = None, execution: str = "eager", ipex: bool = False
+                 ) -> None:
+        """``ipex``: on an XPU, through ipex.optimize."""
         self.variant = variant
         self.device = device
         self.precision = precision
         self.scale = scale
         self.pad_multiple = pad_multiple or padding_multiple(variant, scale)
-        self.plan = plan_for(execution, device, ours=isinstance(net, IFNet))
+        self.plan = for_network(plan_for(execution, device, ours=isinstance(net, IFNet), ipex=ipex), net)
         net = net.eval().to(device)
-        self.net = apply(net if precision.autocast else net.to(precision.dtype), self.plan,
-                         autocast_dtype=precision.dtype if precision.autocast else None)
+        net = rebuilt(net if precision.autocast else net.to(precision.dtype), self.plan,
+                      autocast_dtype=precision.dtype if precision.autocast else None)
+        self.net = wrapped(net, self.plan, precision.dtype)
+        # Process-wide settings, made around each call (``running``) and restored after it.
+        self.settings = settings_for(self.plan)
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         m = self.pad_multiple
@@ -104,6 +109,12 @@ class Engine:
         x = frames.to(self.precision.input_dtype) / 255.0
         x = F.pad(x, (0, pw - w, 0, ph - h)) if (ph, pw) != (h, w) else x
         return x.contiguous(memory_format=torch.channels_last if self.plan.channels_last else torch.contiguous_format)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """What a call of ``net`` runs under: the plan's torch settings and, in mixed precision, autocast."""
+        with self.settings.applied(), self._autocast():
+            yield
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if not self.precision.autocast:
@@ -127,7 +138,7 @@ class Engine:
             calls += 1
             return self.net(a, b, t, self.scale)
 
-        with self._autocast():
+        with self.running():
             if self.variant.has_timestep:
                 frames = [net(img0, img1, t) for t in timesteps(self.variant, count)]
             else:

@@ -16,10 +16,15 @@
   into a few generated kernels; it compiles once per input shape during the warm-up, about a
   minute), and one CUDA graph around it all. On the CPU and XPU: channels_last and fp32 warps.
   Under autocast (the CPU's bf16, ``--amp``) the convolution weights are stored in the autocast dtype.
+
+A plan is carried out in three parts: ``rebuilt`` (the network as the plan computes it: widths, transposed
+convolutions, ``rife.ifnet.Kernels``), ``wrapped`` (torch.compile, the CUDA graph, IPEX) and ``settings_for`` (the
+process-wide torch settings it runs under, set around each call and recorded in the results).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
@@ -31,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rife import fused_conv
-from rife.ifnet import A, B, IFNet, memory_format_of, round_up
+from rife.ifnet import A, B, IFNet, Kernels, memory_format_of, one_after_another, round_up
 from rife.vocabulary import EXECUTIONS
 
 WIDTH_MULTIPLE = 16
@@ -40,6 +45,9 @@ EDGE_MULTIPLE = 8  # fp16 tensor-core convolutions want channel counts in multip
 INPUT_MULTIPLE = 16
 HIGH_PRIORITY = -1  # CUDA stream priorities: lower is higher; 0 is the default
 T = TypeVar("T")
+# The graph breaks at each flow step make every block, at each of its scales, a frame of its own: more than dynamo's
+# default of 8 recompiles per function, after which it would run them uncompiled.
+STAGE_RECOMPILE_LIMIT = 64
 
 
 class ExecutionError(Exception):
@@ -59,6 +67,7 @@ class ExecutionPlan:
     subpixel_deconvs: bool  # transposed convolutions as forward convolutions and a pixel shuffle
     retry_on_host: bool = False  # the large-motion retry run only when the host sees a sample want it
     fused_convs: bool = False  # conv + bias + PReLU (+ residual) as one cuDNN graph where it pays (rife.fused_conv)
+    ipex: bool = False  # Intel XPU: the network through ipex.optimize
 
 
 def default_execution(impl: str) -> str:
@@ -66,8 +75,9 @@ def default_execution(impl: str) -> str:
     return "fast" if impl == "ours" else "eager"
 
 
-def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPlan:
-    """How ``mode`` runs on ``device``; ``ours`` is False for the upstream code."""
+def plan_for(mode: str, device: torch.device, ours: bool = True, ipex: bool = False) -> ExecutionPlan:
+    """How ``mode`` runs on ``device``; ``ours`` is False for the upstream code; ``ipex``: on an XPU, through
+    ipex.optimize."""
     if mode not in EXECUTIONS:
         raise ExecutionError(f"--execution {mode!r} is not one of {', '.join(EXECUTIONS)}")
     cuda = device.type == "cuda"
@@ -91,6 +101,7 @@ def plan_for(mode: str, device: torch.device, ours: bool = True) -> ExecutionPla
         subpixel_deconvs=mode == "fast" and cuda,
         retry_on_host=mode == "fast" and cuda,
         fused_convs=mode == "fast" and cuda,
+        ipex=ipex and device.type == "xpu",
     )
 
 
@@ -104,7 +115,7 @@ def widened(net: IFNet, multiple: int = WIDTH_MULTIPLE, edge_multiple: int = EDG
     variant = net.variant
     widths = tuple(round_up(w, multiple) for w in variant.block_widths)
     wide = IFNet(dataclasses.replace(variant, block_widths=widths), channel_multiple=edge_multiple,
-                 input_multiple=input_multiple)
+                 input_multiple=input_multiple, kernels=net.kernels)
     new_state = wide.state_dict()
     for key, old in net.state_dict().items():
         target = torch.zeros_like(new_state[key], dtype=old.dtype)
@@ -289,7 +300,7 @@ def _tensors(x: object) -> Iterator[Tensor]:
             yield from _tensors(item)
 
 
-def _fused_kernels():
+def _fused_kernels() -> Kernels:
     """The Triton warp, flow steps and block input (``rife.triton_warp``), or one clear refusal."""
     from rife import triton_warp
 
@@ -298,8 +309,22 @@ def _fused_kernels():
                              "(PyTorch's CUDA wheels bring Triton): install them, or use --execution graph")
     # The steps and the block input run between compiled graphs (graph breaks, free under the CUDA graph): see
     # rife.triton_warp.
-    return (triton_warp.fused_warp, torch.compiler.disable(triton_warp.step), torch.compiler.disable(triton_warp.settle),
-            torch.compiler.disable(triton_warp.feed))
+    return Kernels(warp=triton_warp.fused_warp, step=torch.compiler.disable(triton_warp.step),
+                   settle=torch.compiler.disable(triton_warp.settle), feed=torch.compiler.disable(triton_warp.feed))
+
+
+def kernels_for(plan: ExecutionPlan, device: torch.device) -> Kernels:
+    """How our network computes under ``plan`` on ``device``."""
+    fused = _fused_kernels() if plan.fused_kernels else Kernels()
+    return dataclasses.replace(
+        fused,
+        fp32_warps=plan.mode == "fast",
+        cache_grids=not plan.compile,  # compiled code builds the base grid itself, fused
+        retry_on_device=plan.graph or plan.compile,
+        fork_join=TwoStreams(device) if plan.two_streams else one_after_another,
+        conv=fused_conv.fused_units(fused_conv.CudnnContext(device)) if plan.fused_convs and fused_conv.available()
+        else None,
+    )
 
 
 def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
@@ -322,36 +347,29 @@ def for_network(plan: ExecutionPlan, net: nn.Module) -> ExecutionPlan:
     return plan
 
 
-def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | None = None) -> nn.Module:
-    """The network as ``plan`` runs it (already on its device and in its dtype; ``autocast_dtype`` when
-    it runs under autocast)."""
-    plan = for_network(plan, net)
+def rebuilt(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | None = None) -> nn.Module:
+    """The network as ``plan`` computes it (already on its device and in its dtype; ``autocast_dtype`` when it
+    runs under autocast): our IFNet with its widths, transposed convolutions and kernels; every network in
+    ``plan``'s memory format."""
     if isinstance(net, IFNet):
         if plan.widen:
             net = widened(net)
         if plan.subpixel_deconvs:
             subpixel_deconvs(net)
-        if plan.fused_convs and fused_conv.available():
-            fused_conv.fuse_conv_units(net, fused_conv.CudnnContext(next(net.parameters()).device))
-        net.retry_on_device = plan.graph or plan.compile
-        net.warp.fp32 = plan.mode == "fast"
-        if plan.fused_kernels:
-            net.warp.kernel, net.step.kernel, net.step.settle_kernel, net.feed.kernel = _fused_kernels()
-        net.warp.cached = not plan.compile  # compiled code builds the base grid itself, fused
-        if plan.two_streams:
-            net.fork_join = TwoStreams(next(net.parameters()).device)
+        net = net.with_kernels(kernels_for(plan, next(net.parameters()).device))
     if plan.mode == "fast" and autocast_dtype is not None:
         store_conv_weights(net, autocast_dtype)
-    if plan.cudnn_benchmark:
-        torch.backends.cudnn.benchmark = True
     if plan.channels_last:
         net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def wrapped(net: nn.Module, plan: ExecutionPlan, dtype: torch.dtype) -> nn.Module:
+    """``rebuilt``'s network run as ``plan`` runs it: compiled (with two streams, stage by stage: the streams switch
+    between the stages, outside compiled code), in one CUDA graph, through IPEX (``dtype``: the precision's)."""
     if plan.compile and plan.two_streams and isinstance(net, IFNet):
-        for stage in net.STAGES:  # compiled one by one: the streams switch between them, outside compiled code
+        for stage in net.STAGES:
             setattr(net, stage, torch.compile(getattr(net, stage)))
-        # The graph breaks at each flow step make every block, at each of its scales, a frame of its own:
-        # more than dynamo's default of 8 recompiles per function, after which it would run them uncompiled.
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     elif plan.compile:
         net = torch.compile(net)
     if plan.graph:
@@ -362,4 +380,55 @@ def apply(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | Non
             net = GraphedRetryOnHost(net, capture_priority=priority)
         else:
             net = GraphedNet(net, capture_priority=priority)
+    if plan.ipex:
+        net = ipex_optimized(net, dtype)
     return net
+
+
+def ipex_optimized(net: nn.Module, dtype: torch.dtype) -> nn.Module:
+    try:
+        import intel_extension_for_pytorch as ipex  # noqa: F401 (XPU users only)
+    except ImportError:
+        raise ExecutionError("IPEX=yes but intel_extension_for_pytorch does not import; install it or set IPEX=no "
+                             "to use PyTorch's own XPU backend") from None
+    return ipex.optimize(net, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class TorchSettings:
+    """The process-wide torch settings a plan runs under, set around each call of the network and restored after
+    it (``applied``), so that other work in the process (other engines, the quality scores) keeps its own. None
+    leaves a setting as it is."""
+
+    cudnn_benchmark: bool | None = None  # cuDNN autotuning of each convolution shape
+    recompile_limit: int | None = None  # dynamo's recompiles per function, at least (default 8)
+
+    def record(self) -> dict[str, bool | int]:
+        """The settings made, by torch's names, for the results."""
+        named = {"torch.backends.cudnn.benchmark": self.cudnn_benchmark,
+                 "torch._dynamo.config.recompile_limit": self.recompile_limit}
+        return {name: value for name, value in named.items() if value is not None}
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        saved_benchmark = torch.backends.cudnn.benchmark
+        if self.cudnn_benchmark is not None:
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        limited = None
+        if self.recompile_limit is not None:
+            from torch._dynamo import config
+
+            limited, saved_limit = config, config.recompile_limit
+            config.recompile_limit = max(saved_limit, self.recompile_limit)
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.benchmark = saved_benchmark
+            if limited is not None:
+                limited.recompile_limit = saved_limit
+
+
+def settings_for(plan: ExecutionPlan) -> TorchSettings:
+    """What ``plan`` sets while its network runs (compiled stage by stage, with two streams: many recompiles)."""
+    return TorchSettings(cudnn_benchmark=True if plan.cudnn_benchmark else None,
+                         recompile_limit=STAGE_RECOMPILE_LIMIT if plan.compile and plan.two_streams else None)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rife.ifnet import ConvKernel, replace_conv_units
+
 try:
     import cudnn
 except ImportError:  # the package is optional: without it the units run as PyTorch runs them
@@ -167,15 +169,18 @@ def status() -> str:
             f"and up to {FUSE_ANY_CHANNELS_UP_TO} channels or multiples of {FUSE_CHANNEL_MULTIPLE}")
 
 
+def fused_units(context: CudnnContext | None) -> ConvKernel:
+    """``rife.ifnet.Kernels.conv``: each conv + PReLU unit that ``FusedConvUnit`` computes as one, on ``context``."""
+
+    def fused(unit: nn.Sequential) -> nn.Module:
+        return FusedConvUnit(unit, context) if FusedConvUnit.fits(unit) else unit
+
+    return fused
+
+
 def fuse_conv_units(net: nn.Module, context: CudnnContext | None) -> int:
     """Every conv + PReLU unit of ``net`` replaced by a ``FusedConvUnit``; returns how many."""
-    count = 0
-    for module in list(net.modules()):
-        for name, child in module.named_children():
-            if FusedConvUnit.fits(child):
-                setattr(module, name, FusedConvUnit(child, context))
-                count += 1
-    return count
+    return replace_conv_units(net, fused_units(context))
 
 
 def reference(x: Tensor, conv: nn.Conv2d, slope: Tensor, residual: Tensor | None = None) -> Tensor:

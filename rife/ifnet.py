@@ -7,7 +7,8 @@ Module names and shapes follow the upstream checkpoints exactly, so an upstream
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeVar
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,21 @@ def residual_through(stack: nn.Sequential, x: Tensor) -> Tensor:
     if getattr(last, "takes_residual", False):
         return last(y, residual=x)
     return last(y) + x
+
+
+def replace_conv_units(net: nn.Module, kernel: ConvKernel) -> int:
+    """Every ``conv_unit`` in ``net`` (a convolution and its PReLU) replaced by ``kernel``'s module for it; returns
+    how many it replaced."""
+    count = 0
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, nn.Sequential) and len(child) == 2 and isinstance(child[0], nn.Conv2d) \
+                    and isinstance(child[1], nn.PReLU):
+                replacement = kernel(child)
+                if replacement is not child:
+                    setattr(module, name, replacement)
+                    count += 1
+    return count
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -56,20 +72,26 @@ def resize(x: Tensor, factor: float) -> Tensor:
     return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False, recompute_scale_factor=False)
 
 
+class WarpKernel(Protocol):
+    """A fused backward warp with ``Warper``'s fp32 semantics (``rife.triton_warp.fused_warp``)."""
+
+    def __call__(self, img: Tensor, flow: Tensor) -> Tensor: ...
+
+
 class Warper:
     """Backward warp with the base sampling grid cached per (device, dtype, shape).
 
     The grid has the image's dtype: under autocast the images stay fp32, so the grid
-    arithmetic does too (a bf16 grid is too coarse to address pixels of a large frame)."""
+    arithmetic does too (a bf16 grid is too coarse to address pixels of a large frame).
+    ``fp32``: sample in fp32 whatever the images' dtype (a half-precision grid is too coarse); ``FlowStep`` then
+    also resizes and sums the flow in fp32. ``cached``: keep the base grids (compiled code builds them itself,
+    fused). ``kernel``: warp with it instead."""
 
-    def __init__(self) -> None:
+    def __init__(self, fp32: bool = False, cached: bool = True, kernel: WarpKernel | None = None) -> None:
         self._grids: dict[tuple, tuple[Tensor, Tensor]] = {}
-        # Sample in fp32 whatever the images' dtype (a half-precision grid is too coarse); ``FlowStep`` then also
-        # resizes and sums the flow in fp32.
-        self.fp32 = False
-        self.cached = True
-        # A fused kernel with the fp32 semantics (img, flow) -> warped, e.g. rife.triton_warp.fused_warp.
-        self.kernel: Callable[[Tensor, Tensor], Tensor] | None = None
+        self.fp32 = fp32
+        self.cached = cached
+        self.kernel = kernel
 
     def base_grid(self, flow: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """The sampling grid of no motion, (N, H, W, 2) as grid_sample takes it, and the half sizes
@@ -125,22 +147,21 @@ class Conv2(nn.Module):
 
 
 class ContextNet(nn.Module):
-    def __init__(self, width: int, warp: Warper, channel_multiple: int = 1) -> None:
+    def __init__(self, width: int, channel_multiple: int = 1) -> None:
         super().__init__()
         self.in_channels = round_up(3, channel_multiple)
         self.conv1 = Conv2(self.in_channels, width)
         self.conv2 = Conv2(width, 2 * width)
         self.conv3 = Conv2(2 * width, 4 * width)
         self.conv4 = Conv2(4 * width, 8 * width)
-        self._warp = warp
 
-    def forward(self, x: Tensor, flow: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, flow: Tensor, warp: Warper) -> list[Tensor]:
         features = []
         x = cat_padded([x], self.in_channels)
         for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
             x = conv(x)
             flow = resize(flow, 0.5) * 0.5
-            features.append(self._warp(x, flow))
+            features.append(warp(x, flow))
         return features
 
 
@@ -222,20 +243,80 @@ def blend(state: FlowState) -> Tensor:
 
 A = TypeVar("A")
 B = TypeVar("B")
-ForkJoin = Callable[[Callable[[], A], Callable[[], B]], tuple[A, B]]
+
+
+class ForkJoin(Protocol):
+    """How two computations that do not depend on each other run: both results, in order."""
+
+    def __call__(self, first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]: ...
 
 
 def one_after_another(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
     return first(), second()
 
 
-StepKernel = Callable[[Tensor, float, Tensor | None, Tensor | None, Tensor, Tensor, bool, bool],
-                      tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]]
-# A block output, its scale, and the running flow and mask it is added to (None for the first block).
-Candidate = tuple[Tensor, float, Tensor | None, Tensor | None]
-SettleKernel = Callable[[Tensor | None, Candidate, Candidate | None, Tensor, Tensor, bool], tuple[Tensor, ...]]
-FeedKernel = Callable[[tuple[str, ...], int, float, Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None],
-                      Tensor]
+class Candidate(NamedTuple):
+    """A block output, its scale, and the running flow and mask it is added to (None for the first block)."""
+
+    out: Tensor
+    scale: float
+    prev_flow: Tensor | None
+    prev_mask: Tensor | None
+
+
+class StepKernel(Protocol):
+    """``FlowStep`` in one fused kernel: (flow, mask, warped0, warped1, peaks), the warped frames None unless
+    ``warp_frames``, the peaks None unless ``measure`` (``rife.triton_warp.step``)."""
+
+    def __call__(self, out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
+                 img1: Tensor, measure: bool, warp_frames: bool = True
+                 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]: ...
+
+
+class SettleKernel(Protocol):
+    """``FlowStep.settle`` in one fused kernel: the state (flow, mask, warped0, warped1), or with ``blend`` the
+    blended frame alone, (frame,) (``rife.triton_warp.settle``)."""
+
+    def __call__(self, take_b: Tensor | None, a: Candidate, b: Candidate | None, img0: Tensor, img1: Tensor,
+                 blend: bool) -> tuple[Tensor, ...]: ...
+
+
+class FeedKernel(Protocol):
+    """``BlockFeed`` in one fused kernel, from the running flow and mask (``rife.triton_warp.feed``)."""
+
+    def __call__(self, names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor,
+                 t_plane: Tensor | None, flow: Tensor | None, mask: Tensor | None) -> Tensor: ...
+
+
+class ConvKernel(Protocol):
+    """A module computing a loaded convolution unit (``conv_unit``: a convolution and its PReLU, optionally taking
+    the residual add after it, see ``residual_through``), or the unit itself where it has none for it
+    (``rife.fused_conv.fused_units``); ``IFNet.with_kernels`` puts it in place of each unit."""
+
+    def __call__(self, unit: nn.Sequential) -> nn.Module: ...
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """How an IFNet computes its parts besides its layers' weights (an execution choice: ``rife.execution``).
+    None is PyTorch's own operations; the defaults are the reference's way."""
+
+    warp: WarpKernel | None = None
+    step: StepKernel | None = None
+    settle: SettleKernel | None = None
+    feed: FeedKernel | None = None
+    conv: ConvKernel | None = None
+    # The PyTorch warps (and flow steps) in fp32 whatever the images' dtype (``Warper``).
+    fp32_warps: bool = False
+    # The PyTorch warps keep their base grids (compiled code builds them itself, fused).
+    cache_grids: bool = True
+    # The large-motion retry decided on the device: both candidates computed, the last flow step choosing per
+    # sample, with no sync. Otherwise on the host after the retry block, as upstream (one sync per frame).
+    retry_on_device: bool = False
+    # How two computations that do not depend on each other run (the device-decided retry's two candidates, the
+    # paper refinement's first level and context network): ``rife.execution.TwoStreams`` puts them on two CUDA
+    # streams.
+    fork_join: ForkJoin = one_after_another
 
 
 def flow_peaks(d_flow: Tensor) -> Tensor:
@@ -250,16 +331,18 @@ class FlowStep:
     of it in one fused kernel with these semantics, taking and returning plain tensors (``rife.triton_warp.step``),
     and ``settle_kernel`` the final step of ``settle`` and ``blended`` (``rife.triton_warp.settle``)."""
 
-    def __init__(self, warp: Warper) -> None:
+    def __init__(self, warp: Warper, kernel: StepKernel | None = None, settle_kernel: SettleKernel | None = None
+                 ) -> None:
         self.warp = warp
-        self.kernel: StepKernel | None = None
-        self.settle_kernel: SettleKernel | None = None
+        self.kernel = kernel
+        self.settle_kernel = settle_kernel
 
     def __call__(self, out: Tensor, scale: float, state: FlowState | None, img0: Tensor, img1: Tensor,
                  measure: bool, warp_frames: bool = True) -> tuple[FlowState, Tensor | None]:
         prev_flow, prev_mask = (None, None) if state is None else (state.flow, state.mask)
         if self.kernel is not None:
-            *tensors, peaks = self.kernel(out, scale, prev_flow, prev_mask, img0, img1, measure, warp_frames)
+            *tensors, peaks = self.kernel(out, scale, prev_flow, prev_mask, img0, img1, measure=measure,
+                                          warp_frames=warp_frames)
             return FlowState(*tensors), peaks
         if self.warp.fp32:  # flow arithmetic in fp32, in the layout the CPU resizes fastest (3.5x channels_last bf16)
             out = out.float().contiguous()
@@ -275,7 +358,7 @@ class FlowStep:
         """The final state: per sample, candidate ``b`` brought into its state where ``take_b`` is true, else ``a``
         (``b`` and ``take_b`` None: ``a``)."""
         if self.settle_kernel is not None:
-            return FlowState(*self.settle_kernel(take_b, _candidate(a), _candidate(b), img0, img1, False))
+            return FlowState(*self.settle_kernel(take_b, _candidate(a), _candidate(b), img0, img1, blend=False))
         state = self(a.out, a.scale, a.state, img0, img1, measure=False)[0]
         if b is None:
             return state
@@ -284,7 +367,7 @@ class FlowStep:
     def blended(self, take_b: Tensor | None, a: Pending, b: Pending | None, img0: Tensor, img1: Tensor) -> Tensor:
         """``blend`` of ``settle``'s state; the kernel computes it without storing the state."""
         if self.settle_kernel is not None:
-            return self.settle_kernel(take_b, _candidate(a), _candidate(b), img0, img1, True)[0]
+            return self.settle_kernel(take_b, _candidate(a), _candidate(b), img0, img1, blend=True)[0]
         return blend(self.settle(take_b, a, b, img0, img1))
 
 
@@ -292,7 +375,8 @@ def _candidate(pending: Pending | None) -> Candidate | None:
     if pending is None:
         return None
     state = pending.state
-    return pending.out, pending.scale, None if state is None else state.flow, None if state is None else state.mask
+    return Candidate(pending.out, pending.scale, None if state is None else state.flow,
+                     None if state is None else state.mask)
 
 
 class BlockFeed:
@@ -302,9 +386,9 @@ class BlockFeed:
     divided by scale) and concatenated, with zero channels appended up to ``channels``. ``kernel`` may build it in
     one kernel with these semantics (``rife.triton_warp.feed``), warping the frames itself."""
 
-    def __init__(self, warp: Warper) -> None:
+    def __init__(self, warp: Warper, kernel: FeedKernel | None = None) -> None:
         self.warp = warp
-        self.kernel: FeedKernel | None = None
+        self.kernel = kernel
 
     def __call__(self, names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor,
                  t_plane: Tensor | None, state: FlowState | None) -> Tensor:
@@ -331,15 +415,14 @@ class IFNet(nn.Module):
 
     ``channel_multiple`` > 1 (an execution choice, see ``rife.execution.widened``) rounds the channel
     counts at the edges of each sub-network up, for tensor-core kernels without cuDNN's padding;
-    ``input_multiple`` does the same for the inputs that ``BlockFeed`` builds (the blocks' and the refinement's)."""
+    ``input_multiple`` does the same for the inputs that ``BlockFeed`` builds (the blocks' and the refinement's).
+    ``kernels``: how it computes besides its layers (``Kernels``; ``with_kernels`` rebuilds a loaded network)."""
 
     def __init__(self, variant: Variant, channel_multiple: int = 1, input_multiple: int = 1,
-                 ensemble: bool = False) -> None:
+                 ensemble: bool = False, kernels: Kernels | None = None) -> None:
         super().__init__()
         self.variant = variant
-        self.warp = Warper()
-        self.step = FlowStep(self.warp)
-        self.feed = BlockFeed(self.warp)
+        self._use(kernels or Kernels())
         if ensemble and variant.ensemble == "none":
             raise ValueError(f"the {variant.name} model has no ensemble (bidirectional) mode")
         # Both directions of every block, averaged (v3.x, Practical-RIFE's ensemble): the general path.
@@ -349,14 +432,28 @@ class IFNet(nn.Module):
         for i, width in enumerate(variant.block_widths if variant.classic else ()):
             setattr(self, f"block{i}", IFBlock(variant.block_in_channels(i), width, channel_multiple, input_multiple))
         if variant.refine_unet:
-            self.contextnet = ContextNet(variant.context_width, self.warp, channel_multiple)
+            self.contextnet = ContextNet(variant.context_width, channel_multiple)
             self.unet = UNet(variant.context_width, channel_multiple, input_multiple)
-        # Retry decided on the host after the retry block (as upstream, one sync per frame) unless this is
-        # set; on the device both candidates are computed and the last flow step chooses per sample, with no sync.
-        self.retry_on_device = False
-        # How two computations that do not depend on each other run (the device-decided retry's two
-        # candidates): an execution mode may put them on two CUDA streams (``rife.execution.TwoStreams``).
-        self.fork_join: ForkJoin = one_after_another
+
+    def _use(self, kernels: Kernels) -> None:
+        self.kernels = kernels
+        self.warp = Warper(fp32=kernels.fp32_warps, cached=kernels.cache_grids, kernel=kernels.warp)
+        self.step = FlowStep(self.warp, kernel=kernels.step, settle_kernel=kernels.settle)
+        self.feed = BlockFeed(self.warp, kernel=kernels.feed)
+        self.retry_on_device = kernels.retry_on_device
+        self.fork_join = kernels.fork_join
+
+    def with_kernels(self, kernels: Kernels) -> IFNet:
+        """This network computing with ``kernels``: a new IFNet that takes over this one's layers (their weights,
+        device, dtype and any replaced modules; use it in place of this one), with ``kernels.conv`` in place of
+        each convolution unit."""
+        with torch.device("meta"):  # the layers built here are replaced at once: no memory, no initialisation
+            net = IFNet(self.variant, ensemble=self.ensemble, kernels=kernels)
+        for name, module in self.named_children():
+            setattr(net, name, module)
+        if kernels.conv is not None:
+            replace_conv_units(net, kernels.conv)
+        return net.train(self.training)
 
     # The parts of a forward pass that an execution mode may compile one by one, leaving ``fork_join`` between them.
     STAGES = ("_advance", "_pending", "_finish", "_encode", "_context", "_refine")
@@ -461,7 +558,8 @@ class IFNet(nn.Module):
 
     def _context(self, img0: Tensor, img1: Tensor, state: FlowState) -> tuple[list[Tensor], list[Tensor]]:
         """Both frames' context features, computed in one batch: half the launches, the same per-sample arithmetic."""
-        both = self.contextnet(torch.cat((img0, img1)), torch.cat((state.flow[:, 0:2], state.flow[:, 2:4])))
+        both = self.contextnet(torch.cat((img0, img1)), torch.cat((state.flow[:, 0:2], state.flow[:, 2:4])),
+                               self.warp)
         ctx0, ctx1 = zip(*(f.chunk(2) for f in both), strict=True)
         return list(ctx0), list(ctx1)
 

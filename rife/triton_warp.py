@@ -16,6 +16,7 @@ failed on it (``KeyError`` in its scheduler). All need Triton: check ``available
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -389,6 +390,43 @@ if triton is not None:
         return _launch(img, flow, wrap_triton(_warp_kernel))
 
 
+@dataclass(frozen=True)
+class Strided:
+    """Tensor arguments of a kernel that share one set of strides: the tensors by parameter name, and the strides
+    as ``<prefix>_s<dim>`` for the dimensions in ``dims`` (of n, c, h, w)."""
+
+    prefix: str
+    tensors: dict[str, Tensor]
+    strides: tuple[int, ...]  # n, c, h, w
+    dims: str = "nchw"
+
+    @classmethod
+    def of(cls, prefix: str, dims: str = "nchw", **tensors: Tensor) -> "Strided":
+        strides = {t.stride() for t in tensors.values()}
+        if len(strides) != 1:
+            raise ValueError(f"{', '.join(tensors)} do not share their strides: {sorted(strides)}")
+        return cls(prefix, tensors, strides.pop(), dims)
+
+    def args(self) -> dict[str, Any]:
+        return {**self.tensors, **{f"{self.prefix}_s{d}": self.strides["nchw".index(d)] for d in self.dims}}
+
+
+def _run(kernel: Any, grid: tuple[int, int, int], *groups: Strided, **scalars: Any) -> None:
+    """``kernel`` over ``grid`` with every argument by its parameter's name: one the kernel does not take, or a
+    parameter left without one, is an error here (Triton would drop an unknown name silently)."""
+    args = dict(scalars)
+    for group in groups:
+        named = group.args()
+        if named.keys() & args.keys():
+            raise TypeError(f"arguments {sorted(named.keys() & args.keys())} given twice")
+        args.update(named)
+    fn = getattr(kernel, "kernel", None) or kernel  # wrap_triton's wrapper holds the kernel it wraps
+    if set(args) != set(fn.arg_names):
+        raise TypeError(f"{fn.arg_names[0]}...: arguments {sorted(set(args) ^ set(fn.arg_names))} do not match "
+                        "the kernel's parameters")
+    kernel[grid](**args)
+
+
 def _launch(img: Tensor, flow: Tensor, kernel: Any) -> Tensor:
     n, c, h, w = img.shape
     if tuple(flow.shape) != (n, 2, h, w):
@@ -398,32 +436,50 @@ def _launch(img: Tensor, flow: Tensor, kernel: Any) -> Tensor:
     block_p = min(max(2048 // block_c, 32), 256, triton.next_power_of_2(w))
     # Grid dimensions 1 and 2 allow 65535 rows and images.
     grid = (triton.cdiv(w, block_p) * triton.cdiv(c, block_c), h, n)
-    kernel[grid](
-        img, flow, out, c, h, w, *img.stride(), *flow.stride(), *out.stride(), BLOCK_P=block_p, BLOCK_C=block_c,
-    )
+    _run(kernel, grid, Strided.of("img", img=img), Strided.of("flow", flow=flow), Strided.of("out", out=out),
+         C=c, H=h, W=w, BLOCK_P=block_p, BLOCK_C=block_c)
     return out
 
 
-def _candidate_args(c: Candidate, img0: Tensor) -> list:
-    out, scale, prev_flow, prev_mask = c
-    n, _, h, w = out.shape
-    k = scale * 2
-    if out.shape[1] < 5 or (int(h * k), int(w * k)) != tuple(img0.shape[2:]) or n != img0.shape[0]:
-        raise ValueError(f"block output {tuple(out.shape)} at scale {scale} for frames {tuple(img0.shape)}")
-    # Arguments the kernel does not touch get ``out``, which it only reads.
-    pf, pm = (prev_flow, prev_mask) if prev_flow is not None else (out, out)
-    return [out, pf, pm, h, w, 1.0 / k, k, *out.stride(), *pf.stride(), pm.stride(0), pm.stride(2), pm.stride(3)]
+@dataclass(frozen=True)
+class _StepCandidate:
+    """A candidate as the flow step kernel takes it: its block output ``t``, scale factor ``k`` (2 * scale) and
+    running flow ``pf`` and mask ``pm``, each named with the candidate's suffix (``ta``, ``pfa``, ...)."""
+
+    out: Tensor
+    prev_flow: Tensor
+    prev_mask: Tensor
+    k: float
+
+    @classmethod
+    def of(cls, c: Candidate, img0: Tensor) -> "_StepCandidate":
+        out, scale, prev_flow, prev_mask = c
+        n, _, h, w = out.shape
+        k = scale * 2
+        if out.shape[1] < 5 or (int(h * k), int(w * k)) != tuple(img0.shape[2:]) or n != img0.shape[0]:
+            raise ValueError(f"block output {tuple(out.shape)} at scale {scale} for frames {tuple(img0.shape)}")
+        # Arguments the kernel does not touch get ``out``, which it only reads.
+        pf, pm = (prev_flow, prev_mask) if prev_flow is not None else (out, out)
+        return cls(out, pf, pm, k)
+
+    def groups(self, x: str) -> tuple[Strided, ...]:
+        return (Strided.of(f"t{x}", **{f"t{x}": self.out}), Strided.of(f"pf{x}", **{f"pf{x}": self.prev_flow}),
+                Strided.of(f"pm{x}", "nhw", **{f"pm{x}": self.prev_mask}))
+
+    def scalars(self, x: str) -> dict[str, Any]:
+        h, w = self.out.shape[2:]
+        return {f"h{x}": h, f"w{x}": w, f"inv_k{x}": 1.0 / self.k, f"k{x}": self.k}
 
 
-def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0: Tensor, img1: Tensor,
+def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0: Tensor, img1: Tensor, *,
                  measure: bool, warp_frames: bool, blend: bool, kernel: Any) -> tuple[Tensor | None, ...]:
     out, _, prev_flow, _ = a
     n = out.shape[0]
     H, W = img0.shape[2:]
     if img1.stride() != img0.stride() or (b is not None and (b[2] is None) != (prev_flow is None)):
         raise ValueError("the flow step's frames or candidates do not match")
-    args_a = _candidate_args(a, img0)
-    args_b = _candidate_args(b, img0) if b is not None else args_a
+    cand_a = _StepCandidate.of(a, img0)
+    cand_b = _StepCandidate.of(b, img0) if b is not None else cand_a
     dtype = out.dtype if prev_flow is None else torch.promote_types(out.dtype, prev_flow.dtype)
     fmt = memory_format_of(img0)
     state = not blend
@@ -432,37 +488,47 @@ def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0:
     frame = torch.empty_like(img0) if blend else None
     warped = (torch.empty_like(img0), torch.empty_like(img1)) if state and warp_frames else (None, None)
     peaks = torch.zeros((n, 2), dtype=torch.float32, device=out.device) if measure else None
-    # Arguments the kernel does not touch get ``img0``, which it only reads; a state in the blended frame's dtype
-    # takes its flow dtype from the stored state it would be (``dtype``) through ``flow_arg``.
-    flow_arg = flow if state else torch.empty((1,), dtype=dtype, device=out.device)
-    mask_arg = mask if state else img0
+    if state:
+        stored = (Strided.of("f", flow=flow), Strided.of("m", "nhw", mask=mask))
+    else:
+        # Only the blended frame is stored: the state's arguments are placeholders the kernel does not touch, the
+        # flow one in the dtype of the state it would be (``dtype``), the kernel's rounding.
+        stored = (Strided("f", {"flow": torch.empty((1,), dtype=dtype, device=out.device)}, (0, 0, 0, 0)),
+                  Strided("m", {"mask": img0}, (0, 0, 0, 0), "nhw"))
     o0, o1 = (frame, frame) if blend else (warped if warp_frames else (img0, img0))
     block_p = min(256, triton.next_power_of_2(W))
     grid = (triton.cdiv(W, block_p), H, n)
-    kernel[grid](
-        *args_a[:3], *args_b[:3], take_b if take_b is not None else img0, img0, img1, flow_arg, mask_arg, o0, o1,
-        peaks if measure else img0, *args_a[3:7], *args_b[3:7], H, W, *args_a[7:], *args_b[7:], *img0.stride(),
-        *(flow.stride() if state else (0, 0, 0, 0)), *((mask.stride(0), mask.stride(2), mask.stride(3)) if state
-                                                       else (0, 0, 0)),
-        *img0.stride(),  # the warped frames and the blended one have the frames' strides
-        HAS_PREV=prev_flow is not None, HAS_B=b is not None, MEASURE=measure, WARP=warp_frames, BLEND=blend,
-        BLOCK_P=block_p,
-    )
+    # Arguments the kernel does not touch get ``img0``, which it only reads; the warped frames and the blended one
+    # have the frames' strides.
+    _run(kernel, grid, *cand_a.groups("a"), *cand_b.groups("b"), Strided.of("img", img0=img0, img1=img1), *stored,
+         Strided("o", {"out0": o0, "out1": o1}, img0.stride()),
+         take_b=take_b if take_b is not None else img0, peaks=peaks if measure else img0,
+         **cand_a.scalars("a"), **cand_b.scalars("b"), H=H, W=W,
+         HAS_PREV=prev_flow is not None, HAS_B=b is not None, MEASURE=measure, WARP=warp_frames, BLEND=blend,
+         BLOCK_P=block_p)
     if blend:
         return (frame,)
     return flow, mask, *warped, peaks
 
 
-def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor,
-                 t_plane: Tensor | None, flow: Tensor | None, mask: Tensor | None, kernel: Any) -> Tensor:
-    n, _, H, W = img0.shape
+def _feed_layout(names: tuple[str, ...], with_flow: bool) -> tuple[dict[str, int], int]:
+    """The channel each input starts at in a block input (the kernel's ``AT_*``, -1 for one it does not read),
+    and the channels used."""
     at, used = {}, 0
     for name in names:
         at[name] = used
         used += CHANNELS_PER_INPUT[name]
-    if flow is not None:
+    if with_flow:
         at["flow"] = used
         used += FLOW_CHANNELS
+    places = ("img0", "img1", "warped0", "warped1", "timestep", "mask", "flow")
+    return {f"AT_{place.upper()}": at.get(place, -1) for place in places}, used
+
+
+def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor,
+                 t_plane: Tensor | None, flow: Tensor | None, mask: Tensor | None, *, kernel: Any) -> Tensor:
+    n, _, H, W = img0.shape
+    at, used = _feed_layout(names, flow is not None)
     needs_state = {"warped0", "warped1", "mask"} & set(names)
     if used > channels or (needs_state and flow is None) or ("timestep" in names and t_plane is None) \
             or img1.stride() != img0.stride():
@@ -482,15 +548,10 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
     ms = mask if needs_state else img0
     block_p = min(128, triton.next_power_of_2(w))
     grid = (triton.cdiv(w, block_p), h, n)
-    kernel[grid](
-        img0, img1, tp, fl, ms, feed, H, W, w, 1.0 / factor, scale,
-        *img0.stride(), tp.stride(0), tp.stride(2), tp.stride(3), *fl.stride(), ms.stride(0), ms.stride(2),
-        ms.stride(3), *feed.stride(),
-        AT_IMG0=at.get("img0", -1), AT_IMG1=at.get("img1", -1), AT_WARPED0=at.get("warped0", -1),
-        AT_WARPED1=at.get("warped1", -1), AT_TIMESTEP=at.get("timestep", -1), AT_MASK=at.get("mask", -1),
-        AT_FLOW=at.get("flow", -1), CHANNELS=channels,
-        TAPS=1 if scale == 1 else 4, BLOCK_P=block_p,
-    )
+    _run(kernel, grid, Strided.of("img", img0=img0, img1=img1), Strided.of("t", "nhw", tp=tp),
+         Strided.of("f", flow=fl), Strided.of("m", "nhw", mask=ms), Strided.of("o", feed=feed),
+         H=H, W=W, w=w, inv_s=1.0 / factor, scale=scale, **at, CHANNELS=channels, TAPS=1 if scale == 1 else 4,
+         BLOCK_P=block_p)
     return feed
 
 
@@ -519,8 +580,8 @@ def step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor 
     """``rife.ifnet.FlowStep`` in one kernel: (flow, mask, warped0, warped1, peaks); peaks are None unless
     ``measure``, the warped frames None unless ``warp_frames``."""
     _require_triton()
-    return _launch_step((out, scale, prev_flow, prev_mask), None, None, img0, img1, measure, warp_frames, False,
-                        _step_kernel)
+    return _launch_step(Candidate(out, scale, prev_flow, prev_mask), None, None, img0, img1, measure=measure,
+                        warp_frames=warp_frames, blend=False, kernel=_step_kernel)
 
 
 def settle(take_b: Tensor | None, a: Candidate, b: Candidate | None, img0: Tensor, img1: Tensor,
@@ -531,7 +592,8 @@ def settle(take_b: Tensor | None, a: Candidate, b: Candidate | None, img0: Tenso
     _require_triton()
     if (b is None) != (take_b is None):
         raise ValueError("a second candidate needs the choice of each frame, and only it")
-    results = _launch_step(a, b, take_b, img0, img1, False, True, blend, _step_kernel)
+    results = _launch_step(a, b, take_b, img0, img1, measure=False, warp_frames=True, blend=blend,
+                           kernel=_step_kernel)
     return results if blend else results[:4]
 
 
@@ -541,5 +603,5 @@ def feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1
     running flow and mask, warping the frames it needs at the pixels the resize reads (in fp32, each warped value
     rounded to the frames' dtype as a stored warp would be)."""
     _require_triton()
-    return _launch_feed(names, channels, scale, img0, img1, t_plane, flow, mask, _feed_kernel)
+    return _launch_feed(names, channels, scale, img0, img1, t_plane, flow, mask, kernel=_feed_kernel)
 

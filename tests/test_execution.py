@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import math
 import os
 import subprocess
@@ -17,12 +19,17 @@ from rife.engine import Engine, resolve_precision
 from rife.execution import (
     ExecutionError,
     SubpixelDeconv,
+    TorchSettings,
     default_execution,
+    kernels_for,
     plan_for,
+    rebuilt,
+    settings_for,
     subpixel_deconvs,
     widened,
+    wrapped,
 )
-from rife.ifnet import IFNet
+from rife.ifnet import BlockFeed, FlowState, IFNet, Kernels, Warper
 from rife.loader import ModelChoice, load_model
 from rife.variants import VARIANTS
 
@@ -171,21 +178,19 @@ FUSED_WARP_MODEL_CHECK = """
 import torch
 from rife import triton_warp
 from rife.execution import widened
-from rife.ifnet import IFNet
+from rife.ifnet import IFNet, Kernels
 from rife.variants import VARIANTS
 for arch in ("v4.0", "paper"):
     torch.manual_seed(0)
-    net = IFNet(VARIANTS[arch]).eval()
+    net = IFNet(VARIANTS[arch], kernels=Kernels(fp32_warps=True)).eval()
     with torch.no_grad():
         for p in net.parameters():
             p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(0.0, 0.3)
-    net.warp.fp32 = True
     x0, x1 = torch.rand(1, 3, 64, 128), torch.rand(1, 3, 64, 128)
     with torch.inference_mode():
         plain = net(x0, x1)
-        fast = widened(net)
-        fast.warp.fp32, fast.warp.kernel, fast.step.kernel = True, triton_warp.warp, triton_warp.step
-        fast.feed.kernel, fast.step.settle_kernel = triton_warp.feed, triton_warp.settle
+        fast = widened(net).with_kernels(Kernels(warp=triton_warp.warp, step=triton_warp.step,
+                                                 settle=triton_warp.settle, feed=triton_warp.feed, fp32_warps=True))
         fused = fast(x0.contiguous(memory_format=torch.channels_last), x1.contiguous(memory_format=torch.channels_last))
     err = (plain - fused).abs().max().item()
     print(arch, err)
@@ -237,9 +242,7 @@ def test_autocast_fast_stores_conv_weights_cast_with_the_same_frames(monkeypatch
 def test_cuda_fast_retry_on_host_matches_the_whole_graph(threshold):
     """fast's head / tail / whole graphs (``GraphedRetryOnHost``) against the one graph of the whole pass, for a
     retry every sample wants (threshold -1) and one none wants (1e9), on fresh random frames."""
-    import dataclasses
-
-    from rife.execution import GraphedNet, GraphedRetryOnHost, apply
+    from rife.execution import GraphedNet, GraphedRetryOnHost
     from rife.variants import LargeMotionRetry
 
     variant = dataclasses.replace(VARIANTS["v4.0"], large_motion_retry=LargeMotionRetry(1, threshold))
@@ -248,12 +251,97 @@ def test_cuda_fast_retry_on_host_matches_the_whole_graph(threshold):
     with torch.no_grad():
         for p in net.parameters():
             p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(0.0, 0.3)
-    fast = apply(net.cuda().half(), plan_for("fast", torch.device("cuda")))
+    plan = plan_for("fast", torch.device("cuda"))
+    fast = wrapped(rebuilt(net.cuda().half(), plan), plan, torch.float16)
     assert isinstance(fast, GraphedRetryOnHost)
     whole = GraphedNet(fast.net)
     x0, x1 = (torch.rand(2, 3, 128, 192, device="cuda").half().contiguous(memory_format=torch.channels_last)
               for _ in range(2))
-    with torch.inference_mode():
+    with torch.inference_mode(), settings_for(plan).applied():
         a, b = fast(x0, x1, 0.5), whole(x0, x1, 0.5)
         assert bool(fast._graphs[next(iter(fast._graphs))].wants_retry_host) == (threshold < 0)
     assert (a.float() - b.float()).abs().max().item() <= 2e-3
+
+
+class _ConvThenPReLU(torch.nn.Module):
+    """What a fused convolution unit computes, as ``Kernels.conv`` makes one."""
+
+    def __init__(self, unit: torch.nn.Sequential) -> None:
+        super().__init__()
+        self.conv, self.prelu = unit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prelu(self.conv(x))
+
+
+@pytest.mark.parametrize("arch", ["paper", "v4.0"])
+def test_ifnet_rebuilt_with_its_kernels_calls_them(arch):
+    net = _random_ifnet(arch)
+    calls = []
+
+    def warp(img, flow):
+        calls.append("warp")
+        return Warper(fp32=True)(img, flow)
+
+    def feed(names, channels, scale, img0, img1, t_plane, flow, mask):
+        calls.append("feed")
+        state = None if flow is None else FlowState(flow, mask, None, None)
+        return BlockFeed(Warper(fp32=True))(names, channels, scale, img0, img1, t_plane, state)
+
+    x0, x1 = torch.rand(1, 3, 64, 128), torch.rand(1, 3, 64, 128)
+    with torch.inference_mode():
+        want = net.with_kernels(Kernels(fp32_warps=True))(x0, x1)
+        rebuilt_net = net.with_kernels(Kernels(warp=warp, feed=feed, conv=_ConvThenPReLU, fp32_warps=True))
+        got = rebuilt_net(x0, x1)
+    assert torch.equal(got, want)
+    assert calls.count("feed") >= net.variant.num_blocks + net.variant.refine_unet and "warp" in calls
+    units = [m for m in rebuilt_net.modules() if isinstance(m, torch.nn.Sequential) and len(m) == 2
+             and isinstance(m[0], torch.nn.Conv2d) and isinstance(m[1], torch.nn.PReLU)]
+    assert not units and isinstance(rebuilt_net.block0.conv0[0], _ConvThenPReLU)
+    assert rebuilt_net.kernels.fp32_warps and rebuilt_net.warp.fp32 and rebuilt_net.step.warp is rebuilt_net.warp
+
+
+def test_kernels_follow_the_plan():
+    fast_cpu = kernels_for(plan_for("fast", CPU), CPU)
+    assert fast_cpu.fp32_warps and fast_cpu.cache_grids and not fast_cpu.retry_on_device and fast_cpu.warp is None
+    eager = kernels_for(plan_for("eager", CPU), CPU)
+    assert eager == Kernels()
+    compiled = kernels_for(plan_for("compile", CPU), CPU)
+    assert compiled.retry_on_device and not compiled.cache_grids and not compiled.fp32_warps
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        eager.retry_on_device = True
+
+
+def test_torch_settings_are_made_around_each_call_and_restored():
+    saved = torch.backends.cudnn.benchmark, torch._dynamo.config.recompile_limit
+    settings = TorchSettings(cudnn_benchmark=not saved[0], recompile_limit=saved[1] + 56)
+    with settings.applied():
+        assert torch.backends.cudnn.benchmark is not saved[0]
+        assert torch._dynamo.config.recompile_limit == saved[1] + 56
+    assert (torch.backends.cudnn.benchmark, torch._dynamo.config.recompile_limit) == saved
+    with pytest.raises(RuntimeError), settings.applied():
+        raise RuntimeError("a failing call")
+    assert (torch.backends.cudnn.benchmark, torch._dynamo.config.recompile_limit) == saved
+    assert settings.record() == {"torch.backends.cudnn.benchmark": not saved[0],
+                                 "torch._dynamo.config.recompile_limit": saved[1] + 56}
+    assert TorchSettings().record() == {}
+
+
+def test_fast_on_cuda_records_its_settings(monkeypatch):
+    from rife import triton_warp
+
+    monkeypatch.setattr(triton_warp, "available", lambda: True)
+    assert settings_for(plan_for("fast", torch.device("cuda"))).record() == {
+        "torch.backends.cudnn.benchmark": True, "torch._dynamo.config.recompile_limit": 64}
+    assert settings_for(plan_for("compile", torch.device("cuda"))).record() == {}
+    assert settings_for(plan_for("fast", CPU)).record() == {}
+
+
+def test_ipex_is_part_of_the_plan():
+    xpu = torch.device("xpu")
+    assert plan_for("eager", xpu, ipex=True).ipex and not plan_for("eager", xpu).ipex
+    assert not plan_for("eager", CPU, ipex=True).ipex  # IPEX applies to XPUs only
+    plan = dataclasses.replace(plan_for("eager", CPU), ipex=True)
+    if importlib.util.find_spec("intel_extension_for_pytorch") is None:
+        with pytest.raises(ExecutionError, match="IPEX=yes but intel_extension_for_pytorch does not import"):
+            wrapped(_random_ifnet("v4.0"), plan, torch.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import pickle
@@ -15,7 +16,7 @@ import metrics
 from rife.assets import v4_upstream_dir
 from rife.checkpoint import CheckpointError, detect_releases, read_state_dict
 from rife.engine import Engine, EngineError, resolve_precision
-from rife.ifnet import IFNet
+from rife.ifnet import IFNet, Kernels
 from rife.loader import ModelChoice, load_model
 from rife.variants import VARIANTS, get_variant
 
@@ -279,8 +280,8 @@ def test_retry_decided_on_the_device_gives_the_same_frames(v4_weights, bikes_fra
 
     fp32 = resolve_precision(CPU, "fp32", False)
     on_device = Engine(device, device.variant, CPU, fp32)
-    on_device.net.retry_on_device = True  # after the engine, whose eager plan decides on the host
-    on_device.net.fork_join = second_first
+    # After the engine, whose eager plan decides on the host.
+    on_device.net = on_device.net.with_kernels(Kernels(retry_on_device=True, fork_join=second_first))
     a, _ = _triplet_psnr(Engine(host, host.variant, CPU, fp32), bikes_frames, i)
     b, _ = _triplet_psnr(on_device, bikes_frames, i)
     assert torch.equal(a, b) and len(forks) == 1
@@ -302,8 +303,7 @@ def test_paper_refinement_parts_are_independent():
     x0, x1 = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
     with torch.inference_mode():
         a = net(x0, x1)
-        net.fork_join = second_first
-        b = net(x0, x1)
+        b = net.with_kernels(Kernels(fork_join=second_first))(x0, x1)
     assert torch.equal(a, b) and len(forks) == 1
 
 
@@ -367,13 +367,10 @@ def test_retry_on_host_gives_forward_output(v4_engines, bunny_frames, bikes_fram
     with torch.inference_mode():
         host = net(img0, img1, 0.5)
         assert bool(net.head(img0, img1, 0.5)[1].any()) == retries
-        net.retry_on_device = True
-        try:
-            device = net(img0, img1, 0.5)
-            state, wants_retry = net.head(img0, img1, 0.5)
-            # What fast's graphs do (rife.execution.GraphedRetryOnHost): the whole pass only when a sample wants it.
-            split = net(img0, img1, 0.5) if bool(wants_retry.any()) else net.tail(img0, img1, state, 0.5)
-        finally:
-            net.retry_on_device = False
+        on_device = net.with_kernels(dataclasses.replace(net.kernels, retry_on_device=True))
+        device = on_device(img0, img1, 0.5)
+        state, wants_retry = on_device.head(img0, img1, 0.5)
+        # What fast's graphs do (rife.execution.GraphedRetryOnHost): the whole pass only when a sample wants it.
+        split = on_device(img0, img1, 0.5) if bool(wants_retry.any()) else on_device.tail(img0, img1, state, 0.5)
     assert torch.equal(split, device)
     assert (split - host).abs().max().item() <= 1e-6

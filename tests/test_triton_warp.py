@@ -100,8 +100,7 @@ def reference_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mas
     """rife.ifnet.FlowStep in fp32 with fp32 warps."""
     from rife.ifnet import FlowState, FlowStep, Warper
 
-    warp = Warper()
-    warp.fp32 = True
+    warp = Warper(fp32=True)
     state = None if prev_flow is None else FlowState(prev_flow.float(), prev_mask.float(), img0, img1)
     new, peaks = FlowStep(warp)(out.float(), scale, state, img0.float(), img1.float(), measure)
     return (*new, peaks)
@@ -136,8 +135,7 @@ def reference_settle(take_b: Tensor, a: tuple, b: tuple, img0: Tensor, img1: Ten
     """rife.ifnet.FlowStep.settle in fp32 with fp32 warps."""
     from rife.ifnet import FlowState, FlowStep, Pending, Warper
 
-    warp = Warper()
-    warp.fp32 = True
+    warp = Warper(fp32=True)
 
     def pending(c: tuple) -> Pending:
         out, scale, flow, mask = c
@@ -186,8 +184,7 @@ def reference_feed(names: tuple[str, ...], channels: int, scale: float, img0: Te
     """rife.ifnet.BlockFeed with fp32 warps, warping the frames itself (the state has none)."""
     from rife.ifnet import BlockFeed, FlowState, Warper
 
-    warp = Warper()
-    warp.fp32 = True
+    warp = Warper(fp32=True)
     state = None if flow is None else FlowState(flow, mask, None, None)
     return BlockFeed(warp)(names, channels, scale, img0, img1, t_plane, state)
 

@@ -46,7 +46,7 @@ def outputs(engine: Engine, frames: list[torch.Tensor], starts: list[int], t: fl
         if t == 0.5:
             outs.append(engine.interpolate(a, b, 1, (h, w))[0].float())
         else:
-            with torch.inference_mode(), engine._autocast():
+            with torch.inference_mode(), engine.running():
                 outs.append(engine.net(a, b, t)[:, :, :h, :w].float())
     return outs
 
@@ -332,24 +332,38 @@ def _no_retry(net) -> None:
     net.variant = dataclasses.replace(net.variant, large_motion_retry=None)
 
 
-def _one_stream(engine: Engine) -> None:
-    from rife.ifnet import one_after_another
+def _kernels_changed(**changes) -> contextlib.AbstractContextManager:
+    """``rife.execution.kernels_for`` with ``changes`` while an engine is built."""
+    import dataclasses
+    from unittest import mock
 
-    engine.net.net.fork_join = one_after_another
+    from rife import execution
+
+    original = execution.kernels_for
+    return mock.patch("rife.execution.kernels_for",
+                      lambda plan, device: dataclasses.replace(original(plan, device), **changes))
 
 
-def _priority(capture: int, side: int):
+def _priorities(capture: int, side: int) -> contextlib.AbstractContextManager:
     """The main (captured) stream's and the side stream's priorities (lower is higher)."""
-    def change(engine: Engine) -> None:
-        from rife.execution import TwoStreams
+    from unittest import mock
 
-        engine.net.capture_priority = capture
-        engine.net.net.fork_join = TwoStreams(CUDA, side)
-    return change
+    from rife.execution import TwoStreams
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch("rife.execution.HIGH_PRIORITY", capture))
+    stack.enter_context(_kernels_changed(fork_join=TwoStreams(CUDA, side)))
+    return stack
 
 
 def _tweak_context(name: str) -> contextlib.AbstractContextManager:
-    """The global setting a tweak needs while its engine compiles and autotunes."""
+    """The change a tweak makes while its engine is built, compiles and autotunes."""
+    if name == "one-stream":
+        from rife.ifnet import one_after_another
+
+        return _kernels_changed(fork_join=one_after_another)
+    if name == "side-priority":  # fast gives the main (captured) stream priority
+        return _priorities(0, -1)
     if name == "cudnn-try-all":
         return _cudnn_benchmark_limit(0)
     if name == "max-autotune":
@@ -373,14 +387,14 @@ def _cudnn_benchmark_limit(limit: int):
         torch.backends.cudnn.benchmark_limit = saved
 
 
-TWEAKS = {  # name: (change to the network before the engine, change to the engine after, models)
-    "fast": (None, None, ("paper", "v4.0")),
-    "one-stream": (None, _one_stream, ("paper", "v4.0")),
-    "no-retry-bound": (_no_retry, None, ("v4.0",)),
-    "side-priority": (None, _priority(0, -1), ("paper", "v4.0")),  # fast gives the main (captured) stream priority
-    "transposed-deconv": (None, None, ("paper", "v4.0")),
-    "cudnn-try-all": (None, None, ("paper", "v4.0")),
-    "max-autotune": (None, None, ("paper", "v4.0")),
+TWEAKS = {  # name: (change to the network before the engine, models); the rest is in _tweak_context
+    "fast": (None, ("paper", "v4.0")),
+    "one-stream": (None, ("paper", "v4.0")),
+    "no-retry-bound": (_no_retry, ("v4.0",)),
+    "side-priority": (None, ("paper", "v4.0")),
+    "transposed-deconv": (None, ("paper", "v4.0")),
+    "cudnn-try-all": (None, ("paper", "v4.0")),
+    "max-autotune": (None, ("paper", "v4.0")),
 }
 
 
@@ -393,14 +407,12 @@ def section_tweaks(v4_weights: Path, calls: int, names: list[str], out_dir: Path
         ref_out = ref.interpolate(ref.to_model_input(frames[0]), ref.to_model_input(frames[1]), 1, (720, 1280))[0].float()
         del ref
         for name in names:
-            before, after, archs = TWEAKS[name]
+            before, archs = TWEAKS[name]
             if arch not in archs:
                 continue
             try:
                 with _tweak_context(name):
                     e = make_engine(arch, "ours", "fp16", "fast", v4_weights, None, prepare=before)
-                    if after is not None:
-                        after(e)
                     out, r = first_and_timed(e, frames, calls)
             except Exception as err:  # one failing tweak must not hide the others
                 rows.append({"model": arch, "tweak": name, "error": f"{type(err).__name__}: {str(err)[:160]}"})
