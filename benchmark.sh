@@ -84,7 +84,7 @@ tee_pid=$!
 echo "benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ) $rows rows of $profile into $out_dir${image:+ in container $image}"
 cp -- "$profile" "$out_dir/"
 harness --prepare "$profile" "$out_dir" >/dev/null || exit 2
-"$PY" "$HERE/tools/sysinfo.py" "$out_dir/sysinfo.json" || echo "benchmark: note: sysinfo.json could not be written"
+"$PY" "$HERE/harness/sysinfo.py" "$out_dir/sysinfo.json" || echo "benchmark: note: sysinfo.json could not be written"
 if command -v svr-info >/dev/null 2>&1; then
   echo "benchmark: svr-info report into $out_dir/svr-info"
   mkdir -p -- "$out_dir/svr-info" && svr-info -output "$out_dir/svr-info" \

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Maintainer's GPU run of the fast path: kernel tests on CUDA, sameness and speed against upstream eager
-# (tools/verify_gpu.py), then the harness in performance mode at batch 1 and 8 and with two streams on one GPU,
+# (dev/verify_gpu.py), then the harness in performance mode at batch 1 and 8 and with two streams on one GPU,
 # each row a line of $OUT/harness_table.txt. Needs: train_log/v4.0/flownet.pkl, .carry/videos, .carry/*.whl.
 # STEPS picks sections (tests, convs, verify, harness, streams); TESTS the test files; ALL_STREAMS=1 adds the
 # two-stream run without MPS and four streams.
 set -u
-source tools/device_common.sh
+source dev/device_common.sh
 STEPS="${STEPS:-tests verify harness streams}"
 r() {  # run, and the end of its log where it wrote no results
   run "$@"
@@ -20,7 +20,7 @@ if has convs; then
   python3 dev/conv_shapes.py --out "$OUT" 2>&1 | tee "$OUT/convs.log" | tail -60
 fi
 if has verify; then
-  python3 tools/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --out "$OUT/v" \
+  python3 dev/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --out "$OUT/v" \
     --calls "${CALLS:-300}" --archs v4.0 --sizes "${SIZES:-1280x720}" --precisions fp16 --modes eager,fast \
     --quality-configs fp16:fast --batches "${BATCHES:-1,8}" 2>&1 | tee "$OUT/verify.log" | tail -40
 fi

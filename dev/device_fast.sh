@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The fast path on the H200 (device tool): the fused warp against PyTorch's, real-frame sameness of fp16 fast,
 # every mode at 720p next to the upstream code run the reference's way, the kernel profile of fast, and the
-# harness in performance and quality mode. Same carried files as tools/device_run.sh. Compiles are cached by
+# harness in performance and quality mode. Same carried files as dev/device_run.sh. Compiles are cached by
 # inductor across the processes of one machine.
 set -u
-source tools/device_common.sh
-python3 tools/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
+source dev/device_common.sh
+python3 dev/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
   --out "$OUT" --calls "${CALLS:-300}" --skip-checks --warp --quality-configs fp16:fast,bf16:fast \
   --archs v4.0,paper --sizes "${SIZES:-1280x720}" --precisions fp16 --modes eager,graph,fast --profile \
   2>&1 | tee "$OUT/verify.log"

