@@ -47,14 +47,36 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return convert
 
 
-def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
+def _int_in(low: int, high: int, why: str) -> Callable[[str], int]:
+    """An integer from ``low`` to ``high``; ``why`` says what the upper bound stands for."""
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer from {low} to {high:,}") from None
+        if value < low:
+            raise ValueError(f"expected an integer from {low} to {high:,}")
+        if value > high:
+            raise ValueError(f"expected an integer from {low} to {high:,} ({why})")
+        return value
+
+    return convert
+
+
+SEED_MAX = 2**63 - 1
+WEEK_S = 7 * 24 * 3600
+
+
+def _number(low: float, high: float = math.inf, why: str = "") -> Callable[[str], float]:
+    allowed = f"expected a number from {low:g} to {high:g}" + (f" ({why})" if why else "")
+
     def convert(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"expected a number from {low:g} to {high:g}") from None
+            raise ValueError(allowed) from None
         if not (low <= value <= high) or math.isnan(value):
-            raise ValueError(f"expected a number from {low:g} to {high:g}")
+            raise ValueError(allowed)
         return value
 
     return convert
@@ -142,27 +164,34 @@ class Options:
         "fp16 | bf16 | fp32 (default: fp16 on GPUs and XPUs; on the CPU bf16 where it computes bf16 natively, "
         "AVX512-BF16 or AMX, else fp32)")
     amp: bool = option("--amp", ("AMP",), None, False, "autocast instead of casting the model")
-    num_inputs: int = option("--num-inputs", ("NUM_INPUTS",), _int_at_least(1), 100,
+    num_inputs: int = option("--num-inputs", ("NUM_INPUTS",),
+        _int_in(1, 10**8, "a day at over 1,000 pairs/s; for longer runs give --min-test-duration"), 100,
         "frame pairs to run (quality mode: at most the data's size)")
-    batch_size: int = option("--batch-size", ("BATCH_SIZE",), _int_at_least(1), 1, "frame pairs per model call")
-    streams: int = option("--streams", ("STREAMS",), _int_at_least(1), 1, "parallel stream processes")
+    batch_size: int = option("--batch-size", ("BATCH_SIZE",),
+        _int_in(1, 1024, "larger batches only exhaust device memory"), 1, "frame pairs per model call")
+    streams: int = option("--streams", ("STREAMS",), _int_in(1, 1024, "each stream is a process"), 1,
+        "parallel stream processes (at most one per CPU)")
     mps: str = option("--mps", ("MPS",), _choice(MPS_MODES, fold=True), "auto",
         "CUDA MPS when streams share a GPU: auto (start one for the run when needed and possible) | on | off")
     device_ids: tuple[int, ...] | None = option("--device-ids", ("DEVICE_IDS",), _device_ids, None,
         "GPUs the streams spread over, round-robin, e.g. 0,2,3 (default: every visible CUDA / XPU device)")
-    interpolation: int = option("--interpolation", ("INTERPOLATION",), _int_at_least(1), 1,
+    interpolation: int = option("--interpolation", ("INTERPOLATION",),
+        _int_in(1, 255, "256x slow motion; more is no real run"), 1,
         "frames generated per pair (paper, v3.x: 1, 3, 7, ...; 4.x: any)")
-    warmup: int = option("--warmup", ("WARMUP",), _int_at_least(0), 10, "frame pairs run before timing")
-    async_sync: int = option("--async", ("ASYNC",), _int_at_least(0), 0,
+    warmup: int = option("--warmup", ("WARMUP",), _int_in(0, 10_000, "warming up settles within a few calls"), 10,
+        "frame pairs run before timing")
+    async_sync: int = option("--async", ("ASYNC",), _int_in(0, 10**8, "the most pairs a run takes"), 0,
         "synchronize every N calls; 0 = only at the end")
-    min_duration: float | None = option("--min-test-duration", ("MIN_TEST_DURATION",), _number(0), None,
+    min_duration: float | None = option("--min-test-duration", ("MIN_TEST_DURATION",), _number(0, WEEK_S, "seconds: a week"), None,
         "performance mode: run at least this many seconds (default: no minimum)")
-    max_duration: float | None = option("--max-test-duration", ("MAX_TEST_DURATION",), _number(0), None,
+    max_duration: float | None = option("--max-test-duration", ("MAX_TEST_DURATION",), _number(0, WEEK_S, "seconds: a week"), None,
         "performance mode: run at most this many seconds (default: no limit)")
     data_channels: int = option("--data-channels", ("DATA_CHANNELS",), _int_at_least(1), 3, "dummy frame channels (3)")
-    data_height: int = option("--data-height", ("DATA_HEIGHT",), _int_at_least(1), 720, "dummy frame height")
-    data_width: int = option("--data-width", ("DATA_WIDTH",), _int_at_least(1), 1280, "dummy frame width")
-    input_pool: int = option("--input-pool", ("INPUT_POOL",), _int_at_least(1), 8,
+    data_height: int = option("--data-height", ("DATA_HEIGHT",), _int_in(1, 16384, "16K frames"), 720,
+        "dummy frame height")
+    data_width: int = option("--data-width", ("DATA_WIDTH",), _int_in(1, 16384, "16K frames"), 1280,
+        "dummy frame width")
+    input_pool: int = option("--input-pool", ("INPUT_POOL",), _int_in(1, 4096, "checked against memory too"), 8,
         "distinct random frame pairs cycled in performance mode (1 = the reference's single pair)")
     transfers: bool = option("--transfers", ("TRANSFERS",), None, False,
         "performance mode: upload uint8 inputs and download results every frame, as a video pipeline does")
@@ -189,11 +218,12 @@ class Options:
         "a frame passes at this PSNR (dB)")
     min_pass_pct: float = option("--min-pass-pct", ("MIN_PASS_PCT",), _number(0, 100), 95.0,
         "the run passes when this % of frames pass")
-    preload_mb: int = option("--preload-mb", ("PRELOAD_MB",), _int_at_least(0), 4096,
+    preload_mb: int = option("--preload-mb", ("PRELOAD_MB",), _int_in(0, 2**20, "1 TiB"), 4096,
         "quality mode: decode a stream's frames before timing when they fit in this many MiB (else stream them)")
     skip_bad: bool = option("--skip-bad", ("SKIP_BAD",), None, False,
         "quality mode: skip unreadable or mis-sized files")
-    seed: int = option("--seed", ("SEED",), _int_at_least(0), 0, "seed of random inputs and random-init weights")
+    seed: int = option("--seed", ("SEED",), _int_in(0, SEED_MAX, "the range of a 64-bit seed"), 0,
+        "seed of random inputs and random-init weights")
     socket: str = option("--socket", ("SOCKET",), str, "", "socket of an external telemetry capture (default: none)")
     explicit: frozenset[str] = field(default=frozenset())  # options the user set (flag or variable)
 
@@ -276,6 +306,9 @@ def check_rules(o: Options) -> None:
                           "--data checks quality on real ones; give one")
     if o.data is not None and not o.data.exists():
         raise OptionError(f"--data {o.data}: no such file or folder")
+    if o.data is not None and not (o.data.is_dir() or o.data.is_file()):
+        raise OptionError(f"--data {o.data} is neither a folder nor a regular file (a FIFO, socket or device would "
+                          f"block the checks or never end); give a Vimeo-90K folder or a video file")
     if o.data_channels != 3:
         raise OptionError(f"--data-channels {o.data_channels} is not supported: RIFE interpolates RGB frames (3)")
     if o.min_duration is not None and o.max_duration is not None and o.min_duration > o.max_duration:

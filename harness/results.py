@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import errno
 import getpass
 import json
 import math
@@ -64,20 +65,32 @@ def write_json(path: Path, doc: Mapping[str, Any]) -> None:
     write_atomic(path, json.dumps(_clean(doc), indent=2, default=str) + "\n")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """``text`` into ``path`` through a temporary file renamed over it. The file gets the mode any new file
-    gets (0644 under the usual umask 022), so that whoever shares the folder can read the results, even when
-    a container running as root wrote them into a bind mount."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """``content`` into ``path`` through a temporary file renamed over it: a reader never sees half a file, and
+    a failed write (disk full) leaves the previous file as it was and no temporary file. An OSError names
+    ``path`` (see ``write_error``). The file gets the mode any new file gets (0644 under the usual umask 022),
+    so that whoever shares the folder can read the results, even when a container running as root wrote them
+    into a bind mount."""
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, unlike mkstemp's 0600
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, unlike mkstemp's 0600
+        try:
+            with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as f:
+                f.write(content)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
+
+
+def write_error(e: OSError, path: Path | str | None = None) -> str:
+    """One line for a file that could not be written: the file, the system's reason and its errno."""
+    name = errno.errorcode.get(e.errno or 0)
+    code = f" (errno {e.errno}{', ' + name if name else ''})" if e.errno else ""
+    return f"cannot write {path or e.filename or 'a file'}: {e.strerror or e}{code}"
 
 
 def harness_revision(root: Path = ROOT) -> dict:

@@ -12,6 +12,7 @@ all streams ran together.
 
 from __future__ import annotations
 
+import errno
 import math
 import multiprocessing as mp
 import os
@@ -50,7 +51,7 @@ from harness.records import (
     StreamStatus,
     Warmup,
 )
-from harness.results import stream_document, write_json
+from harness.results import stream_document, write_error, write_json
 from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, die_with_parent
 from harness.telemetry import energy_metrics, telemetry_for
 from harness.timing import StopRule, stop_rule
@@ -139,7 +140,14 @@ def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier
         _measuring(stop_event)  # from here on a signal only sets the flag: nothing may cut the writing short
         if runner.record.status is not StreamStatus.COMPLETED:
             runner.salvage()
-        write_stream_document(Path(results_path), plan, runner.record)
+        try:
+            write_stream_document(Path(results_path), plan, runner.record)
+        except OSError as e:  # disk full, say: one line naming the file
+            line = f"stream {plan.index}: {write_error(e)}"
+            if runner.record.error:  # that one is said below
+                say(f"error: {line}", sys.stderr)
+            else:
+                runner.update(error=line)
     if runner.record.error:
         say(f"error: {runner.record.error}", sys.stderr)
     return runner.record
@@ -156,8 +164,13 @@ def write_stream_document(path: Path, plan: StreamPlan, record: StreamRecord) ->
 
 def _one_line(plan: StreamPlan, runner: StreamRunner | None, e: Exception) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO):
+        return f"stream {plan.index}: {write_error(e)}"
     if isinstance(e, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:
         where = runner.size_text() if runner is not None and runner.frame_size is not None else "this frame size"
+        if getattr(runner, "building_pool", False):
+            return (f"stream {plan.index}: the device ran out of memory for the input pool ({plan.options.input_pool} "
+                    f"pairs at {where}, batch {plan.options.batch_size}); lower --input-pool")
         return (f"stream {plan.index}: the device ran out of memory at {where}, batch {plan.options.batch_size}, "
                 f"{plan.streams} streams; lower --batch-size, --streams or the frame size")
     return f"stream {plan.index}: {type(e).__name__}: {text}"
@@ -182,6 +195,7 @@ class StreamRunner:
         self.device = torch.device(plan.device)
         self.count = self.o.interpolation
         self.frame_size: tuple[int, int] | None = None
+        self.building_pool = False  # while the input pool is allocated (its own out-of-memory advice)
         self.quality: QualityRecorder | None = None
         self.judged: int | None = None
         self.frames_done = self.pairs_done = 0
@@ -239,8 +253,10 @@ class StreamRunner:
         o = self.o
         if o.dummy:
             self.frame_size = (o.data_height, o.data_width)
+            self.building_pool = True
             self.source = DummyPairs(self.engine, o.input_pool, o.batch_size, *self.frame_size, seed=o.seed + self.plan.index,
                                      transfers=o.transfers)
+            self.building_pool = False
         else:
             self.source = self._dataset_source()
         self.rule = self._rule()
@@ -347,7 +363,10 @@ class StreamRunner:
             self.update(host_load=self.load_probe.finish())
         if self.telemetry is not None and self.telemetry_summary is None:
             self.telemetry_summary = self.telemetry.stop()
-            write_json(Path(self.o.output_dir) / f"telemetry_{self.plan.index}.json", self.telemetry_summary)
+            try:
+                write_json(Path(self.o.output_dir) / f"telemetry_{self.plan.index}.json", self.telemetry_summary)
+            except OSError as e:  # the samples are lost; the measurement is not
+                say(f"error: stream {self.plan.index}: {write_error(e)}", sys.stderr)
             # the samples stay in telemetry_<n>.json
             self.update(telemetry={k: v for k, v in self.telemetry_summary.items() if k != "samples"})
 

@@ -278,3 +278,205 @@ def test_random_bytes_as_weights_are_not_a_checkpoint_and_no_advice_to_load_unsa
     with pytest.raises(CheckpointError) as err:
         read_state_dict(pickled)
     assert "weights_only" not in str(err.value) and "not a PyTorch checkpoint of tensors" in str(err.value)
+
+
+# --- bounds ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env,needle", [
+    ({"SEED": str(2**64)}, "SEED='18446744073709551616' (--seed) is not valid: expected an integer from 0 to "
+                           "9,223,372,036,854,775,807"),
+    ({"MIN_TEST_DURATION": "inf"}, "expected a number from 0 to 604800 (seconds: a week)"),
+    ({"WARMUP": "1e20"}, "WARMUP='1e20' (--warmup) is not valid"),
+    ({"WARMUP": "20000"}, "expected an integer from 0 to 10,000"),
+    ({"INTERPOLATION": "100000"}, "expected an integer from 1 to 255"),
+    ({"NUM_INPUTS": "1000000000"}, "expected an integer from 1 to 100,000,000"),
+    ({"STREAMS": "5000"}, "expected an integer from 1 to 1,024"),
+    ({"INPUT_POOL": "100000"}, "expected an integer from 1 to 4,096"),
+])
+def test_every_number_has_an_upper_bound(env, needle):
+    import arguments
+
+    with pytest.raises(arguments.OptionError, match=None) as err:
+        arguments.parse(["--dummy"], env)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_limits_of_this_machine_are_one_line_each():
+    from harness.limits import LimitError, check_input_pool, check_streams, pool_bytes
+
+    with pytest.raises(LimitError, match="--streams 1000 is more than the 2 CPUs this process may use"):
+        check_streams(1000, cpus=2, host_bytes=2**40)
+    with pytest.raises(LimitError, match=r"--streams 32 needs about 16.0 GiB of memory .* use at most 8"):
+        check_streams(32, cpus=64, host_bytes=4 * 2**30)
+    need = pool_bytes(4096, 1, 720, 1280, 4)
+    assert need == 4096 * 2 * 3 * 720 * 1280 * 4
+    with pytest.raises(LimitError, match=r"--input-pool needs 84.4 GiB of host memory \(detail\), more than half "
+                                         r"of the 16.0 GiB available; lower --input-pool"):
+        check_input_pool(need, 16 * 2**30, "host", "detail")
+    check_input_pool(pool_bytes(8, 1, 720, 1280, 4), 16 * 2**30, "host", "fits")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args,needle", [
+    (["--dummy", "--streams", "1000"], "error: --streams 1000 is more than the"),
+    (["--dummy", "--input-pool", "4096", "--data-height", "8192", "--data-width", "8192"],
+     "error: --input-pool needs 6144.0 GiB of host memory (4096 pairs of 1 8192x8192 frames"),
+])
+def test_what_the_machine_cannot_hold_is_refused_up_front(tmp_path, args, needle):
+    result = subprocess.run(inference_cmd(*args, "--output-dir", str(tmp_path)), env=_env(), cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and lines[0].startswith(needle), result.stderr
+    assert not list(tmp_path.glob("results*"))
+
+
+def test_a_fifo_as_data_is_refused(tmp_path):
+    import arguments
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(arguments.OptionError, match="is neither a folder nor a regular file"):
+        arguments.parse(["--data", str(fifo)], {})
+
+
+# --- data checked for real -------------------------------------------------------------------------------------
+
+
+def _png(rng, h: int = 64, w: int = 64) -> bytes:
+    import cv2
+    import numpy as np
+
+    ok, png = cv2.imencode(".png", (rng.random((h, w, 3)) * 255).astype(np.uint8))
+    assert ok
+    return png.tobytes()
+
+
+def damaged(png: bytes) -> bytes:
+    """The same PNG with its image data scrambled and the chunk's CRC made right again: the framing (signature,
+    IHDR, CRCs, IEND) is intact, only decoding finds the damage."""
+    import struct
+    import zlib
+
+    data = bytearray(png)
+    at = data.index(b"IDAT")
+    length = struct.unpack(">I", data[at - 4:at])[0]
+    for k in range(at + 14, at + 4 + length - 8, 7):
+        data[k] ^= 0x5A
+    data[at + 4 + length:at + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[at:at + 4 + length])))
+    return bytes(data)
+
+
+def triplet_set(root: Path, names: list[str], size: tuple[int, int] = (64, 64)) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for name in names:
+        folder = root / "sequences" / name
+        folder.mkdir(parents=True)
+        for file in ("im1.png", "im2.png", "im3.png"):
+            (folder / file).write_bytes(_png(rng, *size))
+    (root / "tri_testlist.txt").write_text("".join(f"{n}\n" for n in names))
+    return root
+
+
+def test_a_damaged_png_is_found_by_the_check_and_skip_bad_skips_it(tmp_path):
+    import dataset
+
+    root = triplet_set(tmp_path / "vimeo_triplet", ["00001/0001", "00001/0002", "00001/0003"])
+    bad = root / "sequences" / "00001/0002" / "im3.png"
+    bad.write_bytes(damaged(bad.read_bytes()))
+    assert dataset.png_size(bad.read_bytes()) == (64, 64)  # the framing alone does not tell
+    with pytest.raises(dataset.DatasetError, match=f"{bad} does not decode \\(its image data is damaged\\); 1 of the 3"):
+        dataset.open_quality_set(root)
+    kept = dataset.open_quality_set(root, skip_bad=True)
+    assert kept.names == ["00001/0001", "00001/0003"] and kept.bad == ["00001/0002"]
+    for i in range(len(kept)):  # what is kept loads, as the streams will load it
+        assert kept.load(i).truth.shape == (64, 64, 3)
+
+
+def test_frames_too_small_to_judge_are_refused_with_the_minimum(tmp_path):
+    import dataset
+
+    root = triplet_set(tmp_path / "vimeo_triplet", ["a/1"], size=(1, 1))
+    with pytest.raises(dataset.DatasetError, match=r"is 1x1, smaller than the 11x11 quality mode can judge"):
+        dataset.open_quality_set(root)
+
+
+@pytest.mark.parametrize("entry", ["../outside", "a/../../outside", "/etc", "a\\..\\b"])
+def test_list_entries_stay_inside_the_data_folder(tmp_path, entry):
+    import dataset
+
+    root = triplet_set(tmp_path / "vimeo_triplet", ["a/1"])
+    (root / "tri_testlist.txt").write_text(f"a/1\n{entry}\n")
+    with pytest.raises(dataset.DatasetError, match="which leads out of the data folder"):
+        dataset.open_quality_set(root)
+
+
+def test_a_fifo_inside_the_data_is_a_bad_file_not_a_hang(tmp_path):
+    import dataset
+
+    root = triplet_set(tmp_path / "vimeo_triplet", ["a/1", "a/2"])
+    fifo = root / "sequences" / "a/2" / "im1.png"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    with pytest.raises(dataset.DatasetError, match=f"{fifo} is not a regular file"):
+        dataset.open_quality_set(root)
+    assert dataset.open_quality_set(root, skip_bad=True).names == ["a/1"]
+
+
+# --- write errors ----------------------------------------------------------------------------------------------
+
+
+def test_a_failed_write_names_the_file_and_errno_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import errno
+
+    from harness import results
+
+    target = tmp_path / "results.json"
+    target.write_text("the complete previous record\n")
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(results.os, "replace", full)
+    with pytest.raises(OSError) as err:
+        results.write_json(target, {"a": 1})
+    assert results.write_error(err.value) == f"cannot write {target}: No space left on device (errno 28, ENOSPC)"
+    assert target.read_text() == "the complete previous record\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs (root only; skipped elsewhere)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(folder: Path) -> None:
+    try:
+        with (folder / "filler").open("wb", buffering=0) as f:
+            while True:
+                f.write(b"\0" * 4096)
+    except OSError:  # full
+        pass
+
+
+@pytest.mark.slow
+def test_disk_full_during_a_run_is_one_line_per_file_and_the_console_keeps_the_numbers(small_disk):
+    proc = start(inference_cmd("--dummy", "--num-inputs", "100000"), small_disk)
+    wait_for(small_disk / "output.log", "[stream 1] timed: ")
+    fill(small_disk)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    assert "Traceback" not in out
+    assert f"error: cannot write {small_disk}/results.json: No space left on device (errno 28, ENOSPC)" in out
+    assert "RIFE benchmark results" in out and "status           interrupted" in out
+    assert not [p.name for p in small_disk.iterdir() if p.name.endswith(".tmp")]
