@@ -226,6 +226,7 @@ class Options:
         "seed of random inputs and random-init weights")
     socket: str = option("--socket", ("SOCKET",), str, "", "socket of an external telemetry capture (default: none)")
     explicit: frozenset[str] = field(default=frozenset())  # options the user set (flag or variable)
+    time_cap_s: float | None = None  # not an option: the run's own cap on a first CPU run (inference.quick_on_cpu)
 
     @property
     def mode(self) -> str:

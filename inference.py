@@ -117,6 +117,7 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
         execution = o.execution or default_execution(o.model_impl)
         plan_for(execution, device, ours=o.model_impl == "ours")
         check_limits(o, device, device_ids, precision, launch)
+        o = quick_on_cpu(o, device)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             from harness.stream import model_choice
@@ -136,6 +137,21 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
     for w in caught if launch is None or launch.rank == 0 else ():  # only once every check has passed
         print(f"warning: {w.message}", file=sys.stderr)
     return Setup(o, device, device_ids, precision, execution, loaded, names, info)
+
+
+CPU_QUICK_TIMED_S = 45.0
+
+
+def quick_on_cpu(o: Options, device) -> Options:
+    """On the CPU, without a pair count or a duration, a run that ends in about a minute (said in one line):
+    one warm-up pair unless --warmup is given, then --num-inputs pairs or CPU_QUICK_TIMED_S, whichever is first."""
+    if device.type != "cpu" or {"num_inputs", "min_duration", "max_duration"} & o.explicit:
+        return o
+    warmup = o.warmup if "warmup" in o.explicit else 1
+    print(f"note: on the CPU without NUM_INPUTS or a test duration, the run takes about a minute: {warmup} warm-up "
+          f"pair(s), then {o.num_inputs} pairs or {CPU_QUICK_TIMED_S:.0f} s, whichever comes first; set NUM_INPUTS or "
+          f"MIN_TEST_DURATION to choose", file=sys.stderr, flush=True)
+    return _with(o, warmup=warmup, time_cap_s=CPU_QUICK_TIMED_S)
 
 
 def check_limits(o: Options, device, device_ids: tuple[int, ...], precision: str, launch: Launch | None) -> None:

@@ -284,6 +284,8 @@ class StreamRunner:
 
     def _rule(self) -> StopRule:
         o = self.o
+        if o.time_cap_s is not None:  # a first CPU run: whatever fits in the time, all of it valid
+            return StopRule(1, o.num_inputs if o.dummy else len(self.plan.quality_indices), 0.0, o.time_cap_s)
         if o.dummy:
             return stop_rule(o.num_inputs, o.min_duration, o.max_duration)
         n = len(self.plan.quality_indices)

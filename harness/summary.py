@@ -48,7 +48,7 @@ class ProfileError(Exception):
 def read_profile(path: Path) -> tuple[list[str], list[list[str]]]:
     """The header and the rows, checked: known columns, one value per column, at least one row."""
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # a byte-order mark is no part of the header
             lines = [(n, [cell.strip() for cell in row]) for n, row in enumerate(csv.reader(f), 1) if any(row)]
     except OSError as e:
         raise ProfileError(f"profile {path}: {e.strerror or e}") from None
@@ -70,6 +70,11 @@ def read_profile(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def shown(text: str) -> str:
+    """``text`` as is, or escaped (quoted, \\ufeff) when it holds characters that do not show."""
+    return text if text.isprintable() else ascii(text)
+
+
 def check_columns(path: Path, header: list[str]) -> None:
     seen: set[str] = set()
     for name in header:
@@ -77,13 +82,14 @@ def check_columns(path: Path, header: list[str]) -> None:
         if not name:
             raise ProfileError(f"profile {path}: the header has an empty column name")
         if variable in seen:
-            raise ProfileError(f"profile {path}: column {name} appears twice")
+            raise ProfileError(f"profile {path}: column {shown(name)} appears twice")
         seen.add(variable)
         if variable in SET_BY_BENCHMARK:
             raise ProfileError(f"profile {path}: column {name} cannot be set per row: benchmark.sh gives every row "
                                "its own OUTPUT_DIR/test_<i>/")
         if name.lower() not in LABELS and variable not in KNOWN_VARIABLES:
-            raise ProfileError(f"profile {path}: column {name} is not a run variable ({variable} is unknown); "
+            raise ProfileError(f"profile {path}: column {shown(name)} is not a run variable ({shown(variable)} is "
+                               f"unknown); "
                                f"columns are {', '.join(LABELS)} or lower-case run variables: "
                                + ", ".join(sorted(v.lower() for v in KNOWN_VARIABLES - set(SET_BY_BENCHMARK))))
 

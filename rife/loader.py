@@ -106,7 +106,8 @@ def _random_model(choice: ModelChoice, missing: Path) -> LoadedModel:
         )
     warnings.warn(
         f"no {variant.name} weights at {missing}: running the {variant.name} architecture with seeded random weights "
-        f"(performance numbers are valid, frames are not); run ./get_model.sh for the real weights",
+        f"(performance numbers are valid, frames are not); the real ones belong there (get_model.sh says where "
+        f"they come from)",
         stacklevel=2,
     )
     ensemble = resolve_ensemble(variant, choice.ensemble)

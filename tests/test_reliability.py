@@ -480,3 +480,50 @@ def test_disk_full_during_a_run_is_one_line_per_file_and_the_console_keeps_the_n
     assert f"error: cannot write {small_disk}/results.json: No space left on device (errno 28, ENOSPC)" in out
     assert "RIFE benchmark results" in out and "status           interrupted" in out
     assert not [p.name for p in small_disk.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- words and a first command on a CPU ------------------------------------------------------------------------
+
+
+def test_a_first_cpu_run_ends_in_about_a_minute_and_says_so(capsys):
+    import torch
+
+    import arguments
+    import inference
+    from harness.timing import StopRule
+
+    cpu = torch.device("cpu")
+    o = arguments.parse(["--dummy"], {})
+    quick = inference.quick_on_cpu(o, cpu)
+    assert (quick.warmup, quick.time_cap_s, quick.num_inputs) == (1, inference.CPU_QUICK_TIMED_S, 100)
+    assert "the run takes about a minute: 1 warm-up pair(s), then 100 pairs or 45 s" in capsys.readouterr().err
+    for chosen in (["--num-inputs", "5"], ["--max-test-duration", "9"], ["--min-test-duration", "1"]):
+        assert inference.quick_on_cpu(arguments.parse(["--dummy", *chosen], {}), cpu).time_cap_s is None
+    assert inference.quick_on_cpu(o, torch.device("cuda")) is o
+    assert inference.quick_on_cpu(arguments.parse(["--dummy", "--warmup", "3"], {}), cpu).warmup == 3
+    rule = StopRule(1, 100, 0.0, 45.0)  # what a capped stream runs: valid whenever it stops
+    assert rule.should_stop(3, 45.0) and rule.shortfalls(3, 45.0) == []
+
+
+def test_invisible_characters_in_a_profile_header_are_shown_escaped(tmp_path):
+    from harness.summary import ProfileError, read_profile
+
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfmodel_name,streams\nRIFE,1\n")
+    assert read_profile(bom) == (["model_name", "streams"], [["RIFE", "1"]])  # a byte-order mark is not a column
+    hidden = tmp_path / "hidden.csv"
+    hidden.write_text("model_name,str\u200beams\nRIFE,1\n")
+    with pytest.raises(ProfileError, match=r"column 'str\\u200beams' is not a run variable"):
+        read_profile(hidden)
+
+
+def test_the_random_weights_warning_does_not_send_the_user_back_to_what_just_failed(tmp_path):
+    import warnings
+
+    from rife.loader import ModelChoice, _random_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _random_model(ModelChoice(arch="paper", allow_random_init=True), tmp_path / "none.pkl")
+    text = " ".join(str(w.message) for w in caught)
+    assert "seeded random weights" in text and "run ./get_model.sh" not in text
