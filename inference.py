@@ -17,15 +17,17 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import arguments
 from arguments import OptionError, Options
 from harness.console import ConsoleLog
 from harness.mps import MpsDaemon, MpsError, MpsOutcome, streams_share_a_device
+from harness.outputs import OutputLayout
 from harness.signals import (
     EXIT_SIGNAL,
     SIGNAL_EXIT,
@@ -36,10 +38,14 @@ from harness.signals import (
     install,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch and the model code load after the options are checked
+    import torch
+
     from harness.distributed import Group, Launch
+    from harness.plan import EngineSpec, StreamPlan, TestSettings, Workload
     from harness.records import StreamRecord
-    from harness.stream import StreamPlan
+    from harness.timing import StopRule
+    from rife.loader import LoadedModel, ModelChoice
 
 PARENT_PID_VARIABLE = "RIFE_PARENT_PID"  # set by run_model.sh: this process stops when that one dies
 
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     log: ConsoleLog | None = None
     try:
         with StartupSignals() as startup:
-            from harness.distributed import launch_from_env  # imports torch: after the handlers are in place
+            from harness.distributed import launch_from_env
 
             startup.check()
             launch = launch_from_env()
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 options = arguments.parse(argv)
                 check_output_dir(options.output_dir)
                 if launch is None or launch.rank == 0:
-                    log = ConsoleLog(options.output_dir / "output.log").start(_command_line(argv))
+                    log = ConsoleLog(OutputLayout(options.output_dir).log).start(_command_line(argv))
                 setup = prepare(options, launch, startup.check)
             except (OptionError, UsageError) as e:
                 print(f"error: {e}", file=sys.stderr)
@@ -88,42 +94,64 @@ def _command_line(argv: list[str] | None) -> str:
     return shlex.join(["inference.py", *(sys.argv[1:] if argv is None else argv)])
 
 
+@dataclass(frozen=True)
 class Setup:
-    """What the parent decides once, before any stream starts."""
+    """What the parent decides once, before any stream starts; each stream gets its ``stream_plan``."""
 
-    def __init__(self, options: Options, device, device_ids: tuple[int, ...], precision: str, execution: str, loaded,
-                 quality_names: list[str] | None, data_info: dict | None) -> None:
-        self.options, self.device, self.device_ids = options, device, device_ids
-        self.precision, self.execution = precision, execution
-        self.loaded, self.quality_names, self.data_info = loaded, quality_names, data_info
+    options: Options
+    device: torch.device
+    device_ids: tuple[int, ...]
+    loaded: LoadedModel
+    model: ModelChoice
+    engine: EngineSpec
+    workload: Workload
+    settings: TestSettings
+    layout: OutputLayout
+    quality_names: list[str] | None
+    data_info: dict | None
+
+    def stream_plan(self, index: int, slot: int, threads: int, rank: int | None = None,
+                    config: Mapping[str, Any] | None = None) -> StreamPlan:
+        """Stream ``index`` (1-based) on device slot ``slot`` (round-robin over the device ids)."""
+        import dataset
+        from harness.placement import device_for
+        from harness.plan import StreamPlan
+
+        n, names = self.options.streams, self.quality_names
+        share = () if names is None else tuple(dataset.stream_share(len(names), index - 1, n))
+        settings = self.settings if names is None else replace(self.settings, stop=stop_for(self.options, len(share)))
+        return StreamPlan(index, n, device_for(self.device.type, self.device_ids, slot), threads, self.model,
+                          self.engine, self.workload, settings, self.layout, share, rank, config or {})
 
 
 def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], None] = lambda: None) -> Setup:
-    """Every check that can fail before work starts: platform, devices, precision, weights, data. ``checkpoint``
-    is called between the long steps (a start-up stop that a library swallowed is raised again there)."""
+    """Every check that can fail before work starts: platform, devices, precision, weights, data; and everything
+    resolved once: model, engine, workload, test settings, output layout. ``checkpoint`` is called between the
+    long steps (a start-up stop that a library swallowed is raised again there)."""
     from harness.device import PlatformError, default_precision, resolve_device
     from harness.placement import check_device_ids, visible_count
+    from harness.plan import EngineSpec, Seeds, TestSettings
     from rife.checkpoint import CheckpointError
     from rife.engine import EngineError, check_frame_count, resolve_precision
     from rife.execution import ExecutionError, default_execution, plan_for
-    from rife.loader import load_model
+    from rife.loader import ModelChoice, load_model
     from rife.upstream import UpstreamError
 
+    seeds = Seeds.derived(o.seed)
+    model = ModelChoice(arch=o.arch, weights=o.weights, impl=o.model_impl, models_dir=o.models_dir,
+                        allow_random_init=o.dummy, seed=seeds.weights, ensemble=o.ensemble, scale=o.scale)
     try:
         device = resolve_device(o.platform)
         device_ids = check_device_ids(device.type, o.device_ids, visible_count(device.type))
-        precision = o.precision or default_precision(device)
-        resolve_precision(device, precision, o.amp)
-        execution = o.execution or default_execution(o.model_impl)
-        plan_for(execution, device, ours=o.model_impl == "ours")
-        check_limits(o, device, device_ids, precision, launch)
+        precision = resolve_precision(device, o.precision or default_precision(device), o.amp)
+        execution = plan_for(o.execution or default_execution(o.model_impl), device, ours=o.model_impl == "ours",
+                             ipex=o.ipex)
+        check_limits(o, device, device_ids, precision.name, launch)
         o = quick_on_cpu(o, device)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            from harness.stream import model_choice
-
             checkpoint()
-            loaded = load_model(model_choice(o))
+            loaded = load_model(model)
         checkpoint()
         check_frame_count(loaded.variant, o.interpolation)
     except (PlatformError, EngineError, ExecutionError, CheckpointError, UpstreamError) as e:
@@ -132,11 +160,34 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
         o = _streams_under_torchrun(o, launch)
     names, info = (None, None) if o.dummy else open_quality_data(o)
     checkpoint()
-    if names is not None:
-        o = _with(o, data=Path(info["root"]))
+    if info is not None:
+        o = replace(o, data=Path(info["root"]))
     for w in caught if launch is None or launch.rank == 0 else ():  # only once every check has passed
         print(f"warning: {w.message}", file=sys.stderr)
-    return Setup(o, device, device_ids, precision, execution, loaded, names, info)
+    settings = TestSettings(stop=stop_for(o), warmup_pairs=o.warmup, sync_every=o.async_sync, seeds=seeds)
+    return Setup(o, device, device_ids, loaded, model, EngineSpec(precision, execution, o.scale), workload_of(o, info),
+                 settings, OutputLayout(o.output_dir), names, info)
+
+
+def stop_for(o: Options, share: int | None = None) -> StopRule:
+    """The stopping rule of a performance-mode stream, or of a quality-mode stream with ``share`` triplets."""
+    from harness.timing import StopRule, stop_rule
+
+    if o.time_cap_s is not None:  # a first CPU run: whatever fits in the time, all of it valid
+        return StopRule(1, o.num_inputs if share is None else share, 0.0, o.time_cap_s)
+    if share is None:
+        return stop_rule(o.num_inputs, o.min_duration, o.max_duration)
+    return StopRule(share, share)
+
+
+def workload_of(o: Options, data_info: dict | None) -> Workload:
+    from harness.plan import Workload
+
+    size = (o.data_height, o.data_width) if data_info is None else (data_info["height"], data_info["width"])
+    return Workload(dummy=o.dummy, frame_size=size, batch_size=o.batch_size, interpolation=o.interpolation,
+                    input_pool=o.input_pool, transfers=o.transfers, data=o.data, num_inputs=o.num_inputs,
+                    skip_bad=o.skip_bad, preload_mb=o.preload_mb, saveimages=o.saveimages,
+                    psnr_threshold=o.psnr_threshold, min_pass_pct=o.min_pass_pct)
 
 
 CPU_QUICK_TIMED_S = 45.0
@@ -151,7 +202,7 @@ def quick_on_cpu(o: Options, device) -> Options:
     print(f"note: on the CPU without NUM_INPUTS or a test duration, the run takes about a minute: {warmup} warm-up "
           f"pair(s), then {o.num_inputs} pairs or {CPU_QUICK_TIMED_S:.0f} s, whichever comes first; set NUM_INPUTS or "
           f"MIN_TEST_DURATION to choose", file=sys.stderr, flush=True)
-    return _with(o, warmup=warmup, time_cap_s=CPU_QUICK_TIMED_S)
+    return replace(o, warmup=warmup, time_cap_s=CPU_QUICK_TIMED_S)
 
 
 def check_limits(o: Options, device, device_ids: tuple[int, ...], precision: str, launch: Launch | None) -> None:
@@ -189,13 +240,7 @@ def _streams_under_torchrun(o: Options, launch: Launch) -> Options:
     if "streams" in o.explicit and o.streams != launch.world_size:
         raise UsageError(f"--streams {o.streams}: under torchrun every rank runs one stream, so this run has "
                          f"WORLD_SIZE={launch.world_size} streams; leave --streams unset")
-    return _with(o, streams=launch.world_size)
-
-
-def _with(o: Options, **changes) -> Options:
-    from dataclasses import replace
-
-    return replace(o, **changes)
+    return replace(o, streams=launch.world_size)
 
 
 def check_output_dir(path: Path) -> None:
@@ -226,22 +271,21 @@ def open_quality_data(o: Options) -> tuple[list[str], dict]:
 
 
 def print_config(s: Setup) -> None:
-    o, lm = s.options, s.loaded
+    o, lm, precision, work = s.options, s.loaded, s.engine.precision, s.workload
     rows = [
         ("mode", o.mode + (f" on {s.data_info['root']} ({s.data_info['triplets']} triplets)" if s.data_info else "")),
         ("platform", f"{o.platform} -> {s.device.type}"),
         ("model", f"{lm.variant.name} ({lm.impl} implementation), weights {lm.weights_label}"),
-        ("precision", s.precision + (" (autocast)" if o.amp or (s.device.type == "cpu" and s.precision == "bf16")
-                                     else "")),
-        ("execution", s.execution),
+        ("precision", precision.name + (" (autocast)" if precision.autocast else "")),
+        ("execution", s.engine.execution.mode),
         ("streams x batch", f"{o.streams} x {o.batch_size}"),
         ("devices", ", ".join(f"{s.device.type}:{i}" for i in s.device_ids) or s.device.type),
         ("frames per pair", o.interpolation),
         ("warm-up pairs", o.warmup),
         ("inputs", f"{o.num_inputs} pairs" + (f", pool {o.input_pool}, transfers {'on' if o.transfers else 'off'}"
                                               if o.dummy else "")),
-        ("size", f"{o.data_width}x{o.data_height}" if o.dummy else f"{s.data_info['width']}x{s.data_info['height']}"),
-        ("output", o.output_dir),
+        ("size", f"{work.frame_size[1]}x{work.frame_size[0]}"),
+        ("output", s.layout.root),
     ]
     print("RIFE benchmark configuration:")
     for key, value in rows:
@@ -282,13 +326,13 @@ class Run:
         """Only once every check has passed: a mistyped option never costs the previous results."""
         from harness.outputs import clear_previous_run, describe
 
-        removed = clear_previous_run(self.o.output_dir, keep_streams)
+        removed = clear_previous_run(self.s.layout.root, keep_streams)
         if removed:
-            print(describe(removed, self.o.output_dir), flush=True)
+            print(describe(removed, self.s.layout.root), flush=True)
 
     def _mps(self) -> MpsDaemon:
         shared = streams_share_a_device(self.s.device.type, self.s.device_ids, self.o.streams)
-        return MpsDaemon(self.o.mps, shared, self.o.output_dir)
+        return MpsDaemon(self.o.mps, shared, self.s.layout.root)
 
     def _write_combined(self, records: list[StreamRecord], interrupted_by: int | None) -> int:
         """results.json, results.yaml, latencies.csv, the index of failure sheets, report.html and the summary;
@@ -297,34 +341,24 @@ class Run:
         from harness.records import RunStatus
         from harness.results import run_document, summary_text, write_run
 
-        out = self.o.output_dir
-        doc = run_document(self._config, records, self.o.min_pass_pct, interrupted_by is not None)
+        out = self.s.layout
+        doc = run_document(self._config, records, self.s.workload.min_pass_pct, interrupted_by is not None)
         written = all([  # each file on its own: one that cannot be written (disk full) costs only itself
-            _written(out / "results.json", lambda: write_run(out / "results.json", out / "results.yaml", doc)),
-            _written(out / "latencies.csv", lambda: latency.write_csv(out / "latencies.csv", records)),
-            _written(out / "index.html", lambda: self._write_index(records)),
+            _written(out.results_json, lambda: write_run(out.results_json, out.results_yaml, doc)),
+            _written(out.latencies_csv, lambda: latency.write_csv(out.latencies_csv, records)),
+            _written(out.index_html, lambda: self._write_index(records)),
         ])
         self._write_report()
-        print(summary_text(doc, self.o.output_dir), flush=True)  # the console keeps what could not be written
+        print(summary_text(doc, out), flush=True)  # the console keeps what could not be written
         if interrupted_by is not None:
             return SIGNAL_EXIT[signal.Signals(interrupted_by)]
         return 0 if doc.results.status is RunStatus.PASSED and written else 1
 
     def _stream_path(self, index: int) -> Path:
-        return self.o.output_dir / f"results_{index}.json"
+        return self.s.layout.stream_results(index)
 
     def _plan(self, index: int, slot: int, threads: int, rank: int | None = None) -> StreamPlan:
-        """Stream ``index`` (1-based) on device slot ``slot`` (round-robin over the device ids)."""
-        import dataset
-        from harness.placement import device_for
-        from harness.stream import StreamPlan
-
-        n = self.o.streams
-        names = self.s.quality_names
-        share = () if names is None else tuple(dataset.stream_share(len(names), index - 1, n))
-        device = device_for(self.s.device.type, self.s.device_ids, slot)
-        return StreamPlan(index, n, self.o, device, self.s.precision, self.s.execution, threads, share, rank,
-                          config=self._config)
+        return self.s.stream_plan(index, slot, threads, rank, self._config)
 
     def _spawn(self, start_barrier, end_barrier, stop) -> list:
         from harness.stream import run_stream
@@ -380,7 +414,7 @@ class Run:
         stopped = proc.exitcode is not None and proc.exitcode < 0 and -proc.exitcode in SIGNAL_EXIT
         if record is None and stopped and self.signal_received is not None:  # stopped while starting
             record = StreamRecord(stream=index, status=StreamStatus.INTERRUPTED, device=device)
-            doc = stream_document(self._config, record, self.o.min_pass_pct).to_json()
+            doc = stream_document(self._config, record, self.s.workload.min_pass_pct).to_json()
             _written(self._stream_path(index), lambda: write_json(self._stream_path(index), doc))
         elif record is None:
             how = (f"killed by signal {-proc.exitcode} ({signal.Signals(-proc.exitcode).name})"
@@ -388,12 +422,14 @@ class Run:
             record = StreamRecord(stream=index, error=f"stream {index} died: {how}, before writing results",
                                   device=device)
             print(f"error: {record.error}", file=sys.stderr, flush=True)
-            doc = stream_document(self._config, record, self.o.min_pass_pct).to_json()
+            doc = stream_document(self._config, record, self.s.workload.min_pass_pct).to_json()
             _written(self._stream_path(index), lambda: write_json(self._stream_path(index), doc))
         return record
 
     @cached_property
     def _config(self) -> dict:
+        from dataclasses import asdict
+
         import torch
 
         from harness.device import device_name, driver_version
@@ -401,33 +437,37 @@ class Run:
         from rife.engine import padding_multiple
         from rife.vocabulary import DTYPE_NAMES
 
-        o, lm, info = self.o, self.s.loaded, self.s.data_info
+        o, lm, info, work = self.o, self.s.loaded, self.s.data_info, self.s.workload
+        precision, execution = self.s.engine.precision, self.s.engine.execution.mode
         dev_name = device_name(self.s.device)
         dataset_cfg = ({"channels": 3, "height": info["height"], "width": info["width"], **info} if info else
-                       {"channels": o.data_channels, "height": o.data_height, "width": o.data_width})
+                       {"channels": o.data_channels, "height": work.frame_size[0], "width": work.frame_size[1]})
         return {
             "metadata": {"name": "rife-bench", "version": VERSION, "harness": harness_revision()},
             "workload": {
                 "type": "inference", "name": "RIFE",
                 "model": {
                     "name": "RIFE", "link": "https://github.com/megvii-research/ECCV2022-RIFE",
-                    "streams": o.streams, "precision": DTYPE_NAMES[self.s.precision], "batch-size": o.batch_size,
+                    "streams": o.streams, "precision": DTYPE_NAMES[precision.name], "batch-size": work.batch_size,
                     "device_ids": list(self.s.device_ids) or None,
-                    "device": self.s.device.type, "device_name": dev_name, "amp": o.amp, "jit": self.s.execution == "compile",
-                    "dummy": o.dummy, "framework": f"PyTorch {torch.__version__}",
-                    "variant": lm.variant.name, "implementation": lm.impl, "execution": self.s.execution,
+                    "device": self.s.device.type, "device_name": dev_name, "amp": o.amp,
+                    "autocast": precision.autocast, "jit": execution == "compile",
+                    "dummy": work.dummy, "framework": f"PyTorch {torch.__version__}",
+                    "variant": lm.variant.name, "implementation": lm.impl, "execution": execution,
                     "weights": lm.weights_label, "weights_sha256": lm.weights_sha256,
-                    "padding": {"multiple": padding_multiple(lm.variant, o.scale), "where": "zeros, right and bottom"},
-                    "scale": o.scale, "ensemble": lm.ensemble,
-                    "interpolation": o.interpolation, "input_pool": o.input_pool if o.dummy else None,
-                    "transfers": o.transfers if o.dummy else True, "ipex": o.ipex if self.s.device.type == "xpu" else None,
-                    "conv_epilogues": _conv_epilogues(self.s.device, self.s.execution),
+                    "padding": {"multiple": padding_multiple(lm.variant, self.s.engine.scale), "where": "zeros, right and bottom"},
+                    "scale": self.s.engine.scale, "ensemble": lm.ensemble,
+                    "interpolation": work.interpolation, "input_pool": work.input_pool if work.dummy else None,
+                    "transfers": work.transfers if work.dummy else True,
+                    "ipex": o.ipex if self.s.device.type == "xpu" else None,
+                    "conv_epilogues": _conv_epilogues(self.s.device, execution),
                 },
                 "dataset": dataset_cfg,
             },
             "system": {**system_info(dev_name, driver_version(self.s.device)), "mps": self.mps.as_dict()},
             "command_line": [sys.executable, *sys.argv],
             "seed": o.seed,
+            "seeds": asdict(self.s.settings.seeds),
             "options": o.as_dict(),
         }
 
@@ -436,7 +476,7 @@ class Run:
         from harness.report import write_report
 
         try:
-            write_report(self.o.output_dir)
+            write_report(self.s.layout.root)
         except Exception as e:  # a figure that cannot be drawn must not fail a measured run
             print(f"warning: report.html could not be written: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
@@ -445,7 +485,7 @@ class Run:
         if sheets:
             from harness.pictures import write_index_html
 
-            write_index_html(self.o.output_dir, [s.to_json() for s in sheets])
+            write_index_html(self.s.layout.root, [s.to_json() for s in sheets])
 
 
 def _written(path: Path, write: Callable[[], object]) -> bool:
@@ -486,7 +526,7 @@ class DistributedRun(Run):
         from harness.stream import BARRIER_TIMEOUT_S
 
         path = self._stream_path(self.launch.stream)
-        for own in stream_files(self.o.output_dir, self.launch.stream):  # before joining: rank 0 never reads
+        for own in stream_files(self.s.layout.root, self.launch.stream):  # before joining: rank 0 never reads
             own.unlink(missing_ok=True)                                   # a file left by an earlier run
         if self.launch.rank == 0:  # the run's files, and those of streams this run does not have
             self._clear_previous_run(keep_streams=frozenset(range(1, self.launch.world_size + 1)))

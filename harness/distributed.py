@@ -16,10 +16,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-
-import torch.distributed as dist
+from typing import TYPE_CHECKING
 
 from harness.records import StreamRecord, StreamStatus
+
+if TYPE_CHECKING:  # torch.distributed loads when a rank joins: reading the launch costs nothing
+    import torch.distributed as dist
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")
 POLL_S = 0.02       # barrier polls of the store
@@ -121,6 +123,8 @@ class Group:
 
     def __init__(self, launch: Launch, timeout_s: float) -> None:
         self.launch = launch
+        import torch.distributed as dist
+
         timeout = timedelta(seconds=timeout_s)
         try:
             store, _, _ = next(dist.rendezvous("env://", launch.rank, launch.world_size, timeout=timeout))
@@ -138,6 +142,8 @@ class Group:
 
     def gather(self, record: StreamRecord) -> list[StreamRecord] | None:
         """Rank 0: every rank's record, in rank order; the others: None. DistributedError when a rank is gone."""
+        import torch.distributed as dist
+
         out: list | None = [None] * self.launch.world_size if self.launch.rank == 0 else None
         try:
             dist.gather_object(record, out, dst=0)
@@ -151,6 +157,8 @@ class Group:
         return StreamRecord(stream=rank + 1, rank=rank, host=self.hosts[rank], status=StreamStatus.FAILED, error=error)
 
     def close(self) -> None:
+        import torch.distributed as dist
+
         self.stop.close()
         dist.destroy_process_group()
 

@@ -9,16 +9,69 @@ after a header line of its own.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-RUN_FILES = ("results.json", "results.yaml", "latencies.csv", "report.html", "index.html")
+RESULTS_JSON, RESULTS_YAML, INDEX_HTML, LOG = "results.json", "results.yaml", "index.html", "output.log"
+LATENCIES_CSV, REPORT_HTML = "latencies.csv", "report.html"
+RUN_FILES = (RESULTS_JSON, RESULTS_YAML, LATENCIES_CSV, REPORT_HTML, INDEX_HTML)
 PER_STREAM = re.compile(r"(results|telemetry)_(\d+)\.json")
-PICTURE_FOLDERS = ("sheets", "images")  # PNG files the quality mode writes
+SHEETS, IMAGES = "sheets", "images"
+PICTURE_FOLDERS = (SHEETS, IMAGES)  # PNG files the quality mode writes
 LEFT_BY_A_KILLED_WRITER = re.compile(r"\.(results|telemetry|latencies|report|index)[\w.-]*\.tmp")
 
 
+@dataclass(frozen=True)
+class OutputLayout:
+    """Every file name in the output folder ``root``."""
+
+    root: Path
+
+    @property
+    def results_json(self) -> Path:
+        return self.root / RESULTS_JSON
+
+    @property
+    def results_yaml(self) -> Path:
+        return self.root / RESULTS_YAML
+
+    @property
+    def log(self) -> Path:  # written by run_model.sh
+        return self.root / LOG
+
+    @property
+    def index_html(self) -> Path:
+        return self.root / INDEX_HTML
+
+    @property
+    def latencies_csv(self) -> Path:
+        return self.root / LATENCIES_CSV
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / REPORT_HTML
+
+    def stream_results(self, stream: int) -> Path:
+        return self.root / f"results_{stream}.json"
+
+    def telemetry(self, stream: int) -> Path:
+        return self.root / f"telemetry_{stream}.json"
+
+    def sheet(self, frame: str) -> Path:
+        return self.root / SHEETS / f"{_file_stem(frame)}.png"
+
+    def image(self, frame: str, timestep: float | None) -> Path:
+        """An interpolated frame; ``timestep`` when a pair has several."""
+        return self.root / IMAGES / (_file_stem(frame) + (f"_t{timestep:.4f}" if timestep is not None else "") + ".png")
+
+
+def _file_stem(frame: str) -> str:
+    return frame.replace("/", "_")
+
+
 def stream_files(out_dir: Path, stream: int) -> list[Path]:
-    return [out_dir / f"results_{stream}.json", out_dir / f"telemetry_{stream}.json"]
+    layout = OutputLayout(out_dir)
+    return [layout.stream_results(stream), layout.telemetry(stream)]
 
 
 def previous_run_files(out_dir: Path, keep_streams: frozenset[int] = frozenset()) -> list[Path]:

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from harness.outputs import OutputLayout
 from harness.records import (
     FrameScore,
     LatencyStats,
@@ -378,7 +379,7 @@ def _avg(doc: RunDocument, name: str) -> float | None:
     return metric.avg if metric is not None else None
 
 
-def summary_text(doc: RunDocument, out_dir: Path) -> str:
+def summary_text(doc: RunDocument, layout: OutputLayout) -> str:
     """The console summary printed at the end of a run."""
     r, several = doc.results, len(doc.streams) > 1
     lines = ["", "RIFE benchmark results:", f"  throughput       {_avg(doc, 'throughput') or 0.0:.2f} frames/s (sum over streams)"]
@@ -414,7 +415,8 @@ def summary_text(doc: RunDocument, out_dir: Path) -> str:
     if r.warnings:
         lines.append("  warnings")
         lines += [f"    - {warning}" for warning in r.warnings]
-    lines.append(f"  results          {out_dir}/results.json, results.yaml, latencies.csv, output.log")
+    lines.append(f"  results          {layout.results_json}, {layout.results_yaml.name}, {layout.latencies_csv.name}, "
+                 f"{layout.log.name}")
     return "\n".join(lines)
 
 

@@ -22,19 +22,17 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
-from arguments import Options
 from harness import device as dev
 from harness.inputs import DatasetPairs, DummyPairs, HostCopier, PendingBatch, Uploader
 from harness.latency import LoadProbe, call_log
 from harness.placement import pin_near
+from harness.plan import StreamPlan
 from harness.quality import QualityRecorder, judged_index
 from harness.records import (
     BarrierState,
@@ -54,27 +52,10 @@ from harness.records import (
 from harness.results import stream_document, write_error, write_json
 from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, die_with_parent
 from harness.telemetry import energy_metrics, telemetry_for
-from harness.timing import StopRule, stop_rule
-from rife.engine import Engine, resolve_precision, timesteps
-from rife.loader import LoadedModel, ModelChoice, load_model
+from rife.engine import Engine, timesteps
+from rife.loader import LoadedModel, load_model
 
 BARRIER_TIMEOUT_S = 600.0
-
-
-@dataclass(frozen=True)
-class StreamPlan:
-    """Everything a stream process needs (picklable: streams start with ``spawn``)."""
-
-    index: int               # 1-based
-    streams: int
-    options: Options
-    device: str
-    precision: str
-    execution: str
-    cpu_threads: int
-    quality_indices: tuple[int, ...] = ()
-    rank: int | None = None  # under torchrun
-    config: Mapping[str, Any] = field(default_factory=dict)  # the results document's config
 
 
 class Barrier(Protocol):
@@ -89,17 +70,10 @@ class StopFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
-def model_choice(o: Options) -> ModelChoice:
-    return ModelChoice(arch=o.arch, weights=o.weights, impl=o.model_impl, models_dir=o.models_dir,
-                       allow_random_init=o.dummy, seed=o.seed, ensemble=o.ensemble, scale=o.scale)
-
-
 def build_engine(plan: StreamPlan, loaded: LoadedModel) -> Engine:
-    o = plan.options
-    device = torch.device(plan.device)
-    precision = resolve_precision(device, plan.precision, o.amp)
-    return Engine(loaded.net, loaded.variant, device, precision, scale=o.scale, execution=plan.execution,
-                  ipex=o.ipex)
+    spec = plan.engine
+    return Engine(loaded.net, loaded.variant, torch.device(plan.device), spec.precision, scale=spec.scale,
+                  execution=spec.execution)
 
 
 def run_stream(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier, stop_event: StopFlag,
@@ -159,7 +133,7 @@ def _measuring(stop: StopFlag) -> None:
 
 
 def write_stream_document(path: Path, plan: StreamPlan, record: StreamRecord) -> None:
-    write_json(path, stream_document(plan.config, record, plan.options.min_pass_pct).to_json())
+    write_json(path, stream_document(plan.config, record, plan.workload.min_pass_pct).to_json())
 
 
 def _one_line(plan: StreamPlan, runner: StreamRunner | None, e: Exception) -> str:
@@ -169,9 +143,9 @@ def _one_line(plan: StreamPlan, runner: StreamRunner | None, e: Exception) -> st
     if isinstance(e, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:
         where = runner.size_text() if runner is not None and runner.frame_size is not None else "this frame size"
         if getattr(runner, "building_pool", False):
-            return (f"stream {plan.index}: the device ran out of memory for the input pool ({plan.options.input_pool} "
-                    f"pairs at {where}, batch {plan.options.batch_size}); lower --input-pool")
-        return (f"stream {plan.index}: the device ran out of memory at {where}, batch {plan.options.batch_size}, "
+            return (f"stream {plan.index}: the device ran out of memory for the input pool ({plan.workload.input_pool} "
+                    f"pairs at {where}, batch {plan.workload.batch_size}); lower --input-pool")
+        return (f"stream {plan.index}: the device ran out of memory at {where}, batch {plan.workload.batch_size}, "
                 f"{plan.streams} streams; lower --batch-size, --streams or the frame size")
     return f"stream {plan.index}: {type(e).__name__}: {text}"
 
@@ -190,10 +164,12 @@ class StreamRunner:
     """One stream's work, step by step; ``record`` says how far it got and what it measured."""
 
     def __init__(self, plan: StreamPlan, stop_event: StopFlag) -> None:
-        self.plan, self.o, self.stop_event = plan, plan.options, stop_event
+        self.plan, self.work, self.settings, self.stop_event = plan, plan.workload, plan.settings, stop_event
+        self.layout = plan.layout
         self.record = StreamRecord(stream=plan.index, host=platform.node(), device=plan.device, rank=plan.rank)
         self.device = torch.device(plan.device)
-        self.count = self.o.interpolation
+        self.count = self.work.interpolation
+        self.rule = self.settings.stop
         self.frame_size: tuple[int, int] | None = None
         self.building_pool = False  # while the input pool is allocated (its own out-of-memory advice)
         self.quality: QualityRecorder | None = None
@@ -221,7 +197,7 @@ class StreamRunner:
         announce(self.plan, f"loading the model on {self.plan.device}")
         with warnings.catch_warnings():  # the parent already warned about random weights
             warnings.simplefilter("ignore")
-            self.loaded = load_model(model_choice(self.o))
+            self.loaded = load_model(self.plan.model)
         self.engine = build_engine(self.plan, self.loaded)
         self.times = timesteps(self.loaded.variant, self.count)
         self.clock = dev.LatencyClock(self.device)
@@ -250,66 +226,59 @@ class StreamRunner:
 
     # --- before the start barrier -------------------------------------------------
     def prepare(self) -> None:
-        o = self.o
-        if o.dummy:
-            self.frame_size = (o.data_height, o.data_width)
+        work = self.work
+        if work.dummy:
+            self.frame_size = work.frame_size
+            seed = self.settings.seeds.stream_inputs(self.plan.index)
             self.building_pool = True
-            self.source = DummyPairs(self.engine, o.input_pool, o.batch_size, *self.frame_size, seed=o.seed + self.plan.index,
-                                     transfers=o.transfers)
+            self.source = DummyPairs(self.engine, work.input_pool, work.batch_size, *self.frame_size, seed=seed,
+                                     transfers=work.transfers)
             self.building_pool = False
         else:
             self.source = self._dataset_source()
-        self.rule = self._rule()
         self._warm_up()
         self.update(status=StreamStatus.WARMED_UP)
 
     def _dataset_source(self) -> DatasetPairs:
         import dataset
 
-        tset = dataset.open_quality_set(self.o.data, limit=self.o.num_inputs, skip_bad=self.o.skip_bad)
+        work = self.work
+        tset = dataset.open_quality_set(work.data, limit=work.num_inputs, skip_bad=work.skip_bad)
         self.tset = tset
         self.frame_size = tset.size
-        self.quality = QualityRecorder(self.o.psnr_threshold, len(self.plan.quality_indices), *tset.size, self.copier)
+        self.quality = QualityRecorder(work.psnr_threshold, len(self.plan.quality_indices), *tset.size, self.copier)
         self.judged = judged_index(self.times)
         workers = max(2, min(8, (os.cpu_count() or 2) // self.plan.streams))
-        self.new_prefetcher = lambda: dataset.Prefetcher(tset, list(self.plan.quality_indices), self.o.batch_size,
+        self.new_prefetcher = lambda: dataset.Prefetcher(tset, list(self.plan.quality_indices), work.batch_size,
                                                          workers=workers, pin_memory=self.device.type == "cuda")
         h, w = tset.size
         share_bytes = 9 * h * w * len(self.plan.quality_indices)  # three uint8 RGB frames per triplet
-        if share_bytes <= self.o.preload_mb * 2**20:
+        if share_bytes <= work.preload_mb * 2**20:
             announce(self.plan, f"preloading {len(self.plan.quality_indices)} triplets ({share_bytes / 2**20:.0f} MiB)")
-        source = DatasetPairs(self.new_prefetcher(), share_bytes, self.o.preload_mb * 2**20)
+        source = DatasetPairs(self.new_prefetcher(), share_bytes, work.preload_mb * 2**20)
         self.update(data_preloaded=source.preloaded is not None)
         return source
-
-    def _rule(self) -> StopRule:
-        o = self.o
-        if o.time_cap_s is not None:  # a first CPU run: whatever fits in the time, all of it valid
-            return StopRule(1, o.num_inputs if o.dummy else len(self.plan.quality_indices), 0.0, o.time_cap_s)
-        if o.dummy:
-            return stop_rule(o.num_inputs, o.min_duration, o.max_duration)
-        n = len(self.plan.quality_indices)
-        return StopRule(n, n)
 
     def _warm_up(self) -> None:
         """Through the same path as the timed loop (uploads, the call, the quality copy), so that lazy
         allocations and CUDA graph captures happen here."""
         h, w = self.frame_size
-        warm = DummyPairs(self.engine, 1, self.o.batch_size, h, w, seed=self.o.seed + 1000,
-                          transfers=self.o.transfers or not self.o.dummy)
+        batch = self.work.batch_size
+        warm = DummyPairs(self.engine, 1, batch, h, w, seed=self.settings.seeds.warmup,
+                          transfers=self.work.transfers or not self.work.dummy)
         t0 = time.perf_counter()
-        calls = math.ceil(self.o.warmup / self.o.batch_size)
-        compiles = " (the first call compiles: 10-60 s)" if self.plan.execution in ("compile", "fast") else ""
+        calls = math.ceil(self.settings.warmup_pairs / batch)
+        compiles = " (the first call compiles: 10-60 s)" if self.plan.engine.execution.mode in ("compile", "fast") else ""
         announce(self.plan, f"warm-up and compile: {calls} calls{compiles}")
-        progress = Progress(self.plan.index, "warm-up", calls * self.o.batch_size, bar=False)
+        progress = Progress(self.plan.index, "warm-up", calls * batch, bar=False)
         for done, pending in enumerate(islice(self.uploader.ahead(warm), calls), 1):
             self._check_stop()
             _, out, _ = self._call(pending)
             if self.quality is not None and self.judged is not None:
                 self.quality.rehearse(out[self.judged])
-            progress.update(done * self.o.batch_size, time.perf_counter() - t0)
+            progress.update(done * batch, time.perf_counter() - t0)
         dev.synchronize(self.device)
-        self.update(warmup=Warmup(calls, calls * self.o.batch_size, time.perf_counter() - t0))
+        self.update(warmup=Warmup(calls, calls * batch, time.perf_counter() - t0))
         dev.reset_peak_memory(self.device)
 
     def _check_stop(self) -> None:
@@ -319,13 +288,12 @@ class StreamRunner:
     def _call(self, pending: PendingBatch):
         b = self.uploader.receive(pending)
         out = self.engine.interpolate(b.img0, b.img1, self.count, self.frame_size, between=self._check_stop)
-        if self.o.transfers or self.o.saveimages:
+        if self.work.transfers or self.work.saveimages:
             return b, out, self.copier.download(out)
         return b, out, None
 
     # --- the timed loop -------------------------------------------------------------
     def timed_loop(self) -> None:
-        o = self.o
         progress = Progress(self.plan.index, "timed", self.rule.max_frames)
         announce(self.plan, f"timed loop: {self.rule.describe()}")
         self.update(status=StreamStatus.RUNNING)
@@ -344,13 +312,13 @@ class StreamRunner:
             self.clock.stop()
             if self.quality is not None and self.judged is not None:
                 self.quality.record(b.names, out[self.judged])
-            if host_out is not None and o.saveimages and b.names:
+            if host_out is not None and self.work.saveimages and b.names:
                 self._save_frames(b.names, host_out)
             n = b.img0.shape[0]
             self.call_pairs.append(n)
             self.pairs_done += n
             self.frames_done += n * self.count
-            if o.async_sync and (step + 1) % o.async_sync == 0:
+            if self.settings.sync_every and (step + 1) % self.settings.sync_every == 0:
                 dev.synchronize(self.device)
             elapsed = time.monotonic() - self.t_start
             self.checkpoints.append((elapsed, self.frames_done))
@@ -366,7 +334,7 @@ class StreamRunner:
         if self.telemetry is not None and self.telemetry_summary is None:
             self.telemetry_summary = self.telemetry.stop()
             try:
-                write_json(Path(self.o.output_dir) / f"telemetry_{self.plan.index}.json", self.telemetry_summary)
+                write_json(self.layout.telemetry(self.plan.index), self.telemetry_summary)
             except OSError as e:  # the samples are lost; the measurement is not
                 say(f"error: stream {self.plan.index}: {write_error(e)}", sys.stderr)
             # the samples stay in telemetry_<n>.json
@@ -376,11 +344,10 @@ class StreamRunner:
         from harness.pictures import write_png
 
         dev.synchronize(self.device)  # the non-blocking copies must land before the host reads them
-        folder = Path(self.o.output_dir) / "images"
         for k, name in enumerate(names):
             for j, frames in enumerate(host_out):
-                stem = name.replace("/", "_") + (f"_t{self.times[j]:.4f}" if self.count > 1 else "")
-                write_png(folder / f"{stem}.png", frames[k].permute(1, 2, 0).numpy())
+                path = self.layout.image(name, self.times[j] if self.count > 1 else None)
+                write_png(path, frames[k].permute(1, 2, 0).numpy())
 
     # --- after the loop ------------------------------------------------------------
     def finish(self) -> None:
@@ -441,7 +408,7 @@ class StreamRunner:
             return
         frames = self.quality.score(self.source.truths(self.new_prefetcher), self.device)
         data = DataSource(self.tset.layout, str(self.tset.root), self.tset.content_hash, tuple(self.tset.bad))
-        self.update(quality_frames=tuple(frames), quality=QualityOutcome.of(frames, self.o.min_pass_pct, data),
+        self.update(quality_frames=tuple(frames), quality=QualityOutcome.of(frames, self.work.min_pass_pct, data),
                     sheets=self._failure_sheets(frames))
 
     def _failure_sheets(self, frames: list[FrameScore], limit: int = 100) -> tuple[Sheet, ...]:
@@ -454,9 +421,9 @@ class StreamRunner:
         for f in [f for f in frames if not f.passed][:limit]:
             t = self.tset.load(index_of[f.name])
             pred = self.quality.prediction(f.name).permute(1, 2, 0).numpy()
-            sheet = f"sheets/{f.name.replace('/', '_')}.png"  # relative to the output folder
-            comparison_sheet(Path(self.o.output_dir) / sheet, f.name, f.psnr, t.first, pred, t.truth)
-            sheets.append(Sheet(f.name, f.psnr, f.ssim, sheet))
+            path = self.layout.sheet(f.name)
+            comparison_sheet(path, f.name, f.psnr, t.first, pred, t.truth)
+            sheets.append(Sheet(f.name, f.psnr, f.ssim, str(path.relative_to(self.layout.root))))  # as index.html links it
         return tuple(sheets)
 
 

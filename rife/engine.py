@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rife.execution import for_network, plan_for, rebuilt, settings_for, wrapped
+from rife.execution import ExecutionPlan, for_network, plan_for, rebuilt, settings_for, wrapped
 from rife.ifnet import IFNet
 from rife.variants import Variant
 from rife.vocabulary import PRECISIONS
@@ -82,15 +82,18 @@ class Engine:
     """A model (ours or upstream) plus how it is run on one device."""
 
     def __init__(self, net: nn.Module, variant: Variant, device: torch.device, precision: Precision,
-                 scale: float = 1.0, pad_multiple: int | None = None, execution: str = "eager", ipex: bool = False
-                 ) -> None:
-        """``ipex``: on an XPU, through ipex.optimize."""
+                 scale: float = 1.0, pad_multiple: int | None = None, execution: ExecutionPlan | str = "eager",
+                 ipex: bool = False) -> None:
+        """``execution``: a plan resolved for this device (``plan_for``), or a mode's name to resolve here, with
+        ``ipex`` (on an XPU, through ipex.optimize)."""
         self.variant = variant
         self.device = device
         self.precision = precision
         self.scale = scale
         self.pad_multiple = pad_multiple or padding_multiple(variant, scale)
-        self.plan = for_network(plan_for(execution, device, ours=isinstance(net, IFNet), ipex=ipex), net)
+        if not isinstance(execution, ExecutionPlan):
+            execution = plan_for(execution, device, ours=isinstance(net, IFNet), ipex=ipex)
+        self.plan = for_network(execution, net)
         net = net.eval().to(device)
         net = rebuilt(net if precision.autocast else net.to(precision.dtype), self.plan,
                       autocast_dtype=precision.dtype if precision.autocast else None)

@@ -220,10 +220,15 @@ def test_killed_stream_is_named_and_run_fails(tmp_path):
 
 
 def test_out_of_memory_is_one_line_naming_size_batch_and_what_to_lower():
-    from harness.stream import StreamPlan, _one_line
+    from harness.outputs import OutputLayout
+    from harness.plan import Seeds, StreamPlan, TestSettings, Workload
+    from harness.stream import _one_line
+    from harness.timing import stop_rule
 
-    o = arguments.parse(["--batch-size", "8", "--streams", "2"], {})
-    plan = StreamPlan(2, 2, o, "cuda:0", "fp16", "fast", 1)
+    workload = Workload(dummy=True, frame_size=(1080, 1920), batch_size=8, interpolation=1, input_pool=8, transfers=False)
+    settings = TestSettings(stop_rule(100, None, None), warmup_pairs=10, sync_every=0, seeds=Seeds.derived(0))
+    plan = StreamPlan(2, 2, "cuda:0", 1, model=None, engine=None, workload=workload, settings=settings,
+                      layout=OutputLayout(Path("out")))
 
     class Runner:
         frame_size = (1080, 1920)
