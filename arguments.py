@@ -223,7 +223,7 @@ class Options:
     skip_bad: bool = option("--skip-bad", ("SKIP_BAD",), None, False,
         "quality mode: skip unreadable or mis-sized files")
     seed: int = option("--seed", ("SEED",), _int_in(0, SEED_MAX, "the range of a 64-bit seed"), 0,
-        "seed of random inputs and random-init weights")
+        "seed of the random inputs (stream n: SEED + n; warm-up: SEED + 1000) and random-init weights (SEED)")
     socket: str = option("--socket", ("SOCKET",), str, "", "socket of an external telemetry capture (default: none)")
     explicit: frozenset[str] = field(default=frozenset())  # options the user set (flag or variable)
     time_cap_s: float | None = None  # not an option: the run's own cap on a first CPU run (inference.quick_on_cpu)

@@ -53,7 +53,7 @@ if [ ! -x "$PY" ]; then
     PY="$(command -v python3)" || usage_error "no python3 here to read the profile; run ./setup.sh"
   else
     echo "benchmark: no environment yet: running setup.sh first"
-    "$HERE/setup.sh" || { echo "error: setup.sh failed; fix the message above and run it again" >&2; exit 1; }
+    DEV_TOOLS="${DEV_TOOLS:-no}" "$HERE/setup.sh" || { echo "error: setup.sh failed; fix the message above and run it again" >&2; exit 1; }
   fi
 fi
 harness() {  # harness ARGS...: python -m harness.summary ARGS...

@@ -58,7 +58,7 @@ done
 
 if [ ! -x "$PY" ]; then
   echo "run_model: no environment yet: running setup.sh first"
-  "$HERE/setup.sh" || { echo "error: setup.sh failed; fix the message above and run it again" >&2; exit 1; }
+  DEV_TOOLS="${DEV_TOOLS:-no}" "$HERE/setup.sh" || { echo "error: setup.sh failed; fix the message above and run it again" >&2; exit 1; }
 fi
 
 # The options, checked as inference.py checks them (one line and exit 2 when one is wrong), and the paths

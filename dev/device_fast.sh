@@ -5,7 +5,7 @@
 # inductor across the processes of one machine.
 set -u
 source dev/device_common.sh
-python3 dev/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
+python3 -m dev.verify_gpu --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
   --out "$OUT" --calls "${CALLS:-300}" --skip-checks --warp --quality-configs fp16:fast,bf16:fast \
   --archs v4.0,paper --sizes "${SIZES:-1280x720}" --precisions fp16 --modes eager,graph,fast --profile \
   2>&1 | tee "$OUT/verify.log"

@@ -6,7 +6,7 @@
 set -u
 source dev/device_common.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw --format=csv | tee "$OUT/gpu.txt"
-python3 dev/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
+python3 -m dev.verify_gpu --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
   --out "$OUT" --calls "${CALLS:-200}" ${COMPILE:+--compile} 2>&1 | tee "$OUT/verify.log"
 build_builtin || exit 1
 run paper_dummy_fp16_fast --dummy --num-inputs 1000

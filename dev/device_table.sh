@@ -5,7 +5,7 @@
 set -u
 source dev/device_common.sh
 for size in ${SIZES:-448x256 1280x720 1920x1080}; do
-  python3 dev/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
+  python3 -m dev.verify_gpu --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model \
     --out "$OUT/$size" --calls "${CALLS:-200}" --skip-checks --quality-configs "" --archs v4.0,paper \
     --sizes "$size" --precisions "${PRECISIONS:-fp16,bf16}" --modes "${MODES:-eager,graph,fast}" 2>&1 \
     | tee "$OUT/table-$size.log" | sed -n '/^## modes/,$p'

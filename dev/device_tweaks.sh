@@ -7,7 +7,7 @@
 set -u
 source dev/device_common.sh
 [ -n "${PYTEST:-1}" ] && python3 -m pytest -q -p no:cacheprovider tests/test_triton_warp.py 2>&1 | tail -3 | tee "$OUT/pytest.log"
-verify=(python3 dev/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model
+verify=(python3 -m dev.verify_gpu --weights train_log/v4.0/flownet.pkl --videos .carry/videos --paper-code model
   --calls "${CALLS:-300}" --skip-checks --archs v4.0,paper --sizes 1280x720 --precisions fp16)
 "${verify[@]}" --out "$OUT" --quality-configs "${QUALITY:-fp16:fast,bf16:fast}" --modes "${MODES:-eager,graph,fast}" \
   --timeline --tweaks "${TWEAKS:-fast,one-stream,no-retry-bound}" 2>&1 | tee "$OUT/verify.log"

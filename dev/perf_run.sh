@@ -20,7 +20,7 @@ if has convs; then
   python3 dev/conv_shapes.py --out "$OUT" 2>&1 | tee "$OUT/convs.log" | tail -60
 fi
 if has verify; then
-  python3 dev/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos .carry/videos --out "$OUT/v" \
+  python3 -m dev.verify_gpu --weights train_log/v4.0/flownet.pkl --videos .carry/videos --out "$OUT/v" \
     --calls "${CALLS:-300}" --archs v4.0 --sizes "${SIZES:-1280x720}" --precisions fp16 --modes eager,fast \
     --quality-configs fp16:fast --batches "${BATCHES:-1,8}" 2>&1 | tee "$OUT/verify.log" | tail -40
 fi

@@ -1,7 +1,7 @@
 """Maintainer's GPU checks and experiments (CUDA only): sameness with upstream, PSNR per precision,
 eager throughput of ours against the upstream code run the reference's way, in one run.
 
-    python3 dev/verify_gpu.py --weights train_log/v4.0/flownet.pkl --videos DIR --paper-code model \
+    python3 -m dev.verify_gpu --weights train_log/v4.0/flownet.pkl --videos DIR --paper-code model \
         [--out DIR] [--calls 200]
 
 Prints one table per section; writes verify_gpu.json to --out.
@@ -20,11 +20,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import metrics  # noqa: E402
-from dataset import decode_frames  # noqa: E402
-from harness.gpu_table import (  # noqa: E402
+import metrics
+from dataset import decode_frames
+from harness.gpu_table import (
     SIZES,
     first_and_timed,
     make_engine,
@@ -33,12 +31,12 @@ from harness.gpu_table import (  # noqa: E402
     section_modes,
     time_calls,
 )
-from harness.inputs import random_scene  # noqa: E402
-from rife.engine import Engine, resolve_precision  # noqa: E402
-from rife.ifnet import IFNet  # noqa: E402
-from rife.loader import ModelChoice, load_model  # noqa: E402
-from rife.upstream import UpstreamPaper  # noqa: E402
-from rife.variants import VARIANTS  # noqa: E402
+from harness.inputs import random_scene
+from rife.engine import Engine, resolve_precision
+from rife.ifnet import IFNet
+from rife.loader import ModelChoice, load_model
+from rife.upstream import UpstreamPaper
+from rife.variants import VARIANTS
 
 CUDA = torch.device("cuda")
 

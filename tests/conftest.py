@@ -3,17 +3,13 @@ outside the repository (RIFE_CACHE, default ~/.cache/rife-bench) and reused by l
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from dataset import decode_frames, fetch_clip_videos  # noqa: E402
-from rife import assets  # noqa: E402
+from dataset import decode_frames, fetch_clip_videos
+from rife import assets
 
 
 @pytest.fixture(scope="session")

@@ -250,7 +250,7 @@ def interpreter_checks() -> None:
 def test_interpreter_matches_reference() -> None:
     pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
     # The interpreter must be chosen before triton is imported, so the checks run in a fresh process.
-    proc = subprocess.run([sys.executable, __file__], env={**os.environ, "TRITON_INTERPRET": "1"}, cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "tests.test_triton_warp"], env={**os.environ, "TRITON_INTERPRET": "1"}, cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -314,6 +314,5 @@ def test_cuda_matches_reference_and_compiles() -> None:
     assert counters["inductor"]["cudagraph_skips"] == 0
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # python -m tests.test_triton_warp
     interpreter_checks()

@@ -1,7 +1,7 @@
 """GPU check of every family (CUDA only): for each release, ``fast`` in fp16 against our fp32 eager (sameness, in dB)
 and its speed against the upstream code run eagerly in fp16, in the same run, at one size, batch 1.
 
-    RIFE_CACHE=DIR python3 tools/verify_releases.py --archs paper,v3.6,v4.0,4.6,4.22,4.25,4.26 \
+    RIFE_CACHE=DIR python3 -m tools.verify_releases --archs paper,v3.6,v4.0,4.6,4.22,4.25,4.26 \
         [--size 1280x720] [--calls 200] [--paper-code model] [--out DIR]
 
 A release's weights are read from its default path (``train_log/RELEASE/flownet.pkl``, or the cache's
@@ -14,20 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
+from verify_gpu import psnr_between, time_calls
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from verify_gpu import psnr_between, time_calls  # noqa: E402
-
-from harness.inputs import random_scene  # noqa: E402
-from rife import assets, registry  # noqa: E402
-from rife.engine import Engine, resolve_precision  # noqa: E402
-from rife.loader import ModelChoice, load_model  # noqa: E402
+from harness.inputs import random_scene
+from rife import assets, registry
+from rife.engine import Engine, resolve_precision
+from rife.loader import ModelChoice, load_model
 
 CUDA = torch.device("cuda")
 

