@@ -321,8 +321,8 @@ def check_rules(o: Options) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python arguments.py ARGS``, for run_model.sh: the options checked as inference.py checks them, before
     anything is written; on success the paths the script itself needs, as quoted shell assignments. A refused
-    command line that names a used output folder (flag or variable) gets its error appended to that folder's
-    output.log, under a header of its own; nothing else there is touched."""
+    command line that names an existing output folder (flag or variable) gets its error appended to that
+    folder's output.log, under a header of its own; nothing else there is touched."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         o = parse(argv)
@@ -349,7 +349,7 @@ def _named_output_dir(argv: Sequence[str], environ: Mapping[str, str]) -> Path |
 
 
 def _log_refusal(out_dir: Path | None, argv: Sequence[str], error: str) -> None:
-    if out_dir is None or not (out_dir / "output.log").is_file():
+    if out_dir is None or not out_dir.is_dir():
         return
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:

@@ -527,3 +527,28 @@ def test_the_random_weights_warning_does_not_send_the_user_back_to_what_just_fai
         _random_model(ModelChoice(arch="paper", allow_random_init=True), tmp_path / "none.pkl")
     text = " ".join(str(w.message) for w in caught)
     assert "seeded random weights" in text and "run ./get_model.sh" not in text
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_with_its_group_keeps_its_rows_and_summary(tmp_path):
+    """``timeout 30 ./benchmark.sh``: the signal reaches the sweep, its log's tee, the row's run and its streams."""
+    header = "model_name,num_inputs,streams,data_height,data_width,platform,dummy,warmup"
+    profile = tmp_path / "three.csv"
+    profile.write_text(f"{header}\nRIFE,2,1,64,96,CPU,yes,1\nRIFE,100000,1,64,96,CPU,yes,1\nRIFE,2,1,64,96,CPU,yes,1\n")
+    out = tmp_path / "out"
+    env = {k: v for k, v in _env().items() if k not in ("OUTPUT_DIR", "DUMMY", "PLATFORM", "WARMUP")}
+    proc = subprocess.Popen([str(ROOT / "benchmark.sh")], env={**env, "PROFILE": str(profile), "OUTPUT_DIR": str(out)},
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    wait_for(out / "test_2" / "output.log", "[stream 1] timed: ")
+    os.killpg(proc.pid, signal.SIGTERM)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 143, output
+    assert wait_gone(proc.pid) == []
+    import csv
+
+    with (out / "summary.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["passed", "interrupted", "not run"]
+    assert rows[1]["exit_code"] == "143" and float(rows[1]["throughput_frames_per_s"]) > 0
+    assert "interrupted: stopping after test_2" in (out / "benchmark.log").read_text()
