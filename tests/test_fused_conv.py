@@ -59,6 +59,7 @@ def test_cpu_and_fp32_never_fuse():
     assert not unit.fuses(torch.rand(1, 8, 4, 4))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not (torch.cuda.is_available() and fused_conv.available()),
                     reason="needs a CUDA GPU and nvidia-cudnn-frontend")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

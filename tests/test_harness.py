@@ -38,6 +38,7 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_dummy_two_streams_writes_every_file(tmp_path):
     out = tmp_path / "out"
     result = run_model(["--dummy", "--streams", "2", "--num-inputs", "3", "--output-dir", str(out)],
@@ -65,6 +66,7 @@ def test_dummy_two_streams_writes_every_file(tmp_path):
     assert (out / "results.yaml").read_text().startswith("results:\n - key: throughput\n   value: ")
 
 
+@pytest.mark.slow
 def test_reference_command_lines_work_unchanged(tmp_path):
     """As the reference README writes them: variables only."""
     env = {"DUMMY": "yes", "OUTPUT_DIR": str(tmp_path / "ref"), "NUM_INPUTS": "2", "STREAMS": "1",
@@ -101,7 +103,27 @@ def test_flag_wins_over_variable_and_variable_over_default():
     (["--dummy", "--output-dir", "/proc/forbidden"], {}, "cannot be written"),
     ([], {"DUMMY": "perhaps"}, "DUMMY='perhaps' (--dummy) is not valid: expected yes or no"),
 ])
-def test_validation_errors_are_one_line_exit_2(args, env, needle):
+def test_validation_errors_are_one_line_exit_2(args, env, needle, tmp_path, monkeypatch, capsys):
+    """``inference.main`` in this process, as the command runs it: exit code 2 and one line naming the problem."""
+    import inference
+
+    monkeypatch.chdir(tmp_path)  # the default output folder
+    for name, value in ({"PLATFORM": "CPU", **env} if "--platform" not in args else env).items():
+        monkeypatch.setenv(name, value)
+    code = inference.main(args)
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+    assert "Traceback" not in err + out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args,env,needle", [
+    (["--streams", "0"], {}, "--streams '0' is not valid: expected an integer >= 1"),
+    (["--dummy", "--platform", "CPU", "--precision", "fp16"], {}, "fp16 is refused on the CPU"),
+])
+def test_validation_errors_from_the_command_line(args, env, needle):
     result = inference(args, env={"PLATFORM": "CPU", **env} if "--platform" not in args else env)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -141,6 +163,7 @@ def test_stop_rules():
     assert StopRule(1, math.inf).shortfalls(1, 0.0) == []
 
 
+@pytest.mark.slow
 def test_min_duration_is_honoured(tmp_path):
     out = tmp_path / "dur"
     result = run_model(["--dummy", "--num-inputs", "1", "--min-test-duration", "1.5", "--output-dir", str(out)])
@@ -152,6 +175,7 @@ def test_min_duration_is_honoured(tmp_path):
     assert all(t < 1.5 for t in times[:-2]) and (times[0] >= 1.5 or stream["pairs"] > 1)
 
 
+@pytest.mark.slow
 def test_max_duration_before_min_count_is_invalid(tmp_path):
     out = tmp_path / "cap"
     result = run_model(["--dummy", "--num-inputs", "100000", "--max-test-duration", "0.5", "--output-dir", str(out)])
@@ -185,6 +209,7 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_mid_run_keeps_complete_results(tmp_path, sig, code):
     proc = _start_long_run(tmp_path, 2)
@@ -202,6 +227,7 @@ def test_signal_mid_run_keeps_complete_results(tmp_path, sig, code):
     assert "Traceback" not in rest
 
 
+@pytest.mark.slow
 def test_killed_stream_is_named_and_run_fails(tmp_path):
     proc = _start_long_run(tmp_path, 2)
     _wait_for_progress(proc, "timed: ")

@@ -105,6 +105,7 @@ def test_daemon_running_reads_process_names(tmp_path):
     assert daemon_running(tmp_path)
 
 
+@pytest.mark.slow
 def test_the_daemon_dies_with_a_killed_run(fake_control, tmp_path):
     script = textwrap.dedent(f"""
         import os, time

@@ -59,6 +59,7 @@ def test_psnr_and_ssim_match_a_hand_computation():
     assert ((0 < noisy) & (noisy < 1)).all()
 
 
+@pytest.mark.slow
 def test_quality_run_passes_and_reports(tmp_path, v4_weights):
     data = make_vimeo_test_set(tmp_path / "vimeo_interp_test", 4)
     result, doc = run(["--data", str(data), "--streams", "2", "--psnr-threshold", "20"], tmp_path / "ok", v4_weights)
@@ -72,6 +73,7 @@ def test_quality_run_passes_and_reports(tmp_path, v4_weights):
     assert doc["results"]["status"] == "passed"
 
 
+@pytest.mark.slow
 def test_failed_quality_decision_exits_non_zero_with_sheets(tmp_path, v4_weights):
     data = make_vimeo_test_set(tmp_path / "vimeo_interp_test", 3)
     result, doc = run(["--data", str(data), "--psnr-threshold", "99"], tmp_path / "bad", v4_weights)
@@ -85,6 +87,7 @@ def test_failed_quality_decision_exits_non_zero_with_sheets(tmp_path, v4_weights
     assert links and all((tmp_path / "bad" / unquote(src)).is_file() for src in links), links
 
 
+@pytest.mark.slow
 def test_saveimages_with_three_frames_judges_the_middle(tmp_path, v4_weights):
     data = make_vimeo_test_set(tmp_path / "vimeo_interp_test", 2)
     result, doc = run(["--data", str(data), "--interpolation", "3", "--saveimages", "--psnr-threshold", "10"],
@@ -95,6 +98,7 @@ def test_saveimages_with_three_frames_judges_the_middle(tmp_path, v4_weights):
     assert doc["quality_data"]["test_count"] == 2
 
 
+@pytest.mark.slow
 def test_even_frame_count_skips_quality_with_a_note(tmp_path, v4_weights):
     data = make_vimeo_test_set(tmp_path / "vimeo_interp_test", 1)
     result, doc = run(["--data", str(data), "--interpolation", "2"], tmp_path / "even", v4_weights)
@@ -103,6 +107,7 @@ def test_even_frame_count_skips_quality_with_a_note(tmp_path, v4_weights):
     assert result.returncode == 0 and doc["quality_data"]["applicable"] is False
 
 
+@pytest.mark.slow
 def test_own_video_mode(tmp_path, v4_weights, video_dir):
     out = tmp_path / "video"
     result, doc = run(["--data", str(video_dir / "bikes.mp4"), "--num-inputs", "2"], out, v4_weights)
@@ -113,6 +118,7 @@ def test_own_video_mode(tmp_path, v4_weights, video_dir):
     assert not math.isnan(doc["quality_data"]["psnr_mean_db"])
 
 
+@pytest.mark.slow
 def test_quality_mode_refuses_random_weights(tmp_path):
     data = make_vimeo_test_set(tmp_path / "vimeo_interp_test", 1)
     env = {**os.environ, "PLATFORM": "CPU"}

@@ -116,6 +116,7 @@ def test_results_yaml_is_the_reference_shape_written_by_pyyaml():
                                                 {"key": "accuracy", "value": 100.0, "unit": "percents"}]}
 
 
+@pytest.mark.slow
 def test_the_brief_line_reads_a_results_file(tmp_path):
     write_json(tmp_path / "results.json", run_document({}, [full_record(1)], 95.0, False).to_json())
     out = subprocess.run([sys.executable, "-m", "harness.results", "run1", str(tmp_path / "results.json")],
@@ -123,6 +124,7 @@ def test_the_brief_line_reads_a_results_file(tmp_path):
     assert out.stdout.strip() == ("run1: fps 4.0, p50 240.00 ms, p99 240.98 ms, status passed, PSNR 32.750 dB over 2")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["harness.records", "harness.results", "harness.summary", "arguments",
                                     "rife.vocabulary"])
 def test_readers_of_results_and_options_need_no_torch(module):

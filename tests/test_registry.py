@@ -260,6 +260,7 @@ def test_classic_fast_path_is_kept_for_paper_and_4_0():
         assert not net.general and for_network(plan, net) == plan
 
 
+@pytest.mark.slow
 def test_performance_mode_records_release_scale_and_ensemble(tmp_path):
     import json
     import os

@@ -211,6 +211,7 @@ def test_a_rerun_appends_and_a_bad_rerun_touches_nothing(tmp_path):
     assert log.count("===== run_model: ") == 2 and log.count("RIFE benchmark results") == 2
 
 
+@pytest.mark.slow
 def test_abbreviated_flags_are_refused():
     bad = subprocess.run(inference_cmd("--dummy", "--output", "x", "--stream", "2"), env=_env(), cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
@@ -218,6 +219,7 @@ def test_abbreviated_flags_are_refused():
     assert "unrecognized arguments: --output x --stream 2 (flags are written in full" in bad.stderr
 
 
+@pytest.mark.slow
 def test_an_empty_output_dir_is_refused_before_anything_is_written(tmp_path):
     (tmp_path / "output-dir").mkdir()
     (tmp_path / "output-dir" / "output.log").write_text("the previous run\n")

@@ -132,6 +132,7 @@ def test_the_checker_sees_a_broken_image_and_a_script_error(tmp_path):
     assert any("undefinedFunction" in e for e in seen.errors) and any("missing.png" in e for e in seen.errors)
 
 
+@pytest.mark.slow
 def test_report_command_rebuilds_and_refuses_a_folder_without_results(tmp_path):
     out = quality_folder(tmp_path)
     (out / "report.html").unlink(missing_ok=True)

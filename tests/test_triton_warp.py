@@ -247,6 +247,7 @@ def interpreter_checks() -> None:
         assert_feed_matches(feed(names, c, shape[3], *args), reference_feed(names, c, shape[3], *args), args[0], where)
 
 
+@pytest.mark.slow
 def test_interpreter_matches_reference() -> None:
     pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
     # The interpreter must be chosen before triton is imported, so the checks run in a fresh process.
@@ -267,7 +268,7 @@ def test_imports_without_triton(monkeypatch: pytest.MonkeyPatch) -> None:
         module.warp(img, flow)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_cuda_matches_reference_and_compiles() -> None:
     pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
     from torch._dynamo.utils import counters
