@@ -26,6 +26,7 @@ from harness.gpu_table import (
     SIZES,
     first_and_timed,
     make_engine,
+    middle_frames,
     print_table,
     psnr_between,
     section_modes,
@@ -45,19 +46,6 @@ def engine_for(net, variant, precision: str, amp: bool = False, pad: int | None 
     return Engine(net, variant, CUDA, resolve_precision(CUDA, precision, amp), pad_multiple=pad)
 
 
-def outputs(engine: Engine, frames: list[torch.Tensor], starts: list[int], t: float = 0.5) -> list[torch.Tensor]:
-    outs = []
-    for i in starts:
-        h, w = frames[i].shape[-2:]
-        a, b = (engine.to_model_input(frames[j].to(CUDA)) for j in (i, i + 2))
-        if t == 0.5:
-            outs.append(engine.interpolate(a, b, 1, (h, w))[0].float())
-        else:
-            with torch.inference_mode(), engine.running():
-                outs.append(engine.net(a, b, t)[:, :, :h, :w].float())
-    return outs
-
-
 def section_sameness(v4_weights: Path, clips: dict, paper_code: Path | None) -> list[dict]:
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -66,7 +54,7 @@ def section_sameness(v4_weights: Path, clips: dict, paper_code: Path | None) -> 
     up = load_model(ModelChoice(weights=v4_weights, impl="upstream"))
     eo, eu = engine_for(ours.net, ours.variant, "fp32"), engine_for(up.net, up.variant, "fp32")
     for clip, i, t in (("bigbuckbunny", 0, 0.5), ("bikes", 28, 0.5), ("bigbuckbunny", 4, 0.25)):
-        a, b = outputs(eo, clips[clip], [i], t)[0], outputs(eu, clips[clip], [i], t)[0]
+        a, b = middle_frames(eo, clips[clip], [i], t)[0], middle_frames(eu, clips[clip], [i], t)[0]
         rows.append({"check": f"v4.0 ours vs upstream, {clip} i={i} t={t}, fp32", "max_abs_diff": (a - b).abs().max().item()})
     if paper_code is not None:
         torch.manual_seed(0)
@@ -95,7 +83,7 @@ def section_precision(v4_weights: Path, clips: dict) -> list[dict]:
         ref = None
         for precision, amp in (("fp32", False), ("fp16", False), ("bf16", False), ("fp16", True), ("bf16", True)):
             loaded = load_model(ModelChoice(weights=v4_weights))
-            outs = outputs(engine_for(loaded.net, loaded.variant, precision, amp), frames, starts)
+            outs = middle_frames(engine_for(loaded.net, loaded.variant, precision, amp), frames, starts)
             ref = outs if ref is None else ref
             scores = [float(metrics.psnr(o, t)[0]) for o, t in zip(outs, truth, strict=True)]
             vs = [psnr_between(o, r) for o, r in zip(outs, ref, strict=True)]
@@ -119,8 +107,8 @@ def section_fast_quality(v4_weights: Path, clips: dict, configs: list[tuple[str,
         torch.backends.cudnn.benchmark = False
         e = Engine(loaded.net, loaded.variant, CUDA, resolve_precision(CUDA, precision, False), execution=mode)
         try:
-            outs = outputs(e, frames, starts)
-            retry_out = outputs(e, clips["bikes"], [28])[0]
+            outs = middle_frames(e, frames, starts)
+            retry_out = middle_frames(e, clips["bikes"], [28])[0]
         except Exception as err:  # one failing configuration must not hide the others
             rows.append({"v4.0 bigbuckbunny 10 triplets": f"{precision} {mode}", "error": f"{type(err).__name__}: {str(err)[:160]}"})
             continue

@@ -32,6 +32,21 @@ from rife.variants import VARIANTS
 CUDA = torch.device("cuda")
 
 
+def middle_frames(e: Engine, frames: list[torch.Tensor], starts: list[int], t: float = 0.5) -> list[torch.Tensor]:
+    """The frame at ``t`` between ``frames[i]`` and ``frames[i + 2]`` (uint8 (1, 3, H, W)) for each start, fp32 in
+    [0, 1], on the engine's device."""
+    outs = []
+    for i in starts:
+        h, w = frames[i].shape[-2:]
+        a, b = (e.to_model_input(frames[j].to(e.device)) for j in (i, i + 2))
+        if t == 0.5:
+            outs.append(e.interpolate(a, b, 1, (h, w))[0].float())
+        else:
+            with torch.inference_mode(), e.running():
+                outs.append(e.net(a, b, t)[:, :, :h, :w].float())
+    return outs
+
+
 def psnr_between(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = (a.double() - b.double()).pow(2).mean().item()
     return math.inf if mse == 0 else -10 * math.log10(mse)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import metrics
-from harness.gpu_table import psnr_between
+from harness.gpu_table import middle_frames, psnr_between
 from rife.engine import Engine, resolve_precision
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
@@ -31,20 +31,6 @@ def engine(v4_weights: Path, precision: str, execution: str = "eager", amp: bool
            impl: str = "ours") -> Engine:
     loaded = load_model(ModelChoice(weights=v4_weights, impl=impl))
     return Engine(loaded.net, loaded.variant, CUDA, resolve_precision(CUDA, precision, amp), execution=execution)
-
-
-def middle_frames(e: Engine, frames: list[torch.Tensor], starts: list[int], t: float = 0.5) -> list[torch.Tensor]:
-    """The frame between ``frames[i]`` and ``frames[i + 2]`` for each start, fp32 in [0, 1]."""
-    outs = []
-    for i in starts:
-        h, w = frames[i].shape[-2:]
-        a, b = (e.to_model_input(frames[j].to(CUDA)) for j in (i, i + 2))
-        if t == 0.5:
-            outs.append(e.interpolate(a, b, 1, (h, w))[0].float())
-        else:
-            with torch.inference_mode(), e.running():
-                outs.append(e.net(a, b, t)[:, :, :h, :w].float())
-    return outs
 
 
 @pytest.fixture(scope="module")
