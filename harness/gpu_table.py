@@ -91,7 +91,7 @@ def paper_nets(paper_code: Path | None) -> dict[str, torch.nn.Module]:
     with torch.no_grad():
         for p in ours.parameters():
             p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(0.0, 0.3)
-    nets = {"ours": ours}
+    nets: dict[str, torch.nn.Module] = {"ours": ours}
     if paper_code is not None:
         up = UpstreamPaper(paper_code)
         up.flownet.load_state_dict(ours.state_dict(), strict=False)
@@ -119,7 +119,7 @@ def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile
                   archs: list[str], sizes: list[str], precisions: list[str], modes: list[str]) -> list[dict]:
     """Every execution mode next to the upstream code run the reference's way, same run, on a fresh random
     smooth scene with motion (on noise the flow is chaotic and any rounding change flips it)."""
-    rows = []
+    rows: list[dict] = []
     for arch in archs:
         for size in sizes:
             h, w = SIZES[size]
