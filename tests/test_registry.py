@@ -46,10 +46,16 @@ def upstream_net(name: str, paper_code: Path, ensemble: bool, seed: int = 0) -> 
     return net
 
 
+def upstream_state(upstream: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every part's weights under its prefix (v3.1: the flow, context and fusion networks; else the flow network)."""
+    parts = upstream.parts() if hasattr(upstream, "parts") else {"": upstream.flownet}
+    return {prefix + k: v for prefix, part in parts.items() for k, v in part.state_dict().items()}
+
+
 def ours_from(upstream: torch.nn.Module, name: str, ensemble: bool) -> IFNet:
     variant = registry.get_variant(name)
     net = IFNet(variant, ensemble=ensemble).eval()
-    load_into(net, variant, upstream.flownet.state_dict(), f"{name} upstream state dict")
+    load_into(net, variant, upstream_state(upstream), f"{name} upstream state dict")
     return net
 
 
@@ -100,8 +106,9 @@ def test_ours_equals_upstream_and_its_state_dict_is_detected(name, paper_code):
     variant = registry.get_variant(name)
     ensemble = variant.ensemble == "on"
     upstream = upstream_net(name, paper_code, ensemble)
-    state = OrderedDict((f"module.{k}", v) for k, v in upstream.flownet.state_dict().items())
+    state = OrderedDict((f"module.{k}", v) for k, v in upstream.flownet.state_dict().items())  # flownet.pkl
     found = detect_releases({k.removeprefix("module."): v for k, v in state.items()})
+    assert detect_releases(upstream_state(upstream)) == found
     assert set(found) == {r.name for r in registry.RELEASES if registry.signature(r.variant) == registry.signature(variant)}
     assert name in found
     ours = ours_from(upstream, name, ensemble)
@@ -136,7 +143,7 @@ def test_releases_sharing_an_architecture_need_arch_and_accept_it(tmp_path):
 
 def test_names_aliases_and_defaults():
     assert registry.release("4.0") is registry.release("v4.0")
-    for wanted in ("paper", "v3.5", "v3.6", "v3.8", "v4.0", "4.0", "4.6", "4.22", "4.22.lite", "4.25", "4.26",
+    for wanted in ("paper", "v3.1", "v3.5", "v3.6", "v3.8", "v4.0", "4.0", "4.6", "4.22", "4.22.lite", "4.25", "4.26",
                    "4.26.heavy", "4.14.lite", "4.25.lite", "4.25.heavy"):
         assert wanted in registry.NAMES
     paths = [r.default_path for r in registry.RELEASES]
@@ -295,3 +302,19 @@ def test_general_path_traces_into_one_graph_with_no_host_decision():
         expected = net(img0, img1)
         traced = torch.compile(net, backend="eager", fullgraph=True)(img0, img1)
     assert torch.equal(traced, expected)
+
+
+def test_v31_needs_its_companion_files_beside_the_weights(tmp_path):
+    torch.manual_seed(0)
+    state = IFNet(registry.get_variant("v3.1")).state_dict()
+    path = tmp_path / "flownet.pkl"
+    torch.save({f"module.{k}": v for k, v in state.items() if k.startswith("block")}, path)
+    with pytest.raises(CheckpointError, match=r"the v3.1 model also needs .*contextnet.pkl .*ARCH=v3.1") as err:
+        load_model(ModelChoice(weights=path))
+    assert "\n" not in str(err.value)
+    for name in ("contextnet", "unet"):
+        torch.save({f"module.{k[len(name) + 1:]}": v for k, v in state.items() if k.startswith(name + ".")},
+                   tmp_path / f"{name}.pkl")
+    loaded = load_model(ModelChoice(weights=path))
+    assert loaded.variant.name == "v3.1"
+    assert all(torch.equal(v, state[k]) for k, v in loaded.net.state_dict().items())
