@@ -211,23 +211,22 @@ FUSION_WIDTH = 32
 class ContextNet31(nn.Module):
     """v3.1's context network: the frame's features at 1/4 ... 1/32 of its size, each warped by the flow there."""
 
-    def __init__(self, warp: Warper, c: int = FUSION_WIDTH) -> None:
+    def __init__(self, c: int = FUSION_WIDTH) -> None:
         super().__init__()
         self.conv0 = Conv2(3, c)
         self.conv1 = Conv2(c, c)
         self.conv2 = Conv2(c, 2 * c)
         self.conv3 = Conv2(2 * c, 4 * c)
         self.conv4 = Conv2(4 * c, 8 * c)
-        self._warp = warp
 
-    def forward(self, x: Tensor, flow: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, flow: Tensor, warp: Warper) -> list[Tensor]:
         """``flow`` at half the frame's size."""
         x = self.conv0(x)
         features = []
         for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
             x = conv(x)
             flow = resize(flow, 0.5) * 0.5
-            features.append(self._warp(x, flow))
+            features.append(warp(x, flow))
         return features
 
 
@@ -286,8 +285,8 @@ class HalfFlowPass:
             total = d_flow if total is None else total + d_flow
             flow = resize(total, 2.0) * 2.0
             warped0, warped1 = warp_both(self.warp, img0, img1, flow)
-        ctx0 = self.contextnet(img0, total[:, :2])
-        ctx1 = self.contextnet(img1, total[:, 2:4])
+        ctx0 = self.contextnet(img0, total[:, :2], self.warp)
+        ctx1 = self.contextnet(img1, total[:, 2:4], self.warp)
         out = self.fusion(warped0, warped1, flow, ctx0, ctx1)
         res = torch.sigmoid(out[:, :3]) * 2 - 1
         mask = torch.sigmoid(out[:, 3:4])

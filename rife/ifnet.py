@@ -472,7 +472,7 @@ class IFNet(nn.Module):
         if variant.encoder is not None:
             self.encode = families.encoder(variant)
         if variant.fusion_refine:
-            self.contextnet = families.ContextNet31(self.warp)
+            self.contextnet = families.ContextNet31()
             self.unet = families.FusionNet31()
 
     def _general_forward(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
