@@ -1,7 +1,7 @@
 """GPU check of every family (CUDA only): for each release, ``fast`` in fp16 against our fp32 eager (sameness, in dB)
 and its speed against the upstream code run eagerly in fp16, in the same run, at one size, batch 1.
 
-    RIFE_CACHE=DIR python3 tools/verify_releases.py --archs paper,v3.6,v4.0,4.6,4.22,4.25,4.26 \
+    RIFE_CACHE=DIR python3 -m tools.verify_releases --archs paper,v3.6,v4.0,4.6,4.22,4.25,4.26 \
         [--size 1280x720] [--calls 200] [--paper-code model] [--out DIR]
 
 A release's weights are read from its default path (``train_log/RELEASE/flownet.pkl``, or the cache's
@@ -14,44 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import metrics  # noqa: E402
-from harness.inputs import random_scene  # noqa: E402
-from rife import assets, registry  # noqa: E402
-from rife.engine import Engine, resolve_precision  # noqa: E402
-from rife.loader import ModelChoice, load_model  # noqa: E402
+from harness.gpu_table import psnr_between, time_calls
+from harness.inputs import random_scene
+from rife import assets, registry
+from rife.engine import Engine, resolve_precision
+from rife.loader import ModelChoice, load_model
 
 CUDA = torch.device("cuda")
-
-
-def psnr_between(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = (a.double() - b.double()).pow(2).mean().item()
-    return math.inf if mse == 0 else -10 * math.log10(mse)
-
-
-def time_calls(fn, calls: int, warmup: int = 10) -> dict:
-    """Frames per second over ``calls`` calls after ``warmup``, and the calls' p50 / p99 from CUDA events."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(calls)]
-    t0 = time.perf_counter()
-    for start, end in events:
-        start.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
-    latencies = sorted(start.elapsed_time(end) for start, end in events)
-    return {"fps": calls / wall, "p50_ms": metrics.percentile(latencies, 50),
-            "p99_ms": metrics.percentile(latencies, 99)}
 
 
 def weights_for(name: str) -> Path | None:
