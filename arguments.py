@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rife.vocabulary import (
     ARCHITECTURE_WORDS,
@@ -241,7 +241,7 @@ OPTIONS: tuple[Option, ...] = tuple(Option(f.name, default=f.default, **f.metada
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage first)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage first)
         if message.startswith("unrecognized arguments"):
             message += " (flags are written in full; --help lists them)"
         raise OptionError(message)

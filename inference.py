@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except StartupInterrupted as e:
         print(f"\n{signal.Signals(e.signum).name} during start-up: stopped before anything was measured",
               file=sys.stderr, flush=True)
-        return SIGNAL_EXIT[e.signum]
+        return SIGNAL_EXIT[signal.Signals(e.signum)]
     finally:
         if log is not None:
             log.close()
@@ -147,13 +147,13 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
         execution = plan_for(o.execution or default_execution(o.model_impl), device, ours=o.model_impl == "ours",
                              ipex=o.ipex)
         check_limits(o, device, device_ids, precision.name, launch)
-        o = quick_on_cpu(o, device)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             checkpoint()
             loaded = load_model(model)
         checkpoint()
         check_frame_count(loaded.variant, o.interpolation)
+        o = quick_on_cpu(o, device)  # its note only once the checks above have passed
     except (PlatformError, EngineError, ExecutionError, CheckpointError, UpstreamError) as e:
         raise UsageError(str(e)) from None
     if launch is not None:

@@ -76,7 +76,7 @@ def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def spread(values: Sequence[float]) -> dict[str, float]:
+def spread(values: Sequence[float | None]) -> dict[str, float | None]:
     """avg / min / max / stdev across streams, as the reference's results.json holds each metric."""
     finite = [v for v in values if v is not None and not math.isnan(v)]
     if not finite:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -151,7 +152,7 @@ class LatencyClock:
 
     def __init__(self, device: torch.device) -> None:
         self._events = device.type != "cpu"
-        self._module = device_module(device) if self._events else None
+        self._module: Any = device_module(device) if self._events else None
         self._pending: deque = deque()
         self.latencies_ms: list[float] = []
         self._t0 = 0.0

@@ -56,10 +56,12 @@ class DummyPairs:
         self.batches: list[HostBatch] = []
         for _ in range(pool):
             pair = [torch.randint(0, 256, (batch, 3, height, width), dtype=torch.uint8, generator=gen) for _ in range(2)]
+            first, last = pair
             if transfers:
-                self.batches.append(HostBatch(*(p.pin_memory() if pin else p for p in pair)))
+                self.batches.append(HostBatch(first.pin_memory(), last.pin_memory()) if pin else HostBatch(first, last))
             else:
-                self.batches.append(HostBatch(*(engine.to_model_input(p.to(engine.device)) for p in pair), ready=True))
+                self.batches.append(HostBatch(engine.to_model_input(first.to(engine.device)),
+                                              engine.to_model_input(last.to(engine.device)), ready=True))
 
     def __iter__(self) -> Iterator[HostBatch]:
         step = 0
@@ -85,7 +87,9 @@ class DatasetPairs:
     def truths(self, fresh_prefetcher) -> Iterator[tuple[list[str], Tensor]]:
         """The truth frames again, in order, for scoring after the loop (decoded again when not preloaded)."""
         batches = self.preloaded if self.preloaded is not None else (_host(b) for b in fresh_prefetcher())
-        return ((b.names, b.truth) for b in batches)
+        for b in batches:
+            assert b.names is not None and b.truth is not None  # dataset batches carry both
+            yield b.names, b.truth
 
 
 def _host(b) -> HostBatch:

@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 from rife.vocabulary import MPS_MODES
 
@@ -158,7 +159,7 @@ class MpsDaemon:
 
     def _quit(self, proc: subprocess.Popen) -> None:
         try:  # the client talks to our daemon only: its pipe folder is named, never the default one
-            subprocess.run([proc.args[0]], input=b"quit\n", env={**os.environ, PIPE_VARIABLE: str(self._pipe)},
+            subprocess.run([cast("list[str]", proc.args)[0]], input=b"quit\n", env={**os.environ, PIPE_VARIABLE: str(self._pipe)},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=STOP_TIMEOUT_S, check=False)
             proc.wait(timeout=STOP_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired):

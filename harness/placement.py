@@ -33,7 +33,7 @@ def check_device_ids(kind: str, ids: tuple[int, ...] | None, visible: int) -> tu
         return ()
     absent = [i for i in ids or () if i >= visible]
     if absent:
-        raise PlatformError(f"--device-ids {','.join(map(str, ids))}: there is no {kind.upper()} device {absent[0]} "
+        raise PlatformError(f"--device-ids {','.join(map(str, ids or ()))}: there is no {kind.upper()} device {absent[0]} "
                             f"({visible} visible: ids 0 to {visible - 1}; see CUDA_VISIBLE_DEVICES / ZE_AFFINITY_MASK)")
     return ids or tuple(range(visible))
 

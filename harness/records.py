@@ -243,15 +243,15 @@ class Measurements:
             return None
         return cls(
             pairs=d["pairs"], frames=d.get("frames", 0), calls=d.get("calls", 0), elapsed_s=d.get("elapsed_s", 0.0),
-            window=tuple(d.get("window") or (0.0, 0.0)),  # type: ignore[arg-type]
+            window=tuple(d.get("window") or (0.0, 0.0)),
             clock_offset_s=d.get("clock_offset_s", 0.0),
             checkpoints=tuple((t, f) for t, f in d.get("checkpoints") or ()),
             throughput_fps=d.get("throughput_fps") or 0.0, latency_wall_ms=d.get("latency_wall_ms"),
             latency_ms=LatencySummary.from_json(d.get("latency_ms") or {}),
             shortfalls=tuple(d.get("shortfalls") or ()), peak_memory_bytes=d.get("peak_memory_bytes"),
             energy=Energy.from_json(d.get("energy") or {}),
-            frame_size=tuple(d.get("frame_size") or (0, 0)),  # type: ignore[arg-type]
-            padded_size=tuple(d.get("padded_size") or (0, 0)),  # type: ignore[arg-type]
+            frame_size=tuple(d.get("frame_size") or (0, 0)),
+            padded_size=tuple(d.get("padded_size") or (0, 0)),
             model=ModelRun.from_json(d.get("model") or {}), pid=d.get("pid", 0),
         )
 

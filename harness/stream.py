@@ -17,6 +17,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import signal
 import sys
 import threading
 import time
@@ -86,7 +87,7 @@ def run_stream(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier, s
     stop = StreamStop(stop_event)
     record = stream_record(plan, start_barrier, end_barrier, stop, results_path)
     if stop.signum is not None:
-        sys.exit(SIGNAL_EXIT[stop.signum])
+        sys.exit(SIGNAL_EXIT[signal.Signals(stop.signum)])
     if record.error:
         sys.exit(1)
 
@@ -173,6 +174,7 @@ class StreamRunner:
         self.frame_size: tuple[int, int] | None = None
         self.building_pool = False  # while the input pool is allocated (its own out-of-memory advice)
         self.quality: QualityRecorder | None = None
+        self.source: DummyPairs | DatasetPairs  # made in prepare()
         self.judged: int | None = None
         self.frames_done = self.pairs_done = 0
         self.t_start = self.t_end = 0.0
@@ -243,6 +245,7 @@ class StreamRunner:
         import dataset
 
         work = self.work
+        assert work.data is not None  # quality mode: the parent resolved the data's root
         tset = dataset.open_quality_set(work.data, limit=work.num_inputs, skip_bad=work.skip_bad)
         self.tset = tset
         self.frame_size = tset.size
@@ -262,6 +265,7 @@ class StreamRunner:
     def _warm_up(self) -> None:
         """Through the same path as the timed loop (uploads, the call, the quality copy), so that lazy
         allocations and CUDA graph captures happen here."""
+        assert self.frame_size is not None
         h, w = self.frame_size
         batch = self.work.batch_size
         warm = DummyPairs(self.engine, 1, batch, h, w, seed=self.settings.seeds.warmup,
@@ -286,6 +290,7 @@ class StreamRunner:
             raise Interrupted
 
     def _call(self, pending: PendingBatch):
+        assert self.frame_size is not None
         b = self.uploader.receive(pending)
         out = self.engine.interpolate(b.img0, b.img1, self.count, self.frame_size, between=self._check_stop)
         if self.work.transfers or self.work.saveimages:
@@ -383,7 +388,7 @@ class StreamRunner:
         return Measurements(
             pairs=self.pairs_done,
             frames=self.frames_done,
-            calls=latencies["count"] if latencies else 0,
+            calls=int(latencies["count"]) if latencies else 0,
             elapsed_s=elapsed if self.pairs_done else 0.0,
             window=(self.t_start, self.t_end),
             clock_offset_s=self.clock_offset,
@@ -406,6 +411,7 @@ class StreamRunner:
             self.update(quality_note=f"no generated frame is at t = 0.5 with --interpolation {self.count}: "
                                      "quality was not judged")
             return
+        assert isinstance(self.source, DatasetPairs)
         frames = self.quality.score(self.source.truths(self.new_prefetcher), self.device)
         data = DataSource(self.tset.layout, str(self.tset.root), self.tset.content_hash, tuple(self.tset.bad))
         self.update(quality_frames=tuple(frames), quality=QualityOutcome.of(frames, self.work.min_pass_pct, data),

@@ -166,6 +166,7 @@ def summarize(samples: list[dict], counter_j: float | None) -> dict:
     power = [(s["t_s"], s["power_w"]) for s in samples if s["power_w"] is not None]
     duration = samples[-1]["t_s"] - samples[0]["t_s"] if samples else 0.0
     energy = counter_j if counter_j is not None else trapezoid(power)
+    mean: float | None
     if energy is not None and duration > 0:
         mean = energy / duration
     else:
@@ -191,11 +192,13 @@ def trapezoid(points: list[tuple[float, float]]) -> float | None:
 def energy_metrics(telemetry: dict, frames: int) -> dict:
     """Mean power (W), energy per frame (J) and frames per joule; None where they cannot be known."""
     energy = telemetry.get("energy_j") if telemetry.get("available") else None
-    usable = energy is not None and energy > 0 and frames > 0
+    per_frame = per_joule = None
+    if energy is not None and energy > 0 and frames > 0:
+        per_frame, per_joule = energy / frames, frames / energy
     return {
         "mean_power_w": telemetry.get("mean_power_w") if telemetry.get("available") else None,
-        "energy_per_frame_j": energy / frames if usable else None,
-        "frames_per_joule": frames / energy if usable else None,
+        "energy_per_frame_j": per_frame,
+        "frames_per_joule": per_joule,
     }
 
 
