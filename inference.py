@@ -174,7 +174,7 @@ def stop_for(o: Options, share: int | None = None) -> StopRule:
     from harness.timing import StopRule, stop_rule
 
     if o.time_cap_s is not None:  # a first CPU run: whatever fits in the time, all of it valid
-        return StopRule(1, o.num_inputs if share is None else share, 0.0, o.time_cap_s)
+        return StopRule(1, o.num_inputs if share is None else share, 0.0, o.time_cap_s, until_max=True)
     if share is None:
         return stop_rule(o.num_inputs, o.min_duration, o.max_duration)
     return StopRule(share, share)

@@ -12,15 +12,18 @@ class StopRule:
     max_frames: float  # math.inf when only the durations bound the run
     min_seconds: float = 0.0
     max_seconds: float = math.inf
+    until_max: bool = False  # go on past the minimums until a maximum ends the run (they only make it valid)
 
     def should_stop(self, frames: int, elapsed_s: float) -> bool:
         if frames >= self.max_frames or elapsed_s >= self.max_seconds:
             return True
-        return frames >= self.min_frames and elapsed_s >= self.min_seconds
+        return not self.until_max and frames >= self.min_frames and elapsed_s >= self.min_seconds
 
     def describe(self) -> str:
         """The rule in words: "100 pairs", "at least 100 pairs and 60 s, at most 120 s"."""
-        if self.max_frames == self.min_frames and self.min_seconds == 0:
+        if self.until_max and math.isfinite(self.max_frames):
+            text = f"up to {int(self.max_frames)} pairs"
+        elif self.max_frames == self.min_frames and self.min_seconds == 0:
             text = f"{self.min_frames} pairs"
         else:
             text = f"at least {self.min_frames} pairs" + (f" and {self.min_seconds:g} s" if self.min_seconds else "")

@@ -161,6 +161,9 @@ def test_stop_rules():
     assert capped.shortfalls(1, 3.0) == ["ran 1 frame pairs, fewer than the minimum 5"]
     assert stop_rule(5, None, 0.5).should_stop(2, 0.5)
     assert StopRule(1, math.inf).shortfalls(1, 0.0) == []
+    quick = StopRule(1, 100, 0.0, 45.0, until_max=True)  # a first CPU run: the pairs or the time cap, all valid
+    assert not quick.should_stop(1, 1.0) and quick.should_stop(100, 1.0) and quick.should_stop(3, 45.0)
+    assert quick.shortfalls(3, 45.0) == []
 
 
 @pytest.mark.slow
