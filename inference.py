@@ -164,6 +164,8 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
         o = replace(o, data=Path(info["root"]))
     for w in caught if launch is None or launch.rank == 0 else ():  # only once every check has passed
         print(f"warning: {w.message}", file=sys.stderr)
+    if o.time_cap_s is not None and (launch is None or launch.rank == 0):
+        print(quick_note(o), file=sys.stderr, flush=True)
     settings = TestSettings(stop=stop_for(o), warmup_pairs=o.warmup, sync_every=o.async_sync, seeds=seeds)
     return Setup(o, device, device_ids, loaded, model, EngineSpec(precision, execution, o.scale), workload_of(o, info),
                  settings, OutputLayout(o.output_dir), names, info)
@@ -199,10 +201,14 @@ def quick_on_cpu(o: Options, device) -> Options:
     if device.type != "cpu" or {"num_inputs", "min_duration", "max_duration"} & o.explicit:
         return o
     warmup = o.warmup if "warmup" in o.explicit else 1
-    print(f"note: on the CPU without NUM_INPUTS or a test duration, the run takes about a minute: {warmup} warm-up "
-          f"pair(s), then {o.num_inputs} pairs or {CPU_QUICK_TIMED_S:.0f} s, whichever comes first; set NUM_INPUTS or "
-          f"MIN_TEST_DURATION to choose", file=sys.stderr, flush=True)
     return replace(o, warmup=warmup, time_cap_s=CPU_QUICK_TIMED_S)
+
+
+def quick_note(o: Options) -> str:
+    """The one line that says so (printed once every check has passed)."""
+    return (f"note: on the CPU without NUM_INPUTS or a test duration, the run takes about a minute: {o.warmup} warm-up "
+            f"pair(s), then {o.num_inputs} pairs or {o.time_cap_s:.0f} s, whichever comes first; set NUM_INPUTS or "
+            f"MIN_TEST_DURATION to choose")
 
 
 def check_limits(o: Options, device, device_ids: tuple[int, ...], precision: str, launch: Launch | None) -> None:

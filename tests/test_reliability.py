@@ -487,7 +487,7 @@ def test_disk_full_during_a_run_is_one_line_per_file_and_the_console_keeps_the_n
 # --- words and a first command on a CPU ------------------------------------------------------------------------
 
 
-def test_a_first_cpu_run_ends_in_about_a_minute_and_says_so(capsys):
+def test_a_first_cpu_run_ends_in_about_a_minute_and_says_so():
     import torch
 
     import arguments
@@ -498,7 +498,7 @@ def test_a_first_cpu_run_ends_in_about_a_minute_and_says_so(capsys):
     o = arguments.parse(["--dummy"], {})
     quick = inference.quick_on_cpu(o, cpu)
     assert (quick.warmup, quick.time_cap_s, quick.num_inputs) == (1, inference.CPU_QUICK_TIMED_S, 100)
-    assert "the run takes about a minute: 1 warm-up pair(s), then 100 pairs or 45 s" in capsys.readouterr().err
+    assert "the run takes about a minute: 1 warm-up pair(s), then 100 pairs or 45 s" in inference.quick_note(quick)
     for chosen in (["--num-inputs", "5"], ["--max-test-duration", "9"], ["--min-test-duration", "1"]):
         assert inference.quick_on_cpu(arguments.parse(["--dummy", *chosen], {}), cpu).time_cap_s is None
     assert inference.quick_on_cpu(o, torch.device("cuda")) is o
