@@ -217,6 +217,7 @@ def _children(pid: int) -> list[int]:
 def test_signal_mid_run_keeps_complete_results(tmp_path, sig, code):
     proc = _start_long_run(tmp_path, 2)
     _wait_for_progress(proc, "timed: ")
+    time.sleep(1.0)  # both streams well inside their timed loops: the first "timed" line may come from one alone
     proc.send_signal(sig)
     rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == code, rest
