@@ -91,7 +91,7 @@ def test_a_signal_to_the_group_during_start_up_stops_at_once(tmp_path, sig, code
 def test_sigterm_to_the_group_keeps_what_was_measured(tmp_path, phase):
     """As ``timeout`` or a scheduler stops a run: every process of the group gets SIGTERM; the streams write
     their records, the program writes results.json and output.log itself, nothing is left running."""
-    warmup = "100000" if phase == "warm-up" else "1"
+    warmup = "10000" if phase == "warm-up" else "1"
     proc = start(run_model_cmd("--dummy", "--streams", "2", "--num-inputs", "100000"), tmp_path, {"WARMUP": warmup})
     wait_for(tmp_path / "output.log", f"[stream 2] {phase}: ")
     if phase == "timed":
