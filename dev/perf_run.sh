@@ -2,7 +2,7 @@
 # Maintainer's GPU run of the fast path: kernel tests on CUDA, sameness and speed against upstream eager
 # (dev/verify_gpu.py), then the harness in performance mode at batch 1 and 8 and with two streams on one GPU,
 # each row a line of $OUT/harness_table.txt. Needs: train_log/v4.0/flownet.pkl, .carry/videos, .carry/*.whl.
-# STEPS picks sections (tests, convs, verify, harness, streams); TESTS the test files; ALL_STREAMS=1 adds the
+# STEPS picks sections (tests, convs, verify, harness, streams, concurrency, releases); TESTS the test files; ALL_STREAMS=1 adds the
 # two-stream run without MPS and four streams.
 set -u
 source dev/device_common.sh
@@ -37,5 +37,12 @@ if has streams; then
     r v4_s4_mps --dummy --arch v4.0 --num-inputs 2000 --streams 4 --mps on
   fi
   grep -h '"mps"' -A5 /tmp/runs/v4_s2_mps/results.json | head -8 >> "$OUT/harness.log"
+fi
+if has concurrency; then  # several engines on CUDA streams of one process, against the streams' MPS row above
+  python3 -m dev.concurrency_probe --out "$OUT" 2>&1 | tee "$OUT/concurrency.log" | tail -8
+fi
+if has releases; then  # the family table: upstream code from RIFE_CACHE (python -m rife.assets --arch ...)
+  RIFE_CACHE="${RIFE_CACHE:-.carry/rife-cache}" python3 -m tools.verify_releases --size 1280x720 --paper-code model \
+    --out "$OUT" 2>&1 | tee "$OUT/releases.log" | tail -12
 fi
 cat "$OUT/harness_table.txt" 2>/dev/null
