@@ -141,12 +141,13 @@ def test_cpu_fast_bf16_stays_close_on_random_inputs(v4_weights):
     assert _fast_vs_eager_fp32(lambda: load_model(ModelChoice(weights=v4_weights)).net, "bf16", (128, 192)) <= 2e-2
 
 
-def test_cpu_fast_bf16_keeps_real_frames(v4_weights, bunny_frames):
+@pytest.mark.parametrize("clip", ["bunny crop", pytest.param("bunny", marks=pytest.mark.slow)])  # slow: at 720p
+def test_cpu_fast_bf16_keeps_real_frames(v4_weights, clips, clip):
     loaded = load_model(ModelChoice(weights=v4_weights))
     ref_engine = Engine(loaded.net, loaded.variant, CPU, resolve_precision(CPU, "fp32", False))
     fast_engine = Engine(load_model(ModelChoice(weights=v4_weights)).net, loaded.variant, CPU,
                          resolve_precision(CPU, "bf16", False), execution="fast")
-    a, b = bunny_frames[0], bunny_frames[2]
+    a, b = clips[clip][0], clips[clip][2]
     outs = [e.interpolate(e.to_model_input(a), e.to_model_input(b), 1, a.shape[-2:])[0] for e in (ref_engine, fast_engine)]
     mse = (outs[0].double() - outs[1].double()).pow(2).mean().item()
     assert -10 * math.log10(mse) >= 50.0

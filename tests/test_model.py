@@ -21,6 +21,7 @@ from rife.loader import ModelChoice, load_model
 from rife.variants import VARIANTS, get_variant
 
 CPU = torch.device("cpu")
+AT_720P = pytest.mark.slow  # the same check on the whole 1280 x 720 frame, in the full suite
 
 
 def upstream_layout_checkpoint(variant_name: str, path: Path, seed: int = 0) -> Path:
@@ -148,10 +149,12 @@ def v4_engines(v4_weights):
     return Engine(ours.net, ours.variant, CPU, fp32), Engine(upstream.net, upstream.variant, CPU, fp32)
 
 
-@pytest.mark.parametrize("clip,i,t", [("bunny", 0, 0.5), ("bikes", 28, 0.5), ("bunny", 4, 0.25)])
-def test_v4_equals_upstream_on_real_frames(v4_engines, bunny_frames, bikes_frames, clip, i, t):
+@pytest.mark.parametrize("clip,i,t", [("bunny crop", 0, 0.5), ("bikes", 28, 0.5), ("bunny crop", 4, 0.25),
+                                      pytest.param("bunny", 0, 0.5, marks=AT_720P),
+                                      pytest.param("bunny", 4, 0.25, marks=AT_720P)])
+def test_v4_equals_upstream_on_real_frames(v4_engines, clips, clip, i, t):
     """i = 28 of bikes.mp4 triggers the large-motion retry."""
-    frames = bunny_frames if clip == "bunny" else bikes_frames
+    frames = clips[clip]
     ours, upstream = v4_engines
     a, _ = _triplet_psnr(ours, frames, i, t)
     b, _ = _triplet_psnr(upstream, frames, i, t)
@@ -176,13 +179,21 @@ def test_retry_triplet_really_retries(v4_engines, bikes_frames):
     assert calls == [True, None]  # the retry was wanted, and the doubled-scale pass ran
 
 
-@pytest.mark.parametrize("clip,expected", [("bunny", 34.684), ("bikes", 40.047)])
-def test_published_psnr_first_ten_triplets(v4_engines, bunny_frames, bikes_frames, clip, expected):
-    frames = bunny_frames if clip == "bunny" else bikes_frames
+FIRST_BUNNY_TRIPLET = 33.977
+
+
+@pytest.mark.parametrize("clip,expected", [pytest.param("bunny", 34.684, marks=AT_720P), ("bikes", 40.047)])
+def test_published_psnr_first_ten_triplets(v4_engines, clips, clip, expected):
+    frames = clips[clip]
     scores = [_triplet_psnr(v4_engines[0], frames, i)[1] for i in range(0, 19, 2)]
     assert abs(sum(scores) / len(scores) - expected) <= 0.01
     if clip == "bunny":
-        assert abs(scores[0] - 33.977) < 1e-3 and abs(scores[3] - 29.941) < 1e-3
+        assert abs(scores[0] - FIRST_BUNNY_TRIPLET) < 1e-3 and abs(scores[3] - 29.941) < 1e-3
+
+
+def test_first_bunny_triplet_at_720p(v4_engines, clips):
+    """The first of the ten 720p triplets above (all ten: ``slow``), a whole frame in the fast tier."""
+    assert abs(_triplet_psnr(v4_engines[0], clips["bunny"], 0)[1] - FIRST_BUNNY_TRIPLET) < 1e-3
 
 
 def test_cpu_fp16_is_refused_with_one_line():
@@ -191,14 +202,15 @@ def test_cpu_fp16_is_refused_with_one_line():
     assert "\n" not in str(err.value)
 
 
-def test_cpu_bf16_is_mixed_precision_and_keeps_the_frames(v4_weights, bunny_frames):
+@pytest.mark.parametrize("clip", ["bunny crop", pytest.param("bunny", marks=AT_720P)])
+def test_cpu_bf16_is_mixed_precision_and_keeps_the_frames(v4_weights, clips, clip):
     bf16 = resolve_precision(CPU, "bf16", False)
     assert bf16.autocast and bf16.input_dtype == torch.float32
     loaded = load_model(ModelChoice(weights=v4_weights))
     fp32_engine = Engine(loaded.net, loaded.variant, CPU, resolve_precision(CPU, "fp32", False))
-    ref = [_triplet_psnr(fp32_engine, bunny_frames, i)[0] for i in (0, 6)]
+    ref = [_triplet_psnr(fp32_engine, clips[clip], i)[0] for i in (0, 6)]
     bf16_engine = Engine(load_model(ModelChoice(weights=v4_weights)).net, loaded.variant, CPU, bf16)
-    out = [_triplet_psnr(bf16_engine, bunny_frames, i)[0] for i in (0, 6)]
+    out = [_triplet_psnr(bf16_engine, clips[clip], i)[0] for i in (0, 6)]
     for a, b in zip(out, ref, strict=True):
         mse = (a.double() - b.double()).pow(2).mean().item()
         assert -10 * math.log10(mse) >= 50.0
@@ -356,11 +368,12 @@ def test_flow_step_warps_both_frames_as_separate_warps_would():
     assert torch.allclose(peaks[0], torch.stack((change[:, 0:2].abs().max(), change[:, 2:4].abs().max())), atol=1e-5)
 
 
-@pytest.mark.parametrize("clip,i,retries", [("bunny", 0, False), ("bikes", 28, True)])
-def test_retry_on_host_gives_forward_output(v4_engines, bunny_frames, bikes_frames, clip, i, retries):
+@pytest.mark.parametrize("clip,i,retries", [("bunny crop", 0, False), ("bikes", 28, True),
+                                            pytest.param("bunny", 0, False, marks=AT_720P)])
+def test_retry_on_host_gives_forward_output(v4_engines, clips, clip, i, retries):
     """``head`` + ``tail`` is the pass of a frame that wants no retry; a frame that wants it gets the whole pass
     with both candidates: either way the output of ``forward`` (retry decided on the host and on the device)."""
-    frames = bunny_frames if clip == "bunny" else bikes_frames
+    frames = clips[clip]
     engine = v4_engines[0]
     net = engine.net
     img0, img1 = engine.to_model_input(frames[i]), engine.to_model_input(frames[i + 2])

@@ -182,22 +182,30 @@ def test_v36_and_v38_share_an_architecture_and_are_told_apart_by_their_hash(hd_w
         assert load_model(ModelChoice(weights=path)).variant.name == name
 
 
-def _bunny_psnr(path: Path, ensemble: bool, bunny_frames: list[torch.Tensor]) -> float:
+def _mean_psnr(path: Path, ensemble: bool, frames: list[torch.Tensor], starts: range | tuple[int, ...]) -> float:
+    """The mean PSNR of the middle frames made from frames i and i + 2, for each i of ``starts``."""
     loaded = load_model(ModelChoice(weights=path, ensemble=ensemble))
     engine = Engine(loaded.net, loaded.variant, CPU, resolve_precision(CPU, "fp32", False), pad_multiple=32)
     values = []
-    for i in range(0, 20, 2):
-        h, w = bunny_frames[i].shape[-2:]
-        out = engine.interpolate(engine.to_model_input(bunny_frames[i]), engine.to_model_input(bunny_frames[i + 2]),
-                                 1, (h, w))[0]
-        values.append(float(metrics.psnr(out.float(), bunny_frames[i + 1])[0]))
+    for i in starts:
+        h, w = frames[i].shape[-2:]
+        out = engine.interpolate(engine.to_model_input(frames[i]), engine.to_model_input(frames[i + 2]), 1, (h, w))[0]
+        values.append(float(metrics.psnr(out.float(), frames[i + 1])[0]))
     return sum(values) / len(values)
 
 
+@pytest.mark.slow  # 720p; the fast tier has the crop below
 @pytest.mark.parametrize("name,ensemble,expected", [("v3.6", True, 35.231), ("v3.6", False, 34.582),
                                                     ("v3.8", True, 35.374), ("v3.8", False, 34.824)])
-def test_hd_real_weights_first_ten_bunny_triplets(hd_weights, bunny_frames, name, ensemble, expected):
-    assert _bunny_psnr(hd_weights[name], ensemble, bunny_frames) == pytest.approx(expected, abs=2e-3)
+def test_hd_real_weights_first_ten_bunny_triplets(hd_weights, clips, name, ensemble, expected):
+    assert _mean_psnr(hd_weights[name], ensemble, clips["bunny"], range(0, 20, 2)) == pytest.approx(expected, abs=2e-3)
+
+
+@pytest.mark.parametrize("name,ensemble,expected", [("v3.6", True, 22.227), ("v3.6", False, 21.989),
+                                                    ("v3.8", True, 22.241), ("v3.8", False, 21.896)])
+def test_hd_real_weights_on_the_bunny_crop(hd_weights, clips, name, ensemble, expected):
+    """Two triplets of the crop: the first, and the fourth, which moves most."""
+    assert _mean_psnr(hd_weights[name], ensemble, clips["bunny crop"], (0, 6)) == pytest.approx(expected, abs=2e-3)
 
 
 def test_scale_and_ensemble_options_and_their_one_line_errors():
