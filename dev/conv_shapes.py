@@ -82,7 +82,7 @@ def main() -> None:
         for n in (1, 8):
             unit = FusedConvUnit(torch.nn.Sequential(torch.nn.Conv2d(c_in, c_out, 3, stride, 1),
                                                      torch.nn.PReLU(c_out)), context)
-            unit = unit.cuda().half().to(memory_format=torch.channels_last).eval()
+            unit = unit.cuda().half().to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
             x = torch.randn(n, c_in, hh, ww, device="cuda").half().contiguous(memory_format=torch.channels_last)
             conv, unfused, fused = time_unit(unit, x, stride)
             ho, wo = -(-hh // stride), -(-ww // stride)

@@ -93,7 +93,7 @@ def overhead(a, h: int, w: int, precision: str) -> None:
             clock.stop()
         clock.finish()
 
-    results = {"bare": [], "harness": []}
+    results: dict[str, list[float]] = {"bare": [], "harness": []}
     for _ in range(a.calls // 4 + 3):  # interleaved, so drift hits both alike
         for name, fn in (("bare", bare), ("harness", harness_loop)):
             t0 = time.perf_counter()

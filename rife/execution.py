@@ -29,7 +29,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -151,7 +151,7 @@ class SubpixelDeconv(nn.Module):
         with torch.no_grad():
             self.conv.weight.copy_(phases.reshape(4 * c_out, c_in, 3, 3))
             if deconv.bias is not None:
-                self.conv.bias.copy_(deconv.bias.detach().repeat_interleave(4))
+                cast(Tensor, self.conv.bias).copy_(deconv.bias.detach().repeat_interleave(4))
 
     def forward(self, x: Tensor) -> Tensor:
         # In the input's memory format: compiled, the shuffle's kernel then writes whole pixels, not channel planes.
@@ -360,7 +360,7 @@ def rebuilt(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | N
     if plan.mode == "fast" and autocast_dtype is not None:
         store_conv_weights(net, autocast_dtype)
     if plan.channels_last:
-        net = net.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
     return net
 
 
@@ -371,7 +371,7 @@ def wrapped(net: nn.Module, plan: ExecutionPlan, dtype: torch.dtype) -> nn.Modul
         for stage in net.STAGES:
             setattr(net, stage, torch.compile(getattr(net, stage)))
     elif plan.compile:
-        net = torch.compile(net)
+        net = cast(nn.Module, torch.compile(net))  # a module's compiled form is a module
     if plan.graph:
         # With two streams, the captured (main) one gets the higher priority: v4.0's retry candidate on the side
         # stream then fills the SMs the main pass leaves idle instead of delaying it (+1-3% at 720p, measured).
@@ -414,7 +414,7 @@ class TorchSettings:
         saved_benchmark = torch.backends.cudnn.benchmark
         if self.cudnn_benchmark is not None:
             torch.backends.cudnn.benchmark = self.cudnn_benchmark
-        limited = None
+        limited: Any = None  # dynamo's config module, whose settings mypy does not see
         if self.recompile_limit is not None:
             from torch._dynamo import config
 

@@ -8,6 +8,8 @@ with no fused kernels: on CUDA, ``fast`` runs it through ``torch.compile`` and o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -58,6 +60,10 @@ class FamilyBlock(nn.Module):
             self.convblock = nn.Sequential(*(ResConv(width, variant.body_groups) for _ in range(8)))
         else:
             self.convblock = nn.Sequential(*(unit(variant, width, width) for _ in range(8)))
+        # The head's modules differ in type by family.
+        self.lastconv: nn.Module
+        self.conv1: nn.Module
+        self.conv2: nn.Module
         if variant.head == "deconv":
             self.lastconv = nn.ConvTranspose2d(width, variant.head_channels, 4, 2, 1)
         elif variant.head == "shuffle":
@@ -108,6 +114,7 @@ class FeatureHead(nn.Module):
 
 def encoder(variant: Variant) -> nn.Module:
     enc = variant.encoder
+    assert enc is not None  # called for the variants with an encoder
     if enc.kind == "head":
         return FeatureHead(enc.width, enc.channels)
     if enc.kind == "pair":
@@ -124,7 +131,7 @@ def swap_halves(flow: Tensor) -> Tensor:
 class GeneralPass:
     """One forward pass of a non-classic variant over ``blocks`` (``IFNet``'s general path)."""
 
-    def __init__(self, variant: Variant, blocks: list[nn.Module], encode: nn.Module | None, warp: Warper,
+    def __init__(self, variant: Variant, blocks: Sequence[nn.Module], encode: nn.Module | None, warp: Warper,
                  ensemble: bool, decide_on_device: bool) -> None:
         self.v = variant
         self.blocks = blocks
@@ -180,6 +187,7 @@ class GeneralPass:
             mask = d_mask if mask is None or not self.v.mask_accumulates else mask + d_mask
             frames["carry"] = carry
             frames["warped0"], frames["warped1"] = warp_both(self.warp, img0, img1, flow)
+        assert mask is not None  # set by the first of the scales
         m = torch.sigmoid(mask)
         return frames["warped0"] * m + frames["warped1"] * (1 - m)
 
@@ -265,7 +273,8 @@ class HalfFlowPass:
     after the first reading both frames warped by the flow brought to full size; then the context and fusion
     networks make the residual and the mask."""
 
-    def __init__(self, blocks: list[nn.Module], contextnet: ContextNet31, fusion: FusionNet31, warp: Warper) -> None:
+    def __init__(self, blocks: Sequence[nn.Module], contextnet: ContextNet31, fusion: FusionNet31,
+                 warp: Warper) -> None:
         self.blocks = blocks
         self.contextnet = contextnet
         self.fusion = fusion
@@ -285,6 +294,7 @@ class HalfFlowPass:
             total = d_flow if total is None else total + d_flow
             flow = resize(total, 2.0) * 2.0
             warped0, warped1 = warp_both(self.warp, img0, img1, flow)
+        assert total is not None  # set by the first of the scales
         ctx0 = self.contextnet(img0, total[:, :2], self.warp)
         ctx1 = self.contextnet(img1, total[:, 2:4], self.warp)
         out = self.fusion(warped0, warped1, flow, ctx0, ctx1)

@@ -13,7 +13,7 @@ traced by ``torch.compile`` like any other module.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +65,7 @@ class FusedConvUnit(nn.Module):
 
     def __init__(self, unit: nn.Sequential, context: CudnnContext | None) -> None:
         super().__init__()
-        self.conv, self.prelu = unit[0], unit[1]
+        self.conv, self.prelu = cast(nn.Conv2d, unit[0]), cast(nn.PReLU, unit[1])  # a unit that ``fits``
         self.context = context
         self._graphs: dict[tuple, _Fused | None] = {}
 
@@ -107,11 +107,12 @@ class FusedConvUnit(nn.Module):
         fused = self._graphs[key]
         if fused is None:
             return self.unfused(x, residual)
-        return fused(x, residual, self.context.on_current_stream())
+        return fused(x, residual, cast(CudnnContext, self.context).on_current_stream())  # ``fuses``: a context
 
     def _build(self, x: Tensor, residual: Tensor | None) -> _Fused | None:
         try:
-            return _Fused(self.conv, self.prelu.weight, x, residual, self.context.on_current_stream())
+            handle = cast(CudnnContext, self.context).on_current_stream()  # ``fuses``: a context
+            return _Fused(self.conv, self.prelu.weight, x, residual, handle)
         except Exception as e:  # cuDNN has no engine for this graph here: PyTorch's way for this shape
             warnings.warn(f"fused convolution {tuple(x.shape)} -> {self.conv.out_channels} unsupported by cuDNN "
                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); running it unfused",
@@ -130,7 +131,7 @@ class _Fused:
         n, _, h, w = x.shape
         ho, wo = -(-h // stride), -(-w // stride)
         self.weight = conv.weight.detach().to(x.dtype).contiguous(memory_format=torch.channels_last)
-        self.bias = conv.bias.detach().to(x.dtype).view(1, k, 1, 1)
+        self.bias = cast(Tensor, conv.bias).detach().to(x.dtype).view(1, k, 1, 1)
         self.slope = slope.detach().to(x.dtype).view(1, k, 1, 1)
         self.out_shape = (n, k, ho, wo)
         g = cudnn.pygraph(io_data_type=io, intermediate_data_type=fp32, compute_data_type=fp32, handle=handle,
@@ -156,7 +157,7 @@ class _Fused:
         out = torch.empty(self.out_shape, device=x.device, dtype=x.dtype, memory_format=torch.channels_last)
         pack = {self.x_t: x, self.w_t: self.weight, self.b_t: self.bias, self.s_t: self.slope, self.o_t: out}
         if self.r_t is not None:
-            pack[self.r_t] = residual.contiguous(memory_format=torch.channels_last)
+            pack[self.r_t] = cast(Tensor, residual).contiguous(memory_format=torch.channels_last)
         self.graph.execute(pack, self.workspace, handle=handle)
         return out
 
@@ -185,5 +186,6 @@ def fuse_conv_units(net: nn.Module, context: CudnnContext | None) -> int:
 
 def reference(x: Tensor, conv: nn.Conv2d, slope: Tensor, residual: Tensor | None = None) -> Tensor:
     """The unit in fp32 (for checks): conv + bias, PReLU, residual."""
-    y = F.prelu(F.conv2d(x.float(), conv.weight.float(), conv.bias.float(), conv.stride, 1), slope.float())
+    bias = cast(Tensor, conv.bias)  # a unit's convolution has one
+    y = F.prelu(F.conv2d(x.float(), conv.weight.float(), bias.float(), conv.stride, 1), slope.float())
     return y if residual is None else y + residual.float()

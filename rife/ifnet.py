@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -214,9 +214,9 @@ class FlowState(NamedTuple):
     warped1: Tensor | None
 
     def select(self, take_other: Tensor, other: FlowState) -> FlowState:
-        """Per sample: ``other`` where ``take_other`` (shape N) is true, else self."""
+        """Per sample: ``other`` where ``take_other`` (shape N) is true, else self; both hold their warped frames."""
         pick = take_other.view(-1, 1, 1, 1)
-        return FlowState(*(torch.where(pick, b, a) for a, b in zip(self, other, strict=True)))
+        return FlowState(*(torch.where(pick, b, a) for a, b in zip(self, other, strict=True)))  # type: ignore[arg-type]
 
 
 def warp_both(warp: Warper, img0: Tensor, img1: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
@@ -237,6 +237,7 @@ class Pending(NamedTuple):
 
 def blend(state: FlowState) -> Tensor:
     """The frames warped by the flow, mixed by the sigmoid of the raw mask."""
+    assert state.warped0 is not None and state.warped1 is not None  # a final state: its frames are warped
     mask = torch.sigmoid(state.mask)
     return state.warped0 * mask + state.warped1 * (1 - mask)
 
@@ -341,16 +342,16 @@ class FlowStep:
                  measure: bool, warp_frames: bool = True) -> tuple[FlowState, Tensor | None]:
         prev_flow, prev_mask = (None, None) if state is None else (state.flow, state.mask)
         if self.kernel is not None:
-            *tensors, peaks = self.kernel(out, scale, prev_flow, prev_mask, img0, img1, measure=measure,
-                                          warp_frames=warp_frames)
-            return FlowState(*tensors), peaks
+            flow, mask, warped0, warped1, peaks = self.kernel(out, scale, prev_flow, prev_mask, img0, img1,
+                                                              measure=measure, warp_frames=warp_frames)
+            return FlowState(flow, mask, warped0, warped1), peaks
         if self.warp.fp32:  # flow arithmetic in fp32, in the layout the CPU resizes fastest (3.5x channels_last bf16)
             out = out.float().contiguous()
         out = resize(out, scale * 2)
         flow, mask = out[:, :4] * scale * 2, out[:, 4:5]
         peaks = flow_peaks(flow) if measure else None
         if state is not None:
-            flow, mask = prev_flow + flow, prev_mask + mask
+            flow, mask = state.flow + flow, state.mask + mask
         warped = warp_both(self.warp, img0, img1, flow) if warp_frames else (None, None)
         return FlowState(flow, mask, *warped), peaks
 
@@ -358,25 +359,29 @@ class FlowStep:
         """The final state: per sample, candidate ``b`` brought into its state where ``take_b`` is true, else ``a``
         (``b`` and ``take_b`` None: ``a``)."""
         if self.settle_kernel is not None:
-            return FlowState(*self.settle_kernel(take_b, _candidate(a), _candidate(b), img0, img1, blend=False))
+            return FlowState(*self.settle_kernel(take_b, _candidate(a), _candidate_or_none(b), img0, img1,
+                                                 blend=False))
         state = self(a.out, a.scale, a.state, img0, img1, measure=False)[0]
         if b is None:
             return state
+        assert take_b is not None  # given with ``b`` (``IFNet._choice``)
         return state.select(take_b, self(b.out, b.scale, b.state, img0, img1, measure=False)[0])
 
     def blended(self, take_b: Tensor | None, a: Pending, b: Pending | None, img0: Tensor, img1: Tensor) -> Tensor:
         """``blend`` of ``settle``'s state; the kernel computes it without storing the state."""
         if self.settle_kernel is not None:
-            return self.settle_kernel(take_b, _candidate(a), _candidate(b), img0, img1, blend=True)[0]
+            return self.settle_kernel(take_b, _candidate(a), _candidate_or_none(b), img0, img1, blend=True)[0]
         return blend(self.settle(take_b, a, b, img0, img1))
 
 
-def _candidate(pending: Pending | None) -> Candidate | None:
-    if pending is None:
-        return None
+def _candidate(pending: Pending) -> Candidate:
     state = pending.state
     return Candidate(pending.out, pending.scale, None if state is None else state.flow,
                      None if state is None else state.mask)
+
+
+def _candidate_or_none(pending: Pending | None) -> Candidate | None:
+    return None if pending is None else _candidate(pending)
 
 
 class BlockFeed:
@@ -401,7 +406,7 @@ class BlockFeed:
             if warped[0] is None and ("warped0" in names or "warped1" in names):
                 warped = warp_both(self.warp, img0, img1, state.flow)
             frames.update(warped0=warped[0], warped1=warped[1], mask=mask)
-        x = torch.cat([frames[n] for n in names], 1)
+        x = torch.cat([frames[n] for n in names], 1)  # type: ignore[misc]  # names: only inputs the variant has
         if scale != 1:
             x = resize(x, 1.0 / scale)
         parts = [x]
@@ -417,6 +422,10 @@ class IFNet(nn.Module):
     counts at the edges of each sub-network up, for tensor-core kernels without cuDNN's padding;
     ``input_multiple`` does the same for the inputs that ``BlockFeed`` builds (the blocks' and the refinement's).
     ``kernels``: how it computes besides its layers (``Kernels``; ``with_kernels`` rebuilds a loaded network)."""
+
+    # The refinement's networks: the paper model's (``refine_unet``) or v3.1's (``fusion_refine``, general path).
+    contextnet: ContextNet | families.ContextNet31
+    unet: UNet | families.FusionNet31
 
     def __init__(self, variant: Variant, channel_multiple: int = 1, input_multiple: int = 1,
                  ensemble: bool = False, kernels: Kernels | None = None) -> None:
@@ -477,7 +486,8 @@ class IFNet(nn.Module):
 
     def _general_forward(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
         if self.variant.fusion_refine:
-            return families.HalfFlowPass(self.blocks(), self.contextnet, self.unet, self.warp)(img0, img1, scales)
+            return families.HalfFlowPass(self.blocks(), cast(families.ContextNet31, self.contextnet),
+                                         cast(families.FusionNet31, self.unet), self.warp)(img0, img1, scales)
         run = families.GeneralPass(self.variant, self.blocks(), getattr(self, "encode", None), self.warp,
                                    self.ensemble, decide_on_device=self.retry_on_device)
         return run(img0, img1, t_plane, scales)
@@ -515,8 +525,8 @@ class IFNet(nn.Module):
         t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
         scales = self._scales(scale)
         first = self._retry().at_block + 1
-        state = self._advance(img0, img1, t_plane, scales, state, range(first, self.variant.num_blocks - 1), None)[0]
-        return self._output(img0, img1, (None, self._pending(img0, img1, t_plane, scales, state), None))
+        advanced = self._advance(img0, img1, t_plane, scales, state, range(first, self.variant.num_blocks - 1), None)[0]
+        return self._output(img0, img1, (None, self._pending(img0, img1, t_plane, scales, advanced), None))
 
     def _retry(self) -> LargeMotionRetry:
         retry = self.variant.large_motion_retry
@@ -549,13 +559,15 @@ class IFNet(nn.Module):
         wanted; the normal pass alone when there was no retry, the retried one alone when there is no normal
         pass (every sample restarted, see ``_estimate``)."""
         if normal is None:
+            assert retried is not None  # no normal pass: every sample wanted the retry, which ran
             return None, retried, None
         if wants_retry is None or retried is None:
             return None, normal, None
         return wants_retry, normal, retried
 
     def _encode(self, img0: Tensor, img1: Tensor, state: FlowState) -> Tensor:
-        return self.unet.encode(self.feed(UNet.INPUTS, self.unet.in_channels, 1.0, img0, img1, None, state))
+        unet = cast(UNet, self.unet)
+        return unet.encode(self.feed(UNet.INPUTS, unet.in_channels, 1.0, img0, img1, None, state))
 
     def _context(self, img0: Tensor, img1: Tensor, state: FlowState) -> tuple[list[Tensor], list[Tensor]]:
         """Both frames' context features, computed in one batch: half the launches, the same per-sample arithmetic."""
@@ -565,7 +577,7 @@ class IFNet(nn.Module):
         return list(ctx0), list(ctx1)
 
     def _refine(self, state: FlowState, encoded: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
-        res = self.unet.decode(encoded, ctx0, ctx1)
+        res = cast(UNet, self.unet).decode(encoded, ctx0, ctx1)
         return torch.clamp(blend(state) + (res[:, :3] * 2 - 1), 0, 1)
 
     @staticmethod
@@ -584,6 +596,7 @@ class IFNet(nn.Module):
         state, wants_retry = None, None
         if retry is not None and not self.retry_on_device:  # decided on the host, as upstream: one sync per frame
             state, wants_retry = self._advance(img0, img1, t_plane, scales, None, range(retry.at_block + 1), retry)
+            assert wants_retry is not None  # the retry's block was among those run
             if not bool(wants_retry.any()):
                 wants_retry = None
             elif bool(wants_retry.all()):
@@ -607,6 +620,7 @@ class IFNet(nn.Module):
             state, peaks = self.step(self._block_output(blocks[i], scales[i], img0, img1, t_plane, state), scales[i],
                                      state, img0, img1, measure=at_retry, warp_frames=False)
             if at_retry:
+                assert retry is not None and peaks is not None  # measured at the retry's block
                 wants_retry = (peaks[:, 0] > retry.threshold) & (peaks[:, 1] > retry.threshold)
         return state, wants_retry
 

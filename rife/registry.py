@@ -12,6 +12,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypedDict
 
 from rife.variants import Encoder, LargeMotionRetry, Variant
 
@@ -58,7 +59,7 @@ class Upstream:
 @dataclass(frozen=True)
 class Release:
     variant: Variant
-    weights: WheelAsset | UrlAsset | None
+    weights: WheelAsset | UrlAsset
     default_path: Path  # relative to the project root
     upstream: Upstream
     aliases: tuple[str, ...] = ()
@@ -140,8 +141,19 @@ SEQ8, SEQ4 = Encoder("seq", 32, 8), Encoder("seq", 32, 4)
 HEAD8, HEAD4, HEAD16 = Encoder("head", 32, 8), Encoder("head", 16, 4), Encoder("head", 16, 16)
 
 
+class _Options(TypedDict, total=False):
+    """Keyword options of ``_practical`` shared by several releases."""
+
+    body: str
+    head: str
+    head_channels: int
+    carry: int
+    scales: tuple[float, ...]
+    pad: int
+
+
 def _practical_variants() -> list[Variant]:
-    conv8 = {"body": "conv8", "head": "deconv", "head_channels": 5}
+    conv8: _Options = {"body": "conv8", "head": "deconv", "head_channels": 5}
     out = [replace(V4_0, name="4.1")]
     out += [_practical(n, STANDARD, **conv8) for n in ("4.2", "4.3", "4.4")]
     out += [_practical("4.5", STANDARD, head_channels=5), _practical("4.6", STANDARD)]
@@ -152,13 +164,13 @@ def _practical_variants() -> list[Variant]:
     out += [_practical("4.14.lite", STANDARD, encoder=HEAD8, groups=2)]
     out += [_practical(n, LITE, encoder=HEAD4) for n in ("4.15.lite", "4.16.lite", "4.17.lite")]
     out += [_practical("4.20", (384, 192, 96, 48), encoder=HEAD8)]
-    carried = {"head_channels": 13, "carry": 8}
+    carried: _Options = {"head_channels": 13, "carry": 8}
     out += [_practical(n, (256, 192, 96, 48), encoder=HEAD8, **carried) for n in ("4.21", "4.22", "4.23")]
     out += [_practical("4.22.lite", (192, 128, 64, 32), encoder=HEAD4, **carried)]
-    five = {"scales": FIVE_BLOCKS, "pad": 64, **carried}
+    five: _Options = {"scales": FIVE_BLOCKS, "pad": 64, **carried}
     out += [_practical(n, (192, 128, 96, 64, 32), encoder=HEAD4, **five) for n in ("4.25", "4.26")]
-    out += [_practical("4.25.lite", (192, 128, 96, 64, 24), encoder=HEAD4, **{**five, "scales": (32, 16, 8, 4, 1),
-                                                                               "pad": 128})]
+    lite_five: _Options = {**five, "scales": (32, 16, 8, 4, 1), "pad": 128}
+    out += [_practical("4.25.lite", (192, 128, 96, 64, 24), encoder=HEAD4, **lite_five)]
     out += [_practical("4.25.heavy", (384, 256, 192, 128, 64), encoder=HEAD4, **five)]
     out += [_practical("4.26.heavy", (192, 128, 96, 64, 32), encoder=HEAD16, **five)]
     return out
@@ -295,7 +307,7 @@ def closest(shapes: Mapping[str, tuple[int, ...]]) -> str:
 
 def pinned(sha256: str) -> str | None:
     """The release whose published weights have this sha256, if any."""
-    return next((r.name for r in RELEASES if r.weights is not None and r.weights.sha256 == sha256), None)
+    return next((r.name for r in RELEASES if r.weights.sha256 == sha256), None)
 
 
 def describe(names: tuple[str, ...]) -> str:

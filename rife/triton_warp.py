@@ -17,7 +17,7 @@ failed on it (``KeyError`` in its scheduler). All need Triton: check ``available
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -460,10 +460,12 @@ class _StepCandidate:
             raise ValueError(f"block output {tuple(out.shape)} at scale {scale} for frames {tuple(img0.shape)}")
         # Arguments the kernel does not touch get ``out``, which it only reads.
         pf, pm = (prev_flow, prev_mask) if prev_flow is not None else (out, out)
-        return cls(out, pf, pm, k)
+        return cls(out, pf, cast(Tensor, pm), k)  # a running flow comes with its mask
 
     def groups(self, x: str) -> tuple[Strided, ...]:
-        return (Strided.of(f"t{x}", **{f"t{x}": self.out}), Strided.of(f"pf{x}", **{f"pf{x}": self.prev_flow}),
+        # The keyword arguments are tensors alone (mypy cannot tell that none of them is ``dims``).
+        return (Strided.of(f"t{x}", **{f"t{x}": self.out}),  # type: ignore[arg-type]
+                Strided.of(f"pf{x}", **{f"pf{x}": self.prev_flow}),  # type: ignore[arg-type]
                 Strided.of(f"pm{x}", "nhw", **{f"pm{x}": self.prev_mask}))
 
     def scalars(self, x: str) -> dict[str, Any]:
@@ -489,7 +491,7 @@ def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0:
     warped = (torch.empty_like(img0), torch.empty_like(img1)) if state and warp_frames else (None, None)
     peaks = torch.zeros((n, 2), dtype=torch.float32, device=out.device) if measure else None
     if state:
-        stored = (Strided.of("f", flow=flow), Strided.of("m", "nhw", mask=mask))
+        stored = (Strided.of("f", flow=cast(Tensor, flow)), Strided.of("m", "nhw", mask=cast(Tensor, mask)))
     else:
         # Only the blended frame is stored: the state's arguments are placeholders the kernel does not touch, the
         # flow one in the dtype of the state it would be (``dtype``), the kernel's rounding.
@@ -501,7 +503,7 @@ def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0:
     # Arguments the kernel does not touch get ``img0``, which it only reads; the warped frames and the blended one
     # have the frames' strides.
     _run(kernel, grid, *cand_a.groups("a"), *cand_b.groups("b"), Strided.of("img", img0=img0, img1=img1), *stored,
-         Strided("o", {"out0": o0, "out1": o1}, img0.stride()),
+         Strided("o", {"out0": cast(Tensor, o0), "out1": cast(Tensor, o1)}, img0.stride()),
          take_b=take_b if take_b is not None else img0, peaks=peaks if measure else img0,
          **cand_a.scalars("a"), **cand_b.scalars("b"), H=H, W=W,
          HAS_PREV=prev_flow is not None, HAS_B=b is not None, MEASURE=measure, WARP=warp_frames, BLEND=blend,
@@ -543,9 +545,9 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
     dtype = functools.reduce(torch.promote_types, (t.dtype for t in sources))
     feed = torch.empty((n, channels, h, w), dtype=dtype, device=img0.device, memory_format=memory_format_of(img0))
     # Arguments the kernel does not touch get ``img0``, which it only reads.
-    tp = t_plane if "timestep" in names else img0
+    tp = cast(Tensor, t_plane) if "timestep" in names else img0  # checked above
     fl = flow if flow is not None else img0
-    ms = mask if needs_state else img0
+    ms = cast(Tensor, mask) if needs_state else img0  # a state has its mask
     block_p = min(128, triton.next_power_of_2(w))
     grid = (triton.cdiv(w, block_p), h, n)
     _run(kernel, grid, Strided.of("img", img0=img0, img1=img1), Strided.of("t", "nhw", tp=tp),
@@ -580,8 +582,9 @@ def step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor 
     """``rife.ifnet.FlowStep`` in one kernel: (flow, mask, warped0, warped1, peaks); peaks are None unless
     ``measure``, the warped frames None unless ``warp_frames``."""
     _require_triton()
-    return _launch_step(Candidate(out, scale, prev_flow, prev_mask), None, None, img0, img1, measure=measure,
-                        warp_frames=warp_frames, blend=False, kernel=_step_kernel)
+    results = _launch_step(Candidate(out, scale, prev_flow, prev_mask), None, None, img0, img1, measure=measure,
+                           warp_frames=warp_frames, blend=False, kernel=_step_kernel)
+    return cast("tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]", results)  # the state's, stored
 
 
 def settle(take_b: Tensor | None, a: Candidate, b: Candidate | None, img0: Tensor, img1: Tensor,
@@ -594,7 +597,7 @@ def settle(take_b: Tensor | None, a: Candidate, b: Candidate | None, img0: Tenso
         raise ValueError("a second candidate needs the choice of each frame, and only it")
     results = _launch_step(a, b, take_b, img0, img1, measure=False, warp_frames=True, blend=blend,
                            kernel=_step_kernel)
-    return results if blend else results[:4]
+    return cast("tuple[Tensor, ...]", results if blend else results[:4])  # every result computed
 
 
 def feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor, t_plane: Tensor | None,
