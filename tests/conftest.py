@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 
-# OpenMP threads that sleep while they wait for work: with the default (they spin), the tests run up to ten times
-# slower where other work keeps the cores busy. Read once, when torch loads its OpenMP runtime: so before that.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads (GNU libgomp, torch's on Linux) that spin briefly before they sleep while they wait for work, as
+# libgomp does where threads outnumber the cores: with its default (300,000 spins), the tests run up to ten times
+# slower where other work keeps the cores busy. Read once, when torch loads libgomp: so before that.
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from pathlib import Path  # noqa: E402
 
