@@ -83,18 +83,26 @@ def children_start_ignoring() -> Iterator[None]:
 
 
 class StreamStop:
-    """A spawned stream's stop flag: the run's shared flag, or a stopping signal to this process. Until
-    ``measuring()`` a signal interrupts at once (loading the model, reading data, the warm-up: nothing to
-    keep yet); from then on it only sets the flag, which the stream checks between frames."""
+    """A spawned stream's stop flag: the run's shared flag, or a stopping signal to this process. From
+    ``loading()`` to ``measuring()`` a signal interrupts at once (loading the model, reading data, the warm-up:
+    nothing to keep yet); before and after, it only sets the flag, which the stream checks between frames."""
 
     def __init__(self, shared) -> None:
         self.shared = shared
         self.signum: int | None = None
-        self._at_once = True
+        self._at_once = False
         install(self._on_signal)
         # Started inside children_start_ignoring, this process may carry its parent's blocked mask: the
-        # handlers are in place now, so a signal that waited is delivered here.
+        # handlers are in place now, so a signal that waited is delivered here, and only sets the flag (the
+        # stream is not yet inside the code that writes its record whatever happens: ``loading`` raises it there).
         signal.pthread_sigmask(signal.SIG_UNBLOCK, set(SIGNAL_EXIT))
+
+    def loading(self) -> None:
+        """From here a signal interrupts at once; one that came before interrupts now."""
+        self._at_once = True
+        if self.is_set():
+            self._at_once = False
+            raise Interrupted(signal.Signals(self.signum).name if self.signum else "stopped")
 
     def measuring(self) -> None:
         self._at_once = False

@@ -98,8 +98,7 @@ def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier
     torch.set_num_threads(plan.cpu_threads)
     runner = StreamRunner(plan, stop_event)
     try:
-        if stop_event.is_set():  # the run stopped while this process was starting
-            raise Interrupted
+        _loading(stop_event)  # the run stopped while this process was starting: interrupted here
         runner.load()
         runner.prepare()
         _measuring(stop_event)
@@ -126,6 +125,13 @@ def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier
     if runner.record.error:
         say(f"error: {runner.record.error}", sys.stderr)
     return runner.record
+
+
+def _loading(stop: StopFlag) -> None:
+    if isinstance(stop, StreamStop):
+        stop.loading()
+    elif stop.is_set():
+        raise Interrupted
 
 
 def _measuring(stop: StopFlag) -> None:

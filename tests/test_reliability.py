@@ -177,6 +177,52 @@ def test_a_console_that_goes_away_costs_nothing(tmp_path):
     assert "RIFE benchmark results" in (tmp_path / "output.log").read_text()
 
 
+def test_a_signal_that_waited_while_a_stream_started_interrupts_it_where_it_writes_its_record():
+    """A stream process starts with the stopping signals blocked (``children_start_ignoring``); one that reached it
+    meanwhile is delivered when its handlers are in place. It must only set the flag there (raised then, it would
+    end the process before the code that always writes the record), and interrupt once the stream is loading."""
+    import threading
+
+    from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, restore
+
+    class Flag:
+        def is_set(self) -> bool:
+            return False
+
+    saved = {sig: signal.getsignal(sig) for sig in SIGNAL_EXIT}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)  # pending: blocked in this thread
+        stop = StreamStop(Flag())  # unblocks: the handler runs here
+        assert stop.signum == signal.SIGTERM and stop.is_set()
+        with pytest.raises(Interrupted, match="SIGTERM"):
+            stop.loading()
+        stop.measuring()
+        os.kill(os.getpid(), signal.SIGINT)  # while measuring: only the flag, the first signal kept
+        assert stop.signum == signal.SIGTERM
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        restore(saved)
+
+
+def test_a_signal_while_a_stream_loads_interrupts_at_once():
+    from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, restore
+
+    class Flag:
+        def is_set(self) -> bool:
+            return False
+
+    saved = {sig: signal.getsignal(sig) for sig in SIGNAL_EXIT}
+    try:
+        stop = StreamStop(Flag())
+        stop.loading()
+        with pytest.raises(Interrupted, match="SIGINT"):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs between bytecodes, long before this ends
+    finally:
+        restore(saved)
+
+
 # --- re-runs and the user's files -------------------------------------------------------------------------------
 
 
