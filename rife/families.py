@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from rife.ifnet import Conv2, Warper, deconv_unit, resize, warp_both
-from rife.variants import FLOW_CHANNELS, SWAPPED_INPUT, Variant
+from rife.variants import FLOW_CHANNELS, SWAPPED_INPUT, LargeMotionRetry, Variant
 
 
 def activation(kind: str, channels: int) -> nn.Module:
@@ -145,14 +145,28 @@ class GeneralPass:
         frames = {"img0": img0, "img1": img1, "timestep": t_plane}
         if self.encode is not None:
             frames.update(feat0=self.encode(img0), feat1=self.encode(img1))
+        if self.v.large_motion_retry is not None:
+            return self._with_retry(frames, scales, self.v.large_motion_retry)
         if not self.v.adaptive_scale:
-            return self._run(frames, scales)
+            return self._run(frames, scales)[0]
         doubled = [s * 2 for s in scales]
         wants = self._wants_double_scale(frames, scales)
         if not self.decide_on_device:  # upstream's way: one decision for the batch, on the host
-            return self._run(frames, doubled if bool(wants.any()) else scales)
+            return self._run(frames, doubled if bool(wants.any()) else scales)[0]
         # On the device (a CUDA graph cannot hold a host decision): both candidates, chosen per sample.
-        return torch.where(wants.view(-1, 1, 1, 1), self._run(frames, doubled), self._run(frames, scales))
+        return torch.where(wants.view(-1, 1, 1, 1), self._run(frames, doubled)[0], self._run(frames, scales)[0])
+
+    def _with_retry(self, frames: dict, scales: list[float], retry: LargeMotionRetry) -> Tensor:
+        """4.0 / 4.1 with the ensemble: where the change of flow of the retry's block, in the frames' own direction
+        (before the average), exceeds the threshold in both directions, the pass again at twice every scale, its
+        first block one way only, as upstream runs it. Per sample (upstream decides for the batch: the same at
+        batch 1); on the device, both candidates."""
+        normal, wants = self._run(frames, scales, retry)
+        assert wants is not None  # measured at the retry's block
+        if not self.decide_on_device and not bool(wants.any()):
+            return normal
+        retried = self._run(frames, [s * 2 for s in scales], one_way_first=True)[0]
+        return torch.where(wants.view(-1, 1, 1, 1), retried, normal)
 
     def _wants_double_scale(self, frames: dict, scales: list[float]) -> Tensor:
         """v3.8: a trial of the first block at twice its scale; a change of flow above 16 x its scale (pixels)
@@ -167,9 +181,12 @@ class GeneralPass:
         n, _, h, w = img.shape
         return img.new_zeros((n, FLOW_CHANNELS, h, w)), img.new_zeros((n, 1, h, w))
 
-    def _run(self, frames: dict, scales: list[float]) -> Tensor:
+    def _run(self, frames: dict, scales: list[float], retry: LargeMotionRetry | None = None,
+             one_way_first: bool = False) -> tuple[Tensor, Tensor | None]:
+        """The interpolated frame and, with ``retry``, whether each sample wants it; ``one_way_first``: the first
+        block without the ensemble's second direction."""
         img0, img1 = frames["img0"], frames["img1"]
-        flow = mask = None
+        flow = mask = wants = None
         frames = {**frames, "warped0": img0, "warped1": img1}
         if self.v.zero_start:
             flow, mask = self._zero_state(img0)
@@ -179,7 +196,10 @@ class GeneralPass:
                 if "wfeat0" in self.v.refine_inputs:
                     frames["wfeat0"], frames["wfeat1"] = warp_both(self.warp, frames["feat0"], frames["feat1"], flow)
             d_flow, d_mask, carry = self._block(i, frames, flow, scale, swapped=False)
-            if self.ensemble:
+            if retry is not None and i == retry.at_block:
+                wants = ((d_flow[:, :2].abs().amax(dim=(1, 2, 3)) > retry.threshold)
+                         & (d_flow[:, 2:4].abs().amax(dim=(1, 2, 3)) > retry.threshold))
+            if self.ensemble and not (one_way_first and i == 0):
                 o_flow, o_mask, _ = self._block(i, frames, flow, scale, swapped=True)
                 d_flow = (d_flow + swap_halves(o_flow)) / 2
                 d_mask = (d_mask + (-o_mask)) / 2
@@ -189,7 +209,7 @@ class GeneralPass:
             frames["warped0"], frames["warped1"] = warp_both(self.warp, img0, img1, flow)
         assert mask is not None  # set by the first of the scales
         m = torch.sigmoid(mask)
-        return frames["warped0"] * m + frames["warped1"] * (1 - m)
+        return frames["warped0"] * m + frames["warped1"] * (1 - m), wants
 
     def _block(self, i: int, frames: dict, flow: Tensor | None, scale: float,
                swapped: bool) -> tuple[Tensor, Tensor, Tensor]:

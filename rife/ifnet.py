@@ -472,8 +472,9 @@ class IFNet(nn.Module):
 
     @property
     def general(self) -> bool:
-        """Whether this network runs the general path (``rife.families``) rather than the fused one."""
-        return not self.variant.classic
+        """Whether this network runs the general path (``rife.families``) rather than the fused one: every
+        variant but the paper / 4.0 arithmetic, and that one with the ensemble."""
+        return not self.variant.classic or self.ensemble
 
     def _build_family(self, variant: Variant) -> None:
         for i, width in enumerate(variant.block_widths):

@@ -106,6 +106,7 @@ V4_0 = Variant(
     name="v4.0", block_widths=(192, 128, 96, 64), scales=(8, 4, 2, 1), first_inputs=("img0", "img1", "timestep"),
     refine_inputs=("warped0", "warped1", "timestep", "mask"), has_timestep=True, refine_unet=False,
     pad_multiple=64, teacher_in_channels=21, large_motion_retry=LargeMotionRetry(at_block=1, threshold=32.0),
+    ensemble="off",
 )
 HD_V3 = Variant(
     name="v3", block_widths=(90, 90, 90), scales=(4, 2, 1), first_inputs=("warped0", "warped1", "mask"),

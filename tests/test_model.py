@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import metrics
+from rife import families
 from rife.assets import v4_upstream_dir
 from rife.checkpoint import CheckpointError, detect_releases, read_state_dict
 from rife.engine import Engine, EngineError, resolve_precision
@@ -159,6 +160,38 @@ def test_v4_equals_upstream_on_real_frames(v4_engines, clips, clip, i, t):
     a, _ = _triplet_psnr(ours, frames, i, t)
     b, _ = _triplet_psnr(upstream, frames, i, t)
     assert (a - b).abs().max().item() <= 1e-4
+
+
+@pytest.fixture(scope="module")
+def v4_ensemble_engines(v4_weights):
+    fp32 = resolve_precision(CPU, "fp32", False)
+    ours = load_model(ModelChoice(weights=v4_weights, ensemble=True))
+    upstream = load_model(ModelChoice(weights=v4_weights, impl="upstream", ensemble=True))
+    return Engine(ours.net, ours.variant, CPU, fp32), Engine(upstream.net, upstream.variant, CPU, fp32)
+
+
+@pytest.mark.parametrize("clip,i,retries", [("bunny crop", 0, False), ("bikes", 28, True)])
+def test_v4_ensemble_equals_upstream_on_real_frames(v4_engines, v4_ensemble_engines, clips, clip, i, retries,
+                                                    monkeypatch):
+    """``--ensemble yes`` with 4.0: every block in both directions, averaged; the large-motion retry decided on the
+    frames' own direction, and its pass's first block one way only, as upstream runs it."""
+    wanted = []
+    run = families.GeneralPass._run
+
+    def spy(self, frames, scales, retry=None, one_way_first=False):
+        out, wants = run(self, frames, scales, retry, one_way_first)
+        if wants is not None:
+            wanted.append(bool(wants.any()))
+        return out, wants
+
+    monkeypatch.setattr(families.GeneralPass, "_run", spy)
+    ours, upstream = v4_ensemble_engines
+    a, _ = _triplet_psnr(ours, clips[clip], i)
+    b, _ = _triplet_psnr(upstream, clips[clip], i)
+    assert wanted == [retries]
+    assert (a - b).abs().max().item() <= 1e-4
+    one_way, _ = _triplet_psnr(v4_engines[0], clips[clip], i)
+    assert (a - one_way).abs().max().item() > 1e-3  # the second direction changed the frame
 
 
 def test_retry_triplet_really_retries(v4_engines, bikes_frames):

@@ -70,8 +70,8 @@ def frames(h: int, w: int, batch: int = 1, seed: int = 1) -> tuple[torch.Tensor,
 
 
 def other_setting_offered(name: str) -> bool:
-    """Both ensemble settings run upstream: v3.8 and Practical-RIFE 4.2-4.20 (v3.5 and v3.6 always run both
-    directions upstream; 4.0 and 4.1 and 4.21+ never)."""
+    """Both ensemble settings run upstream: v3.8 and Practical-RIFE 4.1-4.20 (v3.5 and v3.6 always run both
+    directions upstream; 4.21+ never; 4.0's upstream code is checked on real frames, tests/test_model.py)."""
     rel = registry.release(name)
     return rel.variant.ensemble != "none" and rel.upstream.adapter in ("vsrife1", "vsrife5") and name != "v3.5"
 
@@ -237,10 +237,12 @@ def test_padding_grows_below_scale_one():
     assert padding_multiple(registry.get_variant("4.25.lite"), 2.0) == 128
 
 
-@pytest.mark.parametrize("name", ["v3.8", "4.6", "4.22", "4.26"])
-def test_general_path_through_the_engine_cpu_fast_equals_eager(name):
+@pytest.mark.parametrize("name,ensemble", [("v3.8", True), ("4.6", False), ("4.22", False), ("4.26", False),
+                                           ("v4.0", True)])
+def test_general_path_through_the_engine_cpu_fast_equals_eager(name, ensemble):
     """The general path (no fused kernels) through Engine: CPU ``fast`` (channels_last, fp32 warps) equals eager,
-    at --scale 0.5 and 1; on CUDA ``fast`` keeps only compile and the CUDA graph for it (``for_network``)."""
+    at --scale 0.5 and 1; on CUDA ``fast`` keeps only compile and the CUDA graph for it (``for_network``). 4.0 takes
+    it with the ensemble."""
     import dataclasses
 
     from rife.execution import ExecutionPlan, for_network
@@ -249,7 +251,7 @@ def test_general_path_through_the_engine_cpu_fast_equals_eager(name):
     variant = registry.get_variant(name)
     fp32 = resolve_precision(CPU, "fp32", False)
     cuda_fast = ExecutionPlan(**{**{f.name: True for f in dataclasses.fields(ExecutionPlan)}, "mode": "fast"})
-    net = IFNet(variant, ensemble=variant.ensemble == "on").eval()
+    net = IFNet(variant, ensemble=ensemble).eval()
     assert net.general and for_network(cuda_fast, net) == dataclasses.replace(
         cuda_fast, widen=False, fused_kernels=False, two_streams=False, subpixel_deconvs=False, fused_convs=False,
         retry_on_host=False)
@@ -272,6 +274,7 @@ def test_classic_fast_path_is_kept_for_paper_and_4_0():
     for name in ("paper", "v4.0", "4.1"):
         net = IFNet(registry.get_variant(name))
         assert not net.general and for_network(plan, net) == plan
+    assert IFNet(registry.get_variant("v4.0"), ensemble=True).general  # the ensemble runs the general path
 
 
 @pytest.mark.slow
