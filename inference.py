@@ -306,6 +306,7 @@ class Run:
         self.s, self.o = setup, setup.options
         self.ctx = mp.get_context("spawn")
         self.signal_received: int | None = None
+        self._announced = False  # the stop of all streams said once
         self.mps = MpsOutcome(self.o.mps, used=False, started=False, reason="not started")
 
     def execute(self) -> int:
@@ -315,7 +316,7 @@ class Run:
         self._clear_previous_run()
         start_barrier, end_barrier = self.ctx.Barrier(n), self.ctx.Barrier(n)
         stop = self.ctx.Event()
-        install(self._on_signal(stop, start_barrier, end_barrier))
+        install(self._note_signal)
         try:
             with self._mps() as mps:
                 self.mps = mps.outcome
@@ -381,15 +382,24 @@ class Run:
             procs.append(p)
         return procs
 
+    def _note_signal(self, signum: int, _frame: object) -> None:
+        """A stopping signal to the run's process: noted only, and ``_watch`` stops the streams at its next look.
+        The handler runs between any two bytecodes of the main thread, also while it holds the stop flag's lock
+        (``stop.is_set()`` takes it), so it takes no lock itself: setting the flag here could wait forever."""
+        if self.signal_received is None:
+            self.signal_received = signum
+
     def _on_signal(self, stop, *barriers):
         def handler(signum, _frame):
-            self._stop_all(signum, stop, *barriers)
+            if self.signal_received is None:
+                self.signal_received = signum
+            self._stop_all(stop, *barriers)
         return handler
 
-    def _stop_all(self, signum: int, stop, *barriers) -> None:
-        if self.signal_received is None:
-            self.signal_received = signum  # first: a second signal during the print must not print again
-            print(f"\n{signal.Signals(signum).name}: stopping all streams and writing what was measured",
+    def _stop_all(self, stop, *barriers) -> None:
+        if not self._announced and self.signal_received is not None:
+            self._announced = True  # first: a second signal during the print must not print again
+            print(f"\n{signal.Signals(self.signal_received).name}: stopping all streams and writing what was measured",
                   file=sys.stderr, flush=True)
         stop.set()
         for b in barriers:
@@ -397,12 +407,14 @@ class Run:
 
     def _watch(self, procs: list, stop, *barriers) -> None:
         """When a stream dies, the others stop too (keeping what they measured): the run has failed. A stream
-        that a signal stopped (alone) stops the run as that signal would."""
+        that a signal stopped (alone) stops the run as that signal would, as does a signal to this process."""
         while any(p.is_alive() for p in procs):
             codes = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
             signalled = [EXIT_SIGNAL[c] for c in codes if c in EXIT_SIGNAL]
             if signalled and self.signal_received is None:
-                self._stop_all(signalled[0], stop, *barriers)
+                self.signal_received = signalled[0]
+            if self.signal_received is not None and not self._announced:
+                self._stop_all(stop, *barriers)
             elif codes and not stop.is_set():
                 stop.set()
                 for b in barriers:  # nobody may wait for the dead one

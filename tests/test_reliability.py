@@ -223,6 +223,42 @@ def test_a_signal_while_a_stream_loads_interrupts_at_once():
         restore(saved)
 
 
+def test_a_signal_while_the_run_polls_its_stop_flag_cannot_deadlock(capsys):
+    """The run's handler runs between any two bytecodes of the main thread, also inside ``stop.is_set()``, which
+    ``_watch`` calls 20 times a second and which holds the flag's (non-reentrant) lock: the handler must take no
+    lock (setting the flag there hung the run for good, now and then), and ``_watch`` then stops the streams."""
+    import multiprocessing as mp
+    import threading
+
+    import inference
+
+    ctx = mp.get_context("spawn")
+    stop, barrier = ctx.Event(), ctx.Barrier(2)
+    run = inference.Run.__new__(inference.Run)  # only its signal handling: no setup
+    run.signal_received, run._announced = None, False
+    handled = threading.Event()
+
+    def signal_inside_is_set():
+        with stop._cond:  # where stop.is_set() holds the lock
+            run._note_signal(signal.SIGTERM, None)
+        handled.set()
+
+    threading.Thread(target=signal_inside_is_set, daemon=True).start()
+    assert handled.wait(10), "the signal handler waited for the lock its own thread holds"
+
+    class StreamProcess:  # alive at the first look only
+        exitcode = None
+        looks = 0
+
+        def is_alive(self) -> bool:
+            self.looks += 1
+            return self.looks == 1
+
+    run._watch([StreamProcess()], stop, barrier)
+    assert stop.is_set() and barrier.broken
+    assert "SIGTERM: stopping all streams and writing what was measured" in capsys.readouterr().err
+
+
 # --- re-runs and the user's files -------------------------------------------------------------------------------
 
 
