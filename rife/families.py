@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from rife.ifnet import Conv2, Warper, deconv_unit, resize, warp_both
+from rife.ifnet import ContextUNet, Conv2, Warper, flow_peaks, resize, warp_both
 from rife.variants import FLOW_CHANNELS, SWAPPED_INPUT, LargeMotionRetry, Variant
 
 
@@ -197,8 +197,7 @@ class GeneralPass:
                     frames["wfeat0"], frames["wfeat1"] = warp_both(self.warp, frames["feat0"], frames["feat1"], flow)
             d_flow, d_mask, carry = self._block(i, frames, flow, scale, swapped=False)
             if retry is not None and i == retry.at_block:
-                wants = ((d_flow[:, :2].abs().amax(dim=(1, 2, 3)) > retry.threshold)
-                         & (d_flow[:, 2:4].abs().amax(dim=(1, 2, 3)) > retry.threshold))
+                wants = retry.wanted(flow_peaks(d_flow))
             if self.ensemble and not (one_way_first and i == 0):
                 o_flow, o_mask, _ = self._block(i, frames, flow, scale, swapped=True)
                 d_flow = (d_flow + swap_halves(o_flow)) / 2
@@ -258,7 +257,7 @@ class ContextNet31(nn.Module):
         return features
 
 
-class FusionNet31(nn.Module):
+class FusionNet31(ContextUNet):
     """v3.1's fusion network: from both warped frames, the flow and the context features, the residual (channels
     0-2) and the mask (channel 3), before their sigmoids."""
 
@@ -266,26 +265,13 @@ class FusionNet31(nn.Module):
         super().__init__()
         self.conv0 = Conv2(10, c)
         self.down0 = Conv2(c, 2 * c)
-        self.down1 = Conv2(4 * c, 4 * c)
-        self.down2 = Conv2(8 * c, 8 * c)
-        self.down3 = Conv2(16 * c, 16 * c)
-        self.up0 = deconv_unit(32 * c, 8 * c)
-        self.up1 = deconv_unit(16 * c, 4 * c)
-        self.up2 = deconv_unit(8 * c, 2 * c)
-        self.up3 = deconv_unit(4 * c, c)
+        self._add_levels(c)
         self.conv = nn.ConvTranspose2d(c, 4, 4, 2, 1)
 
     def forward(self, warped0: Tensor, warped1: Tensor, flow: Tensor, ctx0: list[Tensor],
                 ctx1: list[Tensor]) -> Tensor:
         s0 = self.down0(self.conv0(torch.cat((warped0, warped1, flow), 1)))
-        s1 = self.down1(torch.cat((s0, ctx0[0], ctx1[0]), 1))
-        s2 = self.down2(torch.cat((s1, ctx0[1], ctx1[1]), 1))
-        s3 = self.down3(torch.cat((s2, ctx0[2], ctx1[2]), 1))
-        x = self.up0(torch.cat((s3, ctx0[3], ctx1[3]), 1))
-        x = self.up1(torch.cat((x, s2), 1))
-        x = self.up2(torch.cat((x, s1), 1))
-        x = self.up3(torch.cat((x, s0), 1))
-        return self.conv(x)
+        return self.conv(self.levels(s0, ctx0, ctx1))
 
 
 class HalfFlowPass:

@@ -169,13 +169,13 @@ def deconv_unit(in_ch: int, out_ch: int) -> nn.Sequential:
     return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), nn.PReLU(out_ch))
 
 
-class UNet(nn.Module):
-    """The refinement network of the paper model (17 input channels: ``INPUTS`` and the flow)."""
+class ContextUNet(nn.Module):
+    """The levels that the paper's refinement network and v3.1's fusion network share (their keys ``down1`` …
+    ``down3``, ``up0`` … ``up3``): three levels down, each also reading both frames' context features, then four up,
+    each also reading the level beside it."""
 
-    def __init__(self, c: int, channel_multiple: int = 1, input_multiple: int = 1) -> None:
-        super().__init__()
-        self.in_channels = round_up(sum(CHANNELS_PER_INPUT[n] for n in self.INPUTS) + FLOW_CHANNELS, input_multiple)
-        self.down0 = Conv2(self.in_channels, 2 * c)
+    def _add_levels(self, c: int) -> None:
+        """The levels after ``down0`` (which makes ``2 * c`` channels), registered in upstream's key order."""
         self.down1 = Conv2(4 * c, 4 * c)
         self.down2 = Conv2(8 * c, 8 * c)
         self.down3 = Conv2(16 * c, 16 * c)
@@ -183,6 +183,26 @@ class UNet(nn.Module):
         self.up1 = deconv_unit(16 * c, 4 * c)
         self.up2 = deconv_unit(8 * c, 2 * c)
         self.up3 = deconv_unit(4 * c, c)
+
+    def levels(self, s0: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
+        """From ``down0``'s output and both frames' context features, the last level's (``c`` channels)."""
+        s1 = self.down1(torch.cat((s0, ctx0[0], ctx1[0]), 1))
+        s2 = self.down2(torch.cat((s1, ctx0[1], ctx1[1]), 1))
+        s3 = self.down3(torch.cat((s2, ctx0[2], ctx1[2]), 1))
+        x = self.up0(torch.cat((s3, ctx0[3], ctx1[3]), 1))
+        x = self.up1(torch.cat((x, s2), 1))
+        x = self.up2(torch.cat((x, s1), 1))
+        return self.up3(torch.cat((x, s0), 1))
+
+
+class UNet(ContextUNet):
+    """The refinement network of the paper model (17 input channels: ``INPUTS`` and the flow)."""
+
+    def __init__(self, c: int, channel_multiple: int = 1, input_multiple: int = 1) -> None:
+        super().__init__()
+        self.in_channels = round_up(sum(CHANNELS_PER_INPUT[n] for n in self.INPUTS) + FLOW_CHANNELS, input_multiple)
+        self.down0 = Conv2(self.in_channels, 2 * c)
+        self._add_levels(c)
         self.conv = nn.Conv2d(c, round_up(3, channel_multiple), 3, 1, 1)  # callers read channels 0-2
 
     # What the first level reads (then the flow), as a ``BlockFeed`` at the frame's size builds it.
@@ -194,14 +214,7 @@ class UNet(nn.Module):
 
     def decode(self, s0: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
         """The rest, from ``encode``'s output and both frames' context features."""
-        s1 = self.down1(torch.cat((s0, ctx0[0], ctx1[0]), 1))
-        s2 = self.down2(torch.cat((s1, ctx0[1], ctx1[1]), 1))
-        s3 = self.down3(torch.cat((s2, ctx0[2], ctx1[2]), 1))
-        x = self.up0(torch.cat((s3, ctx0[3], ctx1[3]), 1))
-        x = self.up1(torch.cat((x, s2), 1))
-        x = self.up2(torch.cat((x, s1), 1))
-        x = self.up3(torch.cat((x, s0), 1))
-        return torch.sigmoid(self.conv(x))
+        return torch.sigmoid(self.conv(self.levels(s0, ctx0, ctx1)))
 
 
 class FlowState(NamedTuple):
@@ -622,7 +635,7 @@ class IFNet(nn.Module):
                                      state, img0, img1, measure=at_retry, warp_frames=False)
             if at_retry:
                 assert retry is not None and peaks is not None  # measured at the retry's block
-                wants_retry = (peaks[:, 0] > retry.threshold) & (peaks[:, 1] > retry.threshold)
+                wants_retry = retry.wanted(peaks)
         return state, wants_retry
 
     def _pending(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],

@@ -11,7 +11,10 @@ and upstream code. Input names used by ``first_inputs`` / ``refine_inputs``:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the vocabulary stays torch-free at run time
+    from torch import Tensor
 
 CHANNELS_PER_INPUT = {"img0": 3, "img1": 3, "warped0": 3, "warped1": 3, "timestep": 1, "mask": 1}
 FLOW_CHANNELS = 4
@@ -42,6 +45,10 @@ class LargeMotionRetry:
 
     at_block: int
     threshold: float
+
+    def wanted(self, peaks: Tensor) -> Tensor:
+        """Per sample, from the block's ``rife.ifnet.flow_peaks`` (N, 2): whether the retry is wanted."""
+        return (peaks[:, 0] > self.threshold) & (peaks[:, 1] > self.threshold)
 
 
 @dataclass(frozen=True)
