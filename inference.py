@@ -390,9 +390,8 @@ class Run:
             self.signal_received = signum
 
     def _on_signal(self, stop, *barriers):
-        def handler(signum, _frame):
-            if self.signal_received is None:
-                self.signal_received = signum
+        def handler(signum, frame):
+            self._note_signal(signum, frame)
             self._stop_all(stop, *barriers)
         return handler
 
