@@ -118,10 +118,10 @@ def widened(net: IFNet, multiple: int = WIDTH_MULTIPLE, edge_multiple: int = EDG
                  input_multiple=input_multiple, kernels=net.kernels)
     new_state = wide.state_dict()
     for key, old in net.state_dict().items():
-        target = torch.zeros_like(new_state[key], dtype=old.dtype)
+        target = torch.zeros_like(new_state[key], dtype=old.dtype, device=old.device)
         target[tuple(slice(0, n) for n in old.shape)] = old
         new_state[key] = target
-    wide.load_state_dict(new_state)
+    wide.load_state_dict(new_state, assign=True)  # on the network's own device (the meta device too)
     first = next(net.parameters())
     return wide.to(device=first.device, dtype=first.dtype)
 
@@ -321,7 +321,7 @@ def kernels_for(plan: ExecutionPlan, device: torch.device) -> Kernels:
         fp32_warps=plan.mode == "fast",
         cache_grids=not plan.compile,  # compiled code builds the base grid itself, fused
         retry_on_device=plan.graph or plan.compile,
-        fork_join=TwoStreams(device) if plan.two_streams else one_after_another,
+        fork_join=TwoStreams(device) if plan.two_streams and device.type == "cuda" else one_after_another,
         conv=fused_conv.fused_units(fused_conv.CudnnContext(device)) if plan.fused_convs and fused_conv.available()
         else None,
     )

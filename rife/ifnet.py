@@ -102,7 +102,8 @@ class Warper:
         if grid is None:
             xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=dtype).view(1, 1, w).expand(n, h, w)
             ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=dtype).view(1, h, 1).expand(n, h, w)
-            half = torch.tensor([(w - 1.0) / 2.0, (h - 1.0) / 2.0], device=flow.device, dtype=dtype)
+            # Made by full, not torch.tensor, which dynamo would keep as a real constant in a trace on the meta device.
+            half = torch.stack([torch.full((), (size - 1.0) / 2.0, device=flow.device, dtype=dtype) for size in (w, h)])
             grid = (torch.stack((xs, ys), -1), half)
             if self.cached:
                 self._grids[key] = grid

@@ -402,10 +402,14 @@ class Strided:
 
     @classmethod
     def of(cls, prefix: str, dims: str = "nchw", **tensors: Tensor) -> "Strided":
-        strides = {t.stride() for t in tensors.values()}
-        if len(strides) != 1:
-            raise ValueError(f"{', '.join(tensors)} do not share their strides: {sorted(strides)}")
-        return cls(prefix, tensors, strides.pop(), dims)
+        # Compared, never hashed: under torch.compile with dynamic shapes the strides are SymInts, which a set or a
+        # dict cannot hold.
+        first, *others = tensors.values()
+        strides = tuple(first.stride())
+        if any(tuple(t.stride()) != strides for t in others):
+            raise ValueError(f"{', '.join(tensors)} do not share their strides: "
+                             f"{[tuple(t.stride()) for t in tensors.values()]}")
+        return cls(prefix, tensors, strides, dims)
 
     def args(self) -> dict[str, Any]:
         return {**self.tensors, **{f"{self.prefix}_s{d}": self.strides["nchw".index(d)] for d in self.dims}}
@@ -424,6 +428,8 @@ def _run(kernel: Any, grid: tuple[int, int, int], *groups: Strided, **scalars: A
     if set(args) != set(fn.arg_names):
         raise TypeError(f"{fn.arg_names[0]}...: arguments {sorted(set(args) ^ set(fn.arg_names))} do not match "
                         "the kernel's parameters")
+    if any(isinstance(t, Tensor) and t.is_meta for t in args.values()):
+        return  # meta tensors (a trace of shapes alone) hold no data: the arguments are checked, nothing is launched
     kernel[grid](**args)
 
 
