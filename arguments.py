@@ -225,6 +225,9 @@ class Options:
     seed: int = option("--seed", ("SEED",), _int_in(0, SEED_MAX, "the range of a 64-bit seed"), 0,
         "seed of the random inputs (stream n: SEED + n; warm-up: SEED + 1000) and random-init weights (SEED)")
     socket: str = option("--socket", ("SOCKET",), str, "", "socket of an external telemetry capture (default: none)")
+    timing_lock: Path | None = option("--timing-lock", ("TIMING_LOCK",), _path, None,
+        "hold an exclusive lock on FILE from the end of the first warm-up call to the end of the timed loop, so that "
+        "runs sharing a machine time one at a time (default: none)")
     explicit: frozenset[str] = field(default=frozenset())  # options the user set (flag or variable)
     time_cap_s: float | None = None  # not an option: the run's own cap on a first CPU run (inference.quick_on_cpu)
 
@@ -316,6 +319,21 @@ def check_rules(o: Options) -> None:
         raise OptionError(f"--min-test-duration {o.min_duration:g} is above --max-test-duration {o.max_duration:g}")
     if not o.dummy and (o.min_duration is not None or o.max_duration is not None):
         raise OptionError("--min-test-duration / --max-test-duration apply to performance mode (--dummy) only")
+    if o.timing_lock is not None:
+        _check_timing_lock(o.timing_lock)
+
+
+def _check_timing_lock(path: Path) -> None:
+    """The lock file can be opened for append (created if missing) by every stream: checked here, not made."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise OptionError(f"--timing-lock {path}: no folder {folder}; create it, or give a lock file in an "
+                          f"existing folder")
+    if path.is_dir():
+        raise OptionError(f"--timing-lock {path} is a folder; give a file in it, e.g. {path / 'timing.lock'}")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise OptionError(f"--timing-lock {path}: {'the file' if path.exists() else f'the folder {folder}'} is not "
+                          f"writable; give a lock file this user may open for writing")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

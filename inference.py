@@ -166,7 +166,8 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
         print(f"warning: {w.message}", file=sys.stderr)
     if o.time_cap_s is not None and (launch is None or launch.rank == 0):
         print(quick_note(o), file=sys.stderr, flush=True)
-    settings = TestSettings(stop=stop_for(o), warmup_pairs=o.warmup, sync_every=o.async_sync, seeds=seeds)
+    settings = TestSettings(stop=stop_for(o), warmup_pairs=o.warmup, sync_every=o.async_sync, seeds=seeds,
+                            timing_lock=o.timing_lock)
     return Setup(o, device, device_ids, loaded, model, EngineSpec(precision, execution, o.scale), workload_of(o, info),
                  settings, OutputLayout(o.output_dir), names, info)
 

@@ -40,7 +40,7 @@ FIGURES = (
     ("accuracy", "frames at or above the PSNR threshold", "%", True),
     ("psnr", "PSNR mean", "dB", True),
 )
-IGNORED_OPTIONS = {"output_dir", "socket"}  # where a run went, not what it measured
+IGNORED_OPTIONS = {"output_dir", "socket", "timing_lock"}  # where a run went, not what it measured
 SYSTEM_KEYS = ("hostname", "cpu", "device_name", "gpu_driver")
 
 

@@ -51,6 +51,7 @@ class TestSettings:
     warmup_pairs: int
     sync_every: int  # calls between synchronizations; 0: only at the end
     seeds: Seeds
+    timing_lock: Path | None = None  # held from the first warm-up call's end to the timed loop's (runs take turns)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from harness.records import (
 from harness.results import stream_document, write_error, write_json
 from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, die_with_parent
 from harness.telemetry import energy_metrics, telemetry_for
+from harness.timing_lock import TimingLock
 from rife.engine import Engine, timesteps
 from rife.loader import LoadedModel, load_model
 
@@ -105,6 +106,7 @@ def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier
         runner.wait(start_barrier, "start")
         runner.timed_loop()
         runner.wait(end_barrier, "end")
+        runner.release_timing_lock()  # several streams: every one of them has timed now
         runner.finish()
     except Interrupted:
         runner.update(status=StreamStatus.INTERRUPTED)
@@ -113,7 +115,8 @@ def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier
     finally:
         _measuring(stop_event)  # from here on a signal only sets the flag: nothing may cut the writing short
         if runner.record.status is not StreamStatus.COMPLETED:
-            runner.salvage()
+            runner.salvage()  # releases the timing lock whatever happens
+        runner.release_timing_lock()
         try:
             write_stream_document(Path(results_path), plan, runner.record)
         except OSError as e:  # disk full, say: one line naming the file
@@ -191,6 +194,7 @@ class StreamRunner:
         self.load_probe: LoadProbe | None = None
         self.telemetry: Any = None  # started with the timed loop
         self.telemetry_summary: dict | None = None
+        self.timing_lock = _timing_lock(plan)
 
     def update(self, **changes: Any) -> None:
         self.record = self.record.replace(**changes)
@@ -214,14 +218,17 @@ class StreamRunner:
 
     def wait(self, barrier: Barrier, name: str) -> None:
         t0 = time.monotonic()
+        # With --timing-lock the first stream may wait for other runs' timed loops, as long as they take, before
+        # it reaches the start barrier (a dead stream, a signal or the stop flag still break the barrier).
+        timeout = None if name == "start" and self.settings.timing_lock is not None else BARRIER_TIMEOUT_S
         try:
-            barrier.wait(BARRIER_TIMEOUT_S)
+            barrier.wait(timeout)
             state = BarrierState.PASSED
         except threading.BrokenBarrierError:
             # Another stream died or the run was interrupted: go on alone, and say so.
             state = BarrierState.BROKEN
         self.update(**{f"{name}_barrier": state})
-        if state is BarrierState.BROKEN and time.monotonic() - t0 >= BARRIER_TIMEOUT_S:
+        if state is BarrierState.BROKEN and timeout is not None and time.monotonic() - t0 >= timeout:
             raise TimeoutError(f"waited {BARRIER_TIMEOUT_S:.0f} s at the {name} barrier for the other "
                                f"{self.plan.streams - 1} stream(s), which did not arrive; see their messages above "
                                f"(fewer --streams may fit this machine)")
@@ -286,10 +293,24 @@ class StreamRunner:
             _, out, _ = self._call(pending)
             if self.quality is not None and self.judged is not None:
                 self.quality.rehearse(out[self.judged])
+            if done == 1:  # the first call compiled and captured alongside other runs; the rest waits its turn
+                t0 += self._take_timing_lock()
             progress.update(done * batch, time.perf_counter() - t0)
+        t0 += self._take_timing_lock()  # --warmup 0: just before the timed loop (and its start barrier)
         dev.synchronize(self.device)
         self.update(warmup=Warmup(calls, calls * batch, time.perf_counter() - t0))
         dev.reset_peak_memory(self.device)
+
+    def _take_timing_lock(self) -> float:
+        """Waits for ``--timing-lock`` (once); the seconds waited, which no measurement may count."""
+        if self.timing_lock is None or self.timing_lock.held:
+            return 0.0
+        dev.synchronize(self.device)  # the first call's device work ends before another run may time
+        return self.timing_lock.acquire(self._check_stop, lambda line: announce(self.plan, line))
+
+    def release_timing_lock(self) -> None:
+        if self.timing_lock is not None:
+            self.timing_lock.release()
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():
@@ -336,6 +357,8 @@ class StreamRunner:
             progress.update(self.pairs_done, elapsed)
         dev.synchronize(self.device)
         self.t_end = time.monotonic()
+        if self.plan.streams == 1:  # else after the end barrier, once the run's other streams have timed too
+            self.release_timing_lock()
         self._stop_telemetry()
         progress.close()
 
@@ -367,7 +390,13 @@ class StreamRunner:
             self._quality_results()
 
     def salvage(self) -> None:
-        """After an interruption or a failure: keep what was measured."""
+        """After an interruption or a failure: keep what was measured; then give the timing lock back."""
+        try:
+            self._keep_measured()
+        finally:
+            self.release_timing_lock()
+
+    def _keep_measured(self) -> None:
         if self.t_start and not self.t_end:
             try:
                 dev.synchronize(self.device)
@@ -437,6 +466,13 @@ class StreamRunner:
             comparison_sheet(path, f.name, f.psnr, t.first, pred, t.truth)
             sheets.append(Sheet(f.name, f.psnr, f.ssim, str(path.relative_to(self.layout.root))))  # as index.html links it
         return tuple(sheets)
+
+
+def _timing_lock(plan: StreamPlan) -> TimingLock | None:
+    """The run's ``--timing-lock``, held by its first stream for all of them: the run's streams time together
+    (the start and end barriers), so the lock spans from before the start barrier to after the end barrier."""
+    path = plan.settings.timing_lock
+    return TimingLock(path) if path is not None and plan.index == 1 else None
 
 
 def announce(plan: StreamPlan, phase: str) -> None:

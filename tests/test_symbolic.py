@@ -32,8 +32,7 @@ CUDA = torch.device("cuda")
 SIZES = ((64, 96), (96, 160))
 # One release of each structure in the registry (``structure``): the families the GPU acceptance command runs, and
 # the releases whose structure none of them has.
-FAMILIES = ("paper", "v3.1", "v3.6", "v3.8", "v4.0", "4.6", "4.22", "4.22.lite", "4.25", "4.26", "4.26.heavy",
-            "v3.5", "4.2", "4.7", "4.10", "4.13")
+FAMILIES = (*registry.FAMILIES, "v3.5", "4.2", "4.7", "4.10", "4.13")
 # The fast tier traces v4.0 (the Triton kernels; the paper network takes twice as long); the rest are slow.
 QUICK_FAMILIES = ("v4.0",)
 
