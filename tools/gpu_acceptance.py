@@ -333,10 +333,32 @@ def table(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def release_table(outcomes: Sequence[Outcome]) -> str:
+    """Per family: ``fast`` in the headline precision at batch 1 against the upstream code eager in the same run."""
+    lines = ["| release | weights | ours fast frames/s | upstream eager frames/s | ratio | fast dB vs fp32 eager "
+             "| upstream dB vs fp32 eager |", "|" + "---|" * 7]
+
+    def db(o: Outcome) -> str:
+        return "identical" if o.psnr_db == math.inf else f"{o.psnr_db:.2f}" if o.psnr_db is not None else "—"
+
+    families = dict.fromkeys(o.cell.family for o in outcomes if o.cell.batch)
+    for family in families:
+        own = [o for o in outcomes if o.cell.family == family and o.cell.batch == 1 and not o.cell.reference]
+        fast = next((o for o in own if o.cell.impl == "ours" and o.cell.execution == "fast"), None)
+        upstream = next((o for o in own if o.cell.impl == "upstream"), None)
+        if fast is None or upstream is None:
+            continue
+        ratio = f"{fast.fps / upstream.fps:.2f}x" if fast.fps and upstream.fps else "—"
+        rate = [f"{o.fps:,.1f}" if o.fps else "—" for o in (fast, upstream)]
+        lines.append(f"| {family} | {fast.weights} | {rate[0]} | {rate[1]} | {ratio} | {db(fast)} | {db(upstream)} |")
+    return "\n".join(lines)
+
+
 def write_report(out: Path, outcomes: Sequence[Outcome], facts: dict) -> None:
     doc = {**facts, "cells": [o.to_json() for o in outcomes],
            "failed": sum(o.status == "failed" for o in outcomes)}
-    for name, text in (("acceptance.json", json.dumps(doc, indent=2)), ("acceptance.md", table(outcomes) + "\n")):
+    markdown = f"{table(outcomes)}\n\n{release_table(outcomes)}\n"
+    for name, text in (("acceptance.json", json.dumps(doc, indent=2)), ("acceptance.md", markdown)):
         tmp = out / f".{name}.part"
         tmp.write_text(text)
         os.replace(tmp, out / name)
@@ -462,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        lambda done: write_report(setup.out, done, {**facts, "complete": False}))
     facts.update(complete=True, wall_s=round(time.monotonic() - t0, 1))
     write_report(setup.out, outcomes, facts)
-    print(table(outcomes))
+    print(f"{table(outcomes)}\n\n{release_table(outcomes)}")
     failed = [o.cell.name for o in outcomes if o.status == "failed"]
     say(f"{len(outcomes) - len(failed)} of {len(outcomes)} passed in {facts['wall_s']:.0f} s"
         + (f"; failed: {', '.join(failed)}" if failed else "") + f"; table: {setup.out / 'acceptance.md'}")
