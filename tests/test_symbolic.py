@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -141,7 +142,8 @@ def fast_engine_on_meta(arch: str) -> Engine:
 def trace_fast_pass(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The compile's backend traces (dynamo, with fake tensors) and runs the graph on meta tensors: no inductor code.
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
-    with pytest.warns(UserWarning, match="random weights"):
+    with warnings.catch_warnings():  # random weights where train_log/ has none: the shapes are what counts
+        warnings.simplefilter("ignore")
         engine = fast_engine_on_meta(arch)
     assert engine.plan.compile
     graphs = []
