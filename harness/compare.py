@@ -1,5 +1,9 @@
-"""Runs side by side: each figure of each run with its ratio to the first run (hyperfine's "relative"), and a
-warning where the runs' configurations differ in more than the values being compared.
+"""Runs side by side: each figure of each run with its ratio to the first run (hyperfine's "relative"; PSNR as a
+difference in dB, since a ratio of logarithms means nothing), and a warning where the runs' configurations differ
+in more than the values being compared. A ratio of timed figures that lies within the runs' spread (the per-call
+latency's interquartile range over its median, the wider of the two runs) is marked "within noise": such a
+difference cannot be told from the runs' own fluctuation. Each run's own warnings (spread, load, sample size) are
+carried over.
 
     python compare.py A B ... [--swept NAME,NAME] [--csv FILE]
 
@@ -41,6 +45,7 @@ FIGURES = (
     ("psnr", "PSNR mean", "dB", True),
 )
 IGNORED_OPTIONS = {"output_dir", "socket", "timing_lock"}  # where a run went, not what it measured
+TIMED_UNITS = {"frames/s", "ms"}  # the figures the latency spread bears on
 SYSTEM_KEYS = ("hostname", "cpu", "device_name", "gpu_driver")
 
 
@@ -70,6 +75,11 @@ class Run:
             metric = self.doc.results.metric("accuracy")
             return (metric.avg if metric and metric.applicable is not False else None), True
         return self._metric(key), True
+
+    def spread(self) -> float | None:
+        """The per-call latency's interquartile range over its median: how much this run fluctuated."""
+        stats = self.doc.results.latency
+        return stats.iqr_over_median if stats is not None else None
 
     def _metric(self, name: str) -> float | None:
         metric = self.doc.results.metric(name)
@@ -134,16 +144,37 @@ def ratio(value: float | None, first: float | None) -> float | None:
     return value / first if value is not None and first else None
 
 
+def relative(value: float | None, first: float | None, unit: str) -> float | None:
+    """The ratio to the first run's value; for dB, the difference."""
+    if unit == "dB":
+        return value - first if value is not None and first is not None else None
+    return ratio(value, first)
+
+
+def within_noise(rel: float | None, unit: str, spreads: Sequence[float | None]) -> bool | None:
+    """Whether a ratio of timed figures lies within the wider spread of the two runs (None: not a timed figure, or
+    a spread unknown)."""
+    if unit not in TIMED_UNITS or rel is None or any(s is None for s in spreads):
+        return None
+    return abs(rel - 1.0) <= max(s for s in spreads if s is not None)
+
+
 def table(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """One line per figure any run has: each run's value, whether established, and its ratio to the first."""
+    """One line per figure any run has: each run's value, whether established, its ratio to the first (the
+    difference for dB) and whether that lies within the two runs' noise."""
     lines = []
+    first_spread = runs[0].spread()
     for key, label, unit, higher in FIGURES:
         values = [r.figure(key) for r in runs]
         if all(v is None for v, _ in values):
             continue
         first = values[0][0]
+        rows = []
+        for run, (v, ok) in zip(runs, values, strict=True):
+            rel = relative(v, first, unit)
+            rows.append((v, ok, rel, within_noise(rel, unit, (first_spread, run.spread()))))
         lines.append({"figure": label, "unit": unit, "better": "higher" if higher else "lower",
-                      "values": [(v, ok, ratio(v, first)) for v, ok in values]})
+                      "relative": "difference" if unit == "dB" else "ratio", "values": rows})
     return lines
 
 
@@ -152,29 +183,35 @@ def render(runs: Sequence[Run], lines: Sequence[dict], warnings: Sequence[str]) 
     rows = [head]
     for line in lines:
         cells = [f"{line['figure']} ({line['unit']}, {line['better']} is better)"]
-        for k, (value, established, rel) in enumerate(line["values"]):
+        for k, (value, established, rel, noise) in enumerate(line["values"]):
             text = "—" if value is None else f"{value:,.4g}" + ("" if established else "*")
             if k and rel is not None:
-                text += f" ({rel:.2f}x)"
+                shown = f"{rel:+.2f} dB" if line["relative"] == "difference" else f"{rel:.2f}x"
+                text += f" ({shown}{', within noise' if noise else ''})"
             cells.append(text)
         rows.append(cells)
     widths = [max(len(row[c]) for row in rows) for c in range(len(head))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    out.append(f"(ratios to {runs[0].name}; * not established: too few calls for that percentile)")
-    status = ", ".join(f"{r.name} {r.doc.results.status.value}" for r in runs)
+    out.append(f"(ratios to {runs[0].name}; PSNR as a difference in dB; within noise: the ratio lies within the "
+               "wider per-call latency spread (IQR / median) of the two runs; * not established: too few calls for "
+               "that percentile)")
+    status = ", ".join(f"{r.name} {r.doc.results.status.value} ({r.doc.results.validity})" for r in runs)
     out.append(f"status: {status}")
     out += [f"warning: {w}" for w in warnings]
+    out += [f"warning: {r.name}: {w}" for r in runs for w in r.doc.results.warnings]
     return "\n".join(out)
 
 
 def write_csv(path: Path, runs: Sequence[Run], lines: Sequence[dict]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(("figure", "unit", "run", "value", "established", "relative"))
+        writer.writerow(("figure", "unit", "run", "value", "established", "relative", "relative_is",
+                         "within_noise"))
         for line in lines:
-            for run, (value, established, rel) in zip(runs, line["values"], strict=True):
+            for run, (value, established, rel, noise) in zip(runs, line["values"], strict=True):
                 writer.writerow((line["figure"], line["unit"], run.name, "" if value is None else f"{value:.6g}",
-                                 established, "" if rel is None else f"{rel:.4f}"))
+                                 established, "" if rel is None else f"{rel:.4f}", line["relative"],
+                                 "" if noise is None else noise))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
