@@ -30,7 +30,7 @@ WORST_SHEETS = 24  # sheets shown on the page (worst first); index.html has them
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 .verdict{padding:.8em 1em;border-radius:6px;font-size:1.1em}.passed{background:#e3f4e3;border:1px solid #7b7}
-.failed{background:#fbe3e3;border:1px solid #c77}.interrupted{background:#fff3d6;border:1px solid #cb6}
+.failed{background:#fbe3e3;border:1px solid #c77}.interrupted,.noisy{background:#fff3d6;border:1px solid #cb6}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;
 vertical-align:top}th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%}figure{margin:1em 0}figcaption{color:#555;font-size:.9em}.warn{color:#a60}
@@ -250,9 +250,12 @@ def verdict_section(doc: RunDocument) -> str:
     why = [f"<li>{html.escape(reason)}</li>" for reason in r.invalid_reasons]
     if not why and r.status is RunStatus.PASSED:
         why = ["<li>every stream completed and met its minimums"
-               + (", and enough frames reached the PSNR threshold" if doc.quality else "") + "</li>"]
+               + (", and enough frames reached the PSNR threshold" if doc.quality else "")
+               + (", but the figures are noisy: the spread or the load below says why; run again on a quiet machine "
+                  "or take more calls before citing them" if r.validity == "noisy" else "") + "</li>"]
     warnings = "".join(f'<li class="warn">{html.escape(w)}</li>' for w in r.warnings)
-    return (f'<div class="verdict {r.status.value}"><b>{r.status.value.upper()}</b> ({html.escape(r.validity)})'
+    look = "noisy" if r.status is RunStatus.PASSED and r.validity == "noisy" else r.status.value
+    return (f'<div class="verdict {look}"><b>{r.status.value.upper()}</b> ({html.escape(r.validity)})'
             f"<ul>{''.join(why)}</ul></div>"
             + (f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else ""))
 

@@ -281,15 +281,19 @@ def quality_of(records: Sequence[StreamRecord], min_pass_pct: float) -> QualityO
     return QualityOutcome.of(all_frames(records), min_pass_pct)
 
 
-def judge(records: Sequence[StreamRecord], quality: QualityOutcome | None, interrupted: bool) -> tuple[str, list[str]]:
-    """validity and the reasons it is invalid."""
+def judge(records: Sequence[StreamRecord], quality: QualityOutcome | None, interrupted: bool,
+          noise: Sequence[str] = ()) -> tuple[str, list[str]]:
+    """validity and the reasons it is invalid: ``invalid`` with reasons, else ``noisy`` where ``noise`` (the spread
+    and load warnings) says the figures are not to be trusted as they stand, else ``valid``."""
     reasons = [r.error for r in records if r.error]
     reasons += [f"stream {r.stream}: {s}" for r in records if r.measurements for s in r.measurements.shortfalls]
     if interrupted:
         reasons.append("interrupted before the end")
     if quality is not None and not quality.decision_pass:
         reasons.append(f"quality below threshold: {quality.test_pass_pct:.2f}% of frames passed")
-    return ("valid" if not reasons else "invalid"), reasons
+    if reasons:
+        return "invalid", reasons
+    return ("noisy" if noise else "valid"), reasons
 
 
 def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min_pass_pct: float,
@@ -299,11 +303,11 @@ def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min
     from harness import latency
 
     stats = latency.pooled(records)
-    warnings = (latency.sample_size_warnings(stats) + latency.noise_warnings(stats)
-                + latency.load_warnings(records))
+    noise = latency.noise_warnings(stats) + latency.load_warnings(records)
+    warnings = latency.sample_size_warnings(stats) + noise
     quality = quality_of(records, min_pass_pct)
-    validity, reasons = judge(records, quality, interrupted)
-    status = RunStatus.INTERRUPTED if interrupted else (RunStatus.PASSED if validity == "valid" else RunStatus.FAILED)
+    validity, reasons = judge(records, quality, interrupted, noise)
+    status = RunStatus.INTERRUPTED if interrupted else (RunStatus.FAILED if reasons else RunStatus.PASSED)
     warm = [r.warmup for r in records]
     results = RunResults(
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), tester=_tester(),

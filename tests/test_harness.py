@@ -60,7 +60,8 @@ def test_dummy_two_streams_writes_every_file(tmp_path):
     assert all(v > 0 for v in per_stream)
     assert m["latency"]["avg"] > 0 and m["latency-per-call-p99"]["avg"] >= m["latency-per-call-p50"]["avg"] > 0
     assert m["total-images-tested"]["avg"] == 6
-    assert doc["results"]["status"] == "passed" and doc["results"]["validity"] == "valid"
+    # A run this small on a shared CPU can be noisy (test_latency checks that rule): passed either way.
+    assert doc["results"]["status"] == "passed" and doc["results"]["validity"] in ("valid", "noisy")
     assert doc["results"]["overlap"]["seconds"] > 0
     assert m["accuracy"]["applicable"] is False
     assert (out / "results.yaml").read_text().startswith("results:\n - key: throughput\n   value: ")

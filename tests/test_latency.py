@@ -108,3 +108,25 @@ def test_busy_jiffies_from_proc_stat():
     stat = "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n"
     assert latency._busy_jiffies(stat) == 100 + 5 + 50 + 3 + 2 + 1
     assert latency._busy_jiffies("") is None
+
+
+def test_a_tenfold_latency_spread_passes_as_noisy_never_valid():
+    from harness.records import RunStatus
+    from harness.report import verdict_section
+
+    rng = np.random.default_rng(0)
+    steady = run_document({}, [record(1, list(rng.uniform(1.00, 1.02, 200)))], 95.0, False)
+    assert (steady.results.status, steady.results.validity) == (RunStatus.PASSED, "valid")
+    varying = list(rng.uniform(1.0, 10.0, 200))  # a stand-in engine whose calls take 1 to 10 ms
+    noisy = run_document({}, [record(1, varying)], 95.0, False)
+    assert (noisy.results.status, noisy.results.validity) == (RunStatus.PASSED, "noisy")
+    assert any(w.startswith("latency spread") for w in noisy.results.warnings)
+    page = verdict_section(noisy)
+    assert 'class="verdict noisy"' in page and "(noisy)" in page and "figures are noisy" in page
+    assert 'class="verdict passed"' in verdict_section(steady)
+    # A loaded machine alone makes the figures noisy too; a failure stays invalid whatever the noise.
+    busy = HostLoad(cores=2, load_avg_start=0.5, load_avg_end=0.5, busy_cores=2.0, own_cores=0.5)
+    assert run_document({}, [record(1, list(rng.uniform(1.0, 1.02, 200)), host_load=busy)], 95.0,
+                        False).results.validity == "noisy"
+    failed = run_document({}, [record(1, varying).replace(error="stream 1: boom")], 95.0, False)
+    assert (failed.results.status, failed.results.validity) == (RunStatus.FAILED, "invalid")

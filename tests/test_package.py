@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,4 +72,4 @@ def test_pip_install_gives_a_rife_bench_command_that_runs(tmp_path):
                           "--output-dir", "out"], capture_output=True, text=True, cwd=work, env=env, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     assert {"results.json", "results.yaml", "results_1.json", "results_2.json"} <= {p.name for p in (work / "out").iterdir()}
-    assert "status           passed (valid)" in run.stdout
+    assert re.search(r"status {11}passed \((valid|noisy)\)", run.stdout)  # two calls a stream may be noisy
