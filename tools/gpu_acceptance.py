@@ -86,7 +86,7 @@ class Outcome:
 
 
 def plan_cells(families: Sequence[str], executions: Sequence[str], precisions: Sequence[str],
-               batches: Sequence[int], upstream: bool = True) -> list[Cell]:
+               batches: Sequence[int]) -> list[Cell]:
     """Pairs, not the whole product: per family our fp32 eager (the reference), the headline (``fast`` in the
     first precision) at every batch, one more (execution, precision) in turn so that the families together cover
     every pair, and the upstream code eager in the first precision."""
@@ -99,8 +99,7 @@ def plan_cells(families: Sequence[str], executions: Sequence[str], precisions: S
         cells += [Cell(family, "ours", *headline, b) for b in batches]
         if others:
             cells.append(Cell(family, "ours", *others[i % len(others)], batches[0]))
-        if upstream:
-            cells.append(Cell(family, "upstream", "eager", precisions[0], batches[0]))
+        cells.append(Cell(family, "upstream", "eager", precisions[0], batches[0]))
     return cells
 
 
@@ -429,8 +428,7 @@ def prepare(args: argparse.Namespace) -> tuple[Setup, list[Cell]]:
     env = {**os.environ, "RIFE_CACHE": str(folder), "PYTHONUNBUFFERED": "1",
            "TORCHINDUCTOR_COMPILE_THREADS": str(max(1, (os.cpu_count() or 2) // max(1, args.jobs)))}
     setup = Setup(out, video, args.platform, triplets, out / "timing.lock", env, assets.cached_paper_code())
-    cells = plan_cells(split(args.families), split(args.executions), split(args.precisions), batches,
-                       upstream=True)
+    cells = plan_cells(split(args.families), split(args.executions), split(args.precisions), batches)
     return setup, cells
 
 
