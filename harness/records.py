@@ -527,6 +527,35 @@ class LatencyStats:
 
 
 @dataclass(frozen=True)
+class Repeats:
+    """``--repeat N``: the timed measurement run N times in one process after one warm-up. The run's throughput
+    (frames/s, all streams together) of each repeat, their median and range, and a distribution-free interval for
+    the median (order statistics; with fewer than six repeats the range itself, at the confidence it has)."""
+
+    count: int
+    throughput_fps: tuple[float, ...]
+    median_fps: float
+    min_fps: float
+    max_fps: float
+    interval_fps: tuple[float, float]
+    confidence: float  # of interval_fps, 0-1
+
+    @property
+    def spread(self) -> float | None:
+        """(max - min) / median."""
+        return (self.max_fps - self.min_fps) / self.median_fps if self.median_fps > 0 else None
+
+    def to_json(self) -> JsonDict:
+        return _flat(self)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Repeats:
+        lo, hi = d.get("interval_fps") or (math.nan, math.nan)
+        return cls(d.get("count", 0), tuple(d.get("throughput_fps") or ()), d.get("median_fps", math.nan),
+                   d.get("min_fps", math.nan), d.get("max_fps", math.nan), (lo, hi), d.get("confidence", 0.0))
+
+
+@dataclass(frozen=True)
 class RunResults:
     date: str
     tester: str
@@ -539,6 +568,7 @@ class RunResults:
     hosts: Mapping[str, Share]
     latency: LatencyStats | None = None
     warnings: tuple[str, ...] = ()  # what makes the figures less trustworthy without making the run invalid
+    repeats: Repeats | None = None  # --repeat N > 1
 
     def metric(self, name: str) -> Metric | None:
         return self.metrics.get(name)
@@ -552,6 +582,7 @@ class RunResults:
             "overlap": self.overlap.to_json(), "per_device": per_device,
             "hosts": {k: s.to_json() for k, s in self.hosts.items()},
             "latency": self.latency.to_json() if self.latency else None, "warnings": list(self.warnings),
+            "repeats": self.repeats.to_json() if self.repeats else None,
         }
 
     @classmethod
@@ -565,6 +596,7 @@ class RunResults:
             per_device={k: Share.from_json(s) for k, s in (d.get("per_device") or {}).items()},
             hosts={k: Share.from_json(s) for k, s in (d.get("hosts") or {}).items()},
             latency=_opt(LatencyStats, d.get("latency")), warnings=tuple(d.get("warnings") or ()),
+            repeats=_opt(Repeats, d.get("repeats")),
         )
 
 
