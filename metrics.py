@@ -1,4 +1,4 @@
-"""Metrics: PSNR and SSIM of interpolated frames (computed on the device), latency statistics.
+"""Metrics: PSNR and SSIM of interpolated frames (computed on the device), percentiles and spreads of figures.
 
 PSNR follows upstream RIFE's benchmarks, not the reference sample: the prediction is
 rounded to 8 bits first, and the mean squared error is taken in float64 over all RGB
@@ -55,25 +55,6 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     pos = (len(sorted_values) - 1) * q / 100.0
     lo, hi = math.floor(pos), math.ceil(pos)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
-    """Per-call latency distribution in ms: mean, stdev, min, p50, p90, p95, p99, p99.9, max."""
-    values = sorted(latencies_ms)
-    if not values:
-        return {}
-    return {
-        "count": len(values),
-        "mean": statistics.fmean(values),
-        "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "min": values[0],
-        "p50": percentile(values, 50),
-        "p90": percentile(values, 90),
-        "p95": percentile(values, 95),
-        "p99": percentile(values, 99),
-        "p99.9": percentile(values, 99.9),
-        "max": values[-1],
-    }
 
 
 def spread(values: Sequence[float | None]) -> dict[str, float | None]:

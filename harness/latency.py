@@ -52,9 +52,10 @@ def samples_needed(q: float, confidence: float = CONFIDENCE) -> int:
     return lo
 
 
-def pooled(records: Sequence[StreamRecord]) -> LatencyStats | None:
-    """The run's latency statistics over every stream's calls together."""
-    values = sorted(v for r in records if r.call_log for v in r.call_log.latency_ms)
+def describe(latencies_ms: Sequence[float]) -> LatencyStats | None:
+    """The one summary of per-call latencies: percentiles (each with whether the calls establish it), mean,
+    median, minimum, maximum, standard deviation and the interquartile range."""
+    values = sorted(latencies_ms)
     if not values:
         return None
     n = len(values)
@@ -65,7 +66,13 @@ def pooled(records: Sequence[StreamRecord]) -> LatencyStats | None:
                      for name, q in PERCENTILES.items()},
         max_ms=values[-1], mean_ms=statistics.fmean(values), median_ms=median, iqr_ms=q3 - q1,
         iqr_over_median=(q3 - q1) / median if median > 0 else None,
+        min_ms=values[0], stdev_ms=statistics.stdev(values) if n > 1 else 0.0,
     )
+
+
+def pooled(records: Sequence[StreamRecord]) -> LatencyStats | None:
+    """The run's latency statistics over every stream's calls together."""
+    return describe([v for r in records if r.call_log for v in r.call_log.latency_ms])
 
 
 def sample_size_warnings(stats: LatencyStats | None) -> list[str]:

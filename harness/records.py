@@ -110,34 +110,9 @@ class Warmup:
 
 
 @dataclass(frozen=True)
-class LatencySummary:
-    """Per-call latency in ms."""
-
-    count: int
-    mean: float
-    stdev: float
-    min: float
-    p50: float
-    p90: float
-    p99: float
-    max: float
-    p95: float | None = None
-    p99_9: float | None = None  # "p99.9" in JSON
-
-    def to_json(self) -> JsonDict:
-        out = _flat(self)
-        out["p99.9"] = out.pop("p99_9")
-        return out
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> LatencySummary | None:
-        return cls(**_known(cls, {**d, "p99_9": d.get("p99.9")})) if d else None
-
-
-@dataclass(frozen=True)
 class CallLog:
     """Every timed call: when it was issued (seconds since the stream's timed loop began, host clock), its
-    latency (ms, as ``LatencySummary`` measures it) and the frame pairs it carried. Columns, not rows: a long
+    latency (ms, as ``harness.measure.core.Meter`` measures it) and the frame pairs it carried. Columns, not rows: a long
     run holds hundreds of thousands of calls."""
 
     start_s: tuple[float, ...]
@@ -223,7 +198,7 @@ class Measurements:
     checkpoints: tuple[tuple[float, int], ...]
     throughput_fps: float
     latency_wall_ms: float | None
-    latency_ms: LatencySummary | None
+    latency_ms: LatencyStats | None
     shortfalls: tuple[str, ...]
     peak_memory_bytes: int | None
     energy: Energy
@@ -247,7 +222,7 @@ class Measurements:
             clock_offset_s=d.get("clock_offset_s", 0.0),
             checkpoints=tuple((t, f) for t, f in d.get("checkpoints") or ()),
             throughput_fps=d.get("throughput_fps") or 0.0, latency_wall_ms=d.get("latency_wall_ms"),
-            latency_ms=LatencySummary.from_json(d.get("latency_ms") or {}),
+            latency_ms=LatencyStats.from_json(d["latency_ms"]) if d.get("latency_ms") else None,
             shortfalls=tuple(d.get("shortfalls") or ()), peak_memory_bytes=d.get("peak_memory_bytes"),
             energy=Energy.from_json(d.get("energy") or {}),
             frame_size=tuple(d.get("frame_size") or (0, 0)),
@@ -504,8 +479,9 @@ class Percentile:
 
 @dataclass(frozen=True)
 class LatencyStats:
-    """Per-call latency of every stream's calls pooled (ms): percentiles with their sample-size verdicts, and the
-    spread (interquartile range over the median) that torch.utils.benchmark warns on."""
+    """Per-call latency (ms) of one stream's calls or of every stream's calls pooled: percentiles with their
+    sample-size verdicts, and the spread (interquartile range over the median) that torch.utils.benchmark warns on.
+    The one summary of latencies (``harness.latency.describe``)."""
 
     samples: int
     percentiles: Mapping[str, Percentile]
@@ -514,6 +490,13 @@ class LatencyStats:
     median_ms: float | None
     iqr_ms: float | None
     iqr_over_median: float | None
+    min_ms: float | None = None
+    stdev_ms: float | None = None
+
+    def percentile(self, name: str) -> float | None:
+        """``p50`` ... ``p99.9`` in ms (None where not computed)."""
+        p = self.percentiles.get(name)
+        return None if p is None else p.ms
 
     def to_json(self) -> JsonDict:
         out = _flat(self)
@@ -522,8 +505,17 @@ class LatencyStats:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> LatencyStats:
+        if "percentiles" not in d and "count" in d:  # a stream's summary as older results wrote it
+            return cls._from_flat_summary(d)
         return cls(d.get("samples", 0), {k: Percentile.from_json(p) for k, p in (d.get("percentiles") or {}).items()},
-                   d.get("max_ms"), d.get("mean_ms"), d.get("median_ms"), d.get("iqr_ms"), d.get("iqr_over_median"))
+                   d.get("max_ms"), d.get("mean_ms"), d.get("median_ms"), d.get("iqr_ms"), d.get("iqr_over_median"),
+                   d.get("min_ms"), d.get("stdev_ms"))
+
+    @classmethod
+    def _from_flat_summary(cls, d: Mapping[str, Any]) -> LatencyStats:
+        names = ("p50", "p90", "p95", "p99", "p99.9")
+        return cls(d.get("count", 0), {k: Percentile(d.get(k), False, 0) for k in names if d.get(k) is not None},
+                   d.get("max"), d.get("mean"), d.get("p50"), None, None, d.get("min"), d.get("stdev"))
 
 
 @dataclass(frozen=True)

@@ -309,7 +309,8 @@ def streams_section(doc: RunDocument) -> str:
         m = s.measurements
         lat = m.latency_ms if m else None
         cells = (s.stream, s.status.value, s.device, m.pairs if m else None, m.throughput_fps if m else None,
-                 lat.p50 if lat else None, lat.p99 if lat else None, lat.max if lat else None, s.error)
+                 lat.percentile("p50") if lat else None, lat.percentile("p99") if lat else None,
+                 lat.max_ms if lat else None, s.error)
         rows.append("<tr>" + "".join(f"<td>{html.escape(_text(c))}</td>" for c in cells) + "</tr>")
     overlap = doc.results.overlap
     text = (f"<p>The timed loops ran together for {overlap.seconds:.2f} s "

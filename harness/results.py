@@ -157,13 +157,13 @@ def metrics_of(records: Sequence[StreamRecord], quality_applies: bool,
         "throughput-overlap": overlap_throughput(records),
     }
     for key in ("p50", "p90", "p95", "p99", "p99.9", "max", "mean"):  # avg: every stream's calls pooled
-        per_stream = [getattr(s, key.replace(".", "_")) for s in lat]
-        out[f"latency-per-call-{key}"] = _metric(per_stream, "ms", total=_pooled_value(pooled, key))
+        per_stream = [_stat_value(s, key) for s in lat]
+        out[f"latency-per-call-{key}"] = _metric(per_stream, "ms", total=_stat_value(pooled, key))
     out.update(energy_of(records))
     return out
 
 
-def _pooled_value(stats: LatencyStats | None, key: str) -> float | None:
+def _stat_value(stats: LatencyStats | None, key: str) -> float | None:
     if stats is None:
         return None
     if key in stats.percentiles:

@@ -4,10 +4,8 @@ A stream is a spawned process (``run_stream``) or, under torchrun, the rank's ow
 (``stream_record``); the barriers and the stop flag are multiprocessing's or torch.distributed's
 (``harness.distributed``), behind the same small interfaces.
 
-Per-call latency is measured here (``LatencyClock`` around each model call); throughput is
-frames over the wall time of the timed loop, read after the final synchronize. Checkpoints
-(seconds since the start, frames done) after every call let the run count the frames done while
-all streams ran together.
+The measuring itself is ``harness.measure.core``'s ``Meter``; this module is the plumbing around it: the model
+and the data opened once, the barriers, the stop flag, the timing lock, telemetry, and the stream's record.
 """
 
 from __future__ import annotations
@@ -23,15 +21,16 @@ import threading
 import time
 import traceback
 import warnings
-from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from harness import device as dev
-from harness.inputs import DatasetPairs, DummyPairs, HostCopier, PendingBatch, Uploader
+from harness.inputs import DatasetPairs, DummyPairs
 from harness.latency import LoadProbe, call_log
+from harness.measure.core import Call, Meter, Observer, Timed, joined
+from harness.outputs import OutputLayout
 from harness.placement import pin_near
 from harness.plan import StreamPlan
 from harness.quality import QualityRecorder, judged_index
@@ -40,7 +39,6 @@ from harness.records import (
     DataSource,
     Energy,
     FrameScore,
-    LatencySummary,
     Measurements,
     ModelRun,
     Placement,
@@ -185,12 +183,8 @@ class StreamRunner:
         self.quality: QualityRecorder | None = None
         self.source: DummyPairs | DatasetPairs  # made in prepare()
         self.judged: int | None = None
-        self.frames_done = self.pairs_done = 0
-        self.t_start = self.t_end = 0.0
-        self.clock_offset = 0.0  # wall clock - monotonic clock at the start: a time base shared across hosts
-        self.checkpoints: list[tuple[float, int]] = []  # (seconds since t_start, frames done) after every call
-        self.call_starts: list[float] = []  # seconds since t_start when each timed call was issued
-        self.call_pairs: list[int] = []
+        self.meter: Meter  # made in prepare(), once the frame size is known
+        self.parts: list[Timed] = []  # one timed loop per repeat
         self.load_probe: LoadProbe | None = None
         self.telemetry: Any = None  # started with the timed loop
         self.telemetry_summary: dict | None = None
@@ -212,9 +206,6 @@ class StreamRunner:
             self.loaded = load_model(self.plan.model)
         self.engine = build_engine(self.plan, self.loaded)
         self.times = timesteps(self.loaded.variant, self.count)
-        self.clock = dev.LatencyClock(self.device)
-        self.uploader = Uploader(self.engine)
-        self.copier = HostCopier(self.device)
 
     def wait(self, barrier: Barrier, name: str) -> None:
         t0 = time.monotonic()
@@ -244,6 +235,7 @@ class StreamRunner:
         work = self.work
         if work.dummy:
             self.frame_size = work.frame_size
+            self.meter = self._meter()
             seed = self.settings.seeds.stream_inputs(self.plan.index)
             self.building_pool = True
             self.source = DummyPairs(self.engine, work.input_pool, work.batch_size, *self.frame_size, seed=seed,
@@ -262,7 +254,9 @@ class StreamRunner:
         tset = dataset.open_quality_set(work.data, limit=work.num_inputs, skip_bad=work.skip_bad)
         self.tset = tset
         self.frame_size = tset.size
-        self.quality = QualityRecorder(work.psnr_threshold, len(self.plan.quality_indices), *tset.size, self.copier)
+        self.meter = self._meter()
+        self.quality = QualityRecorder(work.psnr_threshold, len(self.plan.quality_indices), *tset.size,
+                                       self.meter.copier)
         self.judged = judged_index(self.times)
         workers = max(2, min(8, (os.cpu_count() or 2) // self.plan.streams))
         self.new_prefetcher = lambda: dataset.Prefetcher(tset, list(self.plan.quality_indices), work.batch_size,
@@ -275,6 +269,11 @@ class StreamRunner:
         self.update(data_preloaded=source.preloaded is not None)
         return source
 
+    def _meter(self) -> Meter:
+        assert self.frame_size is not None
+        return Meter(self.engine, self.count, self.frame_size, download=self.work.transfers or self.work.saveimages,
+                     check_stop=self._check_stop)
+
     def _warm_up(self) -> None:
         """Through the same path as the timed loop (uploads, the call, the quality copy), so that lazy
         allocations and CUDA graph captures happen here."""
@@ -283,22 +282,23 @@ class StreamRunner:
         batch = self.work.batch_size
         warm = DummyPairs(self.engine, 1, batch, h, w, seed=self.settings.seeds.warmup,
                           transfers=self.work.transfers or not self.work.dummy)
-        t0 = time.perf_counter()
         calls = math.ceil(self.settings.warmup_pairs / batch)
         compiles = " (the first call compiles: 10-60 s)" if self.plan.engine.execution.mode in ("compile", "fast") else ""
         announce(self.plan, f"warm-up and compile: {calls} calls{compiles}")
         progress = Progress(self.plan.index, "warm-up", calls * batch, bar=False)
-        for done, pending in enumerate(islice(self.uploader.ahead(warm), calls), 1):
-            self._check_stop()
-            _, out, _ = self._call(pending)
+        waited = [0.0]  # seconds spent waiting for the timing lock, which the warm-up's time does not count
+
+        def after_call(done: int, call: Call) -> None:
             if self.quality is not None and self.judged is not None:
-                self.quality.rehearse(out[self.judged])
+                self.quality.rehearse(call.outputs[self.judged])
             if done == 1:  # the first call compiled and captured alongside other runs; the rest waits its turn
-                t0 += self._take_timing_lock()
-            progress.update(done * batch, time.perf_counter() - t0)
-        t0 += self._take_timing_lock()  # --warmup 0: just before the timed loop (and its start barrier)
-        dev.synchronize(self.device)
-        self.update(warmup=Warmup(calls, calls * batch, time.perf_counter() - t0))
+                waited[0] += self._take_timing_lock()
+            progress.update(done * batch, time.perf_counter() - t0 - waited[0])
+
+        t0 = time.perf_counter()
+        self.meter.warm_up(warm, calls, after_call)
+        waited[0] += self._take_timing_lock()  # --warmup 0: just before the timed loop (and its start barrier)
+        self.update(warmup=Warmup(calls, calls * batch, time.perf_counter() - t0 - waited[0]))
         dev.reset_peak_memory(self.device)
 
     def _take_timing_lock(self) -> float:
@@ -316,51 +316,29 @@ class StreamRunner:
         if self.stop_event.is_set():
             raise Interrupted
 
-    def _call(self, pending: PendingBatch):
-        assert self.frame_size is not None
-        b = self.uploader.receive(pending)
-        out = self.engine.interpolate(b.img0, b.img1, self.count, self.frame_size, between=self._check_stop)
-        if self.work.transfers or self.work.saveimages:
-            return b, out, self.copier.download(out)
-        return b, out, None
-
     # --- the timed loop -------------------------------------------------------------
     def timed_loop(self) -> None:
-        progress = Progress(self.plan.index, "timed", self.rule.max_frames)
         announce(self.plan, f"timed loop: {self.rule.describe()}")
         self.update(status=StreamStatus.RUNNING)
         self.telemetry = telemetry_for(self.device)
         self.telemetry.start()
         self.load_probe = LoadProbe()
-        self.clock_offset = time.time() - time.monotonic()
-        self.t_start = time.monotonic()
-        for step, pending in enumerate(self.uploader.ahead(self.source)):
-            self._check_stop()
-            if self.rule.should_stop(self.pairs_done, time.monotonic() - self.t_start):
-                break
-            self.call_starts.append(time.monotonic() - self.t_start)
-            self.clock.start()
-            b, out, host_out = self._call(pending)
-            self.clock.stop()
-            if self.quality is not None and self.judged is not None:
-                self.quality.record(b.names, out[self.judged])
-            if host_out is not None and self.work.saveimages and b.names:
-                self._save_frames(b.names, host_out)
-            n = b.img0.shape[0]
-            self.call_pairs.append(n)
-            self.pairs_done += n
-            self.frames_done += n * self.count
-            if self.settings.sync_every and (step + 1) % self.settings.sync_every == 0:
-                dev.synchronize(self.device)
-            elapsed = time.monotonic() - self.t_start
-            self.checkpoints.append((elapsed, self.frames_done))
-            progress.update(self.pairs_done, elapsed)
-        dev.synchronize(self.device)
-        self.t_end = time.monotonic()
+        progress = Progress(self.plan.index, "timed", self.rule.max_frames)
+        self.parts.append(Timed(self.count))
+        self.meter.timed(self.source, self.rule, sync_every=self.settings.sync_every, observers=self._observers(),
+                         progress=progress.update, into=self.parts[-1])
+        progress.close()
         if self.plan.streams == 1:  # else after the end barrier, once the run's other streams have timed too
             self.release_timing_lock()
         self._stop_telemetry()
-        progress.close()
+
+    def _observers(self) -> list[Observer]:
+        watching: list[Observer] = []
+        if self.quality is not None and self.judged is not None:
+            watching.append(QualityWatch(self.quality, self.judged))
+        if self.work.saveimages:
+            watching.append(FrameSaver(self.device, self.layout, self.times))
+        return watching
 
     def _stop_telemetry(self) -> None:
         if self.load_probe is not None and self.record.host_load is None:
@@ -374,15 +352,6 @@ class StreamRunner:
             # the samples stay in telemetry_<n>.json
             self.update(telemetry={k: v for k, v in self.telemetry_summary.items() if k != "samples"})
 
-    def _save_frames(self, names: list[str], host_out: list[torch.Tensor]) -> None:
-        from harness.pictures import write_png
-
-        dev.synchronize(self.device)  # the non-blocking copies must land before the host reads them
-        for k, name in enumerate(names):
-            for j, frames in enumerate(host_out):
-                path = self.layout.image(name, self.times[j] if self.count > 1 else None)
-                write_png(path, frames[k].permute(1, 2, 0).numpy())
-
     # --- after the loop ------------------------------------------------------------
     def finish(self) -> None:
         self.update(measurements=self._measurements(), status=StreamStatus.COMPLETED)
@@ -391,43 +360,39 @@ class StreamRunner:
 
     def salvage(self) -> None:
         """After an interruption or a failure: keep what was measured."""
-        if self.t_start and not self.t_end:
+        if self.parts and not self.parts[-1].end:
             try:
-                dev.synchronize(self.device)
+                self.meter.settle(self.parts[-1])
             except Exception:  # a broken device cannot be read: report nothing more
                 return
-            self.t_end = time.monotonic()
         self._stop_telemetry()
-        if self.t_start:
+        if self.parts:
             self.update(measurements=self._measurements())
 
     def _measurements(self) -> Measurements:
-        from metrics import latency_summary
-
         assert self.frame_size is not None
-        elapsed = max(self.t_end - self.t_start, 1e-12)
-        raw = self.clock.finish()
-        latencies = latency_summary(raw)
-        self.update(call_log=call_log(self.call_starts, raw, self.call_pairs))
+        timed = joined(self.parts)
+        self.update(call_log=call_log(timed.call_starts, timed.latencies_ms, timed.call_pairs))
+        elapsed = max(timed.elapsed_s, 1e-12)
         h, w = self.frame_size
         model = ModelRun(variant=self.loaded.variant.name, impl=self.loaded.impl, weights=self.loaded.weights_label,
                          weights_sha256=self.loaded.weights_sha256, precision_run=self.engine.precision.name,
                          execution=self.engine.plan.mode, autocast=self.engine.precision.autocast,
                          torch_settings=self.engine.settings.record())
         return Measurements(
-            pairs=self.pairs_done,
-            frames=self.frames_done,
-            calls=int(latencies["count"]) if latencies else 0,
-            elapsed_s=elapsed if self.pairs_done else 0.0,
-            window=(self.t_start, self.t_end),
-            clock_offset_s=self.clock_offset,
-            checkpoints=thinned([*self.checkpoints, (elapsed, self.frames_done)]),
-            throughput_fps=self.frames_done / elapsed if self.pairs_done else 0.0,
-            latency_wall_ms=1e3 * elapsed / self.frames_done if self.frames_done else None,
-            latency_ms=LatencySummary.from_json(latencies),
-            shortfalls=tuple(self.rule.shortfalls(self.pairs_done, elapsed)),
+            pairs=timed.pairs,
+            frames=timed.frames,
+            calls=timed.calls,
+            elapsed_s=elapsed if timed.pairs else 0.0,
+            window=(timed.start, timed.end),
+            clock_offset_s=timed.clock_offset,
+            checkpoints=thinned([*timed.checkpoints, (elapsed, timed.frames)]),
+            throughput_fps=timed.frames / elapsed if timed.pairs else 0.0,
+            latency_wall_ms=1e3 * elapsed / timed.frames if timed.frames else None,
+            latency_ms=timed.latency(),
+            shortfalls=tuple(self.rule.shortfalls(timed.pairs, elapsed)),
             peak_memory_bytes=dev.peak_memory_bytes(self.device),
-            energy=Energy.from_json(energy_metrics(self.telemetry_summary or {}, self.frames_done)),
+            energy=Energy.from_json(energy_metrics(self.telemetry_summary or {}, timed.frames)),
             frame_size=(h, w),
             padded_size=self.engine.padded_size(h, w),
             model=model,
@@ -460,6 +425,36 @@ class StreamRunner:
             comparison_sheet(path, f.name, f.psnr, t.first, pred, t.truth)
             sheets.append(Sheet(f.name, f.psnr, f.ssim, str(path.relative_to(self.layout.root))))  # as index.html links it
         return tuple(sheets)
+
+
+class QualityWatch:
+    """Keeps the judged frame of every timed call for scoring after the loop."""
+
+    def __init__(self, recorder: QualityRecorder, judged: int) -> None:
+        self.recorder, self.judged = recorder, judged
+
+    def on_call(self, call: Call) -> None:
+        if call.batch.names:
+            self.recorder.record(call.batch.names, call.outputs[self.judged])
+
+
+class FrameSaver:
+    """``--saveimages``: every generated frame of the timed calls as a PNG (named after its triplet)."""
+
+    def __init__(self, device: torch.device, layout: OutputLayout, times: list[float]) -> None:
+        self.device, self.layout, self.times = device, layout, times
+
+    def on_call(self, call: Call) -> None:
+        from harness.pictures import write_png
+
+        names, host = call.batch.names, call.host_outputs
+        if not names or host is None:
+            return
+        dev.synchronize(self.device)  # the non-blocking copies must land before the host reads them
+        for k, name in enumerate(names):
+            for j, frames in enumerate(host):
+                path = self.layout.image(name, self.times[j] if len(self.times) > 1 else None)
+                write_png(path, frames[k].permute(1, 2, 0).numpy())
 
 
 def _timing_lock(plan: StreamPlan) -> TimingLock | None:

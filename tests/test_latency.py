@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from harness import latency
-from harness.records import CallLog, Energy, HostLoad, LatencySummary, Measurements, StreamRecord, StreamStatus
+from harness.records import CallLog, Energy, HostLoad, Measurements, StreamRecord, StreamStatus
 from harness.results import run_document
-from metrics import latency_summary
 
 
 def record(stream: int, latencies: list[float], start: float = 0.0, pid: int = 0, host_load: HostLoad | None = None,
@@ -18,7 +17,7 @@ def record(stream: int, latencies: list[float], start: float = 0.0, pid: int = 0
     measurements = Measurements(
         pairs=n, frames=n, calls=n, elapsed_s=sum(latencies) / 1e3, window=(start, start + sum(latencies) / 1e3),
         clock_offset_s=1000.0, checkpoints=((sum(latencies) / 1e3, n),), throughput_fps=1.0, latency_wall_ms=1.0,
-        latency_ms=LatencySummary.from_json(latency_summary(latencies)), shortfalls=(), peak_memory_bytes=None,
+        latency_ms=latency.describe(latencies), shortfalls=(), peak_memory_bytes=None,
         energy=Energy(), frame_size=(8, 8), padded_size=(32, 32), model=None, pid=pid)
     return StreamRecord(stream=stream, status=StreamStatus.COMPLETED, host="h", device=device,
                         measurements=measurements, call_log=CallLog(starts, tuple(latencies), (1,) * n),

@@ -17,7 +17,6 @@ from harness.records import (
     DataSource,
     Energy,
     FrameScore,
-    LatencySummary,
     Measurements,
     ModelRun,
     Placement,
@@ -29,6 +28,7 @@ from harness.records import (
     StreamStatus,
     Warmup,
 )
+from harness.latency import describe
 from harness.results import read_document, record_from_file, run_document, stream_document, write_json, yaml_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def full_record(stream: int = 1, passed: bool = True) -> StreamRecord:
     measurements = Measurements(
         pairs=2, frames=2, calls=2, elapsed_s=0.5, window=(10.0, 10.5), clock_offset_s=1e9,
         checkpoints=((0.25, 1), (0.5, 2)), throughput_fps=4.0, latency_wall_ms=250.0,
-        latency_ms=LatencySummary(2, 240.0, 1.0, 239.0, 240.0, 240.8, 240.98, 241.0), shortfalls=(),
+        latency_ms=describe([239.0, 241.0]), shortfalls=(),
         peak_memory_bytes=None, energy=Energy(), frame_size=(64, 96), padded_size=(64, 128),
         model=ModelRun("v4.0", "ours", "train_log/v4.0/flownet.pkl", "f" * 64, "fp32", "fast", False), pid=123)
     return StreamRecord(

@@ -16,12 +16,12 @@ import pytest
 from browser import check_page, chromium
 
 from harness import latency
+from harness.latency import describe
 from harness.pictures import comparison_sheet, write_index_html
 from harness.records import (
     CallLog,
     Energy,
     FrameScore,
-    LatencySummary,
     Measurements,
     QualityOutcome,
     Sheet,
@@ -30,7 +30,6 @@ from harness.records import (
 )
 from harness.report import write_report
 from harness.results import run_document, write_json, write_run
-from metrics import latency_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_chromium = pytest.mark.skipif(chromium() is None, reason="chromium is not installed (.ci/run installs it)")
@@ -44,7 +43,7 @@ def stream(index: int, latencies: list[float], start: float, sheets: tuple[Sheet
         pairs=n, frames=n, calls=n, elapsed_s=float(ends[-1]), window=(start, start + float(ends[-1])),
         clock_offset_s=5000.0, checkpoints=tuple((float(t), k + 1) for k, t in enumerate(ends)),
         throughput_fps=n / float(ends[-1]), latency_wall_ms=float(np.mean(latencies)),
-        latency_ms=LatencySummary.from_json(latency_summary(latencies)), shortfalls=(), peak_memory_bytes=None,
+        latency_ms=describe(latencies), shortfalls=(), peak_memory_bytes=None,
         energy=Energy(300.0, 3.0, 0.33), frame_size=(64, 96), padded_size=(64, 128), model=None, pid=1000 + index)
     return StreamRecord(stream=index, status=StreamStatus.COMPLETED, host="h", device=f"cuda:{index - 1}",
                         device_name="Test GPU", measurements=m, sheets=sheets, quality_frames=frames,
