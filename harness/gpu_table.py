@@ -16,13 +16,12 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-import metrics
 from harness.inputs import random_scene
+from harness.measure.core import measure_pair
 from rife.engine import Engine, resolve_precision
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
@@ -52,33 +51,12 @@ def psnr_between(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.inf if mse == 0 else -10 * math.log10(mse)
 
 
-def time_calls(fn, calls: int, warmup: int = 10) -> dict:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(calls)]
-    t0 = time.perf_counter()
-    for a, b in events:
-        a.record()
-        fn()
-        b.record()
-    torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
-    lat = sorted(a.elapsed_time(b) for a, b in events)
-    return {"fps": calls / wall, "p50_ms": metrics.percentile(lat, 50), "p99_ms": metrics.percentile(lat, 99),
-            "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20}
-
-
 def first_and_timed(e: Engine, frames: torch.Tensor, calls: int) -> tuple[torch.Tensor, dict]:
-    """The first call's output (fp32) on the uint8 pair ``frames`` and ``time_calls`` of the rest, with the first
-    call's seconds (compiles and captures happen there) and the peak memory from this engine's calls only."""
-    h, w = frames.shape[-2:]
-    a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
-    torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    out = e.interpolate(a, b, 1, (h, w))[0].float()
-    first_s = time.perf_counter() - t0
-    return out, {**time_calls(lambda: e.interpolate(a, b, 1, (h, w)), calls), "first_call_s": first_s}
+    """The first call's output (fp32) on the uint8 pair ``frames`` (2, 1, 3, H, W) and the figures of ``calls``
+    timed calls through the measurement core, with the first call's seconds (compiles and captures happen there)
+    and the peak memory of this engine's calls only."""
+    sweep = measure_pair(e, frames, calls)
+    return sweep.output, sweep.figures()
 
 
 SIZES = {"448x256": (256, 448), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}

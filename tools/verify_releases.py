@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
 
-from harness.gpu_table import psnr_between, time_calls
+from harness.gpu_table import psnr_between
 from harness.inputs import random_scene
+from harness.measure.core import measure_pair
 from rife import assets, registry
 from rife.engine import Engine, resolve_precision
 from rife.loader import ModelChoice, load_model
@@ -43,12 +43,9 @@ def engine(name: str, impl: str, precision: str, execution: str, weights: Path |
 
 
 def run(e: Engine, frames: torch.Tensor, calls: int) -> tuple[torch.Tensor, dict]:
-    h, w = frames.shape[-2:]
-    a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
-    t0 = time.perf_counter()
-    out = e.interpolate(a, b, 1, (h, w))[0].float()
-    first = time.perf_counter() - t0
-    return out, {**time_calls(lambda: e.interpolate(a, b, 1, (h, w)), calls), "first_call_s": first}
+    """The first call's output and ``calls`` timed calls through the measurement core."""
+    sweep = measure_pair(e, frames, calls)
+    return sweep.output, sweep.figures()
 
 
 def check_release(name: str, frames: torch.Tensor, calls: int, paper_code: Path) -> dict:
