@@ -30,9 +30,9 @@ from harness.gpu_table import (
     print_table,
     psnr_between,
     section_modes,
-    time_calls,
 )
 from harness.inputs import random_scene
+from harness.measure.core import measure_pair, time_function
 from rife.engine import Engine, resolve_precision
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
@@ -129,9 +129,8 @@ def section_batch(v4_weights: Path, calls: int, batches: list[int]) -> list[dict
         for batch in batches:
             e = make_engine(arch, "ours", "fp16", "fast", v4_weights, None)
             frames = torch.randint(0, 256, (2, batch, 3, 720, 1280), dtype=torch.uint8, device=CUDA)
-            a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
-            r = time_calls(lambda e=e, a=a, b=b: e.interpolate(a, b, 1, (720, 1280)), max(20, calls // batch))
-            rows.append({"model": arch, "batch": batch, "fps": r["fps"] * batch, "p50_ms_per_call": r["p50_ms"],
+            r = measure_pair(e, frames, max(20, calls // batch)).figures()
+            rows.append({"model": arch, "batch": batch, "fps": r["fps"], "p50_ms_per_call": r["p50_ms"],
                          "peak_mem_mb": r["peak_mem_mb"]})
             del e
             torch.cuda.empty_cache()
@@ -180,7 +179,8 @@ def section_warp(calls: int = 200) -> list[dict]:
         ref, fused = torch_warp(img, flow), triton_warp.fused_warp(img, flow)
         row = {"image": f"{c}x{h}x{w} fp16 channels_last", "max_abs_diff": (ref.float() - fused.float()).abs().max().item()}
         for name, fn in (("torch_us", torch_warp), ("triton_us", triton_warp.fused_warp)):
-            row[name] = time_calls(lambda fn=fn, img=img, flow=flow: fn(img, flow), calls)["p50_ms"] * 1e3
+            stats = time_function(lambda fn=fn, img=img, flow=flow: fn(img, flow), CUDA, calls)
+            row[name] = (stats.percentile("p50") or 0.0) * 1e3
         rows.append(row)
     return rows
 

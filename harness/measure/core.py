@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Protocol
 
+import torch
 from torch import Tensor
 
 from harness import device as dev
@@ -230,3 +231,20 @@ def measure_pair(engine: Engine, frames: Tensor, calls: int, warmup: int = 10) -
     timed = meter.timed(repeated_batches(pool), StopRule(calls * frames.shape[1], calls * frames.shape[1]))
     return Sweep(first[0], first_call_s, timed, dev.peak_memory_bytes(engine.device))
 
+
+
+def time_function(fn: Callable[[], object], device: torch.device, calls: int, warmup: int = 10) -> LatencyStats:
+    """Per-call latency of ``fn`` alone (a kernel of a maintainer's probe, not a model call): ``warmup`` untimed
+    calls, then ``calls`` timed with the same clock and summarised by the same statistics as ``Meter.timed``."""
+    for _ in range(warmup):
+        fn()
+    dev.synchronize(device)
+    clock = dev.LatencyClock(device)
+    for _ in range(calls):
+        clock.start()
+        fn()
+        clock.stop()
+    dev.synchronize(device)
+    stats = describe(clock.finish())
+    assert stats is not None, "time_function needs at least one call"
+    return stats
