@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # benchmark.sh: runs every row of a CSV profile through run_model.sh, each in OUTPUT_DIR/test_<i>/,
-# then writes summary.csv and summary.png across the rows, and compares the rows that ran (compare.py: the
-# table in benchmark.log, compare.csv).
+# then writes summary.csv and summary.png across the rows, and compares the rows that ran (compare.py
+# OUTPUT_DIR: the table in benchmark.log, compare.csv).
 #   PROFILE=profiles/rife.fp16.csv [OUTPUT_DIR=./benchmark-output] [IMAGE=image] [OVERWRITE=yes] ./benchmark.sh
 #   flags win over variables: --profile FILE, --output-dir DIR, --image IMAGE, --overwrite, -h / --help
 # A column names a run variable: its name upper-cased (data_height -> DATA_HEIGHT; model_name is a label;
@@ -165,11 +165,11 @@ for ((i = 1; i <= rows; i++)); do
 done
 
 harness "$out_dir" || failed=1
-ran=()
-for ((i = 1; i <= rows; i++)); do [ ! -s "$out_dir/test_$i/results.json" ] || ran+=("$out_dir/test_$i"); done
-if [ "${#ran[@]}" -gt 0 ]; then  # the rows side by side, each against the first, swept over the profile's columns
-  PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$HERE/compare.py" --csv "$out_dir/compare.csv" \
-    --swept "$(head -n 1 -- "$profile" | tr -d '\r')" "${ran[@]}" || echo "benchmark: note: compare.py failed"
+# The rows side by side, each against the first, swept over the profile columns they differ in (the rows
+# without results are noted); when no row produced results there is nothing to compare.
+if compgen -G "$out_dir/test_*/results.json" >/dev/null; then
+  PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$HERE/compare.py" --csv "$out_dir/compare.csv" "$out_dir" \
+    || echo "benchmark: note: compare.py failed"
 fi
 exec 1>&3 2>&4 3>&- 4>&-  # close the log pipe and let tee finish writing before we return
 wait "$tee_pid" 2>/dev/null

@@ -7,10 +7,13 @@ carried over.
 
     python compare.py A B ... [--swept NAME,NAME] [--csv FILE]
 
-A and B are run folders (with results.json) or results.json files. ``--swept`` names the settings the runs
-are meant to differ in (option names or their variables: ``streams``, ``PRECISION``); without it, a single
-differing option is taken as the swept one. Any other difference (another option, the machine, the driver,
-the frameworks, the weights, the harness's commit) is a warning. Errors are one line on stderr, exit 2.
+A and B are run folders (with results.json), results.json files or benchmark.sh output folders. A benchmark
+folder stands for its rows in order (``test_<i>/``), each named by its model_name cell where those tell the rows
+apart, else by ``test_<i>`` and its swept values; a row without results.json is left out with a note that gives
+its exit code. ``--swept`` names the settings the runs are meant to differ in (option names or their variables:
+``streams``, ``PRECISION``); without it, the profile columns a benchmark folder's rows differ in, else a single
+differing option. Any other difference (another option, the machine, the driver, the frameworks, the weights,
+the harness's commit) is a warning. Errors are one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import csv
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import arguments
+from harness import summary
 from harness.records import RunDocument
 
 # (key, label, unit, higher is better)
@@ -100,18 +104,85 @@ class Run:
         return out
 
 
-def load(path: Path) -> Run:
+def load(path: Path, name: str | None = None) -> Run:
+    """A run from its folder or its results.json; named by the folder (or the file) unless ``name`` is given."""
     file = path / "results.json" if path.is_dir() else path
     try:
         raw = json.loads(file.read_text())
     except OSError as e:
-        raise CompareError(f"{path}: no results.json there ({e.strerror}); give run folders or results.json files") from None
+        raise CompareError(f"{path}: no results.json there ({e.strerror}); give run folders, results.json files or "
+                           "benchmark.sh output folders") from None
     except ValueError as e:
         raise CompareError(f"{file} is not a results file: {e}") from None
     if not isinstance(raw, dict) or "results" not in raw:
         raise CompareError(f"{file} is not a results file: it has no results")
-    name = file.parent.name if file.name == "results.json" else file.stem
+    name = name or (file.parent.name if file.name == "results.json" else file.stem)
     return Run(name or str(path), RunDocument.from_json(raw), raw)
+
+
+# --- benchmark.sh output folders ---------------------------------------------------------
+@dataclass(frozen=True)
+class Sweep:
+    """What a benchmark.sh output folder holds: the rows that produced results, a note for each that did not,
+    and the profile columns the rows differ in."""
+
+    runs: list[Run]
+    notes: list[str]
+    swept_columns: list[str]
+
+
+def is_sweep(path: Path) -> bool:
+    return path.is_dir() and not (path / "results.json").exists() and bool(summary.test_dirs(path))
+
+
+def read_sweep(folder: Path) -> Sweep:
+    try:
+        rows = summary.row_folders(folder)
+    except summary.ProfileError as e:
+        raise CompareError(f"{e} (a benchmark.sh output folder has test_<i>/row.csv for every row)") from None
+    columns = [c for c in summary.varying(list(rows[0].cells), [row.cells for row in rows])
+               if c.lower() not in summary.LABELS]
+    runs, notes = [], []
+    for row, name in zip(rows, row_names(rows, columns), strict=True):
+        try:
+            runs.append(load_row(row, name))
+        except CompareError as e:
+            notes.append(f"{name} left out: {e} ({f'exit code {row.exit_code}' if row.exit_code else 'not run'})")
+    return Sweep(runs, notes, columns)
+
+
+def row_names(rows: Sequence[summary.RowFolder], swept_columns: Sequence[str]) -> list[str]:
+    """Each row's name: its model_name cell where those tell every row apart, else test_<i> and its swept values."""
+    labels = [row.label for row in rows]
+    if all(labels) and len(set(labels)) == len(labels):
+        return labels
+    return [" ".join([row.name, *(f"{c}={row.cells.get(c) or 'default'}" for c in swept_columns)]) for row in rows]
+
+
+def load_row(row: summary.RowFolder, name: str) -> Run:
+    results = row.folder / "results.json"
+    if not results.is_file() or results.stat().st_size == 0:  # benchmark.sh's test of a row that produced results
+        raise CompareError("no results.json")
+    return load(row.folder, name)
+
+
+def gather(paths: Sequence[Path]) -> tuple[list[Run], list[str], list[str]]:
+    """The runs of every argument in order (a benchmark folder's rows in its place), the notes on rows left out,
+    and the profile columns the benchmark folders swept."""
+    runs: list[tuple[Run, str]] = []  # with where it came from: the name of each run where two share a name
+    notes: list[str] = []
+    columns: list[str] = []
+    for path in paths:
+        if is_sweep(path):
+            sweep = read_sweep(path)
+            runs += [(run, f"{path}/{run.name}") for run in sweep.runs]
+            notes += sweep.notes
+            columns += [c for c in sweep.swept_columns if c not in columns]
+        else:
+            runs.append((load(path), str(path)))
+    if len({run.name for run, _ in runs}) < len(runs):
+        return [replace(run, name=where) for run, where in runs], notes, columns
+    return [run for run, _ in runs], notes, columns
 
 
 def option_names(names: Sequence[str]) -> set[str]:
@@ -216,19 +287,28 @@ def write_csv(path: Path, runs: Sequence[Run], lines: Sequence[dict]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="compare.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="a run folder or its results.json")
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="a run folder or its results.json, or a "
+                        "benchmark.sh output folder (its rows)")
     parser.add_argument("--swept", metavar="NAMES", help="the settings the runs are meant to differ in, "
-                        "comma-separated (option names or variables); default: the one option that differs")
+                        "comma-separated (option names or variables); default: the profile columns a benchmark "
+                        "folder's rows differ in, else the one option that differs")
     parser.add_argument("--csv", type=Path, metavar="FILE", help="also write the table as CSV (one line per "
                         "figure and run)")
     args = parser.parse_args(argv)
     try:
-        runs = [load(p) for p in args.runs]
+        runs, notes, swept_columns = gather(args.runs)
     except CompareError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for note in notes:
+        print(f"note: {note}")
+    if not runs:
+        print("error: nothing to compare: no row produced a results.json; see each row's output.log, fix the cause "
+              "and run benchmark.sh again", file=sys.stderr)
+        return 2
+    swept = args.swept.split(",") if args.swept else swept_columns
     lines = table(runs)
-    print(render(runs, lines, warnings_of(runs, option_names(args.swept.split(",")) if args.swept else None)))
+    print(render(runs, lines, warnings_of(runs, option_names(swept) if swept else None)))
     if args.csv:
         write_csv(args.csv, runs, lines)
     return 0

@@ -14,7 +14,10 @@ and ``exit_code`` (written by benchmark.sh).
                                                             run variables of this environment, for a container)
 
 Errors are one line on stderr, exit 2. Power and frames per joule come from results.json's
-``results.metrics`` ``power`` / ``frames-per-joule`` when the run measured them (else empty).
+``results.metrics`` ``power`` / ``frames-per-joule`` when the run measured them (else empty). The p50 and p99
+cells are empty where results.json says the percentile is not established (too few calls). The spread: the
+per-call latency's interquartile range over its median (``latency_iqr_pct``) and, for a run measured ``--repeat
+N`` times, N and the lowest and highest throughput of the repeats.
 """
 
 from __future__ import annotations
@@ -23,21 +26,26 @@ import argparse
 import csv
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import arguments
-from harness.records import Metric
+from harness.records import Metric, RunResults
 from harness.results import read_document
 
 LABELS = ("model_name",)
 SET_BY_BENCHMARK = ("OUTPUT_DIR",)  # each row's folder
 STOPPED_CODES = ("129", "130", "143")  # a run stopped by SIGHUP, SIGINT or SIGTERM
 KNOWN_VARIABLES = frozenset(name for opt in arguments.OPTIONS for name in opt.env) | {"GET_MODEL"}
+# New columns go at the end: users' scripts read these by position too.
 RESULT_FIELDS = ("throughput_frames_per_s", "latency_ms", "latency_p50_ms", "latency_p99_ms", "accuracy_pct", "power_w",
-                 "frames_per_joule", "validity", "status", "exit_code", "reason")
-METRICS = {"throughput_frames_per_s": "throughput", "latency_ms": "latency", "latency_p50_ms": "latency-per-call-p50",
-           "latency_p99_ms": "latency-per-call-p99", "power_w": "power", "frames_per_joule": "frames-per-joule"}
+                 "frames_per_joule", "validity", "status", "exit_code", "reason", "latency_iqr_pct", "repeats",
+                 "throughput_min", "throughput_max")
+METRICS = {"throughput_frames_per_s": "throughput", "latency_ms": "latency", "power_w": "power",
+           "frames_per_joule": "frames-per-joule"}
+PERCENTILES = {"latency_p50_ms": "p50", "latency_p99_ms": "p99"}
 
 
 class ProfileError(Exception):
@@ -120,21 +128,53 @@ def row_variables(row: Mapping[str, str], environ: Mapping[str, str], inherit: b
     return out
 
 
-# --- the summary ----------------------------------------------------------------------
+# --- a benchmark's output folder --------------------------------------------------------
+@dataclass(frozen=True)
+class RowFolder:
+    """``test_<i>/``: one row's run, with the row's cells (the profile's header and that row)."""
+
+    folder: Path
+    cells: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def exit_code(self) -> str:
+        """run_model.sh's exit status as benchmark.sh wrote it; empty where the row has not run."""
+        return _read_text(self.folder / "exit_code")
+
+    @property
+    def label(self) -> str:
+        """The row's model_name cell (empty where there is none)."""
+        return next((value for name, value in self.cells.items() if name.lower() in LABELS), "")
+
+
 def test_dirs(out_dir: Path) -> list[Path]:
     found = [p for p in out_dir.glob("test_*") if p.is_dir() and p.name[5:].isdigit()]
     return sorted(found, key=lambda p: int(p.name[5:]))
 
 
-def summarize(out_dir: Path) -> tuple[list[str], list[dict]]:
-    """The summary's columns and one line per row folder."""
+def row_folders(out_dir: Path) -> list[RowFolder]:
+    """Every row's folder, in the profile's order."""
     folders = test_dirs(out_dir)
     if not folders:
         raise ProfileError(f"{out_dir} has no test_<i>/ folders: run benchmark.sh first")
-    rows = [read_row(folder / "row.csv") for folder in folders]
-    header = list(rows[0])
-    lines = [{"row": folder.name[5:], **row, **row_results(folder)} for folder, row in zip(folders, rows, strict=True)]
-    return ["row", *header, *RESULT_FIELDS], lines
+    return [RowFolder(folder, read_row(folder / "row.csv")) for folder in folders]
+
+
+def varying(columns: Sequence[str], lines: Sequence[Mapping[str, str]]) -> list[str]:
+    """The columns whose values differ from line to line."""
+    return [c for c in columns if len({line.get(c, "") for line in lines}) > 1]
+
+
+# --- the summary ----------------------------------------------------------------------
+def summarize(out_dir: Path) -> tuple[list[str], list[dict]]:
+    """The summary's columns and one line per row folder."""
+    rows = row_folders(out_dir)
+    lines = [{"row": row.name[5:], **row.cells, **row_results(row.folder)} for row in rows]
+    return ["row", *rows[0].cells, *RESULT_FIELDS], lines
 
 
 def row_results(folder: Path) -> dict[str, str]:
@@ -146,6 +186,8 @@ def row_results(folder: Path) -> dict[str, str]:
         return {**dict.fromkeys(RESULT_FIELDS, ""), "status": status, "exit_code": exit_code, "reason": reason}
     results = doc.results
     out = {field: _number(_avg(results.metric(key))) for field, key in METRICS.items()}
+    out.update(percentile_cells(results))
+    out.update(spread_cells(results))
     accuracy = results.metric("accuracy")
     out["accuracy_pct"] = _number(_avg(accuracy)) if accuracy is None or accuracy.applicable is not False else ""
     status = results.status.value
@@ -154,6 +196,26 @@ def row_results(folder: Path) -> dict[str, str]:
     reasons = results.invalid_reasons
     reason = "" if status == "passed" else (reasons[0] if reasons else _error_line(folder) or f"exit code {exit_code}")
     return {**out, "validity": results.validity, "status": status, "exit_code": exit_code, "reason": reason}
+
+
+def percentile_cells(results: RunResults) -> dict[str, str]:
+    """p50 and p99 per call; empty where the run saw too few calls to establish them."""
+    out = {}
+    for field, name in PERCENTILES.items():
+        percentile = results.latency.percentiles.get(name) if results.latency else None
+        established = percentile is None or percentile.established  # older results.json files do not say
+        out[field] = _number(_avg(results.metric(f"latency-per-call-{name}"))) if established else ""
+    return out
+
+
+def spread_cells(results: RunResults) -> dict[str, str]:
+    """How much the run fluctuated: the per-call latency's IQR over its median (%), and the repeats' range."""
+    iqr = results.latency.iqr_over_median if results.latency else None
+    repeats = results.repeats
+    return {"latency_iqr_pct": "" if iqr is None else _number(100.0 * iqr),
+            "repeats": _number(repeats.count) if repeats else "",
+            "throughput_min": _number(repeats.min_fps) if repeats else "",
+            "throughput_max": _number(repeats.max_fps) if repeats else ""}
 
 
 def _avg(metric: Metric | None) -> float | None:
@@ -184,9 +246,15 @@ def write_csv(path: Path, columns: list[str], lines: list[dict]) -> None:
         writer.writerows(lines)
 
 
+CHART_PANELS = (("throughput_frames_per_s", "throughput (frames/s)"), ("latency_p99_ms", "latency per call, p99 (ms)"))
+NOT_VALID_COLOUR = "black"  # apart from the series' colours
+
+
 def write_chart(path: Path, profile_columns: list[str], lines: list[dict]) -> None:
     """Throughput and p99 latency per call against streams, one line per precision (and per other setting
-    that varies across rows); rows that did not pass are left out."""
+    that varies across rows); rows that did not pass are left out, and so are p99 points not established
+    (the axis says which). Throughput carries the repeats' min-max as error bars where a row was measured
+    ``--repeat N`` times; a point whose validity is not "valid" is ringed and labelled with it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,25 +263,73 @@ def write_chart(path: Path, profile_columns: list[str], lines: list[dict]) -> No
 
     x_name = "streams" if "streams" in profile_columns else "row"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
-    series = _series(profile_columns, [line for line in lines if line["status"] == "passed"], x_name)
-    for ax, field, title in ((axes[0], "throughput_frames_per_s", "throughput (frames/s)"),
-                             (axes[1], "latency_p99_ms", "latency per call, p99 (ms)")):
-        for label, points in series.items():
-            xy = sorted((x, y) for x, y in ((_float(line[x_name]), _float(line[field])) for line in points)
-                        if x is not None and y is not None)
-            if xy:
-                ax.plot(*zip(*xy, strict=True), marker="o", label=label)
-        ax.set_xlabel(x_name)
+    passed = [line for line in lines if line["status"] == "passed"]
+    series = _series(profile_columns, passed, x_name)
+    for ax, (field, title) in zip(axes, CHART_PANELS, strict=True):
+        for k, (label, points) in enumerate(series.items()):
+            _draw_series(ax, x_name, field, label, points, f"C{k}")  # a series keeps its colour in both panels
+        note = _left_out(field, passed)
+        ax.set_xlabel(f"{x_name}\n{note}" if note and ax.has_data() else x_name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(title)
+        ax.set_title(title + ("; bars: min-max of the repeats" if _has_repeats(field, passed) else ""))
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.set_ylim(0, 1.1 * ax.dataLim.ymax)
             ax.legend()
         else:
-            ax.text(0.5, 0.5, "no row passed", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, note or "no row passed", ha="center", va="center", wrap=True, transform=ax.transAxes)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _draw_series(ax: Any, x_name: str, field: str, label: str, points: list[dict], colour: str) -> None:
+    """One series' line, the repeats' range on throughput, and rings on the points that are not valid."""
+    drawn = _points(x_name, field, points)
+    if not drawn:
+        return
+    ax.plot([x for x, _, _ in drawn], [y for _, y, _ in drawn], marker="o", color=colour, label=label)
+    if field == "throughput_frames_per_s":
+        _range_bars(ax, [(x, line) for x, _, line in drawn], colour)
+    for x, y, line in drawn:
+        validity = line.get("validity", "")
+        if validity and validity != "valid":
+            ax.plot(x, y, marker="o", markersize=13, color=NOT_VALID_COLOUR, markerfacecolor="none")
+            ax.annotate(validity, (x, y), xytext=(7, 7), textcoords="offset points", fontsize=8,
+                        color=NOT_VALID_COLOUR)
+
+
+def _points(x_name: str, field: str, lines: list[dict]) -> list[tuple[float, float, dict]]:
+    """(x, y, line) of the lines that have both, in x order."""
+    out = []
+    for line in lines:
+        x, y = _float(line[x_name]), _float(line[field])
+        if x is not None and y is not None:
+            out.append((x, y, line))
+    return sorted(out, key=lambda p: (p[0], p[1]))
+
+
+def _range_bars(ax: Any, points: list[tuple[float, dict]], colour: str) -> None:
+    """Error bars from the repeats' lowest to highest throughput (drawn about their middle: the bar is the range
+    whatever the point's own value)."""
+    ranges = [(x, _float(line.get("throughput_min", "")), _float(line.get("throughput_max", ""))) for x, line in points]
+    known = [(x, lo, hi) for x, lo, hi in ranges if lo is not None and hi is not None]
+    if known:
+        ax.errorbar([x for x, _, _ in known], [(lo + hi) / 2 for _, lo, hi in known],
+                    yerr=[(hi - lo) / 2 for _, lo, hi in known], fmt="none", ecolor=colour, capsize=4)
+
+
+def _left_out(field: str, passed: list[dict]) -> str:
+    """Which passed rows a percentile panel leaves out because they did not establish it."""
+    if field not in PERCENTILES:
+        return ""
+    rows = [line["row"] for line in passed if not line.get(field)]
+    if not rows:
+        return ""
+    return f"{PERCENTILES[field]} not established (too few calls), left out: row{'s' * (len(rows) > 1)} {', '.join(rows)}"
+
+
+def _has_repeats(field: str, passed: list[dict]) -> bool:
+    return field == "throughput_frames_per_s" and any(line.get("throughput_min") for line in passed)
 
 
 def _float(text: str) -> float | None:
@@ -226,17 +342,18 @@ def _float(text: str) -> float | None:
 def _series(profile_columns: list[str], lines: list[dict], x_name: str) -> dict[str, list[dict]]:
     """Lines grouped by every setting except the x axis; labelled by the settings that vary."""
     keys = [c for c in profile_columns if c != x_name]
-    varying = [c for c in keys if len({line[c] for line in lines}) > 1] or [c for c in keys if c == "precision"]
+    labelled_by = varying(keys, lines) or [c for c in keys if c == "precision"]
     groups: dict[str, list[dict]] = {}
     for line in lines:
         label = ", ".join(line[c] if c == "precision" and line[c] else f"{c}={line[c] or 'default'}"
-                          for c in varying) or "rows"
+                          for c in labelled_by) or "rows"
         groups.setdefault(label, []).append(line)
     return groups
 
 
 def print_table(columns: list[str], lines: list[dict]) -> None:
-    shown = [c for c in columns if c not in ("reason", "validity", "latency_ms", "exit_code")]
+    """The summary on the console: the columns any row has a value in (summary.csv has them all)."""
+    shown = [c for c in columns if c not in ("reason", "latency_ms", "exit_code") and any(line[c] for line in lines)]
     table = [shown, *[[line[c] for c in shown] for line in lines]]
     widths = [max(len(row[k]) for row in table) for k in range(len(shown))]
     for row in table:

@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from harness.summary import ProfileError, read_profile, row_variables, summarize, write_chart
+from harness.records import LatencyStats, Metric, Overlap, Percentile, Repeats, RunDocument, RunResults, RunStatus
+from harness.summary import ProfileError, read_profile, row_variables, summarize, write_chart, write_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "model_name,batch_size,num_inputs,streams,precision,data_height,data_width,platform,dummy,warmup"
-SUMMARY_COLUMNS = ["row", *HEADER.split(","), "throughput_frames_per_s", "latency_ms", "latency_p50_ms", "latency_p99_ms",
-                   "accuracy_pct", "power_w", "frames_per_joule", "validity", "status", "exit_code", "reason"]
+RESULT_COLUMNS = ["throughput_frames_per_s", "latency_ms", "latency_p50_ms", "latency_p99_ms", "accuracy_pct", "power_w",
+                  "frames_per_joule", "validity", "status", "exit_code", "reason",
+                  "latency_iqr_pct", "repeats", "throughput_min", "throughput_max"]  # new columns at the end
+SUMMARY_COLUMNS = ["row", *HEADER.split(","), *RESULT_COLUMNS]
 SWEEP_VARIABLES = ("PROFILE", "OUTPUT_DIR", "IMAGE", "OVERWRITE", "DUMMY", "DATASET_DIR", "PLATFORM", "WARMUP")
 
 
@@ -71,11 +74,12 @@ def test_every_row_runs_in_its_own_folder(sweep):
 def test_the_sweep_ends_with_the_rows_compared(sweep):
     _, out_dir = sweep
     log = (out_dir / "benchmark.log").read_text()
-    assert "(ratios to test_1;" in log and "throughput (frames/s, higher is better)" in log
+    assert "(ratios to test_1 streams=1 warmup=1;" in log and "throughput (frames/s, higher is better)" in log
     assert "warning: the runs differ" not in log  # streams and warmup are the profile's columns: swept
     with (out_dir / "compare.csv").open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["figure"] == "throughput"]
-    assert [r["run"] for r in rows] == ["test_1", "test_2"] and rows[0]["relative"] == "1.0000"
+    assert [r["run"] for r in rows] == ["test_1 streams=1 warmup=1", "test_2 streams=2 warmup=default"]
+    assert rows[0]["relative"] == "1.0000"
 
 
 @pytest.mark.slow
@@ -94,12 +98,15 @@ def test_summary_holds_each_row_and_its_numbers(sweep):
     assert list(rows[0]) == SUMMARY_COLUMNS
     assert [r["row"] for r in rows] == ["1", "2"] and [r["streams"] for r in rows] == ["1", "2"]
     for r in rows:
-        metrics = json.loads((out_dir / f"test_{r['row']}" / "results.json").read_text())["results"]["metrics"]
+        results = json.loads((out_dir / f"test_{r['row']}" / "results.json").read_text())["results"]
+        metrics, latency = results["metrics"], results["latency"]
         assert float(r["throughput_frames_per_s"]) == pytest.approx(metrics["throughput"]["avg"], rel=1e-5)
         assert float(r["latency_ms"]) == pytest.approx(metrics["latency"]["avg"], rel=1e-5)
-        assert float(r["latency_p50_ms"]) == pytest.approx(metrics["latency-per-call-p50"]["avg"], rel=1e-5)
-        assert float(r["latency_p99_ms"]) == pytest.approx(metrics["latency-per-call-p99"]["avg"], rel=1e-5)
+        for name in ("p50", "p99"):  # two calls establish neither: the cells stay empty
+            assert not latency["percentiles"][name]["established"] and r[f"latency_{name}_ms"] == ""
+        assert float(r["latency_iqr_pct"]) == pytest.approx(100 * latency["iqr_over_median"], rel=1e-5)
         assert (r["accuracy_pct"], r["power_w"], r["frames_per_joule"]) == ("", "", "")  # performance mode, CPU
+        assert (r["repeats"], r["throughput_min"], r["throughput_max"]) == ("", "", "")  # measured once
         assert (r["status"], r["exit_code"], r["reason"]) == ("passed", "0", "")
         assert r["validity"] in ("valid", "noisy")  # tiny runs on a shared CPU may be noisy
 
@@ -126,6 +133,9 @@ def test_a_failed_row_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert "STREAMS='0'" in rows[0]["reason"] and "fp16" in rows[1]["reason"]
     assert rows[0]["throughput_frames_per_s"] == "" and float(rows[2]["throughput_frames_per_s"]) > 0
     assert (tmp_path / "out" / "summary.png").is_file()
+    log = (tmp_path / "out" / "benchmark.log").read_text()  # compare.py OUTPUT_DIR: the row that ran, the others noted
+    assert "note: test_1 streams=0 precision=fp32 left out: no results.json (exit code 2)" in log
+    assert "(ratios to test_3 streams=1 precision=fp32;" in log
 
 
 @pytest.mark.slow
@@ -298,3 +308,50 @@ def test_chart_when_no_row_passed(tmp_path):
               "status": "failed"}]
     write_chart(tmp_path / "empty.png", ["streams", "precision"], lines)
     assert imread(tmp_path / "empty.png").ndim == 3
+
+
+def run_document(fps: float, p50: Percentile, p99: Percentile, validity: str = "valid",
+                 repeats: Repeats | None = None) -> RunDocument:
+    """A results.json document as a run writes it: the pooled latency with its percentiles' verdicts."""
+    metrics = {"throughput": Metric(fps, None, None, None, "frames/s"), "latency": Metric(1000 / fps, None, None, None, "ms"),
+               "latency-per-call-p50": Metric(p50.ms, None, None, None, "ms"),
+               "latency-per-call-p99": Metric(p99.ms, None, None, None, "ms")}
+    stats = LatencyStats(p50.samples_needed if p50.established else 5, {"p50": p50, "p99": p99}, 20.0, 10.0,
+                         p50.ms, 1.2, 0.12)
+    results = RunResults("2026-01-01", "t", metrics, RunStatus.PASSED, validity, (), Overlap(1.0, 1.0), {}, {},
+                         latency=stats, repeats=repeats)
+    return RunDocument({}, {}, None, "performance mode", results, ())
+
+
+def write_rows(out_dir: Path, header: str, rows: list[tuple[str, RunDocument | None, str]]) -> None:
+    """A benchmark.sh output folder: per row its cells, its results (None: none written) and exit code."""
+    for i, (cells, doc, exit_code) in enumerate(rows, 1):
+        folder = out_dir / f"test_{i}"
+        folder.mkdir(parents=True)
+        (folder / "row.csv").write_text(f"{header}\n{cells}\n")
+        (folder / "exit_code").write_text(f"{exit_code}\n")
+        if doc is not None:
+            (folder / "results.json").write_text(json.dumps(doc.to_json()))
+
+
+def test_summary_leaves_unestablished_percentiles_empty_and_shows_spread(tmp_path, capsys):
+    short = run_document(100.0, Percentile(9.5, False, 11), Percentile(14.0, False, 662), validity="noisy")
+    halfway = run_document(150.0, Percentile(9.0, True, 11), Percentile(13.0, False, 662))
+    repeats = Repeats(5, (190.0, 200.0, 205.0, 210.0, 215.0), 205.0, 190.0, 215.0, (190.0, 215.0), 0.94)
+    full = run_document(205.0, Percentile(8.0, True, 11), Percentile(12.5, True, 662), repeats=repeats)
+    header = "model_name,streams,precision"
+    write_rows(tmp_path, header, [("RIFE,1,fp16", short, "0"), ("RIFE,2,fp16", halfway, "0"),
+                                  ("RIFE,4,fp16", full, "0"), ("RIFE,8,fp16", None, "1")])
+    write_summary(tmp_path)
+    rows = summary_rows(tmp_path)
+    assert list(rows[0]) == ["row", *header.split(","), *RESULT_COLUMNS]
+    assert [(r["latency_p50_ms"], r["latency_p99_ms"]) for r in rows] == [("", ""), ("9", ""), ("8", "12.5"), ("", "")]
+    assert [r["latency_iqr_pct"] for r in rows] == ["12", "12", "12", ""]
+    assert [(r["repeats"], r["throughput_min"], r["throughput_max"]) for r in rows] == [
+        ("", "", ""), ("", "", ""), ("5", "190", "215"), ("", "", "")]
+    assert [r["validity"] for r in rows] == ["noisy", "valid", "valid", ""]
+    image = imread(tmp_path / "summary.png")
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400
+    shown = capsys.readouterr().out
+    assert "latency_iqr_pct" in shown and "throughput_max" in shown and "noisy" in shown
+    assert "power_w" not in shown  # a column no row has a value in stays in summary.csv only

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare import load, main, option_names, table, warnings_of
+from harness.compare import gather, load, main, option_names, table, warnings_of
 from harness.records import (
     FrameScore,
     LatencyStats,
@@ -44,6 +44,25 @@ def results_file(folder: Path, throughput: float, p99: float, options: dict, sys
     folder.mkdir(parents=True)
     (folder / "results.json").write_text(json.dumps(doc.to_json()))
     return folder / "results.json"
+
+
+def sweep_folder(folder: Path, header: str, rows: list[tuple[str, float | None, str]], **figures) -> Path:
+    """A benchmark.sh output folder: per row (its cells, its throughput or None for a row without results, its
+    exit code, "" for a row not run) test_<i>/ with row.csv, exit_code and results.json. Each row's options are
+    its non-label cells."""
+    columns = header.split(",")
+    for i, (cells, throughput, exit_code) in enumerate(rows, 1):
+        row = folder / f"test_{i}"
+        values = dict(zip(columns, cells.split(","), strict=True))
+        options = {k: int(v) if v.isdigit() else v for k, v in values.items() if k != "model_name" and v}
+        if throughput is None:
+            row.mkdir(parents=True)
+        else:
+            results_file(row, throughput, 5.0, options, **figures)
+        (row / "row.csv").write_text(f"{header}\n{cells}\n")
+        if exit_code:
+            (row / "exit_code").write_text(f"{exit_code}\n")
+    return folder
 
 
 def test_each_figure_with_its_ratio_to_the_first(tmp_path):
@@ -119,3 +138,56 @@ def test_compare_py_runs_as_a_script(tmp_path):
                           cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert done.returncode == 0 and "throughput" in done.stdout
 
+
+
+def test_a_benchmark_folder_is_compared_row_by_row(tmp_path, capsys):
+    out = sweep_folder(tmp_path / "out", "model_name,streams,precision",
+                       [("RIFE,1,fp16", 100.0, "0"), ("RIFE,2,fp16", 105.0, "0"), ("RIFE,4,fp16", None, "1"),
+                        ("RIFE,8,fp16", 300.0, "0"), ("RIFE,16,fp16", None, "")], spread=0.12)
+    runs, notes, swept = gather([out])
+    assert [r.name for r in runs] == ["test_1 streams=1", "test_2 streams=2", "test_4 streams=8"]
+    assert swept == ["streams"]  # precision is the same in every row; model_name is a label
+    assert notes == ["test_3 streams=4 left out: no results.json (exit code 1)",
+                     "test_5 streams=16 left out: no results.json (not run)"]
+    assert main([str(out), "--csv", str(tmp_path / "c.csv")]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("note: test_3 streams=4 left out: no results.json (exit code 1)\n")
+    assert "105 (1.05x, within noise)" in shown and "300 (3.00x)" in shown
+    assert "(ratios to test_1 streams=1;" in shown and "warning: the runs differ" not in shown
+    with (tmp_path / "c.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["figure"] == "throughput"]
+    assert [(r["run"], r["relative"], r["within_noise"]) for r in rows] == [
+        ("test_1 streams=1", "1.0000", "True"), ("test_2 streams=2", "1.0500", "True"),
+        ("test_4 streams=8", "3.0000", "False")]
+
+
+def test_swept_given_wins_over_the_folder_s_columns(tmp_path, capsys):
+    out = sweep_folder(tmp_path / "out", "model_name,streams", [("RIFE,1", 100.0, "0"), ("RIFE,2", 190.0, "0")])
+    assert main([str(out), "--swept", "precision"]) == 0
+    assert "warning: the runs differ in streams, which is not a swept value: 1 | 2" in capsys.readouterr().out
+
+
+def test_rows_named_by_model_name_and_sweeps_mixed_with_runs(tmp_path):
+    named = sweep_folder(tmp_path / "named", "model_name,streams", [("one,1", 100.0, "0"), ("two,2", 190.0, "0")])
+    assert [r.name for r in gather([named])[0]] == ["one", "two"]  # model_name tells the rows apart
+    a = sweep_folder(tmp_path / "a", "model_name,streams", [("RIFE,1", 100.0, "0"), ("RIFE,2", 190.0, "0")])
+    b = sweep_folder(tmp_path / "b", "model_name,streams", [("RIFE,1", 90.0, "0"), ("RIFE,", 170.0, "0")])
+    solo = results_file(tmp_path / "solo", 80.0, 5.0, {})
+    runs, _, swept = gather([a, solo.parent, b])
+    assert [r.name for r in runs] == [f"{a}/test_1 streams=1", f"{a}/test_2 streams=2", str(solo.parent),
+                                      f"{b}/test_1 streams=1", f"{b}/test_2 streams=default"]  # where names repeat
+    assert [r.figure("throughput")[0] for r in runs] == [100.0, 190.0, 80.0, 90.0, 170.0]
+    assert swept == ["streams"]
+
+
+def test_a_benchmark_folder_with_nothing_to_compare(tmp_path, capsys):
+    out = sweep_folder(tmp_path / "out", "model_name,streams", [("RIFE,0", None, "2"), ("RIFE,1", None, "143")])
+    assert main([str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["note: test_1 streams=0 left out: no results.json (exit code 2)",
+                                         "note: test_2 streams=1 left out: no results.json (exit code 143)"]
+    assert captured.err.startswith("error: nothing to compare") and len(captured.err.splitlines()) == 1
+    (out / "test_3").mkdir()  # a row folder without its row.csv: not benchmark.sh's
+    assert main([str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "test_3/row.csv" in err and len(err.splitlines()) == 1
