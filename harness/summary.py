@@ -173,12 +173,12 @@ def varying(columns: Sequence[str], lines: Sequence[Mapping[str, str]]) -> list[
 def summarize(out_dir: Path) -> tuple[list[str], list[dict]]:
     """The summary's columns and one line per row folder."""
     rows = row_folders(out_dir)
-    lines = [{"row": row.name[5:], **row.cells, **row_results(row.folder)} for row in rows]
+    lines = [{"row": row.name[5:], **row.cells, **row_results(row)} for row in rows]
     return ["row", *rows[0].cells, *RESULT_FIELDS], lines
 
 
-def row_results(folder: Path) -> dict[str, str]:
-    exit_code = _read_text(folder / "exit_code")
+def row_results(row: RowFolder) -> dict[str, str]:
+    folder, exit_code = row.folder, row.exit_code
     doc = read_document(folder / "results.json")
     if doc is None:
         status = "not run" if exit_code == "" else "interrupted" if exit_code in STOPPED_CODES else "failed"
