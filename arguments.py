@@ -182,6 +182,9 @@ class Options:
         "frame pairs run before timing")
     async_sync: int = option("--async", ("ASYNC",), _int_in(0, 10**8, "the most pairs a run takes"), 0,
         "synchronize every N calls; 0 = only at the end")
+    repeat: int = option("--repeat", ("REPEAT",), _int_in(1, 1000, "a thousand measurements of one warm-up"), 1,
+        "run the timed measurement N times after one warm-up and report the median throughput, its range and an "
+        "interval; a spread across them makes the verdict noisy")
     min_duration: float | None = option("--min-test-duration", ("MIN_TEST_DURATION",), _number(0, WEEK_S, "seconds: a week"), None,
         "performance mode: run at least this many seconds (default: no minimum)")
     max_duration: float | None = option("--max-test-duration", ("MAX_TEST_DURATION",), _number(0, WEEK_S, "seconds: a week"), None,

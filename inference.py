@@ -167,7 +167,7 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
     if o.time_cap_s is not None and (launch is None or launch.rank == 0):
         print(quick_note(o), file=sys.stderr, flush=True)
     settings = TestSettings(stop=stop_for(o), warmup_pairs=o.warmup, sync_every=o.async_sync, seeds=seeds,
-                            timing_lock=o.timing_lock)
+                            timing_lock=o.timing_lock, repeat=o.repeat)
     return Setup(o, device, device_ids, loaded, model, EngineSpec(precision, execution, o.scale), workload_of(o, info),
                  settings, OutputLayout(o.output_dir), names, info)
 
@@ -198,18 +198,20 @@ CPU_QUICK_TIMED_S = 45.0
 
 def quick_on_cpu(o: Options, device) -> Options:
     """On the CPU, without a pair count or a duration, a run that ends in about a minute (said in one line):
-    one warm-up pair unless --warmup is given, then --num-inputs pairs or CPU_QUICK_TIMED_S, whichever is first."""
+    one warm-up pair unless --warmup is given, then --num-inputs pairs or CPU_QUICK_TIMED_S (shared by the
+    repeats), whichever is first."""
     if device.type != "cpu" or {"num_inputs", "min_duration", "max_duration"} & o.explicit:
         return o
     warmup = o.warmup if "warmup" in o.explicit else 1
-    return replace(o, warmup=warmup, time_cap_s=CPU_QUICK_TIMED_S)
+    return replace(o, warmup=warmup, time_cap_s=CPU_QUICK_TIMED_S / o.repeat)
 
 
 def quick_note(o: Options) -> str:
     """The one line that says so (printed once every check has passed)."""
+    times = f"{o.repeat} times " if o.repeat > 1 else ""
     return (f"note: on the CPU without NUM_INPUTS or a test duration, the run takes about a minute: {o.warmup} warm-up "
-            f"pair(s), then {o.num_inputs} pairs or {o.time_cap_s:.0f} s, whichever comes first; set NUM_INPUTS or "
-            f"MIN_TEST_DURATION to choose")
+            f"pair(s), then {times}{o.num_inputs} pairs or {o.time_cap_s:g} s, whichever comes first; set NUM_INPUTS "
+            f"or MIN_TEST_DURATION to choose")
 
 
 def check_limits(o: Options, device, device_ids: tuple[int, ...], precision: str, launch: Launch | None) -> None:

@@ -102,15 +102,18 @@ class DistBarrier:
     threading.BrokenBarrierError on a timeout and once the stop flag is set (as an aborted Barrier does)."""
 
     def __init__(self, store: dist.Store, name: str, world_size: int, stop: DistStop) -> None:
-        self.key, self.world_size, self.store, self.stop = f"barrier/{name}", world_size, store, stop
+        self.name, self.world_size, self.store, self.stop = name, world_size, store, stop
+        self.passes = 0  # reusable, as multiprocessing's: every rank waits as often, so the n-th waits meet
 
     def wait(self, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        key = f"barrier/{self.name}/{self.passes}"
+        self.passes += 1
         try:
             if self.stop.is_set():
                 raise threading.BrokenBarrierError
-            self.store.add(self.key, 1)
-            while self.store.add(self.key, 0) < self.world_size:
+            self.store.add(key, 1)
+            while self.store.add(key, 0) < self.world_size:
                 if self.stop.is_set() or time.monotonic() > deadline:
                     raise threading.BrokenBarrierError
                 time.sleep(POLL_S)

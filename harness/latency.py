@@ -17,6 +17,7 @@ above the core count when the loop began, or other processes on the GPU (NVML).
 from __future__ import annotations
 
 import csv
+import math
 import os
 import statistics
 import time
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-from harness.records import CallLog, HostLoad, LatencyStats, Percentile, StreamRecord
+from harness.records import CallLog, HostLoad, LatencyStats, Percentile, Repeats, StreamRecord
 from metrics import percentile
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99.9": 99.9}
@@ -73,6 +74,41 @@ def describe(latencies_ms: Sequence[float]) -> LatencyStats | None:
 def pooled(records: Sequence[StreamRecord]) -> LatencyStats | None:
     """The run's latency statistics over every stream's calls together."""
     return describe([v for r in records if r.call_log for v in r.call_log.latency_ms])
+
+
+MEDIAN_CONFIDENCE = 0.95
+REPEAT_SPREAD_WARN = 0.10  # the repeats' range above a tenth of their median
+
+
+def repeat_stats(throughputs: Sequence[float]) -> Repeats | None:
+    """The run's throughput over its repeats: median, range, and the distribution-free interval for the median
+    between the k-th smallest and k-th largest repeat, with the widest k whose confidence
+    1 - 2 P(Binomial(n, 1/2) < k) is at least 95% (with fewer than six repeats: the range, at its own confidence)."""
+    values = sorted(throughputs)
+    n = len(values)
+    if n < 2:
+        return None
+    k, confidence = 1, _median_interval_confidence(n, 1)
+    while k + 1 <= n // 2 and _median_interval_confidence(n, k + 1) >= MEDIAN_CONFIDENCE:
+        k += 1
+        confidence = _median_interval_confidence(n, k)
+    return Repeats(count=n, throughput_fps=tuple(throughputs), median_fps=statistics.median(values),
+                   min_fps=values[0], max_fps=values[-1], interval_fps=(values[k - 1], values[n - k]),
+                   confidence=confidence)
+
+
+def _median_interval_confidence(n: int, k: int) -> float:
+    """P(the k-th smallest of n values <= the median <= the k-th largest)."""
+    below = sum(math.comb(n, i) for i in range(k)) / 2**n
+    return 1 - 2 * below
+
+
+def repeat_warnings(repeats: Repeats | None) -> list[str]:
+    spread = repeats.spread if repeats is not None else None
+    if repeats is None or spread is None or spread <= REPEAT_SPREAD_WARN:
+        return []
+    return [f"throughput spread: the {repeats.count} repeats ran {repeats.min_fps:.3g} to {repeats.max_fps:.3g} "
+            f"frames/s, {100 * spread:.1f}% of their median {repeats.median_fps:.3g}"]
 
 
 def sample_size_warnings(stats: LatencyStats | None) -> list[str]:

@@ -52,6 +52,7 @@ class TestSettings:
     sync_every: int  # calls between synchronizations; 0: only at the end
     seeds: Seeds
     timing_lock: Path | None = None  # held from the first warm-up call's end to the timed loop's (runs take turns)
+    repeat: int = 1  # timed loops after the one warm-up
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,7 @@ class Measurements:
     padded_size: tuple[int, int]
     model: ModelRun | None
     pid: int
+    repeat_fps: tuple[float, ...] = ()  # --repeat N: each timed loop's throughput (frames/s)
 
     def to_json(self) -> JsonDict:
         out = _flat(self)
@@ -228,6 +229,7 @@ class Measurements:
             frame_size=tuple(d.get("frame_size") or (0, 0)),
             padded_size=tuple(d.get("padded_size") or (0, 0)),
             model=ModelRun.from_json(d.get("model") or {}), pid=d.get("pid", 0),
+            repeat_fps=tuple(d.get("repeat_fps") or ()),
         )
 
 

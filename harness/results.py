@@ -37,6 +37,7 @@ from harness.records import (
     Metric,
     Overlap,
     QualityOutcome,
+    Repeats,
     RunDocument,
     RunResults,
     RunStatus,
@@ -141,14 +142,32 @@ def _metric(values: Sequence[float | None], units: str, total: float | None = No
     return Metric(total if total is not None else out["avg"], out["min"], out["max"], out["stdev"], units, applicable)
 
 
+def run_repeats(records: Sequence[StreamRecord]) -> list[float]:
+    """The run's throughput in each repeat: the streams' r-th timed loops summed (they start together), over the
+    repeats every stream that measured completed."""
+    done = [r.measurements.repeat_fps for r in records if r.measurements is not None and r.measurements.pairs]
+    if not done or not all(done):
+        return []
+    return [sum(values) for values in zip(*done, strict=False)]
+
+
 def metrics_of(records: Sequence[StreamRecord], quality_applies: bool,
-               pooled: LatencyStats | None = None) -> dict[str, Metric]:
+               pooled: LatencyStats | None = None, repeats: Repeats | None = None) -> dict[str, Metric]:
+    """The reference's metrics and ours. Three rates say what they count: ``throughput`` generated (interpolated)
+    frames, ``calls-per-s`` model calls, ``output-frames-per-s`` the frames of the interpolated video (each pair's
+    first frame and the ones generated after it). With repeats, a rate's total is the median repeat's."""
     done = [(r, r.measurements) for r in records if r.measurements is not None and r.measurements.pairs]
     fps = [m.throughput_fps for _, m in done]
     lat = [m.latency_ms for _, m in done if m.latency_ms is not None]
     acc = [r.quality.test_pass_pct for r, _ in done if r.quality is not None]
+    per_frame = {"calls-per-s": [m.calls / m.elapsed_s for _, m in done],
+                 "output-frames-per-s": [(m.pairs + m.frames) / m.elapsed_s for _, m in done]}
+    scale = repeats.median_fps / sum(fps) if repeats is not None and sum(fps) > 0 else 1.0
     out = {
-        "throughput": _metric(fps, "frames/s", total=sum(fps)),
+        "throughput": _metric(fps, "frames/s", total=sum(fps) * scale),
+        "calls-per-s": _metric(per_frame["calls-per-s"], "calls/s", total=sum(per_frame["calls-per-s"]) * scale),
+        "output-frames-per-s": _metric(per_frame["output-frames-per-s"], "frames/s",
+                                       total=sum(per_frame["output-frames-per-s"]) * scale),
         "latency": _metric([m.latency_wall_ms for _, m in done], "ms"),
         "accuracy": _metric(acc, "%") if quality_applies else _metric([0.0], "%", applicable=False),
         "total-batches-tested": _metric([m.calls for _, m in done], "batches", total=sum(m.calls for _, m in done)),
@@ -303,7 +322,8 @@ def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min
     from harness import latency
 
     stats = latency.pooled(records)
-    noise = latency.noise_warnings(stats) + latency.load_warnings(records)
+    repeats = latency.repeat_stats(run_repeats(records))
+    noise = latency.noise_warnings(stats) + latency.repeat_warnings(repeats) + latency.load_warnings(records)
     warnings = latency.sample_size_warnings(stats) + noise
     quality = quality_of(records, min_pass_pct)
     validity, reasons = judge(records, quality, interrupted, noise)
@@ -311,9 +331,9 @@ def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min
     warm = [r.warmup for r in records]
     results = RunResults(
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), tester=_tester(),
-        metrics=metrics_of(records, quality is not None, stats), status=status, validity=validity,
+        metrics=metrics_of(records, quality is not None, stats, repeats), status=status, validity=validity,
         invalid_reasons=tuple(reasons), overlap=overlap_of(records), per_device=per_device(records),
-        hosts=per_host(records), latency=stats, warnings=tuple(warnings),
+        hosts=per_host(records), latency=stats, warnings=tuple(warnings), repeats=repeats,
     )
     return RunDocument(
         config=config,
@@ -386,7 +406,7 @@ def _avg(doc: RunDocument, name: str) -> float | None:
 def summary_text(doc: RunDocument, layout: OutputLayout) -> str:
     """The console summary printed at the end of a run."""
     r, several = doc.results, len(doc.streams) > 1
-    lines = ["", "RIFE benchmark results:", f"  throughput       {_avg(doc, 'throughput') or 0.0:.2f} frames/s (sum over streams)"]
+    lines = ["", "RIFE benchmark results:", *throughput_lines(doc)]
     overlap_fps = _avg(doc, "throughput-overlap")
     if several and overlap_fps is not None:
         lines.append(f"                   {overlap_fps:.2f} frames/s counted only while every stream ran")
@@ -422,6 +442,26 @@ def summary_text(doc: RunDocument, layout: OutputLayout) -> str:
     lines.append(f"  results          {layout.results_json}, {layout.results_yaml.name}, {layout.latencies_csv.name}, "
                  f"{layout.log.name}")
     return "\n".join(lines)
+
+
+def throughput_lines(doc: RunDocument) -> list[str]:
+    """What the run's rates count: generated frames, model calls, and the interpolated video's frames; with
+    repeats, the median repeat with its range and interval."""
+    r = doc.results
+    what = "sum over streams" if len(doc.streams) > 1 else "generated frames"
+    reps = r.repeats
+    if reps is not None:
+        what = f"median of {reps.count} repeats" + (", sum over streams" if len(doc.streams) > 1 else "")
+    lines = [f"  throughput       {_avg(doc, 'throughput') or 0.0:.2f} frames/s ({what})"]
+    if reps is not None:
+        lo, hi = reps.interval_fps
+        lines.append(f"                   range {reps.min_fps:.2f} to {reps.max_fps:.2f}, "
+                     f"{100 * reps.confidence:.1f}% interval for the median {lo:.2f} to {hi:.2f}")
+    calls, output = _avg(doc, "calls-per-s"), _avg(doc, "output-frames-per-s")
+    if calls is not None and output is not None:
+        lines.append(f"                   {calls:.2f} model calls/s; the interpolated video {output:.2f} frames/s "
+                     f"(source frames with the generated ones)")
+    return lines
 
 
 def brief(name: str, doc: RunDocument | None) -> str:

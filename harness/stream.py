@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -102,7 +103,7 @@ def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier
         runner.prepare()
         _measuring(stop_event)
         runner.wait(start_barrier, "start")
-        runner.timed_loop()
+        runner.timed_loop(lambda: runner.realign(start_barrier))
         runner.wait(end_barrier, "end")
         runner.release_timing_lock()  # several streams: every one of them has timed now
         runner.finish()
@@ -317,20 +318,38 @@ class StreamRunner:
             raise Interrupted
 
     # --- the timed loop -------------------------------------------------------------
-    def timed_loop(self) -> None:
-        announce(self.plan, f"timed loop: {self.rule.describe()}")
+    def timed_loop(self, realign: Callable[[], None]) -> None:
+        """The timed measurement, ``--repeat`` times (``realign`` between them: the run's streams start each one
+        together); quality and saved frames watch the first one."""
+        repeats = self.settings.repeat
+        announce(self.plan, f"timed loop: {self.rule.describe()}" + (f", {repeats} times" if repeats > 1 else ""))
         self.update(status=StreamStatus.RUNNING)
         self.telemetry = telemetry_for(self.device)
         self.telemetry.start()
         self.load_probe = LoadProbe()
-        progress = Progress(self.plan.index, "timed", self.rule.max_frames)
-        self.parts.append(Timed(self.count))
-        self.meter.timed(self.source, self.rule, sync_every=self.settings.sync_every, observers=self._observers(),
-                         progress=progress.update, into=self.parts[-1])
-        progress.close()
+        for repeat in range(repeats):
+            if repeat:
+                realign()
+            what = f"timed {repeat + 1}/{repeats}" if repeats > 1 else "timed"
+            progress = Progress(self.plan.index, what, self.rule.max_frames)
+            self.parts.append(Timed(self.count))
+            self.meter.timed(self.source, self.rule, sync_every=self.settings.sync_every,
+                             observers=self._observers() if repeat == 0 else (), progress=progress.update,
+                             into=self.parts[-1])
+            progress.close()
         if self.plan.streams == 1:  # else after the end barrier, once the run's other streams have timed too
             self.release_timing_lock()
         self._stop_telemetry()
+
+    def realign(self, barrier: Barrier) -> None:
+        """Between repeats: wait for the run's other streams (one that died or stopped breaks the barrier, and this
+        one goes on alone, as after the start barrier)."""
+        if self.plan.streams == 1:
+            return
+        try:
+            barrier.wait(BARRIER_TIMEOUT_S)
+        except threading.BrokenBarrierError:
+            self.update(start_barrier=BarrierState.BROKEN)
 
     def _observers(self) -> list[Observer]:
         watching: list[Observer] = []
@@ -388,9 +407,11 @@ class StreamRunner:
             clock_offset_s=timed.clock_offset,
             checkpoints=thinned([*timed.checkpoints, (elapsed, timed.frames)]),
             throughput_fps=timed.frames / elapsed if timed.pairs else 0.0,
+            repeat_fps=tuple(part.throughput_fps for part in self.parts) if len(self.parts) > 1 else (),
             latency_wall_ms=1e3 * elapsed / timed.frames if timed.frames else None,
             latency_ms=timed.latency(),
-            shortfalls=tuple(self.rule.shortfalls(timed.pairs, elapsed)),
+            shortfalls=tuple(dict.fromkeys(s for part in self.parts for s in self.rule.shortfalls(part.pairs,
+                                                                                                  part.elapsed_s))),
             peak_memory_bytes=dev.peak_memory_bytes(self.device),
             energy=Energy.from_json(energy_metrics(self.telemetry_summary or {}, timed.frames)),
             frame_size=(h, w),

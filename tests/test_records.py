@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.latency import describe
 from harness.records import (
     BarrierState,
     DataSource,
@@ -28,7 +29,6 @@ from harness.records import (
     StreamStatus,
     Warmup,
 )
-from harness.latency import describe
 from harness.results import read_document, record_from_file, run_document, stream_document, write_json, yaml_text
 
 ROOT = Path(__file__).resolve().parent.parent
