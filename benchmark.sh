@@ -56,8 +56,8 @@ if [ ! -x "$PY" ]; then
     DEV_TOOLS="${DEV_TOOLS:-no}" "$HERE/setup.sh" || { echo "error: setup.sh failed; fix the message above and run it again" >&2; exit 1; }
   fi
 fi
-harness() {  # harness ARGS...: python -m harness.summary ARGS...
-  PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m harness.summary "$@"
+harness() {  # harness ARGS...: python -m harness.results.summary ARGS...
+  PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m harness.results.summary "$@"
 }
 
 rows="$(harness --check "$profile")" || exit 2
@@ -84,7 +84,7 @@ tee_pid=$!
 echo "benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ) $rows rows of $profile into $out_dir${image:+ in container $image}"
 cp -- "$profile" "$out_dir/"
 harness --prepare "$profile" "$out_dir" >/dev/null || exit 2
-"$PY" "$HERE/harness/sysinfo.py" "$out_dir/sysinfo.json" || echo "benchmark: note: sysinfo.json could not be written"
+"$PY" "$HERE/harness/system/sysinfo.py" "$out_dir/sysinfo.json" || echo "benchmark: note: sysinfo.json could not be written"
 if command -v svr-info >/dev/null 2>&1; then
   echo "benchmark: svr-info report into $out_dir/svr-info"
   mkdir -p -- "$out_dir/svr-info" && svr-info -output "$out_dir/svr-info" \

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import arguments
 from arguments import OptionError, Options
-from harness.console import ConsoleLog
-from harness.mps import MpsDaemon, MpsError, MpsOutcome, streams_share_a_device
-from harness.outputs import OutputLayout
-from harness.signals import (
+from harness.results.console import ConsoleLog
+from harness.results.outputs import OutputLayout
+from harness.streams.mps import MpsDaemon, MpsError, MpsOutcome, streams_share_a_device
+from harness.streams.signals import (
     EXIT_SIGNAL,
     SIGNAL_EXIT,
     StartupInterrupted,
@@ -41,10 +41,10 @@ from harness.signals import (
 if TYPE_CHECKING:  # torch and the model code load after the options are checked
     import torch
 
-    from harness.distributed import Group, Launch
-    from harness.plan import EngineSpec, StreamPlan, TestSettings, Workload
-    from harness.records import StreamRecord
-    from harness.timing import StopRule
+    from harness.measure.stop import StopRule
+    from harness.results.records import StreamRecord
+    from harness.streams.distributed import Group, Launch
+    from harness.streams.plan import EngineSpec, StreamPlan, TestSettings, Workload
     from rife.loader import LoadedModel, ModelChoice
 
 PARENT_PID_VARIABLE = "RIFE_PARENT_PID"  # set by run_model.sh: this process stops when that one dies
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     log: ConsoleLog | None = None
     try:
         with StartupSignals() as startup:
-            from harness.distributed import launch_from_env
+            from harness.streams.distributed import launch_from_env
 
             startup.check()
             launch = launch_from_env()
@@ -114,8 +114,8 @@ class Setup:
                     config: Mapping[str, Any] | None = None) -> StreamPlan:
         """Stream ``index`` (1-based) on device slot ``slot`` (round-robin over the device ids)."""
         import dataset
-        from harness.placement import device_for
-        from harness.plan import StreamPlan
+        from harness.streams.placement import device_for
+        from harness.streams.plan import StreamPlan
 
         n, names = self.options.streams, self.quality_names
         share = () if names is None else tuple(dataset.stream_share(len(names), index - 1, n))
@@ -128,9 +128,9 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
     """Every check that can fail before work starts: platform, devices, precision, weights, data; and everything
     resolved once: model, engine, workload, test settings, output layout. ``checkpoint`` is called between the
     long steps (a start-up stop that a library swallowed is raised again there)."""
-    from harness.device import PlatformError, default_precision, resolve_device
-    from harness.placement import check_device_ids, visible_count
-    from harness.plan import EngineSpec, Seeds, TestSettings
+    from harness.streams.placement import check_device_ids, visible_count
+    from harness.streams.plan import EngineSpec, Seeds, TestSettings
+    from harness.system.device import PlatformError, default_precision, resolve_device
     from rife.checkpoint import CheckpointError
     from rife.engine import EngineError, check_frame_count, resolve_precision
     from rife.execution import ExecutionError, default_execution, plan_for
@@ -174,7 +174,7 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
 
 def stop_for(o: Options, share: int | None = None) -> StopRule:
     """The stopping rule of a performance-mode stream, or of a quality-mode stream with ``share`` triplets."""
-    from harness.timing import StopRule, stop_rule
+    from harness.measure.stop import StopRule, stop_rule
 
     if o.time_cap_s is not None:  # a first CPU run: whatever fits in the time, all of it valid
         return StopRule(1, o.num_inputs if share is None else share, 0.0, o.time_cap_s, until_max=True)
@@ -184,7 +184,7 @@ def stop_for(o: Options, share: int | None = None) -> StopRule:
 
 
 def workload_of(o: Options, data_info: dict | None) -> Workload:
-    from harness.plan import Workload
+    from harness.streams.plan import Workload
 
     size = (o.data_height, o.data_width) if data_info is None else (data_info["height"], data_info["width"])
     return Workload(dummy=o.dummy, frame_size=size, batch_size=o.batch_size, interpolation=o.interpolation,
@@ -217,7 +217,7 @@ def quick_note(o: Options) -> str:
 def check_limits(o: Options, device, device_ids: tuple[int, ...], precision: str, launch: Launch | None) -> None:
     """What this machine can hold: streams against its CPUs and memory, the input pool against the memory
     its frames live in (one line naming the option to lower)."""
-    from harness.limits import LimitError, available_host_bytes, check_input_pool, check_streams, pool_bytes
+    from harness.streams.limits import LimitError, available_host_bytes, check_input_pool, check_streams, pool_bytes
 
     try:
         if launch is None:
@@ -334,7 +334,7 @@ class Run:
 
     def _clear_previous_run(self, keep_streams: frozenset[int] = frozenset()) -> None:
         """Only once every check has passed: a mistyped option never costs the previous results."""
-        from harness.outputs import clear_previous_run, describe
+        from harness.results.outputs import clear_previous_run, describe
 
         removed = clear_previous_run(self.s.layout.root, keep_streams)
         if removed:
@@ -347,9 +347,9 @@ class Run:
     def _write_combined(self, records: list[StreamRecord], interrupted_by: int | None) -> int:
         """results.json, results.yaml, latencies.csv, the index of failure sheets, report.html and the summary;
         the exit code."""
-        from harness import latency
-        from harness.records import RunStatus
-        from harness.results import run_document, summary_text, write_run
+        from harness.measure import latency
+        from harness.results.document import run_document, summary_text, write_run
+        from harness.results.records import RunStatus
 
         out = self.s.layout
         doc = run_document(self._config, records, self.s.workload.min_pass_pct, interrupted_by is not None)
@@ -371,7 +371,7 @@ class Run:
         return self.s.stream_plan(index, slot, threads, rank, self._config)
 
     def _spawn(self, start_barrier, end_barrier, stop) -> list:
-        from harness.stream import run_stream
+        from harness.streams.stream import run_stream
 
         n = self.o.streams
         threads = max(1, (os.cpu_count() or 1) // n)
@@ -425,9 +425,9 @@ class Run:
 
     def _record_of(self, index: int, proc) -> StreamRecord:
         """The record stream ``index`` wrote; for a stream that left none, a failed one, written in its place."""
-        from harness.placement import device_for
-        from harness.records import StreamRecord, StreamStatus
-        from harness.results import record_from_file, stream_document, write_json
+        from harness.results.document import record_from_file, stream_document, write_json
+        from harness.results.records import StreamRecord, StreamStatus
+        from harness.streams.placement import device_for
 
         record = record_from_file(self._stream_path(index))
         device = device_for(self.s.device.type, self.s.device_ids, index - 1)
@@ -452,8 +452,8 @@ class Run:
 
         import torch
 
-        from harness.device import device_name, driver_version
-        from harness.results import VERSION, harness_revision, system_info
+        from harness.results.document import VERSION, harness_revision, system_info
+        from harness.system.device import device_name, driver_version
         from rife.engine import padding_multiple
         from rife.vocabulary import DTYPE_NAMES
 
@@ -493,7 +493,7 @@ class Run:
 
     def _write_report(self) -> None:
         """report.html; never at the cost of the results already written."""
-        from harness.report import write_report
+        from harness.results.report import write_report
 
         try:
             write_report(self.s.layout.root)
@@ -503,14 +503,14 @@ class Run:
     def _write_index(self, records: list[StreamRecord]) -> None:
         sheets = [s for r in records for s in r.sheets]
         if sheets:
-            from harness.pictures import write_index_html
+            from harness.results.pictures import write_index_html
 
             write_index_html(self.s.layout.root, [s.to_json() for s in sheets])
 
 
 def _written(path: Path, write: Callable[[], object]) -> bool:
     """``write()``; an OSError (disk full, read-only) is one line naming the file, and no temporary file stays."""
-    from harness.results import write_error
+    from harness.results.document import write_error
 
     try:
         write()
@@ -541,9 +541,9 @@ class DistributedRun(Run):
         self.launch = launch
 
     def execute(self) -> int:
-        from harness.distributed import DistributedError, Group
-        from harness.outputs import stream_files
-        from harness.stream import BARRIER_TIMEOUT_S
+        from harness.results.outputs import stream_files
+        from harness.streams.distributed import DistributedError, Group
+        from harness.streams.stream import BARRIER_TIMEOUT_S
 
         path = self._stream_path(self.launch.stream)
         for own in stream_files(self.s.layout.root, self.launch.stream):  # before joining: rank 0 never reads
@@ -562,8 +562,8 @@ class DistributedRun(Run):
             group.close()
 
     def _run(self, group: Group, path: Path) -> int:
-        from harness.distributed import DistributedError
-        from harness.stream import stream_record, write_stream_document
+        from harness.streams.distributed import DistributedError
+        from harness.streams.stream import stream_record, write_stream_document
 
         threads = max(1, (os.cpu_count() or 1) // self.launch.local_world_size)
         plan = self._plan(self.launch.stream, self.launch.local_rank, threads, self.launch.rank)
@@ -585,7 +585,7 @@ class DistributedRun(Run):
 
     def _salvage(self, group: Group, own: StreamRecord) -> list[StreamRecord]:
         """After a failed gather: this rank's record, the records other ranks left on this host, the rest failed."""
-        from harness.results import record_from_file
+        from harness.results.document import record_from_file
 
         records = [own]
         for rank in range(1, self.launch.world_size):

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import metrics
-from harness.inputs import random_scene
+from harness.measure.inputs import random_scene
 from rife.engine import Engine, resolve_precision
 from rife.loader import ModelChoice, load_model
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from harness.device import default_precision
-from harness.inputs import DummyPairs, Uploader
+from harness.measure.inputs import DummyPairs, Uploader
+from harness.system.device import default_precision
 from rife.engine import Engine, resolve_precision
 from rife.loader import ModelChoice, load_model
 
@@ -71,7 +71,7 @@ def main() -> None:
 
 def overhead(a, h: int, w: int, precision: str) -> None:
     """The harness's loop (pool cycling, latency clock, counters) against a bare loop, same engine, same inputs."""
-    from harness.device import LatencyClock
+    from harness.system.device import LatencyClock
 
     e = engine(ModelChoice(weights=a.v4_weights), precision, "fast")
     pool = DummyPairs(e, 8, 1, h, w, seed=0, transfers=False)

@@ -14,5 +14,5 @@ run() {  # run NAME ARGS...: the harness, its summary kept in harness.log, its r
   python3 inference.py --platform CUDA --output-dir "/tmp/runs/$name" "$@" > "/tmp/runs-$name.log" 2>&1
   echo "== $name (exit $?): $*" >> "$OUT/harness.log"
   sed -n '/RIFE benchmark results/,$p' "/tmp/runs-$name.log" >> "$OUT/harness.log"
-  python3 -m harness.results "$name" "/tmp/runs/$name/results.json" >> "$OUT/harness_table.txt"
+  python3 -m harness.results.document "$name" "/tmp/runs/$name/results.json" >> "$OUT/harness_table.txt"
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import statistics
@@ -22,7 +23,14 @@ import torch
 
 import metrics
 from dataset import decode_frames
-from harness.gpu_table import (
+from harness.measure.core import measure_pair, time_function
+from harness.measure.inputs import random_scene
+from rife.engine import Engine, resolve_precision
+from rife.ifnet import IFNet
+from rife.loader import ModelChoice, load_model
+from rife.upstream import UpstreamPaper
+from rife.variants import VARIANTS
+from tools.gpu_table import (
     SIZES,
     first_and_timed,
     make_engine,
@@ -31,13 +39,6 @@ from harness.gpu_table import (
     psnr_between,
     section_modes,
 )
-from harness.inputs import random_scene
-from harness.measure.core import measure_pair, time_function
-from rife.engine import Engine, resolve_precision
-from rife.ifnet import IFNet
-from rife.loader import ModelChoice, load_model
-from rife.upstream import UpstreamPaper
-from rife.variants import VARIANTS
 
 CUDA = torch.device("cuda")
 
@@ -179,7 +180,7 @@ def section_warp(calls: int = 200) -> list[dict]:
         ref, fused = torch_warp(img, flow), triton_warp.fused_warp(img, flow)
         row = {"image": f"{c}x{h}x{w} fp16 channels_last", "max_abs_diff": (ref.float() - fused.float()).abs().max().item()}
         for name, fn in (("torch_us", torch_warp), ("triton_us", triton_warp.fused_warp)):
-            stats = time_function(lambda fn=fn, img=img, flow=flow: fn(img, flow), CUDA, calls)
+            stats = time_function(functools.partial(fn, img, flow), CUDA, calls)
             row[name] = (stats.percentile("p50") or 0.0) * 1e3
         rows.append(row)
     return rows

@@ -1,5 +1,5 @@
 """benchmark.sh end to end on the CPU (profiles, row folders, summary.csv and summary.png, failures, refusals,
-the container command line through a fake docker) and harness.summary's parts."""
+the container command line through a fake docker) and harness.results.summary's parts."""
 
 from __future__ import annotations
 
@@ -14,8 +14,17 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from harness.records import LatencyStats, Metric, Overlap, Percentile, Repeats, RunDocument, RunResults, RunStatus
-from harness.summary import ProfileError, read_profile, row_variables, summarize, write_chart, write_summary
+from harness.results.records import (
+    LatencyStats,
+    Metric,
+    Overlap,
+    Percentile,
+    Repeats,
+    RunDocument,
+    RunResults,
+    RunStatus,
+)
+from harness.results.summary import ProfileError, read_profile, row_variables, summarize, write_chart, write_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "model_name,batch_size,num_inputs,streams,precision,data_height,data_width,platform,dummy,warmup"
@@ -244,7 +253,7 @@ def _pairs(args: list[str], flag: str) -> set[str]:
     return {value for name, value in zip(args, args[1:], strict=False) if name == flag}
 
 
-# --- harness.summary's parts ----------------------------------------------------------------
+# --- harness.results.summary's parts ----------------------------------------------------------------
 def test_row_variables():
     row = {"model_name": "RIFE", "num_inputs": "1024", "streams": "2", "data_height": "", "precision": "fp16"}
     assert row_variables(row, {}) == {"NUM_INPUTS": "1024", "STREAMS": "2", "PRECISION": "fp16", "DUMMY": "yes"}

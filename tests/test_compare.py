@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare import gather, load, main, option_names, table, warnings_of
-from harness.records import (
+from harness.results.compare import gather, load, main, option_names, table, warnings_of
+from harness.results.records import (
     FrameScore,
     LatencyStats,
     Metric,

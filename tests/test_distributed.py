@@ -18,11 +18,11 @@ import torch.distributed as dist
 
 import arguments
 import inference
-from harness import placement
-from harness.device import PlatformError
-from harness.distributed import DistBarrier, DistStop, Launch, launch_from_env
-from harness.records import FrameScore, StreamRecord, StreamStatus
-from harness.results import frames_within, overlap_throughput, per_device, per_host, record_from_file
+from harness.results.document import frames_within, overlap_throughput, per_device, per_host, record_from_file
+from harness.results.records import FrameScore, StreamRecord, StreamStatus
+from harness.streams import placement
+from harness.streams.distributed import DistBarrier, DistStop, Launch, launch_from_env
+from harness.system.device import PlatformError
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"PLATFORM": "CPU", "DATA_HEIGHT": "64", "DATA_WIDTH": "96", "WARMUP": "1"}
@@ -277,7 +277,7 @@ def test_help_shows_every_option():
 
 
 def test_checkpoints_are_thinned_but_keep_the_end():
-    from harness.stream import thinned
+    from harness.streams.stream import thinned
 
     points = [(i * 0.001, i) for i in range(1, 5001)]
     kept = thinned(points)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.device import cpu_has_bf16, default_precision
-from harness.inputs import random_scene
+from harness.measure.inputs import random_scene
+from harness.system.device import cpu_has_bf16, default_precision
 from rife.engine import Engine, resolve_precision
 from rife.execution import (
     ExecutionError,

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import metrics
-from harness.gpu_table import middle_frames, psnr_between
 from rife.engine import Engine, resolve_precision
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
 from rife.upstream import UpstreamPaper
 from rife.variants import VARIANTS
+from tools.gpu_table import middle_frames, psnr_between
 
 pytestmark = pytest.mark.cuda
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 import arguments
-from harness.device import cpu_has_bf16
-from harness.records import StreamRecord
-from harness.results import run_document, yaml_text
-from harness.timing import StopRule, stop_rule
+from harness.measure.stop import StopRule, stop_rule
+from harness.results.document import run_document, yaml_text
+from harness.results.records import StreamRecord
+from harness.system.device import cpu_has_bf16
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"PLATFORM": "CPU", "DATA_HEIGHT": "64", "DATA_WIDTH": "96", "WARMUP": "1", "GET_MODEL": "no"}
@@ -251,10 +251,10 @@ def test_killed_stream_is_named_and_run_fails(tmp_path):
 
 
 def test_out_of_memory_is_one_line_naming_size_batch_and_what_to_lower():
-    from harness.outputs import OutputLayout
-    from harness.plan import Seeds, StreamPlan, TestSettings, Workload
-    from harness.stream import _one_line
-    from harness.timing import stop_rule
+    from harness.measure.stop import stop_rule
+    from harness.results.outputs import OutputLayout
+    from harness.streams.plan import Seeds, StreamPlan, TestSettings, Workload
+    from harness.streams.stream import _one_line
 
     workload = Workload(dummy=True, frame_size=(1080, 1920), batch_size=8, interpolation=1, input_pool=8, transfers=False)
     settings = TestSettings(stop_rule(100, None, None), warmup_pairs=10, sync_every=0, seeds=Seeds.derived(0))
@@ -276,7 +276,7 @@ def test_out_of_memory_is_one_line_naming_size_batch_and_what_to_lower():
 def test_uploader_sends_one_batch_ahead_and_converts_in_the_call():
     import torch
 
-    from harness.inputs import HostBatch, HostCopier, Uploader
+    from harness.measure.inputs import HostBatch, HostCopier, Uploader
     from rife.engine import Engine, Precision
     from rife.ifnet import IFNet
     from rife.variants import VARIANTS

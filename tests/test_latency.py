@@ -1,13 +1,13 @@
-"""Raw latencies, pooled percentiles, and the sample-size, noise and load rules (harness.latency)."""
+"""Raw latencies, pooled percentiles, and the sample-size, noise and load rules (harness.measure.latency)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from harness import latency
-from harness.records import CallLog, Energy, HostLoad, Measurements, StreamRecord, StreamStatus
-from harness.results import run_document
+from harness.measure import latency
+from harness.results.document import run_document
+from harness.results.records import CallLog, Energy, HostLoad, Measurements, StreamRecord, StreamStatus
 
 
 def record(stream: int, latencies: list[float], start: float = 0.0, pid: int = 0, host_load: HostLoad | None = None,
@@ -50,7 +50,7 @@ def test_percentiles_pool_every_streams_calls():
 
 
 def test_a_stream_document_keeps_its_calls():
-    from harness.results import stream_document
+    from harness.results.document import stream_document
 
     doc = stream_document({}, record(1, [1.0, 2.0, 3.0]), 95.0)
     assert doc.to_json()["streams"][0]["call_log"]["latency_ms"] == [1.0, 2.0, 3.0]
@@ -110,8 +110,8 @@ def test_busy_jiffies_from_proc_stat():
 
 
 def test_a_tenfold_latency_spread_passes_as_noisy_never_valid():
-    from harness.records import RunStatus
-    from harness.report import verdict_section
+    from harness.results.records import RunStatus
+    from harness.results.report import verdict_section
 
     rng = np.random.default_rng(0)
     steady = run_document({}, [record(1, list(rng.uniform(1.00, 1.02, 200)))], 95.0, False)

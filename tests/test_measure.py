@@ -15,12 +15,11 @@ import torch
 
 import arguments
 import inference
-from harness import latency
-from harness.inputs import HostBatch, random_scene
-from harness.measure import core
-from harness.records import CallLog, Energy, Measurements, StreamRecord, StreamStatus
-from harness.results import run_document
-from harness.timing import StopRule
+from harness.measure import core, latency
+from harness.measure.inputs import HostBatch, random_scene
+from harness.measure.stop import StopRule
+from harness.results.document import run_document
+from harness.results.records import CallLog, Energy, Measurements, StreamRecord, StreamStatus
 from rife.engine import Engine, resolve_precision
 from rife.loader import ModelChoice, load_model
 
@@ -153,7 +152,7 @@ def tiny_engine(execution: str = "eager") -> Engine:
 
 
 def test_the_gpu_table_figures_come_from_the_core(timed_calls):
-    from harness.gpu_table import first_and_timed
+    from tools.gpu_table import first_and_timed
 
     out, figures = first_and_timed(tiny_engine(), random_scene(32, 64), 4)
     assert len(timed_calls) == 1 and timed_calls[0].calls == 4 and out.shape == (1, 3, 32, 64)
@@ -170,7 +169,7 @@ def test_the_release_check_figures_come_from_the_core(timed_calls):
 
 
 def test_the_stream_figures_come_from_the_core(tmp_path, timed_calls):
-    from harness.stream import stream_record
+    from harness.streams.stream import stream_record
 
     options = arguments.parse(["--dummy", "--platform", "CPU", "--arch", "v4.0", "--output-dir", str(tmp_path),
                                "--num-inputs", "3", "--warmup", "1", "--repeat", "2", "--data-height", "32",

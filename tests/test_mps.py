@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.mps import PIPE_VARIABLE, MpsDaemon, MpsError, daemon_running, streams_share_a_device
+from harness.streams.mps import PIPE_VARIABLE, MpsDaemon, MpsError, daemon_running, streams_share_a_device
 
 FAKE_CONTROL = f"""#!{sys.executable}
 import os, pathlib, sys, time
@@ -39,7 +39,7 @@ def fake_control(tmp_path, monkeypatch):
     exe.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv(PIPE_VARIABLE, raising=False)
-    monkeypatch.setattr("harness.mps.daemon_running", lambda: False)
+    monkeypatch.setattr("harness.streams.mps.daemon_running", lambda: False)
     return exe
 
 
@@ -81,7 +81,7 @@ def test_auto_starts_one_for_the_run_and_stops_it(fake_control, tmp_path):
 
 
 def test_auto_uses_a_daemon_that_already_runs(fake_control, tmp_path, monkeypatch):
-    monkeypatch.setattr("harness.mps.daemon_running", lambda: True)
+    monkeypatch.setattr("harness.streams.mps.daemon_running", lambda: True)
     with MpsDaemon("auto", True, tmp_path / "out") as d:
         assert d.outcome.used and not d.outcome.started and "already runs" in d.outcome.reason
 
@@ -89,7 +89,7 @@ def test_auto_uses_a_daemon_that_already_runs(fake_control, tmp_path, monkeypatc
 def test_without_the_control_program_auto_goes_on_and_on_refuses(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv(PIPE_VARIABLE, raising=False)
-    monkeypatch.setattr("harness.mps.daemon_running", lambda: False)
+    monkeypatch.setattr("harness.streams.mps.daemon_running", lambda: False)
     with MpsDaemon("auto", True, tmp_path / "out") as d:
         assert not d.outcome.used and "not on the PATH" in d.outcome.reason
     with pytest.raises(MpsError, match="--mps on: nvidia-cuda-mps-control is not on the PATH.*--mps off"):
@@ -110,7 +110,7 @@ def test_the_daemon_dies_with_a_killed_run(fake_control, tmp_path):
     script = textwrap.dedent(f"""
         import os, time
         from pathlib import Path
-        from harness.mps import MpsDaemon
+        from harness.streams.mps import MpsDaemon
         with MpsDaemon("auto", True, Path({str(tmp_path / 'out')!r})) as d:
             print(Path(d.outcome.pipe_dir, "control").read_text(), flush=True)
             time.sleep(60)

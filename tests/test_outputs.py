@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import arguments
-from harness.device import cpu_model
-from harness.outputs import clear_previous_run, describe, previous_run_files
-from harness.results import harness_revision, run_document, write_json, write_run
+from harness.results.document import harness_revision, run_document, write_json, write_run
+from harness.results.outputs import clear_previous_run, describe, previous_run_files
+from harness.system.device import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"PLATFORM": "CPU", "DATA_HEIGHT": "64", "DATA_WIDTH": "96", "WARMUP": "1", "GET_MODEL": "no"}

@@ -1,4 +1,4 @@
-"""harness/pictures.py: PNG frames, comparison sheets, index.html."""
+"""harness/results/pictures.py: PNG frames, comparison sheets, index.html."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from harness.pictures import GAP, MAX_SHEET_WIDTH, comparison_sheet, error_heat_map, write_index_html, write_png
+from harness.results.pictures import GAP, MAX_SHEET_WIDTH, comparison_sheet, error_heat_map, write_index_html, write_png
 
 
 def random_rgb(h: int, w: int, seed: int = 0) -> np.ndarray:

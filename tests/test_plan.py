@@ -13,8 +13,8 @@ import pytest
 
 import arguments
 import inference
-from harness.outputs import OutputLayout
-from harness.plan import Seeds
+from harness.results.outputs import OutputLayout
+from harness.streams.plan import Seeds
 
 ROOT = Path(__file__).resolve().parent.parent
 

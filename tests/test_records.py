@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.latency import describe
-from harness.records import (
+from harness.measure.latency import describe
+from harness.results.document import (
+    read_document,
+    record_from_file,
+    run_document,
+    stream_document,
+    write_json,
+    yaml_text,
+)
+from harness.results.records import (
     BarrierState,
     DataSource,
     Energy,
@@ -29,7 +37,6 @@ from harness.records import (
     StreamStatus,
     Warmup,
 )
-from harness.results import read_document, record_from_file, run_document, stream_document, write_json, yaml_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,13 +126,13 @@ def test_results_yaml_is_the_reference_shape_written_by_pyyaml():
 @pytest.mark.slow
 def test_the_brief_line_reads_a_results_file(tmp_path):
     write_json(tmp_path / "results.json", run_document({}, [full_record(1)], 95.0, False).to_json())
-    out = subprocess.run([sys.executable, "-m", "harness.results", "run1", str(tmp_path / "results.json")],
+    out = subprocess.run([sys.executable, "-m", "harness.results.document", "run1", str(tmp_path / "results.json")],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == ("run1: fps 4.0, p50 240.00 ms, p99 240.98 ms, status passed, PSNR 32.750 dB over 2")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["harness.records", "harness.results", "harness.summary", "arguments",
+@pytest.mark.parametrize("module", ["harness.results.records", "harness.results.document", "harness.results.summary", "arguments",
                                     "rife.vocabulary"])
 def test_readers_of_results_and_options_need_no_torch(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"

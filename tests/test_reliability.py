@@ -190,7 +190,7 @@ def test_a_signal_that_waited_while_a_stream_started_interrupts_it_where_it_writ
     end the process before the code that always writes the record), and interrupt once the stream is loading."""
     import threading
 
-    from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, restore
+    from harness.streams.signals import SIGNAL_EXIT, Interrupted, StreamStop, restore
 
     saved = {sig: signal.getsignal(sig) for sig in SIGNAL_EXIT}
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
@@ -209,7 +209,7 @@ def test_a_signal_that_waited_while_a_stream_started_interrupts_it_where_it_writ
 
 
 def test_a_signal_while_a_stream_loads_interrupts_at_once():
-    from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, restore
+    from harness.streams.signals import SIGNAL_EXIT, Interrupted, StreamStop, restore
 
     saved = {sig: signal.getsignal(sig) for sig in SIGNAL_EXIT}
     try:
@@ -386,7 +386,7 @@ def test_every_number_has_an_upper_bound(env, needle):
 
 
 def test_limits_of_this_machine_are_one_line_each():
-    from harness.limits import LimitError, check_input_pool, check_streams, pool_bytes
+    from harness.streams.limits import LimitError, check_input_pool, check_streams, pool_bytes
 
     with pytest.raises(LimitError, match="--streams 1000 is more than the 2 CPUs this process may use"):
         check_streams(1000, cpus=2, host_bytes=2**40)
@@ -515,7 +515,7 @@ def test_a_fifo_inside_the_data_is_a_bad_file_not_a_hang(tmp_path):
 def test_a_failed_write_names_the_file_and_errno_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     import errno
 
-    from harness import results
+    from harness.results import document as results
 
     target = tmp_path / "results.json"
     target.write_text("the complete previous record\n")
@@ -573,7 +573,7 @@ def test_a_first_cpu_run_ends_in_about_a_minute_and_says_so():
 
     import arguments
     import inference
-    from harness.timing import StopRule
+    from harness.measure.stop import StopRule
 
     cpu = torch.device("cpu")
     o = arguments.parse(["--dummy"], {})
@@ -589,7 +589,7 @@ def test_a_first_cpu_run_ends_in_about_a_minute_and_says_so():
 
 
 def test_invisible_characters_in_a_profile_header_are_shown_escaped(tmp_path):
-    from harness.summary import ProfileError, read_profile
+    from harness.results.summary import ProfileError, read_profile
 
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbfmodel_name,streams\nRIFE,1\n")

@@ -1,4 +1,4 @@
-"""report.html (harness.report) and index.html, opened in real headless Chromium: every image loads, nothing
+"""report.html (harness.results.report) and index.html, opened in real headless Chromium: every image loads, nothing
 errors, and the pages still work when the run's folder is copied elsewhere."""
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from browser import check_page, chromium
 
-from harness import latency
-from harness.latency import describe
-from harness.pictures import comparison_sheet, write_index_html
-from harness.records import (
+from harness.measure import latency
+from harness.measure.latency import describe
+from harness.results.document import run_document, write_json, write_run
+from harness.results.pictures import comparison_sheet, write_index_html
+from harness.results.records import (
     CallLog,
     Energy,
     FrameScore,
@@ -28,8 +29,7 @@ from harness.records import (
     StreamRecord,
     StreamStatus,
 )
-from harness.report import write_report
-from harness.results import run_document, write_json, write_run
+from harness.results.report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_chromium = pytest.mark.skipif(chromium() is None, reason="chromium is not installed (.ci/run installs it)")
@@ -136,9 +136,9 @@ def test_report_command_rebuilds_and_refuses_a_folder_without_results(tmp_path):
     out = quality_folder(tmp_path)
     (out / "report.html").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "harness.report", str(out)], capture_output=True, text=True, env=env)
+    done = subprocess.run([sys.executable, "-m", "harness.results.report", str(out)], capture_output=True, text=True, env=env)
     assert done.returncode == 0 and (out / "report.html").is_file()
-    empty = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path / "none")], capture_output=True,
+    empty = subprocess.run([sys.executable, "-m", "harness.results.report", str(tmp_path / "none")], capture_output=True,
                            text=True, env=env)
     assert empty.returncode == 2 and empty.stderr.startswith("error:") and "Traceback" not in empty.stderr
 

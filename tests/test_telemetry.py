@@ -10,8 +10,15 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from harness.records import Energy, Measurements, StreamRecord
-from harness.telemetry import TelemetrySampler, XpuSmiSampler, energy_metrics, nvml_index, telemetry_for, trapezoid
+from harness.results.records import Energy, Measurements, StreamRecord
+from harness.system.telemetry import (
+    TelemetrySampler,
+    XpuSmiSampler,
+    energy_metrics,
+    nvml_index,
+    telemetry_for,
+    trapezoid,
+)
 
 
 class FakeNVML:
@@ -223,7 +230,7 @@ def test_trapezoid():
 
 
 def test_streams_sharing_a_gpu_count_its_power_once():
-    from harness.results import energy_of
+    from harness.results.document import energy_of
 
     def stream(device: str, fps: float, watts: float | None) -> StreamRecord:
         energy = Energy(watts, watts / fps if watts else None, fps / watts if watts else None)

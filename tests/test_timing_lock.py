@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import arguments
-from harness.signals import Interrupted
-from harness.timing_lock import TimingLock
+from harness.streams.signals import Interrupted
+from harness.streams.timing_lock import TimingLock
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLD = ("import fcntl, sys\n"

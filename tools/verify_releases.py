@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
-from harness.gpu_table import psnr_between
-from harness.inputs import random_scene
 from harness.measure.core import measure_pair
+from harness.measure.inputs import random_scene
 from rife import assets, registry
 from rife.engine import Engine, resolve_precision
 from rife.loader import ModelChoice, load_model
+from tools.gpu_table import psnr_between
 
 CUDA = torch.device("cuda")
 

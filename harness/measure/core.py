@@ -19,11 +19,11 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from harness import device as dev
-from harness.inputs import DeviceBatch, HostBatch, HostCopier, PendingBatch, Uploader
-from harness.latency import describe
-from harness.records import LatencyStats
-from harness.timing import StopRule
+from harness.measure.inputs import DeviceBatch, HostBatch, HostCopier, PendingBatch, Uploader
+from harness.measure.latency import describe
+from harness.measure.stop import StopRule
+from harness.results.records import LatencyStats
+from harness.system import device as dev
 from rife.engine import Engine
 
 

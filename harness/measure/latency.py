@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-from harness.records import CallLog, HostLoad, LatencyStats, Percentile, Repeats, StreamRecord
+from harness.results.records import CallLog, HostLoad, LatencyStats, Percentile, Repeats, StreamRecord
 from metrics import percentile
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99.9": 99.9}

@@ -2,7 +2,7 @@
 reference's way (eager), in one process, on a fresh random smooth moving scene, with throughput, per-call latency,
 peak memory and each row's error against our fp32 eager output.
 
-    python -m harness.gpu_table [--weights train_log/v4.0/flownet.pkl] [--paper-code model] [--archs paper,v4.0]
+    python -m tools.gpu_table [--weights train_log/v4.0/flownet.pkl] [--paper-code model] [--archs paper,v4.0]
         [--sizes 448x256,1280x720,1920x1080] [--precisions fp16,bf16] [--modes eager,graph,fast] [--calls 300]
         [--out DIR]
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from harness.inputs import random_scene
 from harness.measure.core import measure_pair
+from harness.measure.inputs import random_scene
 from rife.engine import Engine, resolve_precision
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
@@ -142,7 +142,7 @@ def print_table(title: str, rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.gpu_table", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tools.gpu_table", description=__doc__.splitlines()[0])
     p.add_argument("--weights", type=Path, default=Path("train_log/v4.0/flownet.pkl"), help="the v4.0 weights")
     p.add_argument("--paper-code", type=Path, default=Path("model"),
                    help="the upstream paper code (get_model.sh); without it the upstream paper rows are left out")

@@ -1,6 +1,6 @@
 """Result files: results_<n>.json per stream, results.json for the run, results.yaml, the console summary.
 
-Every one is built from the streams' typed records (``harness.records``); results_<n>.json is the document
+Every one is built from the streams' typed records (``harness.results.records``); results_<n>.json is the document
 of stream n alone, in the same format as results.json. The JSON keeps the reference sample's key tree (config.workload.model, results.metrics with
 avg / min / max / stdev / units, quality_data, status) and adds what the reference lacked.
 Combined over streams, as the reference does: throughput is summed (``avg`` holds the sum),
@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from harness.outputs import OutputLayout
-from harness.records import (
+from harness.results.outputs import OutputLayout
+from harness.results.records import (
     FrameScore,
     LatencyStats,
     Metric,
@@ -48,7 +48,7 @@ from harness.records import (
 from metrics import spread
 
 VERSION = "1.0.0"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _clean(value: Any) -> Any:
@@ -115,7 +115,7 @@ def system_info(device_name: str, gpu_driver: str | None = None) -> dict:
     import cv2
     import torch
 
-    from harness.device import cpu_model
+    from harness.system.device import cpu_model
 
     return {
         "hostname": platform.node(),
@@ -160,8 +160,9 @@ def metrics_of(records: Sequence[StreamRecord], quality_applies: bool,
     fps = [m.throughput_fps for _, m in done]
     lat = [m.latency_ms for _, m in done if m.latency_ms is not None]
     acc = [r.quality.test_pass_pct for r, _ in done if r.quality is not None]
-    per_frame = {"calls-per-s": [m.calls / m.elapsed_s for _, m in done],
-                 "output-frames-per-s": [(m.pairs + m.frames) / m.elapsed_s for _, m in done]}
+    timed = [m for _, m in done if m.elapsed_s > 0]
+    per_frame = {"calls-per-s": [m.calls / m.elapsed_s for m in timed],
+                 "output-frames-per-s": [(m.pairs + m.frames) / m.elapsed_s for m in timed]}
     scale = repeats.median_fps / sum(fps) if repeats is not None and sum(fps) > 0 else 1.0
     out = {
         "throughput": _metric(fps, "frames/s", total=sum(fps) * scale),
@@ -319,7 +320,7 @@ def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min
                  interrupted: bool, keep_call_logs: bool = False) -> RunDocument:
     """The run's document (results.json), or with one record a stream's own (results_<n>.json, which keeps
     the stream's every call: ``keep_call_logs``; results.json leaves them to latencies.csv)."""
-    from harness import latency
+    from harness.measure import latency
 
     stats = latency.pooled(records)
     repeats = latency.repeat_stats(run_repeats(records))
@@ -476,5 +477,5 @@ def brief(name: str, doc: RunDocument | None) -> str:
                if "power" in doc.results.metrics else ""))
 
 
-if __name__ == "__main__":  # python -m harness.results NAME RESULTS_JSON: the run's one line
+if __name__ == "__main__":  # python -m harness.results.document NAME RESULTS_JSON: the run's one line
     print(brief(sys.argv[1], read_document(Path(sys.argv[2]))))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from harness import device as dev
+from harness.system import device as dev
 from metrics import to_uint8
 from rife.engine import Engine
 

@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-PROGRESS_TTY = "RIFE_PROGRESS_TTY"  # read by harness.stream's progress bar
+PROGRESS_TTY = "RIFE_PROGRESS_TTY"  # read by harness.streams.stream's progress bar
 DRAIN_S = 0.2  # at close: how long the copiers wait for the last bytes of writers that are still alive
 
 

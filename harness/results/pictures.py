@@ -25,7 +25,7 @@ def write_png(path: Path, frame: np.ndarray) -> None:
     ok, png = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"OpenCV could not encode {path} as PNG")
-    from harness.results import write_atomic
+    from harness.results.document import write_atomic
 
     write_atomic(path, png.tobytes())
 
@@ -84,7 +84,7 @@ def write_index_html(out_dir: Path, entries: list[dict]) -> Path:
         f"{figures}\n</body>\n</html>\n"
     )
     index = out_dir / "index.html"
-    from harness.results import write_atomic
+    from harness.results.document import write_atomic
 
     write_atomic(index, page.encode("utf-8"))
     return index

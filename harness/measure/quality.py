@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 import metrics
-from harness.inputs import HostCopier
-from harness.records import FrameScore
+from harness.measure.inputs import HostCopier
+from harness.results.records import FrameScore
 
 
 def judged_index(timesteps: list[float]) -> int | None:

@@ -2,7 +2,7 @@
 
 A stream is a spawned process (``run_stream``) or, under torchrun, the rank's own process
 (``stream_record``); the barriers and the stop flag are multiprocessing's or torch.distributed's
-(``harness.distributed``), behind the same small interfaces.
+(``harness.streams.distributed``), behind the same small interfaces.
 
 The measuring itself is ``harness.measure.core``'s ``Meter``; this module is the plumbing around it: the model
 and the data opened once, the barriers, the stop flag, the timing lock, telemetry, and the stream's record.
@@ -27,15 +27,13 @@ from typing import Any, Protocol
 
 import torch
 
-from harness import device as dev
-from harness.inputs import DatasetPairs, DummyPairs
-from harness.latency import LoadProbe, call_log
 from harness.measure.core import Call, Meter, Observer, Timed, joined
-from harness.outputs import OutputLayout
-from harness.placement import pin_near
-from harness.plan import StreamPlan
-from harness.quality import QualityRecorder, judged_index
-from harness.records import (
+from harness.measure.inputs import DatasetPairs, DummyPairs
+from harness.measure.latency import LoadProbe, call_log
+from harness.measure.quality import QualityRecorder, judged_index
+from harness.results.document import stream_document, write_error, write_json
+from harness.results.outputs import OutputLayout
+from harness.results.records import (
     BarrierState,
     DataSource,
     Energy,
@@ -49,10 +47,12 @@ from harness.records import (
     StreamStatus,
     Warmup,
 )
-from harness.results import stream_document, write_error, write_json
-from harness.signals import SIGNAL_EXIT, Interrupted, StreamStop, die_with_parent
-from harness.telemetry import energy_metrics, telemetry_for
-from harness.timing_lock import TimingLock
+from harness.streams.placement import pin_near
+from harness.streams.plan import StreamPlan
+from harness.streams.signals import SIGNAL_EXIT, Interrupted, StreamStop, die_with_parent
+from harness.streams.timing_lock import TimingLock
+from harness.system import device as dev
+from harness.system.telemetry import energy_metrics, telemetry_for
 from rife.engine import Engine, timesteps
 from rife.loader import LoadedModel, load_model
 
@@ -60,13 +60,13 @@ BARRIER_TIMEOUT_S = 600.0
 
 
 class Barrier(Protocol):
-    """multiprocessing.Barrier or harness.distributed.DistBarrier: raises threading.BrokenBarrierError."""
+    """multiprocessing.Barrier or harness.streams.distributed.DistBarrier: raises threading.BrokenBarrierError."""
 
     def wait(self, timeout: float | None = None) -> object: ...
 
 
 class StopFlag(Protocol):
-    """multiprocessing.Event, threading.Event or harness.distributed.DistStop."""
+    """multiprocessing.Event, threading.Event or harness.streams.distributed.DistStop."""
 
     def is_set(self) -> bool: ...
 
@@ -434,7 +434,7 @@ class StreamRunner:
 
     def _failure_sheets(self, frames: list[FrameScore], limit: int = 100) -> tuple[Sheet, ...]:
         """Draw what went wrong for the failing frames (with the predictions kept from the timed loop)."""
-        from harness.pictures import comparison_sheet
+        from harness.results.pictures import comparison_sheet
 
         assert self.quality is not None
         index_of = {name: i for i, name in enumerate(self.tset.names)}
@@ -466,7 +466,7 @@ class FrameSaver:
         self.device, self.layout, self.times = device, layout, times
 
     def on_call(self, call: Call) -> None:
-        from harness.pictures import write_png
+        from harness.results.pictures import write_png
 
         names, host = call.batch.names, call.host_outputs
         if not names or host is None:

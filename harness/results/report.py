@@ -1,7 +1,7 @@
 """report.html: one page per run, to read and to share.
 
 Built from the run's files only (results.json, latencies.csv, telemetry_<n>.json, sheets/), so it can be
-rebuilt at any time: ``python -m harness.report OUTPUT_DIR``. The figures (matplotlib, Agg) are embedded as
+rebuilt at any time: ``python -m harness.results.report OUTPUT_DIR``. The figures (matplotlib, Agg) are embedded as
 PNG data; the quality sheets are linked by paths relative to the page, so the folder can be copied anywhere.
 
 Sections: the verdict and why; the figures that matter with their sample-size marks; the configuration and
@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import latency
-from harness.pictures import relative_link
-from harness.records import RunDocument, RunStatus, StreamRecord
-from harness.results import write_atomic
+from harness.measure import latency
+from harness.results.document import write_atomic
+from harness.results.pictures import relative_link
+from harness.results.records import RunDocument, RunStatus, StreamRecord
 
 WORST_SHEETS = 24  # sheets shown on the page (worst first); index.html has them all
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -380,7 +380,7 @@ def write_report(out_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.report", description="Rebuild a run's report.html.")
+    parser = argparse.ArgumentParser(prog="python -m harness.results.report", description="Rebuild a run's report.html.")
     parser.add_argument("output_dir", type=Path, help="the run's OUTPUT_DIR (with results.json)")
     args = parser.parse_args(argv)
     if not (args.output_dir / "results.json").is_file():

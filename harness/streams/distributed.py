@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from harness.records import StreamRecord, StreamStatus
+from harness.results.records import StreamRecord, StreamStatus
 
 if TYPE_CHECKING:  # torch.distributed loads when a rank joins: reading the launch costs nothing
     import torch.distributed as dist

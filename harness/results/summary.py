@@ -6,10 +6,10 @@ label only; an empty cell leaves the variable to the environment or its default.
 ``OUTPUT_DIR/test_<i>/`` (1-based), which holds ``row.csv`` (the header and that row), the run's files
 and ``exit_code`` (written by benchmark.sh).
 
-    python -m harness.summary OUTPUT_DIR                    summary.csv and summary.png of the rows run
-    python -m harness.summary --check PROFILE               check the profile; print its number of rows
-    python -m harness.summary --prepare PROFILE OUTPUT_DIR  write OUTPUT_DIR/test_<i>/row.csv for every row
-    python -m harness.summary --variables ROW_CSV [--inherit]
+    python -m harness.results.summary OUTPUT_DIR                    summary.csv and summary.png of the rows run
+    python -m harness.results.summary --check PROFILE               check the profile; print its number of rows
+    python -m harness.results.summary --prepare PROFILE OUTPUT_DIR  write OUTPUT_DIR/test_<i>/row.csv for every row
+    python -m harness.results.summary --variables ROW_CSV [--inherit]
                                                             the row's NAME=value lines (--inherit: with the
                                                             run variables of this environment, for a container)
 
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import arguments
-from harness.records import Metric, RunResults
-from harness.results import read_document
+from harness.results.document import read_document
+from harness.results.records import Metric, RunResults
 
 LABELS = ("model_name",)
 SET_BY_BENCHMARK = ("OUTPUT_DIR",)  # each row's folder
@@ -377,7 +377,7 @@ def write_summary(out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.summary", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.results.summary", description=__doc__.split("\n\n")[0])
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--check", type=Path, metavar="PROFILE", help="check a profile; print its number of rows")
     group.add_argument("--prepare", type=Path, metavar="PROFILE", help="write OUTPUT_DIR/test_<i>/row.csv")

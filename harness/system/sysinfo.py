@@ -1,6 +1,6 @@
 """sysinfo.json: the machine a benchmark ran on: OS, CPU, memory, Python, PyTorch and the GPUs.
 
-    python harness/sysinfo.py [OUTPUT]      (default sysinfo.json; "-" prints it)
+    python harness/system/sysinfo.py [OUTPUT]      (default sysinfo.json; "-" prints it)
 
 NVIDIA GPUs come from NVML (nvidia-ml-py) when it works, else from nvidia-smi when it is on the PATH;
 CUDA and Intel XPU devices as PyTorch sees them come from torch. Needs no root and never fails its caller:

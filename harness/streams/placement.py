@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from harness.device import PlatformError
+from harness.system.device import PlatformError
 
 SYSFS = Path("/sys")
 
@@ -92,7 +92,7 @@ def _nvml_pci_address(cuda_index: int) -> str | None:
     try:
         import pynvml  # nvidia-ml-py
 
-        from harness.telemetry import nvml_index
+        from harness.system.telemetry import nvml_index
 
         pynvml.nvmlInit()
         try:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.outputs import OutputLayout
-from harness.timing import StopRule
+from harness.measure.stop import StopRule
+from harness.results.outputs import OutputLayout
 
 if TYPE_CHECKING:
     from rife.engine import Precision

@@ -347,7 +347,7 @@ class StreamRecord:
     data_preloaded: bool | None = None
     warmup: Warmup | None = None
     start_barrier: BarrierState | None = None
-    telemetry: Mapping[str, Any] | None = None  # harness.telemetry's summary, without its samples
+    telemetry: Mapping[str, Any] | None = None  # harness.system.telemetry's summary, without its samples
     end_barrier: BarrierState | None = None
     measurements: Measurements | None = None
     quality_note: str | None = None
@@ -483,7 +483,7 @@ class Percentile:
 class LatencyStats:
     """Per-call latency (ms) of one stream's calls or of every stream's calls pooled: percentiles with their
     sample-size verdicts, and the spread (interquartile range over the median) that torch.utils.benchmark warns on.
-    The one summary of latencies (``harness.latency.describe``)."""
+    The one summary of latencies (``harness.measure.latency.describe``)."""
 
     samples: int
     percentiles: Mapping[str, Percentile]

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import arguments
-from harness import summary
-from harness.records import RunDocument
+from harness.results import summary
+from harness.results.records import RunDocument
 
 # (key, label, unit, higher is better)
 FIGURES = (
