@@ -17,16 +17,17 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import arguments
 from arguments import OptionError, Options
 from harness.results.console import ConsoleLog
 from harness.results.outputs import OutputLayout
+from harness.results.records import RunConfig
 from harness.streams.mps import MpsDaemon, MpsError, MpsOutcome, streams_share_a_device
 from harness.streams.signals import (
     EXIT_SIGNAL,
@@ -111,7 +112,7 @@ class Setup:
     data_info: dict | None
 
     def stream_plan(self, index: int, slot: int, threads: int, rank: int | None = None,
-                    config: Mapping[str, Any] | None = None) -> StreamPlan:
+                    config: RunConfig | None = None) -> StreamPlan:
         """Stream ``index`` (1-based) on device slot ``slot`` (round-robin over the device ids)."""
         import dataset
         from harness.streams.placement import device_for
@@ -121,7 +122,7 @@ class Setup:
         share = () if names is None else tuple(dataset.stream_share(len(names), index - 1, n))
         settings = self.settings if names is None else replace(self.settings, stop=stop_for(self.options, len(share)))
         return StreamPlan(index, n, device_for(self.device.type, self.device_ids, slot), threads, self.model,
-                          self.engine, self.workload, settings, self.layout, share, rank, config or {})
+                          self.engine, self.workload, settings, self.layout, share, rank, config or RunConfig())
 
 
 def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], None] = lambda: None) -> Setup:
@@ -447,12 +448,13 @@ class Run:
         return record
 
     @cached_property
-    def _config(self) -> dict:
+    def _config(self) -> RunConfig:
         from dataclasses import asdict
 
         import torch
 
         from harness.results.document import VERSION, harness_revision, system_info
+        from harness.results.records import ModelConfig
         from harness.system.device import device_name, driver_version
         from rife.engine import padding_multiple
         from rife.vocabulary import DTYPE_NAMES
@@ -462,34 +464,22 @@ class Run:
         dev_name = device_name(self.s.device)
         dataset_cfg = ({"channels": 3, "height": info["height"], "width": info["width"], **info} if info else
                        {"channels": o.data_channels, "height": work.frame_size[0], "width": work.frame_size[1]})
-        return {
-            "metadata": {"name": "rife-bench", "version": VERSION, "harness": harness_revision()},
-            "workload": {
-                "type": "inference", "name": "RIFE",
-                "model": {
-                    "name": "RIFE", "link": "https://github.com/megvii-research/ECCV2022-RIFE",
-                    "streams": o.streams, "precision": DTYPE_NAMES[precision.name], "batch-size": work.batch_size,
-                    "device_ids": list(self.s.device_ids) or None,
-                    "device": self.s.device.type, "device_name": dev_name, "amp": o.amp,
-                    "autocast": precision.autocast, "jit": execution == "compile",
-                    "dummy": work.dummy, "framework": f"PyTorch {torch.__version__}",
-                    "variant": lm.variant.name, "implementation": lm.impl, "execution": execution,
-                    "weights": lm.weights_label, "weights_sha256": lm.weights_sha256,
-                    "padding": {"multiple": padding_multiple(lm.variant, self.s.engine.scale), "where": "zeros, right and bottom"},
-                    "scale": self.s.engine.scale, "ensemble": lm.ensemble,
-                    "interpolation": work.interpolation, "input_pool": work.input_pool if work.dummy else None,
-                    "transfers": work.transfers if work.dummy else True,
-                    "ipex": o.ipex if self.s.device.type == "xpu" else None,
-                    "conv_epilogues": _conv_epilogues(self.s.device, execution),
-                },
-                "dataset": dataset_cfg,
-            },
-            "system": {**system_info(dev_name, driver_version(self.s.device)), "mps": self.mps.as_dict()},
-            "command_line": [sys.executable, *sys.argv],
-            "seed": o.seed,
-            "seeds": asdict(self.s.settings.seeds),
-            "options": o.as_dict(),
-        }
+        model = ModelConfig(
+            streams=o.streams, precision=DTYPE_NAMES[precision.name], batch_size=work.batch_size,
+            device_ids=tuple(self.s.device_ids) or None, device=self.s.device.type, device_name=dev_name, amp=o.amp,
+            autocast=precision.autocast, jit=execution == "compile", dummy=work.dummy,
+            framework=f"PyTorch {torch.__version__}", variant=lm.variant.name, implementation=lm.impl,
+            execution=execution, weights=lm.weights_label, weights_sha256=lm.weights_sha256,
+            padding={"multiple": padding_multiple(lm.variant, self.s.engine.scale), "where": "zeros, right and bottom"},
+            scale=self.s.engine.scale, ensemble=lm.ensemble, interpolation=work.interpolation,
+            input_pool=work.input_pool if work.dummy else None, transfers=work.transfers if work.dummy else True,
+            ipex=o.ipex if self.s.device.type == "xpu" else None,
+            conv_epilogues=_conv_epilogues(self.s.device, execution))
+        return RunConfig(
+            harness={"name": "rife-bench", "version": VERSION, "harness": harness_revision()}, model=model,
+            dataset=dataset_cfg, system={**system_info(dev_name, driver_version(self.s.device)), "mps": self.mps.as_dict()},
+            command_line=(sys.executable, *sys.argv), seed=o.seed, seeds=asdict(self.s.settings.seeds),
+            options=o.as_dict())
 
     def _write_report(self) -> None:
         """report.html; never at the cost of the results already written."""

@@ -20,6 +20,7 @@ from harness.results.records import (
     Overlap,
     Percentile,
     Repeats,
+    RunConfig,
     RunDocument,
     RunResults,
     RunStatus,
@@ -329,7 +330,7 @@ def run_document(fps: float, p50: Percentile, p99: Percentile, validity: str = "
                          p50.ms, 1.2, 0.12)
     results = RunResults("2026-01-01", "t", metrics, RunStatus.PASSED, validity, (), Overlap(1.0, 1.0), {}, {},
                          latency=stats, repeats=repeats)
-    return RunDocument({}, {}, None, "performance mode", results, ())
+    return RunDocument(RunConfig(), {}, None, "performance mode", results, ())
 
 
 def write_rows(out_dir: Path, header: str, rows: list[tuple[str, RunDocument | None, str]]) -> None:

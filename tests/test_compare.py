@@ -18,6 +18,7 @@ from harness.results.records import (
     Metric,
     Overlap,
     QualityOutcome,
+    RunConfig,
     RunDocument,
     RunResults,
     RunStatus,
@@ -40,7 +41,7 @@ def results_file(folder: Path, throughput: float, p99: float, options: dict, sys
     config = {"options": {"streams": 1, "precision": "fp16", "output_dir": str(folder), **options},
               "system": {"hostname": "h", "cpu": "c", "device_name": "GPU", "gpu_driver": "1", **(system or {})}}
     quality = None if psnr is None else QualityOutcome.of((FrameScore("f", psnr, 0.9, True),), 95.0)
-    doc = RunDocument(config, {}, quality, "performance mode", results, ())
+    doc = RunDocument(RunConfig.from_json(config), {}, quality, "performance mode", results, ())
     folder.mkdir(parents=True)
     (folder / "results.json").write_text(json.dumps(doc.to_json()))
     return folder / "results.json"

@@ -141,7 +141,7 @@ def test_combined_results_arithmetic():
              "warmup": {"calls": 2}}
         return StreamRecord.from_json(r)
 
-    document = run_document({}, [record(1, 10.0, 100.0, 90.0, [0.0, 1.0]), record(2, 30.0, 33.0, 30.0, [0.5, 1.5])],
+    document = run_document(None, [record(1, 10.0, 100.0, 90.0, [0.0, 1.0]), record(2, 30.0, 33.0, 30.0, [0.5, 1.5])],
                             95.0, False)
     doc = document.to_json()
     m = doc["results"]["metrics"]

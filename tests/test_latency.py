@@ -34,7 +34,7 @@ def test_samples_needed_is_loadgens_early_stopping_minimum(q, needed):
 def test_percentiles_pool_every_streams_calls():
     rng = np.random.default_rng(0)
     fast, slow = list(rng.uniform(1, 2, 300)), list(rng.uniform(5, 6, 100))
-    doc = run_document({}, [record(1, fast), record(2, slow)], 95.0, False)
+    doc = run_document(None, [record(1, fast), record(2, slow)], 95.0, False)
     pooled = np.array(fast + slow)
     stats = doc.results.latency
     assert stats is not None and stats.samples == 400
@@ -52,7 +52,7 @@ def test_percentiles_pool_every_streams_calls():
 def test_a_stream_document_keeps_its_calls():
     from harness.results.document import stream_document
 
-    doc = stream_document({}, record(1, [1.0, 2.0, 3.0]), 95.0)
+    doc = stream_document(None, record(1, [1.0, 2.0, 3.0]), 95.0)
     assert doc.to_json()["streams"][0]["call_log"]["latency_ms"] == [1.0, 2.0, 3.0]
     again = StreamRecord.from_json(doc.to_json()["streams"][0])
     assert again.call_log == CallLog((0.0, 0.001, 0.003), (1.0, 2.0, 3.0), (1, 1, 1))
@@ -114,10 +114,10 @@ def test_a_tenfold_latency_spread_passes_as_noisy_never_valid():
     from harness.results.report import verdict_section
 
     rng = np.random.default_rng(0)
-    steady = run_document({}, [record(1, list(rng.uniform(1.00, 1.02, 200)))], 95.0, False)
+    steady = run_document(None, [record(1, list(rng.uniform(1.00, 1.02, 200)))], 95.0, False)
     assert (steady.results.status, steady.results.validity) == (RunStatus.PASSED, "valid")
     varying = list(rng.uniform(1.0, 10.0, 200))  # a stand-in engine whose calls take 1 to 10 ms
-    noisy = run_document({}, [record(1, varying)], 95.0, False)
+    noisy = run_document(None, [record(1, varying)], 95.0, False)
     assert (noisy.results.status, noisy.results.validity) == (RunStatus.PASSED, "noisy")
     assert any(w.startswith("latency spread") for w in noisy.results.warnings)
     page = verdict_section(noisy)
@@ -125,7 +125,7 @@ def test_a_tenfold_latency_spread_passes_as_noisy_never_valid():
     assert 'class="verdict passed"' in verdict_section(steady)
     # A loaded machine alone makes the figures noisy too; a failure stays invalid whatever the noise.
     busy = HostLoad(cores=2, load_avg_start=0.5, load_avg_end=0.5, busy_cores=2.0, own_cores=0.5)
-    assert run_document({}, [record(1, list(rng.uniform(1.0, 1.02, 200)), host_load=busy)], 95.0,
+    assert run_document(None, [record(1, list(rng.uniform(1.0, 1.02, 200)), host_load=busy)], 95.0,
                         False).results.validity == "noisy"
-    failed = run_document({}, [record(1, varying).replace(error="stream 1: boom")], 95.0, False)
+    failed = run_document(None, [record(1, varying).replace(error="stream 1: boom")], 95.0, False)
     assert (failed.results.status, failed.results.validity) == (RunStatus.FAILED, "invalid")

@@ -86,7 +86,7 @@ def test_observers_see_every_timed_call_and_warm_up_calls_are_not_timed():
 def test_a_stand_in_whose_latency_varies_tenfold_is_judged_noisy():
     meter = core.Meter(StandIn([0.002, 0.002, 0.020, 0.020]), 1, (8, 8))  # type: ignore[arg-type]
     timed = meter.timed(core.repeated_batches(pool()), StopRule(40, 40))
-    doc = run_document({}, [record_of(timed)], 0.0, False)
+    doc = run_document(None, [record_of(timed)], 0.0, False)
     assert doc.results.validity == "noisy" and doc.results.status.value == "passed"
     assert any(w.startswith("latency spread") for w in doc.results.warnings)
     steady = core.Meter(StandIn([0.005]), 1, (8, 8)).timed(  # type: ignore[arg-type]
@@ -97,12 +97,12 @@ def test_a_stand_in_whose_latency_varies_tenfold_is_judged_noisy():
 def test_repeats_tenfold_apart_are_noisy_and_their_median_is_the_throughput():
     meter = core.Meter(StandIn([0.001]), 1, (8, 8))  # type: ignore[arg-type]
     timed = meter.timed(core.repeated_batches(pool()), StopRule(12, 12))
-    doc = run_document({}, [record_of(timed, repeat_fps=(10.0, 100.0, 90.0))], 0.0, False)
+    doc = run_document(None, [record_of(timed, repeat_fps=(10.0, 100.0, 90.0))], 0.0, False)
     reps = doc.results.repeats
     assert reps is not None and (reps.count, reps.median_fps, reps.min_fps, reps.max_fps) == (3, 90.0, 10.0, 100.0)
     assert doc.results.metrics["throughput"].avg == pytest.approx(90.0)
     assert doc.results.validity == "noisy" and any("throughput spread" in w for w in doc.results.warnings)
-    steady = run_document({}, [record_of(timed, repeat_fps=(99.0, 100.0, 101.0))], 0.0, False)
+    steady = run_document(None, [record_of(timed, repeat_fps=(99.0, 100.0, 101.0))], 0.0, False)
     assert not any("throughput spread" in w for w in steady.results.warnings)
 
 

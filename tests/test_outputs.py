@@ -29,7 +29,7 @@ def test_results_files_are_readable_by_everyone_under_the_usual_umask(tmp_path):
     previous = os.umask(0o022)
     try:
         write_json(tmp_path / "results_1.json", {"a": 1})
-        write_run(tmp_path / "results.json", tmp_path / "results.yaml", run_document({}, [], 95.0, False))
+        write_run(tmp_path / "results.json", tmp_path / "results.yaml", run_document(None, [], 95.0, False))
     finally:
         os.umask(previous)
     for name in ("results_1.json", "results.json", "results.yaml"):

@@ -14,6 +14,7 @@ import pytest
 import arguments
 import inference
 from harness.results.outputs import OutputLayout
+from harness.results.records import RunConfig
 from harness.streams.plan import Seeds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,7 @@ def test_a_stream_gets_a_plan_of_resolved_objects_not_the_options(tmp_path):
 
     setup = setup_for(tmp_path, "--seed", "7", "--streams", "2", "--data-height", "64", "--data-width", "96",
                       "--precision", "fp32", "--execution", "eager", "--async", "3", "--warmup", "4")
-    plan = setup.stream_plan(2, 1, threads=1, config={"seed": 7})
+    plan = setup.stream_plan(2, 1, threads=1, config=RunConfig(seed=7))
     assert isinstance(plan.engine.precision, Precision) and plan.engine.precision.name == "fp32"
     assert isinstance(plan.engine.execution, ExecutionPlan) and plan.engine.execution.mode == "eager"
     assert plan.model.seed == plan.settings.seeds.weights == 7 and plan.settings.seeds.warmup == 1007

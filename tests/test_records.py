@@ -30,6 +30,7 @@ from harness.results.records import (
     ModelRun,
     Placement,
     QualityOutcome,
+    RunConfig,
     RunDocument,
     RunStatus,
     Sheet,
@@ -81,7 +82,7 @@ def test_a_failed_stream_keeps_only_what_it_has():
 
 
 def test_the_run_document_round_trips_through_its_json(tmp_path):
-    doc = run_document({"seed": 0}, [full_record(1), full_record(2, passed=False)], 95.0, False)
+    doc = run_document(RunConfig(seed=0), [full_record(1), full_record(2, passed=False)], 95.0, False)
     assert doc.results.status is RunStatus.FAILED and doc.quality is not None and doc.quality.test_count == 4
     text = json.loads(json.dumps(doc.to_json()))
     assert RunDocument.from_json(text).to_json() == text
@@ -91,11 +92,11 @@ def test_the_run_document_round_trips_through_its_json(tmp_path):
 
 def test_a_stream_file_is_a_document_of_that_stream_alone(tmp_path):
     record = full_record(2, passed=False).replace(status=StreamStatus.INTERRUPTED)
-    doc = stream_document({"seed": 0}, record, 95.0)
+    doc = stream_document(RunConfig(seed=0), record, 95.0)
     path = tmp_path / "results_2.json"
     write_json(path, doc.to_json())
     keys = set(json.loads(path.read_text()))
-    assert keys == set(run_document({}, [full_record()], 95.0, False).to_json())  # results.json's keys
+    assert keys == set(run_document(None, [full_record()], 95.0, False).to_json())  # results.json's keys
     assert doc.results.status is RunStatus.INTERRUPTED  # as the stream saw its run
     assert record_from_file(path) == record  # per-frame scores included
 
@@ -112,7 +113,7 @@ def test_quality_outcome_counts_and_decides():
 
 
 def test_results_yaml_is_the_reference_shape_written_by_pyyaml():
-    doc = run_document({}, [full_record(1), full_record(2)], 95.0, False)
+    doc = run_document(None, [full_record(1), full_record(2)], 95.0, False)
     text = yaml_text(doc)
     assert text == ("results:\n"
                     " - key: throughput\n   value: 8.0\n   unit: img/s\n"
@@ -125,7 +126,7 @@ def test_results_yaml_is_the_reference_shape_written_by_pyyaml():
 
 @pytest.mark.slow
 def test_the_brief_line_reads_a_results_file(tmp_path):
-    write_json(tmp_path / "results.json", run_document({}, [full_record(1)], 95.0, False).to_json())
+    write_json(tmp_path / "results.json", run_document(None, [full_record(1)], 95.0, False).to_json())
     out = subprocess.run([sys.executable, "-m", "harness.results.document", "run1", str(tmp_path / "results.json")],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == ("run1: fps 4.0, p50 240.00 ms, p99 240.98 ms, status passed, PSNR 32.750 dB over 2")

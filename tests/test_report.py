@@ -25,6 +25,7 @@ from harness.results.records import (
     FrameScore,
     Measurements,
     QualityOutcome,
+    RunConfig,
     Sheet,
     StreamRecord,
     StreamStatus,
@@ -60,7 +61,7 @@ def write_run_folder(out: Path, records: list[StreamRecord], options: dict) -> N
               "metadata": {"harness": {"version": "1.0.0", "git_commit": "abc", "git_dirty": False}},
               "command_line": ["inference.py", "--dummy"], "options": options}
     latency.write_csv(out / "latencies.csv", records)
-    write_run(out / "results.json", out / "results.yaml", run_document(config, records, 95.0, False))
+    write_run(out / "results.json", out / "results.yaml", run_document(RunConfig.from_json(config), records, 95.0, False))
     for r in records:
         samples = [{"t_s": t / 10, "power_w": 250 + 10 * np.sin(t), "sm_clock_mhz": 1900 - t, "gpu_util_pct": 97,
                     "temperature_c": 50 + t / 10} for t in range(30)]

@@ -22,7 +22,7 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,6 @@ class CompareError(Exception):
 class Run:
     name: str
     doc: RunDocument
-    raw: Mapping[str, Any]
 
     def figure(self, key: str) -> tuple[float | None, bool]:
         """The value and whether it is established (percentiles by the sample-size rule; the rest always)."""
@@ -91,16 +90,14 @@ class Run:
 
     def settings(self) -> dict[str, Any]:
         """What the run was: its options, and the machine and software it ran on."""
-        cfg = self.raw.get("config") or {}
-        system = cfg.get("system") or {}
-        model = (cfg.get("workload") or {}).get("model") or {}
-        dataset = (cfg.get("workload") or {}).get("dataset") or {}
-        out = {k: v for k, v in (cfg.get("options") or {}).items() if k not in IGNORED_OPTIONS}
+        cfg = self.doc.config
+        system = cfg.system
+        out = {k: v for k, v in cfg.options.items() if k not in IGNORED_OPTIONS}
         out.update({f"system.{k}": system.get(k) for k in SYSTEM_KEYS})
         out.update({f"system.{k}": v for k, v in (system.get("frameworks") or {}).items()})
-        out["weights_sha256"] = model.get("weights_sha256")
-        out["data content_hash"] = dataset.get("content_hash")
-        out["harness commit"] = ((cfg.get("metadata") or {}).get("harness") or {}).get("git_commit")
+        out["weights_sha256"] = cfg.model.weights_sha256
+        out["data content_hash"] = cfg.dataset.get("content_hash")
+        out["harness commit"] = cfg.git_commit
         return out
 
 
@@ -117,7 +114,7 @@ def load(path: Path, name: str | None = None) -> Run:
     if not isinstance(raw, dict) or "results" not in raw:
         raise CompareError(f"{file} is not a results file: it has no results")
     name = name or (file.parent.name if file.name == "results.json" else file.stem)
-    return Run(name or str(path), RunDocument.from_json(raw), raw)
+    return Run(name or str(path), RunDocument.from_json(raw))
 
 
 # --- benchmark.sh output folders ---------------------------------------------------------

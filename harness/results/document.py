@@ -38,6 +38,7 @@ from harness.results.records import (
     Overlap,
     QualityOutcome,
     Repeats,
+    RunConfig,
     RunDocument,
     RunResults,
     RunStatus,
@@ -316,7 +317,7 @@ def judge(records: Sequence[StreamRecord], quality: QualityOutcome | None, inter
     return ("noisy" if noise else "valid"), reasons
 
 
-def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min_pass_pct: float,
+def run_document(config: RunConfig | None, records: Sequence[StreamRecord], min_pass_pct: float,
                  interrupted: bool, keep_call_logs: bool = False) -> RunDocument:
     """The run's document (results.json), or with one record a stream's own (results_<n>.json, which keeps
     the stream's every call: ``keep_call_logs``; results.json leaves them to latencies.csv)."""
@@ -337,7 +338,7 @@ def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min
         hosts=per_host(records), latency=stats, warnings=tuple(warnings), repeats=repeats,
     )
     return RunDocument(
-        config=config,
+        config=config or RunConfig(),
         warmup_metrics={"warmup-batches": _metric([w.calls if w else 0 for w in warm], "batches"),
                         "warmup-seconds": _metric([w.seconds if w else 0.0 for w in warm], "s")},
         quality=quality,
@@ -347,7 +348,7 @@ def run_document(config: Mapping[str, Any], records: Sequence[StreamRecord], min
     )
 
 
-def stream_document(config: Mapping[str, Any], record: StreamRecord, min_pass_pct: float) -> RunDocument:
+def stream_document(config: RunConfig | None, record: StreamRecord, min_pass_pct: float) -> RunDocument:
     """results_<n>.json: the stream's own document, judged as the stream saw its run."""
     return run_document(config, [record], min_pass_pct, record.status is StreamStatus.INTERRUPTED, keep_call_logs=True)
 

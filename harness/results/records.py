@@ -594,11 +594,94 @@ class RunResults:
         )
 
 
+# --- the run's configuration ------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelConfig:
+    """``config.workload.model``: what ran and how (the reference's keys, with ours after them)."""
+
+    streams: int = 0
+    precision: str | None = None  # the reference's dtype word (float16, bfloat16, float32)
+    batch_size: int = 0  # "batch-size" in JSON
+    device_ids: tuple[int, ...] | None = None
+    device: str | None = None
+    device_name: str | None = None
+    amp: bool = False
+    autocast: bool = False
+    jit: bool = False
+    dummy: bool = False
+    framework: str | None = None
+    variant: str | None = None
+    implementation: str | None = None
+    execution: str | None = None
+    weights: str | None = None
+    weights_sha256: str | None = None
+    padding: Mapping[str, Any] = field(default_factory=dict)
+    scale: float = 1.0
+    ensemble: bool | None = None
+    interpolation: int = 1
+    input_pool: int | None = None
+    transfers: bool = True
+    ipex: bool | None = None
+    conv_epilogues: str | None = None
+    name: str = "RIFE"
+    link: str = "https://github.com/megvii-research/ECCV2022-RIFE"
+
+    def to_json(self) -> JsonDict:
+        out = _flat(self)
+        head = {"name": out.pop("name"), "link": out.pop("link")}
+        out = {("batch-size" if k == "batch_size" else k): v for k, v in out.items()}
+        out["padding"] = dict(self.padding)
+        return {**head, **out}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ModelConfig:
+        known = _known(cls, {**d, "batch_size": d.get("batch-size", 0)})
+        if known.get("device_ids") is not None:
+            known["device_ids"] = tuple(known["device_ids"])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """results.json's ``config``: the harness, the model as run, the data, the machine, the command and every
+    option as resolved. ``dataset`` and ``system`` hold facts whose keys vary with the data and the machine."""
+
+    harness: Mapping[str, Any] = field(default_factory=dict)  # "metadata": name, version, git revision
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: Mapping[str, Any] = field(default_factory=dict)
+    system: Mapping[str, Any] = field(default_factory=dict)
+    command_line: tuple[str, ...] = ()
+    seed: int | None = None
+    seeds: Mapping[str, int] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def git_commit(self) -> str | None:
+        return (self.harness.get("harness") or {}).get("git_commit")
+
+    def to_json(self) -> JsonDict:
+        return {
+            "metadata": dict(self.harness),
+            "workload": {"type": "inference", "name": "RIFE", "model": self.model.to_json(),
+                         "dataset": dict(self.dataset)},
+            "system": dict(self.system), "command_line": list(self.command_line), "seed": self.seed,
+            "seeds": dict(self.seeds), "options": dict(self.options),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> RunConfig:
+        workload = d.get("workload") or {}
+        return cls(harness=d.get("metadata") or {}, model=ModelConfig.from_json(workload.get("model") or {}),
+                   dataset=workload.get("dataset") or {}, system=d.get("system") or {},
+                   command_line=tuple(d.get("command_line") or ()), seed=d.get("seed"), seeds=d.get("seeds") or {},
+                   options=d.get("options") or {})
+
+
 @dataclass(frozen=True)
 class RunDocument:
     """``results.json`` (every stream) or ``results_<n>.json`` (stream n alone)."""
 
-    config: Mapping[str, Any]
+    config: RunConfig
     warmup_metrics: Mapping[str, Metric]
     quality: QualityOutcome | None
     quality_note: str
@@ -611,7 +694,7 @@ class RunDocument:
         quality = self.quality.to_json() if self.quality else {"applicable": False, "note": self.quality_note}
         return {
             "schema": self.schema,
-            "config": dict(self.config),
+            "config": self.config.to_json(),
             "warmup_result": {"results": {"metadata": {"streams": len(self.streams)},
                                           "metrics": {k: m.to_json() for k, m in self.warmup_metrics.items()}}},
             "quality_data": quality,
@@ -627,7 +710,7 @@ class RunDocument:
         frames = d.get("quality_frames") or []
         streams = d.get("streams") or []
         return cls(
-            config=d.get("config") or {}, warmup_metrics={k: Metric.from_json(m) for k, m in warm.items()},
+            config=RunConfig.from_json(d.get("config") or {}), warmup_metrics={k: Metric.from_json(m) for k, m in warm.items()},
             quality=QualityOutcome.from_json(q) if "test_count" in q else None, quality_note=q.get("note", ""),
             results=RunResults.from_json(d.get("results") or {}),
             # a stream's own document: its frames are the document's

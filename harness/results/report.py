@@ -285,10 +285,8 @@ def figures_section(doc: RunDocument) -> str:
 
 def config_section(doc: RunDocument) -> str:
     cfg = doc.config
-    model = (cfg.get("workload") or {}).get("model") or {}
-    dataset = (cfg.get("workload") or {}).get("dataset") or {}
-    system = cfg.get("system") or {}
-    harness = (cfg.get("metadata") or {}).get("harness") or {}
+    model, dataset, system = cfg.model.to_json(), cfg.dataset, cfg.system
+    harness = cfg.harness.get("harness") or {}
     keys = ("variant", "implementation", "execution", "precision", "batch-size", "streams", "device", "device_name",
             "interpolation", "scale", "ensemble", "weights", "input_pool", "transfers", "framework")
     run = [(k, model.get(k)) for k in keys if k in model]
@@ -297,7 +295,7 @@ def config_section(doc: RunDocument) -> str:
     machine += [(f"{k} version", v) for k, v in (system.get("frameworks") or {}).items()]
     machine += [("harness", f"{harness.get('version')} {harness.get('git_commit') or ''}"
                  + (" (changed)" if harness.get("git_dirty") else ""))]
-    command = " ".join(cfg.get("command_line") or [])
+    command = " ".join(cfg.command_line)
     return (f"<h3>Run</h3>{_table(run)}<h3>System</h3>{_table(machine)}"
             + (f"<h3>Command</h3><p><code>{html.escape(command)}</code></p>" if command else ""))
 
@@ -338,7 +336,7 @@ def _figure(title: str, img: str | None, caption: str, missing: str) -> str:
 
 
 def page(doc: RunDocument, calls: Sequence[dict], telemetry: Mapping[int, dict], out_dir: Path) -> str:
-    options = doc.config.get("options") or {}
+    options = doc.config.options
     threshold = options.get("psnr_threshold")
     mode = "performance" if options.get("dummy") else "quality"
     parts = [

@@ -9,13 +9,13 @@ the modules that own them and only referred to.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.measure.stop import StopRule
 from harness.results.outputs import OutputLayout
+from harness.results.records import RunConfig
 
 if TYPE_CHECKING:
     from rife.engine import Precision
@@ -99,4 +99,4 @@ class StreamPlan:
     layout: OutputLayout
     quality_indices: tuple[int, ...] = ()
     rank: int | None = None  # under torchrun
-    config: Mapping[str, Any] = field(default_factory=dict)  # the results document's config
+    config: RunConfig = field(default_factory=RunConfig)  # the results document's config
