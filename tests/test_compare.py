@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.measure.latency import repeat_stats
 from harness.results.compare import gather, load, main, option_names, table, warnings_of
 from harness.results.records import (
     FrameScore,
@@ -28,8 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def results_file(folder: Path, throughput: float, p99: float, options: dict, system: dict | None = None,
-                 spread: float | None = None, warnings: tuple[str, ...] = (), psnr: float | None = None) -> Path:
-    """A results.json with the figures compare.py reads; ``spread``: the per-call latency's IQR over its median."""
+                 spread: float | None = None, warnings: tuple[str, ...] = (), psnr: float | None = None,
+                 repeats: tuple[float, ...] = ()) -> Path:
+    """A results.json with the figures compare.py reads; ``spread``: the per-call latency's IQR over its median;
+    ``repeats``: each repeat's throughput."""
     metrics = {"throughput": Metric(throughput, None, None, None, "frames/s"),
                "latency": Metric(1000 / throughput, None, None, None, "ms"),
                "latency-per-call-p99": Metric(p99, None, None, None, "ms"),
@@ -37,7 +40,7 @@ def results_file(folder: Path, throughput: float, p99: float, options: dict, sys
     median = 1000 / throughput
     stats = None if spread is None else LatencyStats(100, {}, median * 2, median, median, spread * median, spread)
     results = RunResults("2026-01-01", "t", metrics, RunStatus.PASSED, "valid", (), Overlap(1.0, 1.0), {}, {},
-                         latency=stats, warnings=warnings)
+                         latency=stats, warnings=warnings, repeats=repeat_stats(list(repeats)))
     config = {"options": {"streams": 1, "precision": "fp16", "output_dir": str(folder), **options},
               "system": {"hostname": "h", "cpu": "c", "device_name": "GPU", "gpu_driver": "1", **(system or {})}}
     quality = None if psnr is None else QualityOutcome.of((FrameScore("f", psnr, 0.9, True),), 95.0)
@@ -115,6 +118,16 @@ def test_identical_runs_are_within_noise_and_runs_3x_apart_are_not(tmp_path, cap
     assert main([str(p) for p in (*same, far)]) == 0
     shown = capsys.readouterr().out
     assert "100 (1.00x, within noise)" in shown and "300 (3.00x)" in shown and "a passed (valid)" in shown
+
+
+def test_the_repeats_range_is_the_noise_when_wider_than_the_latency_spread(tmp_path, capsys):
+    steady = results_file(tmp_path / "a", 100.0, 5.0, {}, spread=0.02, repeats=(100.0, 101.0, 99.0))
+    wobbly = results_file(tmp_path / "b", 115.0, 5.0, {}, spread=0.02, repeats=(95.0, 115.0, 130.0))
+    tight = results_file(tmp_path / "c", 115.0, 5.0, {}, spread=0.02, repeats=(114.0, 115.0, 116.0))
+    assert table([load(steady), load(wobbly)])[0]["values"][1][3] is True  # 1.15x inside b's 30% range
+    assert table([load(steady), load(tight)])[0]["values"][1][3] is False  # 1.15x outside 2% and 1.7%
+    assert main([str(steady), str(wobbly)]) == 0
+    assert "a passed (valid, median of 3 repeats)" in capsys.readouterr().out
 
 
 def test_psnr_is_compared_in_db_and_each_run_s_warnings_are_carried(tmp_path, capsys):

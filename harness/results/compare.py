@@ -1,7 +1,8 @@
 """Runs side by side: each figure of each run with its ratio to the first run (hyperfine's "relative"; PSNR as a
 difference in dB, since a ratio of logarithms means nothing), and a warning where the runs' configurations differ
 in more than the values being compared. A ratio of timed figures that lies within the runs' spread (the per-call
-latency's interquartile range over its median, the wider of the two runs) is marked "within noise": such a
+latency's interquartile range over its median, or with ``--repeat`` the repeats' throughput range over their
+median, the wider of the two runs) is marked "within noise": such a
 difference cannot be told from the runs' own fluctuation. Each run's own warnings (spread, load, sample size) are
 carried over.
 
@@ -80,9 +81,18 @@ class Run:
         return self._metric(key), True
 
     def spread(self) -> float | None:
-        """The per-call latency's interquartile range over its median: how much this run fluctuated."""
-        stats = self.doc.results.latency
-        return stats.iqr_over_median if stats is not None else None
+        """How much this run fluctuated: the per-call latency's interquartile range over its median, or with
+        ``--repeat`` the repeats' throughput range over their median, whichever is wider."""
+        stats, repeats = self.doc.results.latency, self.doc.results.repeats
+        spreads = [stats.iqr_over_median if stats is not None else None, repeats.spread if repeats else None]
+        known = [v for v in spreads if v is not None]
+        return max(known) if known else None
+
+    def describe(self) -> str:
+        """The run's verdict, and its repeats."""
+        r = self.doc.results
+        repeats = f", median of {r.repeats.count} repeats" if r.repeats is not None else ""
+        return f"{self.name} {r.status.value} ({r.validity}{repeats})"
 
     def _metric(self, name: str) -> float | None:
         metric = self.doc.results.metric(name)
@@ -261,9 +271,9 @@ def render(runs: Sequence[Run], lines: Sequence[dict], warnings: Sequence[str]) 
     widths = [max(len(row[c]) for row in rows) for c in range(len(head))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     out.append(f"(ratios to {runs[0].name}; PSNR as a difference in dB; within noise: the ratio lies within the "
-               "wider per-call latency spread (IQR / median) of the two runs; * not established: too few calls for "
-               "that percentile)")
-    status = ", ".join(f"{r.name} {r.doc.results.status.value} ({r.doc.results.validity})" for r in runs)
+               "wider spread of the two runs (per-call latency IQR / median, or the repeats' range / median); "
+               "* not established: too few calls for that percentile)")
+    status = ", ".join(r.describe() for r in runs)
     out.append(f"status: {status}")
     out += [f"warning: {w}" for w in warnings]
     out += [f"warning: {r.name}: {w}" for r in runs for w in r.doc.results.warnings]
