@@ -200,5 +200,7 @@ def test_repeat_through_run_model_reports_median_range_and_interval(tmp_path):
     assert doc["streams"][0]["calls"] == 12 and len(doc["streams"][0]["repeat_fps"]) == 3
     assert "median of 3 repeats" in done.stdout and "model calls/s" in done.stdout
     assert doc["results"]["validity"] in ("valid", "noisy")
+    page = (out / "report.html").read_text()
+    assert "median of 3 repeats" in page and "model calls/s" in page and "output frames/s" in page
     yaml_text = (out / "results.yaml").read_text()
     assert "repeats" not in yaml_text.split("results:")[0]  # the reference's three entries keep their shape

@@ -261,7 +261,15 @@ def verdict_section(doc: RunDocument) -> str:
 
 
 def figures_section(doc: RunDocument) -> str:
-    rows: list[tuple[str, Any]] = [("throughput (frames/s, sum over streams)", _metric(doc, "throughput"))]
+    reps = doc.results.repeats
+    what = "sum over streams" + (f", median of {reps.count} repeats" if reps is not None else "")
+    rows: list[tuple[str, Any]] = [(f"throughput, generated frames/s ({what})", _metric(doc, "throughput"))]
+    if reps is not None:
+        lo, hi = reps.interval_fps
+        rows += [("repeats' range (frames/s)", f"{reps.min_fps:.4g} to {reps.max_fps:.4g}"),
+                 (f"{100 * reps.confidence:.1f}% interval for the median (frames/s)", f"{lo:.4g} to {hi:.4g}")]
+    rows += [("model calls/s", _metric(doc, "calls-per-s")),
+             ("interpolated video, output frames/s (source and generated)", _metric(doc, "output-frames-per-s"))]
     if len(doc.streams) > 1:
         rows.append(("throughput while every stream ran (frames/s)", _metric(doc, "throughput-overlap")))
     rows.append(("latency, wall time / frames (ms)", _metric(doc, "latency")))
