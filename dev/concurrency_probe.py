@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import threading
-import time
 from pathlib import Path
 
 import torch
 
-import metrics
-from harness.measure.inputs import random_scene
+from harness.measure.core import Meter, Timed, fixed_pair, repeated_batches
+from harness.measure.inputs import HostBatch, random_scene
+from harness.measure.latency import describe
+from harness.measure.stop import StopRule
 from rife.engine import Engine, resolve_precision
 from rife.loader import ModelChoice, load_model
 
@@ -32,38 +34,33 @@ def build(args: argparse.Namespace) -> Engine:
     return Engine(loaded.net, loaded.variant, CUDA, precision, execution="fast")
 
 
-def worker(engine: Engine, pair: tuple[torch.Tensor, torch.Tensor], size: tuple[int, int], start: threading.Barrier,
-           stop_at: list[float], latencies: list[float]) -> None:
-    """Calls on this thread's own CUDA stream until the shared deadline; each call's host-side latency (the call
-    returns once its output is known, as in the harness: GraphedRetryOnHost waits for the retry's answer)."""
+def worker(engine: Engine, pool: list[HostBatch], size: tuple[int, int], start: threading.Barrier, seconds: float,
+           results: list[Timed | None], index: int) -> None:
+    """This engine's timed loop through the measurement core, on this thread's own CUDA stream, for ``seconds``."""
     stream = torch.cuda.Stream(CUDA)
     with torch.cuda.stream(stream):
+        meter = Meter(engine, 1, size)
         start.wait()
-        while time.perf_counter() < stop_at[0]:
-            t0 = time.perf_counter()
-            engine.interpolate(*pair, 1, size)
-            stream.synchronize()
-            latencies.append((time.perf_counter() - t0) * 1e3)
+        results[index] = meter.timed(repeated_batches(pool), StopRule(1, math.inf, seconds, seconds))
 
 
-def measure(engines: list[Engine], pairs: list[tuple[torch.Tensor, torch.Tensor]], size: tuple[int, int],
-            batch: int, seconds: float) -> dict:
-    start = threading.Barrier(len(engines) + 1)
-    stop_at = [0.0]
-    latencies: list[list[float]] = [[] for _ in engines]
-    threads = [threading.Thread(target=worker, args=(e, p, size, start, stop_at, lat))
-               for e, p, lat in zip(engines, pairs, latencies, strict=True)]
+def measure(engines: list[Engine], pools: list[list[HostBatch]], size: tuple[int, int], seconds: float) -> dict:
+    """The engines' timed loops side by side: frames of all of them over the longest loop's wall time, and the
+    per-call latency of every call pooled."""
+    start = threading.Barrier(len(engines))
+    results: list[Timed | None] = [None] * len(engines)
+    threads = [threading.Thread(target=worker, args=(e, pool, size, start, seconds, results, k))
+               for k, (e, pool) in enumerate(zip(engines, pools, strict=True))]
     for t in threads:
         t.start()
-    t0 = time.perf_counter()
-    stop_at[0] = t0 + seconds
-    start.wait()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
-    every = sorted(x for lat in latencies for x in lat)
-    return {"engines": len(engines), "calls": len(every), "fps": len(every) * batch / wall,
-            "p50_ms": metrics.percentile(every, 50), "p99_ms": metrics.percentile(every, 99)}
+    loops = [t for t in results if t is not None]
+    wall = max(t.end for t in loops) - min(t.start for t in loops)
+    stats = describe([v for t in loops for v in t.latencies_ms])
+    return {"engines": len(engines), "calls": sum(t.calls for t in loops),
+            "fps": sum(t.frames for t in loops) / wall,
+            "p50_ms": stats.percentile("p50") if stats else None, "p99_ms": stats.percentile("p99") if stats else None}
 
 
 def main() -> None:
@@ -85,20 +82,17 @@ def main() -> None:
     counts = [int(k) for k in args.engines.split(",")]
     engines = [build(args) for _ in range(max(counts))]
     torch.manual_seed(0)
-    pairs = []
+    pools = []
     for e in engines:  # each engine's own inputs; its graphs are captured here, one engine at a time
-        frames = random_scene(h, w).to(CUDA).expand(-1, args.batch, -1, -1, -1)
-        pair = (e.to_model_input(frames[0]), e.to_model_input(frames[1]))
-        for _ in range(3):
-            e.interpolate(*pair, 1, (h, w))
-        pairs.append(pair)
-    torch.cuda.synchronize()
-    rows = [measure(engines[:k], pairs[:k], (h, w), args.batch, args.seconds) for k in counts]
+        pool = fixed_pair(e, random_scene(h, w).to(CUDA).expand(-1, args.batch, -1, -1, -1))
+        Meter(e, 1, (h, w)).warm_up(repeated_batches(pool), 3)
+        pools.append(pool)
+    rows = [measure(engines[:k], pools[:k], (h, w), args.seconds) for k in counts]
     base = rows[0]["fps"]
     print(f"{'engines':>8}{'frames/s':>10}{'x':>7}{'p50 ms':>9}{'p99 ms':>9}")
     for r in rows:
         r["ratio"] = r["fps"] / base
-        print(f"{r['engines']:>8}{r['fps']:>10.1f}{r['ratio']:>7.2f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}")
+        print(f"{r['engines']:>8}{r['fps']:>10.1f}{r['ratio']:>7.2f}{r['p50_ms'] or 0:>9.2f}{r['p99_ms'] or 0:>9.2f}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "concurrency_probe.json").write_text(json.dumps(
         {"arch": args.arch, "size": args.size, "precision": args.precision, "batch": args.batch,

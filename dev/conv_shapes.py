@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from harness.measure.core import time_function
 from rife import fused_conv
 from rife.execution import plan_for, subpixel_deconvs, widened
 from rife.fused_conv import FusedConvUnit
@@ -35,6 +37,8 @@ def unit_shapes(arch: str, h: int, w: int) -> list[tuple]:
 
 
 def graph_time_us(fn, reps: int = 20, rounds: int = 7) -> float:
+    """One convolution's time in µs: ``reps`` calls captured in a CUDA graph (no launch gaps), the graph's replays
+    timed through the measurement core's ``time_function``, the median replay over ``reps``."""
     for _ in range(3):
         fn()
     torch.cuda.synchronize()
@@ -42,15 +46,8 @@ def graph_time_us(fn, reps: int = 20, rounds: int = 7) -> float:
     with torch.cuda.graph(g):
         for _ in range(reps):
             fn()
-    times = []
-    for _ in range(rounds):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        g.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1000 / reps)
-    return sorted(times)[len(times) // 2]
+    stats = time_function(g.replay, torch.device("cuda"), rounds, warmup=1)
+    return (stats.median_ms or math.nan) * 1000 / reps
 
 
 def time_unit(unit: FusedConvUnit, x: torch.Tensor, stride: int) -> tuple[float, float, float]:

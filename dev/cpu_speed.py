@@ -13,23 +13,14 @@ from pathlib import Path
 
 import torch
 
+from harness.measure.core import Meter, measure_pair
 from harness.measure.inputs import DummyPairs, Uploader
+from harness.measure.stop import StopRule
 from harness.system.device import default_precision
 from rife.engine import Engine, resolve_precision
 from rife.loader import ModelChoice, load_model
 
 CPU = torch.device("cpu")
-
-
-def median_ms(fn, calls: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def engine(choice: ModelChoice, precision: str, execution: str) -> Engine:
@@ -58,9 +49,8 @@ def main() -> None:
         engines["ours eager fp32"] = engine(choice, "fp32", "eager")
         engines[f"ours default ({ours_precision}, fast)"] = engine(choice, ours_precision, "fast")
         for name, e in engines.items():
-            x0, x1 = e.to_model_input(frames[0]), e.to_model_input(frames[1])
-            ms = median_ms(lambda e=e, x0=x0, x1=x1: e.interpolate(x0, x1, 1, (h, w)), a.calls)
-            rows.append((arch, name, ms))
+            stats = measure_pair(e, frames, a.calls, warmup=2).latency
+            rows.append((arch, name, stats.median_ms if stats is not None and stats.median_ms else float("nan")))
     base = {arch: ms for arch, name, ms in rows if name.startswith("upstream")}
     print(f"\n| model | path ({w}x{h}, 2 threads) | median ms | speed-up vs upstream eager fp32 |\n|---|---|---|---|")
     for arch, name, ms in rows:
@@ -70,9 +60,8 @@ def main() -> None:
 
 
 def overhead(a, h: int, w: int, precision: str) -> None:
-    """The harness's loop (pool cycling, latency clock, counters) against a bare loop, same engine, same inputs."""
-    from harness.system.device import LatencyClock
-
+    """The harness's loop (the measurement core over the dummy pool) against a bare loop, same engine, same
+    inputs."""
     e = engine(ModelChoice(weights=a.v4_weights), precision, "fast")
     pool = DummyPairs(e, 8, 1, h, w, seed=0, transfers=False)
     uploader = Uploader(e)
@@ -82,16 +71,10 @@ def overhead(a, h: int, w: int, precision: str) -> None:
         for b in batches:
             e.interpolate(b.img0, b.img1, 1, (h, w))
 
+    meter = Meter(e, 1, (h, w))
+
     def harness_loop():
-        clock = LatencyClock(CPU)
-        for step, pending in enumerate(uploader.ahead(pool)):
-            if step == len(batches):
-                break
-            clock.start()
-            b = uploader.receive(pending)
-            e.interpolate(b.img0, b.img1, 1, (h, w))
-            clock.stop()
-        clock.finish()
+        meter.timed(pool, StopRule(len(batches), len(batches)))
 
     results: dict[str, list[float]] = {"bare": [], "harness": []}
     for _ in range(a.calls // 4 + 3):  # interleaved, so drift hits both alike
