@@ -35,6 +35,8 @@ from harness.results.records import RunDocument
 # (key, label, unit, higher is better)
 FIGURES = (
     ("throughput", "throughput", "frames/s", True),
+    ("calls-per-s", "model calls", "calls/s", True),
+    ("output-frames-per-s", "interpolated video, output frames", "frames/s", True),
     ("throughput-overlap", "throughput while all streams ran", "frames/s", True),
     ("latency", "latency, wall time / frames", "ms", False),
     ("p50", "latency per call p50", "ms", False),
@@ -49,8 +51,8 @@ FIGURES = (
     ("accuracy", "frames at or above the PSNR threshold", "%", True),
     ("psnr", "PSNR mean", "dB", True),
 )
-IGNORED_OPTIONS = {"output_dir", "socket", "timing_lock"}  # where a run went, not what it measured
-TIMED_UNITS = {"frames/s", "ms"}  # the figures the latency spread bears on
+IGNORED_OPTIONS = {"output_dir", "socket", "timing_lock", "repeat"}  # where and how often, not what was measured
+TIMED_UNITS = {"frames/s", "calls/s", "ms"}  # the figures the latency spread bears on
 SYSTEM_KEYS = ("hostname", "cpu", "device_name", "gpu_driver")
 
 
