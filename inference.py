@@ -557,7 +557,8 @@ class DistributedRun(Run):
 
         threads = max(1, (os.cpu_count() or 1) // self.launch.local_world_size)
         plan = self._plan(self.launch.stream, self.launch.local_rank, threads, self.launch.rank)
-        record = stream_record(plan, group.barrier("start"), group.barrier("end"), group.stop, str(path))
+        record = stream_record(plan, group.barrier("start"), group.barrier("end"), group.stop, str(path),
+                               loaded=self.s.loaded)  # loaded once, in this rank's process, by prepare()
         if record.error:
             group.stop.set()  # nobody waits for this rank
         if self.signal_received is not None:

@@ -93,13 +93,14 @@ def run_stream(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier, s
 
 
 def stream_record(plan: StreamPlan, start_barrier: Barrier, end_barrier: Barrier, stop_event: StopFlag,
-                  results_path: str) -> StreamRecord:
-    """Runs the stream in this process; always writes its document to ``results_path`` and returns the record."""
+                  results_path: str, loaded: LoadedModel | None = None) -> StreamRecord:
+    """Runs the stream in this process; always writes its document to ``results_path`` and returns the record.
+    ``loaded``: the model this process already loaded (a torchrun rank checked it there), else loaded here."""
     torch.set_num_threads(plan.cpu_threads)
     runner = StreamRunner(plan, stop_event)
     try:
         _loading(stop_event)  # the run stopped while this process was starting: interrupted here
-        runner.load()
+        runner.load(loaded)
         runner.prepare()
         _measuring(stop_event)
         runner.wait(start_barrier, "start")
@@ -194,17 +195,20 @@ class StreamRunner:
     def update(self, **changes: Any) -> None:
         self.record = self.record.replace(**changes)
 
-    def load(self) -> None:
-        """The device, the CPUs near it, the model and the engine."""
+    def load(self, loaded: LoadedModel | None = None) -> None:
+        """The device, the CPUs near it, the model (unless this process has it) and the engine."""
         if self.device.type != "cpu":  # CUDA graphs, side streams and events work on the current device
             dev.device_module(self.device).set_device(self.device)
         placement = pin_near(self.device)
         self.update(placement=None if placement is None else Placement.from_json(placement),
                     device_name=dev.device_name(self.device))
         announce(self.plan, f"loading the model on {self.plan.device}")
-        with warnings.catch_warnings():  # the parent already warned about random weights
-            warnings.simplefilter("ignore")
-            self.loaded = load_model(self.plan.model)
+        if loaded is not None:
+            self.loaded = loaded
+        else:
+            with warnings.catch_warnings():  # the parent already warned about random weights
+                warnings.simplefilter("ignore")
+                self.loaded = load_model(self.plan.model)
         self.engine = build_engine(self.plan, self.loaded)
         self.times = timesteps(self.loaded.variant, self.count)
 
