@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
+from harness.loadgen.settings import DEFAULT_LATENCY_BOUND_MS, SCENARIOS
 from rife.vocabulary import (
     ARCHITECTURE_WORDS,
     EXECUTIONS,
@@ -88,6 +89,18 @@ def _choice(allowed: Sequence[str], fold: bool = False) -> Callable[[str], str]:
         if key not in allowed:
             raise ValueError(f"expected one of {', '.join(allowed)}")
         return key
+
+    return convert
+
+
+def _any_case(allowed: Sequence[str]) -> Callable[[str], str]:
+    """One of ``allowed`` written in any case, as ``allowed`` spells it."""
+    spelled = {a.lower(): a for a in allowed}
+
+    def convert(text: str) -> str:
+        if text.lower() not in spelled:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return spelled[text.lower()]
 
     return convert
 
@@ -231,6 +244,16 @@ class Options:
     timing_lock: Path | None = option("--timing-lock", ("TIMING_LOCK",), _path, None,
         "hold an exclusive lock on FILE from the end of the first warm-up call to the end of the timed loop, so that "
         "runs sharing a machine time one at a time (default: none)")
+    scenario: str = option("--scenario", ("SCENARIO",), _any_case(SCENARIOS), "streams",
+        "streams (the reference's way) | SingleStream | MultiStream | Server | Offline (MLPerf LoadGen's)")
+    target_qps: float | None = option("--target-qps", ("TARGET_QPS",), _number(0.001, 1e7), None,
+        "Server: the Poisson arrival rate, queries/s (Offline: the expected rate)")
+    latency_bound_ms: float = option("--latency-bound-ms", ("LATENCY_BOUND_MS",), _number(0.001, 3.6e6),
+        DEFAULT_LATENCY_BOUND_MS, "Server: the p99 latency bound in ms (default: one frame interval of 60 fps, 16.7)")
+    find_peak: bool = option("--find-peak", ("FIND_PEAK",), None, False,
+        "Server: search the highest target QPS that stays valid (LoadGen's FindPeakPerformance)")
+    loadgen_conf: Path | None = option("--loadgen-conf", ("LOADGEN_CONF",), _path, None,
+        "a LoadGen user.conf (its own format, model name rife) whose settings override the run's")
     explicit: frozenset[str] = field(default=frozenset())  # options the user set (flag or variable)
     time_cap_s: float | None = None  # not an option: the run's own cap on a first CPU run (inference.quick_on_cpu)
 
@@ -324,6 +347,34 @@ def check_rules(o: Options) -> None:
         raise OptionError("--min-test-duration / --max-test-duration apply to performance mode (--dummy) only")
     if o.timing_lock is not None:
         _check_timing_lock(o.timing_lock)
+    _check_scenario(o)
+
+
+def _check_scenario(o: Options) -> None:
+    """A LoadGen scenario with an option it cannot honour: one line naming both."""
+    only_server = [flag for flag, on in (("--find-peak", o.find_peak),
+                                         ("--latency-bound-ms", "latency_bound_ms" in o.explicit)) if on]
+    if o.scenario != "Server" and only_server:
+        raise OptionError(f"{only_server[0]} applies to --scenario Server only (this run: {o.scenario})")
+    if o.target_qps is not None and o.scenario not in ("Server", "Offline"):
+        raise OptionError(f"--target-qps applies to --scenario Server or Offline only (this run: {o.scenario})")
+    if o.scenario == "streams":
+        if o.loadgen_conf is not None:
+            raise OptionError("--loadgen-conf applies to LoadGen's scenarios: give --scenario SingleStream, "
+                              "MultiStream, Server or Offline")
+        return
+    clashes = [(o.streams > 1, f"--streams {o.streams}: a LoadGen scenario runs one system under test; LoadGen "
+                               "makes the load (use --scenario Server or MultiStream for concurrency)"),
+               (o.repeat > 1, "--repeat: LoadGen's own rules decide how long a scenario runs; leave --repeat at 1"),
+               (o.saveimages, "--saveimages is not honoured under a LoadGen scenario (LoadGen's accuracy log holds "
+                              "the frames); leave it out"),
+               (o.scenario == "Server" and o.target_qps is None and not o.find_peak,
+                "--scenario Server needs --target-qps (queries/s), or --find-peak to search it")]
+    for clash, line in clashes:
+        if clash:
+            raise OptionError(line)
+    if o.loadgen_conf is not None and not o.loadgen_conf.is_file():
+        raise OptionError(f"--loadgen-conf {o.loadgen_conf}: no such file; give a LoadGen user.conf")
 
 
 def _check_timing_lock(path: Path) -> None:

@@ -42,6 +42,7 @@ from harness.streams.signals import (
 if TYPE_CHECKING:  # torch and the model code load after the options are checked
     import torch
 
+    from harness.loadgen.settings import LoadGenPlan
     from harness.measure.stop import StopRule
     from harness.results.records import StreamRecord
     from harness.streams.distributed import Group, Launch
@@ -159,6 +160,8 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
         raise UsageError(str(e)) from None
     if launch is not None:
         o = _streams_under_torchrun(o, launch)
+    if o.scenario != "streams":
+        _check_loadgen(launch)
     names, info = (None, None) if o.dummy else open_quality_data(o)
     checkpoint()
     if info is not None:
@@ -168,9 +171,22 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
     if o.time_cap_s is not None and (launch is None or launch.rank == 0):
         print(quick_note(o), file=sys.stderr, flush=True)
     settings = TestSettings(stop=stop_for(o), warmup_pairs=o.warmup, sync_every=o.async_sync, seeds=seeds,
-                            timing_lock=o.timing_lock, repeat=o.repeat)
+                            timing_lock=o.timing_lock, repeat=o.repeat, loadgen=loadgen_plan(o))
     return Setup(o, device, device_ids, loaded, model, EngineSpec(precision, execution, o.scale), workload_of(o, info),
                  settings, OutputLayout(o.output_dir), names, info)
+
+
+def loadgen_plan(o: Options) -> LoadGenPlan | None:
+    """The LoadGen test a scenario asks for: ``--num-inputs`` is its minimum query count, the test durations its
+    minimum and maximum (a first CPU run's time cap as the maximum)."""
+    from harness.loadgen.settings import LoadGenPlan
+
+    if o.scenario == "streams":
+        return None
+    cap = o.max_duration if o.max_duration is not None else o.time_cap_s
+    return LoadGenPlan(scenario=o.scenario, min_queries=o.num_inputs, min_duration_s=o.min_duration or 0.0,
+                       max_duration_s=cap, target_qps=o.target_qps, latency_bound_ms=o.latency_bound_ms,
+                       find_peak=o.find_peak, conf=o.loadgen_conf, accuracy=not o.dummy)
 
 
 def stop_for(o: Options, share: int | None = None) -> StopRule:
@@ -244,6 +260,18 @@ def _device_memory(device, device_ids: tuple[int, ...]) -> int | None:
     if device.type != "cuda":
         return None
     return min(torch.cuda.get_device_properties(i).total_memory for i in device_ids or (0,))
+
+
+def _check_loadgen(launch: Launch | None) -> None:
+    from harness.loadgen.run import LoadGenMissing, require_loadgen
+
+    if launch is not None:
+        raise UsageError("--scenario runs one system under test in one process; under torchrun use --scenario "
+                         "streams (every rank one stream)")
+    try:
+        require_loadgen()
+    except LoadGenMissing as e:
+        raise UsageError(str(e)) from None
 
 
 def _streams_under_torchrun(o: Options, launch: Launch) -> Options:

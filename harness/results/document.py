@@ -34,6 +34,7 @@ from harness.results.outputs import OutputLayout
 from harness.results.records import (
     FrameScore,
     LatencyStats,
+    LoadGenOutcome,
     Metric,
     Overlap,
     QualityOutcome,
@@ -310,11 +311,30 @@ def judge(records: Sequence[StreamRecord], quality: QualityOutcome | None, inter
     reasons += [f"stream {r.stream}: {s}" for r in records if r.measurements for s in r.measurements.shortfalls]
     if interrupted:
         reasons.append("interrupted before the end")
+    reasons += loadgen_reasons(records)
     if quality is not None and not quality.decision_pass:
         reasons.append(f"quality below threshold: {quality.test_pass_pct:.2f}% of frames passed")
     if reasons:
         return "invalid", reasons
     return ("noisy" if noise else "valid"), reasons
+
+
+def loadgen_of(records: Sequence[StreamRecord]) -> LoadGenOutcome | None:
+    return next((r.loadgen for r in records if r.loadgen is not None), None)
+
+
+def loadgen_reasons(records: Sequence[StreamRecord]) -> list[str]:
+    """LoadGen's INVALID (with its reasons) and a failed TEST01-style check make the run invalid too."""
+    outcome = loadgen_of(records)
+    if outcome is None:
+        return []
+    out = []
+    if outcome.validity != "VALID":
+        out.append(f"MLPerf LoadGen {outcome.scenario}: {outcome.validity} ({'; '.join(outcome.reasons)})")
+    if outcome.audit_passed is False:
+        out.append(f"TEST01-style check: {len(outcome.audit_mismatched)} of {outcome.audit_checked} sampled "
+                   f"performance-mode outputs differ from accuracy mode")
+    return out
 
 
 def run_document(config: RunConfig | None, records: Sequence[StreamRecord], min_pass_pct: float,
@@ -336,6 +356,7 @@ def run_document(config: RunConfig | None, records: Sequence[StreamRecord], min_
         metrics=metrics_of(records, quality is not None, stats, repeats), status=status, validity=validity,
         invalid_reasons=tuple(reasons), overlap=overlap_of(records), per_device=per_device(records),
         hosts=per_host(records), latency=stats, warnings=tuple(warnings), repeats=repeats,
+        loadgen=loadgen_of(records),
     )
     return RunDocument(
         config=config or RunConfig(),
@@ -408,7 +429,7 @@ def _avg(doc: RunDocument, name: str) -> float | None:
 def summary_text(doc: RunDocument, layout: OutputLayout) -> str:
     """The console summary printed at the end of a run."""
     r, several = doc.results, len(doc.streams) > 1
-    lines = ["", "RIFE benchmark results:", *throughput_lines(doc)]
+    lines = ["", "RIFE benchmark results:", *throughput_lines(doc), *loadgen_lines(r.loadgen)]
     overlap_fps = _avg(doc, "throughput-overlap")
     if several and overlap_fps is not None:
         lines.append(f"                   {overlap_fps:.2f} frames/s counted only while every stream ran")
@@ -444,6 +465,29 @@ def summary_text(doc: RunDocument, layout: OutputLayout) -> str:
     lines.append(f"  results          {layout.results_json}, {layout.results_yaml.name}, {layout.latencies_csv.name}, "
                  f"{layout.log.name}")
     return "\n".join(lines)
+
+
+def loadgen_lines(outcome: LoadGenOutcome | None) -> list[str]:
+    """LoadGen's verdict and figures, next to ours."""
+    if outcome is None:
+        return []
+    rate = f"{outcome.samples_per_s:.2f} samples/s" if outcome.samples_per_s is not None else "no rate"
+    shown = ", ".join(f"{k} {v:.2f} ms" for k, v in outcome.percentiles_ms.items() if k in ("p50", "p90", "p99"))
+    lines = [f"  MLPerf LoadGen   {outcome.scenario} {outcome.mode}: {outcome.validity}, {rate}"
+             + (f", {shown}" if shown else "")]
+    if outcome.scenario == "Server":
+        lines.append(f"                   target {outcome.target_qps or 0:.2f} queries/s, scheduled "
+                     f"{outcome.scheduled_per_s or 0:.2f}, latency bound {outcome.latency_bound_ms or 0:.2f} ms")
+    lines += [f"                   - {reason}" for reason in outcome.reasons]
+    if outcome.accuracy_samples:
+        lines.append(f"                   accuracy log: {outcome.accuracy_samples} frames, PSNR mean "
+                     f"{outcome.accuracy_psnr_db:.3f} dB, SSIM mean {outcome.accuracy_ssim:.4f}")
+    if outcome.audit_checked:
+        verdict = "passed" if outcome.audit_passed else f"FAILED ({len(outcome.audit_mismatched)} differ)"
+        lines.append(f"                   TEST01-style check of {outcome.audit_checked} sampled outputs: {verdict}")
+    if outcome.logs:
+        lines.append(f"                   logs: {', '.join(outcome.logs)}")
+    return lines
 
 
 def throughput_lines(doc: RunDocument) -> list[str]:

@@ -327,7 +327,7 @@ class Sheet:
 
 # --- a stream -------------------------------------------------------------------------------
 _OPTIONAL = ("rank", "device_name", "start_barrier", "end_barrier", "data_preloaded", "warmup", "telemetry",
-             "quality_note", "quality", "signal", "traceback", "host_load", "call_log")
+             "quality_note", "quality", "signal", "traceback", "host_load", "call_log", "loadgen")
 
 
 @dataclass(frozen=True)
@@ -358,6 +358,7 @@ class StreamRecord:
     traceback: str | None = None
     host_load: HostLoad | None = None
     call_log: CallLog | None = None  # in the stream's own document only (results.json: latencies.csv holds them)
+    loadgen: LoadGenOutcome | None = None  # the stream that ran LoadGen's test
 
     # shortcuts for the readers of measurements
     @property
@@ -407,7 +408,7 @@ class StreamRecord:
             quality_frames=tuple(FrameScore.from_json(f) for f in quality_frames),
             sheets=tuple(Sheet.from_json(s) for s in d.get("sheets") or ()), signal=d.get("signal"),
             traceback=d.get("traceback"), host_load=_opt(HostLoad, d.get("host_load")),
-            call_log=_opt(CallLog, d.get("call_log")),
+            call_log=_opt(CallLog, d.get("call_log")), loadgen=_opt(LoadGenOutcome, d.get("loadgen")),
         )
 
 
@@ -550,6 +551,51 @@ class Repeats:
 
 
 @dataclass(frozen=True)
+class LoadGenOutcome:
+    """What MLPerf LoadGen said of one test (from its detail log): its verdict and the reasons, its figures
+    (latencies in ms, rates in samples/s), and, in quality mode, the scored accuracy log and the TEST01-style
+    check of performance-mode outputs against accuracy-mode outputs."""
+
+    scenario: str
+    mode: str
+    validity: str  # VALID | INVALID
+    reasons: tuple[str, ...] = ()
+    samples_per_s: float | None = None  # completed (Server), samples/s (Offline), QPS w/ overhead x samples/query
+    scheduled_per_s: float | None = None  # Server: the Poisson arrivals' rate
+    target_qps: float | None = None
+    latency_bound_ms: float | None = None
+    percentiles_ms: Mapping[str, float] = field(default_factory=dict)  # p50 ... p99.9, as LoadGen names them
+    mean_ms: float | None = None
+    max_ms: float | None = None
+    queries: int | None = None
+    samples_per_query: int = 1
+    early_stopping: tuple[str, ...] = ()
+    logs: tuple[str, ...] = ()  # LoadGen's own files, relative to the output folder
+    accuracy_psnr_db: float | None = None
+    accuracy_ssim: float | None = None
+    accuracy_samples: int = 0
+    audit_checked: int = 0
+    audit_mismatched: tuple[int, ...] = ()  # sample indices whose performance-mode frame differs
+
+    @property
+    def audit_passed(self) -> bool | None:
+        return None if not self.audit_checked else not self.audit_mismatched
+
+    def to_json(self) -> JsonDict:
+        out = _flat(self)
+        out["percentiles_ms"] = dict(self.percentiles_ms)
+        out["audit_passed"] = self.audit_passed
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> LoadGenOutcome:
+        known = _known(cls, d)
+        for name in ("reasons", "early_stopping", "logs", "audit_mismatched"):
+            known[name] = tuple(known.get(name) or ())
+        return cls(**known)
+
+
+@dataclass(frozen=True)
 class RunResults:
     date: str
     tester: str
@@ -563,6 +609,7 @@ class RunResults:
     latency: LatencyStats | None = None
     warnings: tuple[str, ...] = ()  # what makes the figures less trustworthy without making the run invalid
     repeats: Repeats | None = None  # --repeat N > 1
+    loadgen: LoadGenOutcome | None = None  # --scenario other than streams
 
     def metric(self, name: str) -> Metric | None:
         return self.metrics.get(name)
@@ -577,6 +624,7 @@ class RunResults:
             "hosts": {k: s.to_json() for k, s in self.hosts.items()},
             "latency": self.latency.to_json() if self.latency else None, "warnings": list(self.warnings),
             "repeats": self.repeats.to_json() if self.repeats else None,
+            "loadgen": self.loadgen.to_json() if self.loadgen else None,
         }
 
     @classmethod
@@ -590,7 +638,7 @@ class RunResults:
             per_device={k: Share.from_json(s) for k, s in (d.get("per_device") or {}).items()},
             hosts={k: Share.from_json(s) for k, s in (d.get("hosts") or {}).items()},
             latency=_opt(LatencyStats, d.get("latency")), warnings=tuple(d.get("warnings") or ()),
-            repeats=_opt(Repeats, d.get("repeats")),
+            repeats=_opt(Repeats, d.get("repeats")), loadgen=_opt(LoadGenOutcome, d.get("loadgen")),
         )
 
 

@@ -18,6 +18,7 @@ from harness.results.outputs import OutputLayout
 from harness.results.records import RunConfig
 
 if TYPE_CHECKING:
+    from harness.loadgen.settings import LoadGenPlan
     from rife.engine import Precision
     from rife.execution import ExecutionPlan
     from rife.loader import ModelChoice
@@ -53,6 +54,7 @@ class TestSettings:
     seeds: Seeds
     timing_lock: Path | None = None  # held from the first warm-up call's end to the timed loop's (runs take turns)
     repeat: int = 1  # timed loops after the one warm-up
+    loadgen: LoadGenPlan | None = None  # an MLPerf LoadGen scenario instead of the timed loop
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -51,6 +51,10 @@ from harness.streams.placement import pin_near
 from harness.streams.plan import StreamPlan
 from harness.streams.signals import SIGNAL_EXIT, Interrupted, StreamStop, die_with_parent
 from harness.streams.timing_lock import TimingLock
+
+if TYPE_CHECKING:
+    from harness.loadgen.settings import LoadGenPlan
+    from harness.loadgen.sut import SampleLibrary
 from harness.system import device as dev
 from harness.system.telemetry import energy_metrics, telemetry_for
 from rife.engine import Engine, timesteps
@@ -326,12 +330,15 @@ class StreamRunner:
         """The timed measurement, ``--repeat`` times (``realign`` between them: the run's streams start each one
         together); quality and saved frames watch the first one."""
         repeats = self.settings.repeat
-        announce(self.plan, f"timed loop: {self.rule.describe()}" + (f", {repeats} times" if repeats > 1 else ""))
+        if self.settings.loadgen is None:
+            announce(self.plan, f"timed loop: {self.rule.describe()}" + (f", {repeats} times" if repeats > 1 else ""))
         self.update(status=StreamStatus.RUNNING)
         self.telemetry = telemetry_for(self.device)
         self.telemetry.start()
         self.load_probe = LoadProbe()
-        for repeat in range(repeats):
+        if self.settings.loadgen is not None:
+            self._loadgen_test(self.settings.loadgen)
+        for repeat in range(repeats if self.settings.loadgen is None else 0):
             if repeat:
                 realign()
             what = f"timed {repeat + 1}/{repeats}" if repeats > 1 else "timed"
@@ -344,6 +351,53 @@ class StreamRunner:
         if self.plan.streams == 1:  # else after the end barrier, once the run's other streams have timed too
             self.release_timing_lock()
         self._stop_telemetry()
+
+    def _loadgen_test(self, plan: LoadGenPlan) -> None:
+        """MLPerf LoadGen's scenario instead of the timed loop: our engine answers its queries (through the same
+        meter), its logs land in the output folder, and in quality mode its accuracy log is scored here."""
+        from harness.loadgen.run import run_scenario
+
+        announce(self.plan, f"LoadGen {plan.scenario}" + (", searching the peak QPS" if plan.find_peak else ""))
+        library, truth = self._sample_library()
+        judged = self.judged if self.judged is not None else 0
+        self.parts.append(Timed(self.count))
+        outcome, timed, scores = run_scenario(self.meter, library, plan, self.layout.root, self.work.batch_size,
+                                              judged, truth, seed=self.settings.seeds.inputs)
+        self.parts[-1] = timed
+        self.update(loadgen=outcome)
+        if truth is not None and scores:
+            self._loadgen_quality(scores)
+
+    def _sample_library(self) -> tuple[SampleLibrary, Callable[[int], torch.Tensor] | None]:
+        """LoadGen's QSL: the dummy pool's pairs (performance mode), or this stream's triplets with their truth."""
+        from harness.loadgen.sut import SampleLibrary
+
+        assert self.frame_size is not None
+        h, w = self.frame_size
+        if self.work.dummy:
+            seed = self.settings.seeds.stream_inputs(self.plan.index)
+            pool = self.work.input_pool
+            return SampleLibrary(pool, pool, lambda i: random_pair(seed, i, h, w)), None
+        share = self.plan.quality_indices
+        fits = max(1, self.work.preload_mb * 2**20 // (6 * h * w))
+
+        def chw(frame) -> torch.Tensor:
+            return torch.from_numpy(frame).permute(2, 0, 1).contiguous()
+
+        def pair(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            t = self.tset.load(share[i])
+            return chw(t.first), chw(t.last)
+
+        return SampleLibrary(len(share), min(len(share), fits), pair), lambda i: chw(self.tset.load(share[i]).truth)
+
+    def _loadgen_quality(self, scores: list[tuple[int, float, float]]) -> None:
+        threshold = self.work.psnr_threshold
+        names = [self.tset.names[self.plan.quality_indices[i]] for i, _, _ in scores]
+        frames = [FrameScore(name, psnr, ssim, psnr >= threshold) for name, (_, psnr, ssim) in zip(names, scores,
+                                                                                                  strict=True)]
+        data = DataSource(self.tset.layout, str(self.tset.root), self.tset.content_hash, tuple(self.tset.bad))
+        self.update(quality_frames=tuple(frames), quality=QualityOutcome.of(frames, self.work.min_pass_pct, data))
+        self.quality = None  # scored from LoadGen's accuracy log: nothing of the timed loop to score
 
     def realign(self, barrier: Barrier) -> None:
         """Between repeats: wait for the run's other streams (one that died or stopped breaks the barrier, and this
@@ -414,8 +468,7 @@ class StreamRunner:
             repeat_fps=tuple(part.throughput_fps for part in self.parts) if len(self.parts) > 1 else (),
             latency_wall_ms=1e3 * elapsed / timed.frames if timed.frames else None,
             latency_ms=timed.latency(),
-            shortfalls=tuple(dict.fromkeys(s for part in self.parts for s in self.rule.shortfalls(part.pairs,
-                                                                                                  part.elapsed_s))),
+            shortfalls=self._shortfalls(),
             peak_memory_bytes=dev.peak_memory_bytes(self.device),
             energy=Energy.from_json(energy_metrics(self.telemetry_summary or {}, timed.frames)),
             frame_size=(h, w),
@@ -423,6 +476,12 @@ class StreamRunner:
             model=model,
             pid=os.getpid(),
         )
+
+    def _shortfalls(self) -> tuple[str, ...]:
+        """Why the timed loops fell short of the run's minimums (under LoadGen, its own rules judge instead)."""
+        if self.settings.loadgen is not None:
+            return ()
+        return tuple(dict.fromkeys(s for part in self.parts for s in self.rule.shortfalls(part.pairs, part.elapsed_s)))
 
     def _quality_results(self) -> None:
         assert self.quality is not None
@@ -480,6 +539,13 @@ class FrameSaver:
             for j, frames in enumerate(host):
                 path = self.layout.image(name, self.times[j] if len(self.times) > 1 else None)
                 write_png(path, frames[k].permute(1, 2, 0).numpy())
+
+
+def random_pair(seed: int, index: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dummy sample ``index``: two random uint8 (3, H, W) frames, the same for the same seed and index."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
+    return tuple(torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=gen)  # type: ignore[return-value]
+                 for _ in range(2))
 
 
 def _timing_lock(plan: StreamPlan) -> TimingLock | None:

@@ -1,0 +1,146 @@
+"""Our engine as LoadGen's system under test, our frames as its query sample library.
+
+A sample is one frame pair; its response is the generated frame nearest t = 0.5 (uint8, C x H x W), whose bytes
+LoadGen logs in accuracy mode. Every model call goes through the measurement core's ``Meter`` (its latency clock
+too), so the run keeps its own per-call device times next to LoadGen's query latencies. SingleStream and MultiStream
+queries are answered on LoadGen's thread (it waits for each); Server and Offline queries go to a worker that batches
+what is queued, up to ``--batch-size`` pairs a call.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.measure.core import Meter, Timed
+from harness.measure.inputs import HostBatch
+from harness.system import device as dev
+
+
+@dataclass
+class SampleLibrary:
+    """LoadGen's QSL: ``total`` frame pairs, ``load(i)`` gives pair i as uint8 (3, H, W) tensors; the performance
+    set (``performance`` pairs) is held in host memory between LoadGen's load and unload calls."""
+
+    total: int
+    performance: int
+    load: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+    held: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    def load_samples(self, indices: Sequence[int]) -> None:
+        for i in indices:
+            if i not in self.held:
+                self.held[i] = self.load(i)
+
+    def unload_samples(self, indices: Sequence[int]) -> None:
+        for i in indices:
+            self.held.pop(i, None)
+
+    def batch(self, indices: Sequence[int]) -> HostBatch:
+        pairs = [self.held[i] if i in self.held else self.load(i) for i in indices]
+        return HostBatch(torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
+
+
+class EngineSUT:
+    """Answers LoadGen's queries with ``meter``'s calls; ``judged``: which generated frame is the response."""
+
+    def __init__(self, meter: Meter, library: SampleLibrary, batch_size: int, scenario: str, judged: int,
+                 complete: Callable[[list[Any]], None]) -> None:
+        self.meter, self.library, self.batch_size, self.judged = meter, library, batch_size, judged
+        self.complete = complete  # lg.QuerySamplesComplete (a stand-in in tests)
+        self.synchronous = scenario in ("SingleStream", "MultiStream")
+        self.timed = Timed(meter.interpolation)
+        self.clock = dev.LatencyClock(meter.device)
+        self.pending: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.worker: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.timed.clock_offset = time.time() - time.monotonic()
+        self.timed.start = time.monotonic()
+        if not self.synchronous:
+            self.worker = threading.Thread(target=self._serve, name="sut-worker", daemon=True)
+            self.worker.start()
+
+    def issue_queries(self, samples: list[Any]) -> None:
+        if self.synchronous:
+            for k in range(0, len(samples), self.batch_size):
+                self._answer(samples[k:k + self.batch_size])
+        else:
+            for s in samples:
+                self.pending.put(s)
+
+    def flush_queries(self) -> None:
+        return None
+
+    def stop(self) -> Timed:
+        """After LoadGen's test: the worker ends, the device's work is done, every latency read."""
+        if self.worker is not None:
+            self.pending.put(None)
+            self.worker.join()
+        dev.synchronize(self.meter.device)
+        self.timed.end = time.monotonic()
+        self.timed.latencies_ms = self.clock.finish()
+        if self.error is not None:
+            raise self.error
+        return self.timed
+
+    def _serve(self) -> None:
+        while True:
+            first = self.pending.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.batch_size:
+                try:
+                    more = self.pending.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self.pending.put(None)
+                    break
+                batch.append(more)
+            self._answer(batch)
+
+    def _answer(self, samples: list[Any]) -> None:
+        try:
+            outputs = self._call([s.index for s in samples])
+        except BaseException as e:  # LoadGen must still hear of every sample, or it waits forever
+            self.error = self.error or e
+            outputs = None
+        self._respond(samples, outputs)
+
+    def _call(self, indices: list[int]) -> list[np.ndarray]:
+        pending = self.meter.uploader.send(self.library.batch(indices))
+        self.timed.call_starts.append(time.monotonic() - self.timed.start)
+        self.clock.start()
+        call = self.meter.call(pending)
+        self.clock.stop()
+        frames = call.outputs[self.judged]
+        host = self.meter.copier.download([frames])[0]
+        dev.synchronize(self.meter.device)  # a response is complete when its frame is on the host
+        self.timed.call_pairs.append(len(indices))
+        self.timed.checkpoints.append((time.monotonic() - self.timed.start, self.timed.frames))
+        return [host[k].numpy() for k in range(len(indices))]
+
+    def _respond(self, samples: list[Any], outputs: list[np.ndarray] | None) -> None:
+        import mlperf_loadgen as lg
+
+        responses, buffers = [], []  # alive until QuerySamplesComplete has copied what it logs
+        for k, s in enumerate(samples):
+            if outputs is None:
+                responses.append(lg.QuerySampleResponse(s.id, 0, 0))
+                continue
+            data = np.ascontiguousarray(outputs[k])
+            buffers.append(data)
+            address, _ = data.__array_interface__["data"]
+            responses.append(lg.QuerySampleResponse(s.id, address, data.nbytes))
+        self.complete(responses)
+        del buffers
