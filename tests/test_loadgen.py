@@ -194,6 +194,8 @@ def test_single_stream_through_inference_py_with_a_user_conf(tmp_path):
     assert (out / "mlperf_log_summary.txt").is_file() and (out / "mlperf_log_detail.txt").is_file()
     assert "MLPerf LoadGen   SingleStream PerformanceOnly: VALID" in done.stdout
     assert doc["streams"][0]["calls"] == lg["queries"]  # every query is one call of the core's meter
+    page = (out / "report.html").read_text()
+    assert "<h2>MLPerf LoadGen</h2>" in page and "mlperf_log_summary.txt" in page
 
 
 @pytest.mark.slow

@@ -343,6 +343,29 @@ def _figure(title: str, img: str | None, caption: str, missing: str) -> str:
     return f"<h2>{title}</h2><figure>{img}<figcaption>{caption}</figcaption></figure>"
 
 
+def loadgen_section(doc: RunDocument) -> str:
+    """MLPerf LoadGen's verdict and figures next to ours (a LoadGen scenario's run only)."""
+    o = doc.results.loadgen
+    if o is None:
+        return ""
+    rows: list[tuple[str, Any]] = [("scenario, mode", f"{o.scenario}, {o.mode}"), ("LoadGen's verdict", o.validity),
+                                   ("its reasons", o.reasons or None), ("samples/s", o.samples_per_s)]
+    if o.scenario == "Server":
+        rows += [("target queries/s", o.target_qps), ("scheduled queries/s", o.scheduled_per_s),
+                 ("latency bound (ms)", o.latency_bound_ms)]
+    rows += [(f"latency {name} (ms, LoadGen)", ms) for name, ms in o.percentiles_ms.items()]
+    rows += [("queries", o.queries), ("samples per query", o.samples_per_query),
+             ("early stopping", o.early_stopping or None)]
+    if o.accuracy_samples:
+        rows += [("accuracy log: frames scored", o.accuracy_samples), ("accuracy log: PSNR mean (dB)", o.accuracy_psnr_db),
+                 ("accuracy log: SSIM mean", o.accuracy_ssim)]
+    if o.audit_checked:
+        rows.append(("TEST01-style check", f"{o.audit_checked} sampled outputs, "
+                     + ("all equal to accuracy mode" if o.audit_passed else f"{len(o.audit_mismatched)} differ")))
+    links = " · ".join(f'<a href="{html.escape(p)}">{html.escape(p)}</a>' for p in o.logs)
+    return f"<h2>MLPerf LoadGen</h2>{_table(rows)}" + (f"<p>LoadGen's logs: {links}</p>" if links else "")
+
+
 def page(doc: RunDocument, calls: Sequence[dict], telemetry: Mapping[int, dict], out_dir: Path) -> str:
     options = doc.config.options
     threshold = options.get("psnr_threshold")
@@ -351,7 +374,7 @@ def page(doc: RunDocument, calls: Sequence[dict], telemetry: Mapping[int, dict],
         f"<h1>RIFE benchmark report</h1><p>{html.escape(doc.results.date)} · {mode} mode · "
         f"{len(doc.streams)} stream{'s' if len(doc.streams) != 1 else ''}</p>",
         verdict_section(doc),
-        "<h2>Figures</h2>", figures_section(doc),
+        "<h2>Figures</h2>", figures_section(doc), loadgen_section(doc),
         "<h2>Configuration and system</h2>", config_section(doc),
         _figure("Throughput over time", throughput_figure(doc.streams),
                 "Frames completed per second, from each stream's progress after every call.",
