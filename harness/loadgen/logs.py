@@ -14,26 +14,30 @@ LOG_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accu
 PERCENTILES = {"p50": "50.00", "p90": "90.00", "p95": "95.00", "p97": "97.00", "p99": "99.00", "p99.9": "99.90"}
 
 
-def entries(detail: Path) -> dict[str, Any]:
-    """Every key's last value."""
-    out: dict[str, Any] = {}
+def entries(detail: Path) -> tuple[dict[str, Any], list[str]]:
+    """Every key's last value, and the messages LoadGen logged as errors."""
+    values: dict[str, Any] = {}
+    errors: list[str] = []
     for line in detail.read_text(errors="replace").splitlines():
-        if line.startswith(":::MLLOG "):
-            try:
-                entry = json.loads(line[len(":::MLLOG "):])
-            except json.JSONDecodeError:
-                continue
-            out[entry.get("key", "")] = entry.get("value")
-    return out
+        if not line.startswith(":::MLLOG "):
+            continue
+        try:
+            entry = json.loads(line[len(":::MLLOG "):])
+        except json.JSONDecodeError:
+            continue
+        values[entry.get("key", "")] = entry.get("value")
+        if (entry.get("metadata") or {}).get("is_error"):
+            errors.append(str(entry.get("value")))
+    return values, errors
 
 
 def outcome(folder: Path, root: Path) -> LoadGenOutcome:
     """The test whose logs are in ``folder`` (paths named relative to the run's output folder ``root``)."""
-    e = entries(folder / "mlperf_log_detail.txt")
+    e, errors = entries(folder / "mlperf_log_detail.txt")
     per_query = int(e.get("effective_samples_per_query") or 1)
     return LoadGenOutcome(
         scenario=str(e.get("effective_scenario", "")), mode=str(e.get("effective_test_mode", "")),
-        validity=str(e.get("result_validity", "INVALID")), reasons=tuple(reasons(e)),
+        validity=str(e.get("result_validity", "INVALID")), reasons=tuple(reasons(e) + errors),
         samples_per_s=samples_per_s(e, per_query), scheduled_per_s=e.get("result_scheduled_samples_per_sec"),
         target_qps=e.get("effective_target_qps"), latency_bound_ms=_ms(e.get("effective_target_latency_ns")) or None,
         percentiles_ms={name: _ms(e[f"result_{q}_percentile_latency_ns"]) for name, q in PERCENTILES.items()

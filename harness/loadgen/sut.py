@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,13 @@ class SampleLibrary:
     def batch(self, indices: Sequence[int]) -> HostBatch:
         pairs = [self.held[i] if i in self.held else self.load(i) for i in indices]
         return HostBatch(torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
+
+
+def single_samples(library: SampleLibrary) -> Iterator[HostBatch]:
+    """The library's pairs one at a time, over and over."""
+    while True:
+        for i in range(library.total):
+            yield library.batch([i])
 
 
 class EngineSUT:

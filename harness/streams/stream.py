@@ -22,6 +22,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,6 +32,7 @@ from harness.measure.core import Call, Meter, Observer, Timed, joined
 from harness.measure.inputs import DatasetPairs, DummyPairs
 from harness.measure.latency import LoadProbe, call_log
 from harness.measure.quality import QualityRecorder, judged_index
+from harness.measure.stop import StopRule
 from harness.results.document import stream_document, write_error, write_json
 from harness.results.outputs import OutputLayout
 from harness.results.records import (
@@ -357,8 +359,11 @@ class StreamRunner:
         meter), its logs land in the output folder, and in quality mode its accuracy log is scored here."""
         from harness.loadgen.run import run_scenario
 
-        announce(self.plan, f"LoadGen {plan.scenario}" + (", searching the peak QPS" if plan.find_peak else ""))
         library, truth = self._sample_library()
+        if plan.find_peak and plan.target_qps is None:
+            plan = replace(plan, target_qps=self._starting_qps(library))
+        announce(self.plan, f"LoadGen {plan.scenario}" + (f", searching the peak QPS from {plan.target_qps:.3g}"
+                                                          if plan.find_peak else ""))
         judged = self.judged if self.judged is not None else 0
         self.parts.append(Timed(self.count))
         outcome, timed, scores = run_scenario(self.meter, library, plan, self.layout.root, self.work.batch_size,
@@ -367,6 +372,13 @@ class StreamRunner:
         self.update(loadgen=outcome)
         if truth is not None and scores:
             self._loadgen_quality(scores)
+
+    def _starting_qps(self, library: SampleLibrary, calls: int = 8) -> float:
+        """Where Server's peak search starts without --target-qps: half the rate of a few single-sample calls."""
+        from harness.loadgen.sut import single_samples
+
+        probe = self.meter.timed(single_samples(library), StopRule(calls, calls))
+        return max(0.5 * probe.calls / max(probe.elapsed_s, 1e-9), 0.01)
 
     def _sample_library(self) -> tuple[SampleLibrary, Callable[[int], torch.Tensor] | None]:
         """LoadGen's QSL: the dummy pool's pairs (performance mode), or this stream's triplets with their truth."""
