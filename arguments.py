@@ -247,13 +247,14 @@ class Options:
     scenario: str = option("--scenario", ("SCENARIO",), _any_case(SCENARIOS), "streams",
         "streams (the reference's way) | SingleStream | MultiStream | Server | Offline (MLPerf LoadGen's)")
     target_qps: float | None = option("--target-qps", ("TARGET_QPS",), _number(0.001, 1e7), None,
-        "Server: the Poisson arrival rate, queries/s (Offline: the expected rate)")
+        "Server: the Poisson arrival rate, queries/s (Offline: the expected rate) (default: none; --find-peak starts "
+        "at half the rate of a few calls)")
     latency_bound_ms: float = option("--latency-bound-ms", ("LATENCY_BOUND_MS",), _number(0.001, 3.6e6),
         DEFAULT_LATENCY_BOUND_MS, "Server: the p99 latency bound in ms (default: one frame interval of 60 fps, 16.7)")
     find_peak: bool = option("--find-peak", ("FIND_PEAK",), None, False,
         "Server: search the highest target QPS that stays valid (LoadGen's FindPeakPerformance)")
     loadgen_conf: Path | None = option("--loadgen-conf", ("LOADGEN_CONF",), _path, None,
-        "a LoadGen user.conf (its own format, model name rife) whose settings override the run's")
+        "a LoadGen user.conf (its own format, model name rife) whose settings override the run's (default: none)")
     explicit: frozenset[str] = field(default=frozenset())  # options the user set (flag or variable)
     time_cap_s: float | None = None  # not an option: the run's own cap on a first CPU run (inference.quick_on_cpu)
 
