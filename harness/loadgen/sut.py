@@ -32,18 +32,23 @@ class SampleLibrary:
     total: int
     performance: int
     load: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+    pin: bool = False  # held in page-locked memory (CUDA), so that a single sample's upload is asynchronous
     held: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     def load_samples(self, indices: Sequence[int]) -> None:
         for i in indices:
             if i not in self.held:
-                self.held[i] = self.load(i)
+                first, last = self.load(i)
+                self.held[i] = (first.pin_memory(), last.pin_memory()) if self.pin else (first, last)
 
     def unload_samples(self, indices: Sequence[int]) -> None:
         for i in indices:
             self.held.pop(i, None)
 
     def batch(self, indices: Sequence[int]) -> HostBatch:
+        if len(indices) == 1 and indices[0] in self.held:  # a view of the held (pinned) frames, not a copy
+            first, last = self.held[indices[0]]
+            return HostBatch(first[None], last[None])
         pairs = [self.held[i] if i in self.held else self.load(i) for i in indices]
         return HostBatch(torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
 

@@ -386,10 +386,11 @@ class StreamRunner:
 
         assert self.frame_size is not None
         h, w = self.frame_size
+        pin = self.device.type == "cuda"
         if self.work.dummy:
             seed = self.settings.seeds.stream_inputs(self.plan.index)
             pool = self.work.input_pool
-            return SampleLibrary(pool, pool, lambda i: random_pair(seed, i, h, w)), None
+            return SampleLibrary(pool, pool, lambda i: random_pair(seed, i, h, w), pin=pin), None
         share = self.plan.quality_indices
         fits = max(1, self.work.preload_mb * 2**20 // (6 * h * w))
 
@@ -400,7 +401,8 @@ class StreamRunner:
             t = self.tset.load(share[i])
             return chw(t.first), chw(t.last)
 
-        return SampleLibrary(len(share), min(len(share), fits), pair), lambda i: chw(self.tset.load(share[i]).truth)
+        return (SampleLibrary(len(share), min(len(share), fits), pair, pin=pin),
+                lambda i: chw(self.tset.load(share[i]).truth))
 
     def _loadgen_quality(self, scores: list[tuple[int, float, float]]) -> None:
         threshold = self.work.psnr_threshold
