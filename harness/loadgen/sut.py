@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.measure.core import Meter, Timed
+from harness.measure.core import Meter, Timed, checkpoint
 from harness.measure.inputs import HostBatch
 from harness.system import device as dev
 
@@ -69,14 +68,13 @@ class EngineSUT:
         self.complete = complete  # lg.QuerySamplesComplete (a stand-in in tests)
         self.synchronous = scenario in ("SingleStream", "MultiStream")
         self.timed = Timed(meter.interpolation)
-        self.clock = dev.LatencyClock(meter.device)
+        self.pairs_done = 0
         self.pending: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self.worker: threading.Thread | None = None
 
     def start(self) -> None:
-        self.timed.clock_offset = time.time() - time.monotonic()
-        self.timed.start = time.monotonic()
+        self.meter.begin(self.timed)
         if not self.synchronous:
             self.worker = threading.Thread(target=self._serve, name="sut-worker", daemon=True)
             self.worker.start()
@@ -97,9 +95,7 @@ class EngineSUT:
         if self.worker is not None:
             self.pending.put(None)
             self.worker.join()
-        dev.synchronize(self.meter.device)
-        self.timed.end = time.monotonic()
-        self.timed.latencies_ms = self.clock.finish()
+        self.meter.settle(self.timed)
         if self.error is not None:
             raise self.error
         return self.timed
@@ -131,15 +127,11 @@ class EngineSUT:
 
     def _call(self, indices: list[int]) -> list[np.ndarray]:
         pending = self.meter.uploader.send(self.library.batch(indices))
-        self.timed.call_starts.append(time.monotonic() - self.timed.start)
-        self.clock.start()
-        call = self.meter.call(pending)
-        self.clock.stop()
-        frames = call.outputs[self.judged]
-        host = self.meter.copier.download([frames])[0]
+        call = self.meter.timed_call(pending, self.timed)
+        host = self.meter.copier.download([call.outputs[self.judged]])[0]
         dev.synchronize(self.meter.device)  # a response is complete when its frame is on the host
-        self.timed.call_pairs.append(len(indices))
-        self.timed.checkpoints.append((time.monotonic() - self.timed.start, self.timed.frames))
+        self.pairs_done += call.pairs
+        checkpoint(self.timed, self.pairs_done)
         return [host[k].numpy() for k in range(len(indices))]
 
     def _respond(self, samples: list[Any], outputs: list[np.ndarray] | None) -> None:

@@ -60,6 +60,7 @@ class Timed:
     latencies_ms: list[float] = field(default_factory=list)
     call_pairs: list[int] = field(default_factory=list)
     checkpoints: list[tuple[float, int]] = field(default_factory=list)
+    clock: dev.LatencyClock | None = field(default=None, repr=False, compare=False)  # while the loop runs
 
     @property
     def pairs(self) -> int:
@@ -142,32 +143,40 @@ class Meter:
               into: Timed | None = None) -> Timed:
         """Calls until ``rule`` says stop (or ``batches`` ends). ``into``: the record to fill as the loop goes, so
         that a stop or a failure halfway keeps what was measured (``settle`` it then)."""
-        timed = into if into is not None else Timed(self.interpolation)
-        clock = dev.LatencyClock(self.device)
-        self._clock = clock
-        timed.clock_offset = time.time() - time.monotonic()
-        timed.start = time.monotonic()
+        timed = self.begin(into if into is not None else Timed(self.interpolation))
         pairs = 0
         for step, pending in enumerate(self.uploader.ahead(batches)):
             self.check_stop()
             if rule.should_stop(pairs, time.monotonic() - timed.start):
                 break
-            timed.call_starts.append(time.monotonic() - timed.start)
-            clock.start()
-            call = self.call(pending)
-            clock.stop()
+            call = self.timed_call(pending, timed)
             for observer in observers:
                 observer.on_call(call)
             pairs += call.pairs
-            timed.call_pairs.append(call.pairs)
             if sync_every and (step + 1) % sync_every == 0:
                 dev.synchronize(self.device)
-            elapsed = time.monotonic() - timed.start
-            timed.checkpoints.append((elapsed, pairs * self.interpolation))
+            elapsed = checkpoint(timed, pairs)
             if progress is not None:
                 progress(pairs, elapsed)
         self.settle(timed)
         return timed
+
+    def begin(self, timed: Timed) -> Timed:
+        """``timed`` starts now, with its own latency clock."""
+        timed.clock = dev.LatencyClock(self.device)
+        timed.clock_offset = time.time() - time.monotonic()
+        timed.start = time.monotonic()
+        return timed
+
+    def timed_call(self, pending: PendingBatch, timed: Timed) -> Call:
+        """One call of a begun loop: when it was issued, its latency on the loop's clock, and its pairs."""
+        assert timed.clock is not None, "begin the loop first"
+        timed.call_starts.append(time.monotonic() - timed.start)
+        timed.clock.start()
+        call = self.call(pending)
+        timed.clock.stop()
+        timed.call_pairs.append(call.pairs)
+        return call
 
     def settle(self, timed: Timed) -> None:
         """The loop's end after the final synchronize, and every latency read (also after a stop halfway)."""
@@ -175,7 +184,14 @@ class Meter:
             return
         dev.synchronize(self.device)
         timed.end = time.monotonic()
-        timed.latencies_ms = self._clock.finish()
+        timed.latencies_ms = timed.clock.finish() if timed.clock is not None else []
+
+
+def checkpoint(timed: Timed, pairs: int) -> float:
+    """(seconds since the start, frames done) after a call, ``pairs`` done so far; the seconds."""
+    elapsed = time.monotonic() - timed.start
+    timed.checkpoints.append((elapsed, pairs * timed.interpolation))
+    return elapsed
 
 
 def repeated_batches(batches: Iterable[HostBatch]) -> Iterator[HostBatch]:
