@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ import torch
 from harness.measure.core import Meter, Timed, checkpoint
 from harness.measure.inputs import HostBatch
 from harness.system import device as dev
+
+if TYPE_CHECKING:
+    from dataset import TripletSet
 
 
 @dataclass
@@ -50,6 +53,35 @@ class SampleLibrary:
             return HostBatch(first[None], last[None])
         pairs = [self.held[i] if i in self.held else self.load(i) for i in indices]
         return HostBatch(torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
+
+
+def random_pair(seed: int, index: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dummy sample ``index``: two random uint8 (3, H, W) frames, the same for the same seed and index."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
+    first, last = (torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=gen) for _ in range(2))
+    return first, last
+
+
+def dummy_library(seed: int, pool: int, size: tuple[int, int], pin: bool) -> SampleLibrary:
+    """Performance mode's QSL: ``pool`` seeded random pairs."""
+    return SampleLibrary(pool, pool, lambda i: random_pair(seed, i, *size), pin=pin)
+
+
+def triplet_library(tset: TripletSet, share: Sequence[int], preload_bytes: int,
+                    pin: bool) -> tuple[SampleLibrary, Callable[[int], torch.Tensor]]:
+    """Quality mode's QSL: the stream's triplets ``share`` of ``tset`` (decoded when LoadGen loads them; as many
+    held at once as fit in ``preload_bytes``), and each sample's truth."""
+    h, w = tset.size
+
+    def chw(frame: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(frame).permute(2, 0, 1).contiguous()
+
+    def pair(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        t = tset.load(share[i])
+        return chw(t.first), chw(t.last)
+
+    fits = max(1, preload_bytes // (6 * h * w))  # two uint8 RGB frames a sample
+    return SampleLibrary(len(share), min(len(share), fits), pair, pin=pin), lambda i: chw(tset.load(share[i]).truth)
 
 
 def single_samples(library: SampleLibrary) -> Iterator[HostBatch]:

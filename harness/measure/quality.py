@@ -55,7 +55,7 @@ class QualityRecorder:
             pred = self._host[start:start + len(names)].to(device)
             truth = truth.to(device)
             scores = zip(metrics.psnr_u8(pred, truth).tolist(), metrics.ssim_u8(pred, truth).tolist(), strict=True)
-            frames += [FrameScore(n, p, q, p >= self.threshold_db) for n, (p, q) in zip(names, scores, strict=True)]
+            frames += [FrameScore.judged(n, p, q, self.threshold_db) for n, (p, q) in zip(names, scores, strict=True)]
             if len(frames) >= len(self.names):
                 break
         return frames

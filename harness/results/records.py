@@ -240,6 +240,11 @@ class FrameScore:
     ssim: float
     passed: bool
 
+    @classmethod
+    def judged(cls, name: str, psnr: float, ssim: float, threshold_db: float) -> FrameScore:
+        """A frame passes at ``threshold_db`` (--psnr-threshold) or above."""
+        return cls(name, psnr, ssim, psnr >= threshold_db)
+
     def to_json(self) -> JsonDict:
         return _flat(self)
 

@@ -253,22 +253,29 @@ class StreamRunner:
                                      transfers=work.transfers)
             self.building_pool = False
         else:
-            self.source = self._dataset_source()
+            self._open_quality_set()
+            if self.settings.loadgen is None:  # under LoadGen its sample library decodes the triplets it loads
+                self.source = self._dataset_source()
         self._warm_up()
         self.update(status=StreamStatus.WARMED_UP)
 
-    def _dataset_source(self) -> DatasetPairs:
+    def _open_quality_set(self) -> None:
         import dataset
 
         work = self.work
         assert work.data is not None  # quality mode: the parent resolved the data's root
-        tset = dataset.open_quality_set(work.data, limit=work.num_inputs, skip_bad=work.skip_bad)
-        self.tset = tset
-        self.frame_size = tset.size
+        self.tset = dataset.open_quality_set(work.data, limit=work.num_inputs, skip_bad=work.skip_bad)
+        self.frame_size = self.tset.size
         self.meter = self._meter()
+        self.judged = judged_index(self.times)
+
+    def _dataset_source(self) -> DatasetPairs:
+        """The timed loop's batches of the stream's triplets, and the recorder of its judged frames."""
+        import dataset
+
+        work, tset = self.work, self.tset
         self.quality = QualityRecorder(work.psnr_threshold, len(self.plan.quality_indices), *tset.size,
                                        self.meter.copier)
-        self.judged = judged_index(self.times)
         workers = max(2, min(8, (os.cpu_count() or 2) // self.plan.streams))
         self.new_prefetcher = lambda: dataset.Prefetcher(tset, list(self.plan.quality_indices), work.batch_size,
                                                          workers=workers, pin_memory=self.device.type == "cuda")
@@ -331,16 +338,22 @@ class StreamRunner:
     def timed_loop(self, realign: Callable[[], None]) -> None:
         """The timed measurement, ``--repeat`` times (``realign`` between them: the run's streams start each one
         together); quality and saved frames watch the first one."""
-        repeats = self.settings.repeat
-        if self.settings.loadgen is None:
-            announce(self.plan, f"timed loop: {self.rule.describe()}" + (f", {repeats} times" if repeats > 1 else ""))
         self.update(status=StreamStatus.RUNNING)
         self.telemetry = telemetry_for(self.device)
         self.telemetry.start()
         self.load_probe = LoadProbe()
         if self.settings.loadgen is not None:
             self._loadgen_test(self.settings.loadgen)
-        for repeat in range(repeats if self.settings.loadgen is None else 0):
+        else:
+            self._repeats(realign)
+        if self.plan.streams == 1:  # else after the end barrier, once the run's other streams have timed too
+            self.release_timing_lock()
+        self._stop_telemetry()
+
+    def _repeats(self, realign: Callable[[], None]) -> None:
+        repeats = self.settings.repeat
+        announce(self.plan, f"timed loop: {self.rule.describe()}" + (f", {repeats} times" if repeats > 1 else ""))
+        for repeat in range(repeats):
             if repeat:
                 realign()
             what = f"timed {repeat + 1}/{repeats}" if repeats > 1 else "timed"
@@ -350,9 +363,6 @@ class StreamRunner:
                              observers=self._observers() if repeat == 0 else (), progress=progress.update,
                              into=self.parts[-1])
             progress.close()
-        if self.plan.streams == 1:  # else after the end barrier, once the run's other streams have timed too
-            self.release_timing_lock()
-        self._stop_telemetry()
 
     def _loadgen_test(self, plan: LoadGenPlan) -> None:
         """MLPerf LoadGen's scenario instead of the timed loop: our engine answers its queries (through the same
@@ -365,10 +375,9 @@ class StreamRunner:
         announce(self.plan, f"LoadGen {plan.scenario}" + (f", searching the peak QPS from {plan.target_qps:.3g}"
                                                           if plan.find_peak else ""))
         judged = self.judged if self.judged is not None else 0
-        self.parts.append(Timed(self.count))
         outcome, timed, scores = run_scenario(self.meter, library, plan, self.layout.root, self.work.batch_size,
                                               judged, truth, seed=self.settings.seeds.inputs)
-        self.parts[-1] = timed
+        self.parts.append(timed)
         self.update(loadgen=outcome)
         if truth is not None and scores:
             self._loadgen_quality(scores)
@@ -382,36 +391,24 @@ class StreamRunner:
 
     def _sample_library(self) -> tuple[SampleLibrary, Callable[[int], torch.Tensor] | None]:
         """LoadGen's QSL: the dummy pool's pairs (performance mode), or this stream's triplets with their truth."""
-        from harness.loadgen.sut import SampleLibrary
+        from harness.loadgen.sut import dummy_library, triplet_library
 
         assert self.frame_size is not None
-        h, w = self.frame_size
         pin = self.device.type == "cuda"
         if self.work.dummy:
             seed = self.settings.seeds.stream_inputs(self.plan.index)
-            pool = self.work.input_pool
-            return SampleLibrary(pool, pool, lambda i: random_pair(seed, i, h, w), pin=pin), None
-        share = self.plan.quality_indices
-        fits = max(1, self.work.preload_mb * 2**20 // (6 * h * w))
-
-        def chw(frame) -> torch.Tensor:
-            return torch.from_numpy(frame).permute(2, 0, 1).contiguous()
-
-        def pair(i: int) -> tuple[torch.Tensor, torch.Tensor]:
-            t = self.tset.load(share[i])
-            return chw(t.first), chw(t.last)
-
-        return (SampleLibrary(len(share), min(len(share), fits), pair, pin=pin),
-                lambda i: chw(self.tset.load(share[i]).truth))
+            return dummy_library(seed, self.work.input_pool, self.frame_size, pin), None
+        return triplet_library(self.tset, self.plan.quality_indices, self.work.preload_mb * 2**20, pin)
 
     def _loadgen_quality(self, scores: list[tuple[int, float, float]]) -> None:
-        threshold = self.work.psnr_threshold
         names = [self.tset.names[self.plan.quality_indices[i]] for i, _, _ in scores]
-        frames = [FrameScore(name, psnr, ssim, psnr >= threshold) for name, (_, psnr, ssim) in zip(names, scores,
-                                                                                                  strict=True)]
-        data = DataSource(self.tset.layout, str(self.tset.root), self.tset.content_hash, tuple(self.tset.bad))
-        self.update(quality_frames=tuple(frames), quality=QualityOutcome.of(frames, self.work.min_pass_pct, data))
-        self.quality = None  # scored from LoadGen's accuracy log: nothing of the timed loop to score
+        frames = [FrameScore.judged(name, psnr, ssim, self.work.psnr_threshold)
+                  for name, (_, psnr, ssim) in zip(names, scores, strict=True)]
+        self.update(quality_frames=tuple(frames),
+                    quality=QualityOutcome.of(frames, self.work.min_pass_pct, self._data_source()))
+
+    def _data_source(self) -> DataSource:
+        return DataSource(self.tset.layout, str(self.tset.root), self.tset.content_hash, tuple(self.tset.bad))
 
     def realign(self, barrier: Barrier) -> None:
         """Between repeats: wait for the run's other streams (one that died or stopped breaks the barrier, and this
@@ -505,8 +502,8 @@ class StreamRunner:
             return
         assert isinstance(self.source, DatasetPairs)
         frames = self.quality.score(self.source.truths(self.new_prefetcher), self.device)
-        data = DataSource(self.tset.layout, str(self.tset.root), self.tset.content_hash, tuple(self.tset.bad))
-        self.update(quality_frames=tuple(frames), quality=QualityOutcome.of(frames, self.work.min_pass_pct, data),
+        self.update(quality_frames=tuple(frames),
+                    quality=QualityOutcome.of(frames, self.work.min_pass_pct, self._data_source()),
                     sheets=self._failure_sheets(frames))
 
     def _failure_sheets(self, frames: list[FrameScore], limit: int = 100) -> tuple[Sheet, ...]:
@@ -553,13 +550,6 @@ class FrameSaver:
             for j, frames in enumerate(host):
                 path = self.layout.image(name, self.times[j] if len(self.times) > 1 else None)
                 write_png(path, frames[k].permute(1, 2, 0).numpy())
-
-
-def random_pair(seed: int, index: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dummy sample ``index``: two random uint8 (3, H, W) frames, the same for the same seed and index."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
-    return tuple(torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=gen)  # type: ignore[return-value]
-                 for _ in range(2))
 
 
 def _timing_lock(plan: StreamPlan) -> TimingLock | None:
