@@ -166,8 +166,8 @@ def test_a_real_run_writes_a_report_that_loads(tmp_path):
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs an NVIDIA GPU")
 def test_a_cuda_run_reports_its_driver_telemetry_and_gpu_processes(tmp_path):
     """On a GPU machine: the driver from NVML, telemetry in the report, and this run's own streams not taken
-    for other processes on the GPU. The test's own process may hold a CUDA context of earlier tests: it is another
-    process to the run, and is left out here, whatever ran before."""
+    for other processes on the GPU. The test's own process (a CUDA context of earlier tests) and other work on the
+    same GPU are other processes to the run: the warning counts exactly those."""
     out = tmp_path / "out"
     env = {**os.environ, "PLATFORM": "CUDA"}
     with subprocess.Popen([sys.executable, str(ROOT / "inference.py"), "--dummy", "--streams", "2", "--num-inputs",
@@ -181,9 +181,10 @@ def test_a_cuda_run_reports_its_driver_telemetry_and_gpu_processes(tmp_path):
     assert all(s["telemetry"]["gpu_processes"] for s in doc["streams"])
     streams = {s["pid"] for s in doc["streams"]}
     seen = {pid for s in doc["streams"] for pid in s["telemetry"]["gpu_processes"]}
-    assert streams <= seen and not seen - streams - {run.pid, os.getpid()}, (seen, streams)
-    others = [w for w in doc["results"]["warnings"] if "other process" in w and "cuda" in w]
-    assert len(others) == (os.getpid() in seen), doc["results"]["warnings"]
+    assert streams <= seen, (seen, streams)
+    others = len(seen - streams - {run.pid})  # this test's process and whatever else shares the GPU
+    warned = [w for w in doc["results"]["warnings"] if "other process" in w and "cuda" in w]
+    assert [w.split()[0] for w in warned] == ([str(others)] if others else []), (doc["results"]["warnings"], seen)
     assert doc["results"]["latency"]["percentiles"]["p99"]["established"]  # 1,400 calls >= 662
     if chromium() is not None:
         seen = check_page(out / "report.html")
