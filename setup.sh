@@ -3,9 +3,11 @@
 #   - numactl through apt, only when run as root with apt-get present (never fails because of it);
 #   - a virtual environment .venv; an installed torch is kept (the venv sees system packages),
 #     otherwise TORCH_SPEC is installed first (default torch==2.13.0), never an unpinned torch;
-#   - pip install -r requirements.txt, and triton where none imports (Linux x86_64);
-#   - the development tools of requirements-dev.txt (pytest, ruff, mypy, hadolint), unless DEV_TOOLS=no
-#     (run_model.sh and the container images set it).
+#   - pip install -r requirements.txt;
+#   - the development tools of requirements-dev.txt (pytest, ruff, mypy, hadolint) and, where no Triton imports,
+#     triton for the kernels' tests (its interpreter), unless DEV_TOOLS=no (run_model.sh and the container
+#     images set it). CUDA builds of torch bring their own Triton, so a run never needs this one.
+# pip shows its progress (downloads can be large); PIP_QUIET=1 quiets it.
 set -eu
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python3}"
@@ -30,7 +32,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "setup: $PYTHON runs in a virtual environment; its packages stay visible ($outer)"
   fi
 fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --progress-bar on)
 if "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   echo "setup: keeping the installed torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
 else
@@ -43,11 +45,11 @@ if [ "${DEV_TOOLS:-yes}" != no ]; then
   echo "setup: installing requirements-dev.txt (DEV_TOOLS=no leaves the development tools out)"
   "${PIP[@]}" install -r "$HERE/requirements-dev.txt"
 fi
-# Triton: the fused warp on CUDA (PyTorch's CUDA wheels bring it) and, through its interpreter, the kernel's
-# tests on CPU-only machines. Installed only where no Triton imports: XPU builds ship their own triton
-# package, which PyPI's would replace.
-if ! "$VENV/bin/python" -c "import triton" >/dev/null 2>&1 && [ "$(uname -sm)" = "Linux x86_64" ]; then
-  echo "setup: installing triton (its interpreter runs the Triton kernel's tests here)"
+# Triton for the tests: its interpreter checks the Triton kernels on machines without a GPU. Runs need none
+# (CUDA builds of torch bring theirs; XPU builds ship their own triton package, which PyPI's would replace).
+if [ "${DEV_TOOLS:-yes}" != no ] && ! "$VENV/bin/python" -c "import triton" >/dev/null 2>&1 \
+   && [ "$(uname -sm)" = "Linux x86_64" ]; then
+  echo "setup: installing triton for the kernels' tests (about 1 GB)"
   "${PIP[@]}" install "triton>=3.2" || echo "setup: note: triton could not be installed; its tests will be skipped"
 fi
 # The cuDNN frontend: on CUDA, fast computes its convolutions with their bias and PReLU as one cuDNN graph through it.
