@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-import metrics
-from dataset import decode_frames
+from harness.measure import metrics
 from harness.measure.core import measure_pair, time_function
 from harness.measure.inputs import random_scene
+from harness.samples.dataset import decode_frames
 from rife.engine import Engine, resolve_precision
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model

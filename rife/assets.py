@@ -412,7 +412,7 @@ def _required_paper_code() -> str:
 
 
 def _videos() -> str:
-    from dataset import fetch_clip_videos  # the sample sources' clips, fetched as data like the weights
+    from harness.samples.dataset import fetch_clip_videos  # the sample sources' clips, fetched as data like the weights
 
     paths = fetch_clip_videos(cached_videos())
     return f"videos {', '.join(p.name for p in paths.values())} verified -> {cached_videos()}"

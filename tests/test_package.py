@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "README.md", "requirements.txt", "requirements-dev.txt", "arguments.py", "inference.py",
-           "dataset.py", "metrics.py", "rife", "harness")
+SOURCES = ("pyproject.toml", "README.md", "requirements.txt", "requirements-dev.txt", "rife", "harness")
 
 
 def requirement_lines(name: str) -> list[str]:
@@ -28,7 +27,7 @@ def test_runtime_and_development_requirements_are_apart():
     assert all(any(line.startswith(tool) for line in dev) for tool in tools)
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert project["project"]["scripts"] == {"rife-bench": "inference:main"}
+    assert project["project"]["scripts"] == {"rife-bench": "harness.cli:main"}
     dynamic = project["tool"]["setuptools"]["dynamic"]
     assert dynamic["dependencies"] == {"file": ["requirements.txt"]}
     assert dynamic["optional-dependencies"]["dev"] == {"file": ["requirements-dev.txt"]}
@@ -58,7 +57,7 @@ def test_pip_install_gives_a_rife_bench_command_that_runs(tmp_path):
     work = tmp_path / "elsewhere"  # not the repository: the installed modules must be the ones that run
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    where = subprocess.run([python, "-c", "import inference, harness; print(inference.__file__, harness.__file__)"],
+    where = subprocess.run([python, "-c", "import harness.main, rife; print(harness.main.__file__, rife.__file__)"],
                            capture_output=True, text=True, cwd=work, env=env, check=True).stdout
     assert str(ROOT) not in where and str(venv) in where
 

@@ -166,7 +166,7 @@ def write_random_checkpoint(family: str, path: Path, seed: int = 0) -> None:
 
 
 def triplet_count(video: Path) -> int:
-    import dataset
+    from harness.samples import dataset
 
     return len(dataset.open_quality_set(video))
 

@@ -26,7 +26,7 @@ def logged_frames(log: Path, shape: tuple[int, int, int]) -> dict[int, np.ndarra
 def score(frames: dict[int, np.ndarray], truth: Callable[[int], torch.Tensor]) -> list[tuple[int, float, float]]:
     """(sample index, PSNR in dB, SSIM) of each logged frame against ``truth(i)`` (uint8 (3, H, W)), as the run
     scores its own frames (rounded to 8 bits, over all RGB values)."""
-    from metrics import psnr_u8, ssim_u8
+    from harness.measure.metrics import psnr_u8, ssim_u8
 
     scores = []
     for i, frame in sorted(frames.items()):

@@ -23,7 +23,7 @@ from harness.measure.inputs import HostBatch
 from harness.system import device as dev
 
 if TYPE_CHECKING:
-    from dataset import TripletSet
+    from harness.samples.dataset import TripletSet
 
 
 @dataclass

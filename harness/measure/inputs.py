@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from harness.measure.metrics import to_uint8
 from harness.system import device as dev
-from metrics import to_uint8
 from rife.engine import Engine
 
 

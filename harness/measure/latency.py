@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+from harness.measure.metrics import percentile
 from harness.results.records import CallLog, HostLoad, LatencyStats, Percentile, Repeats, StreamRecord
-from metrics import percentile
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99.9": 99.9}
 CONFIDENCE = 0.99  # LoadGen's

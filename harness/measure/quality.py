@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-import metrics
+from harness.measure import metrics
 from harness.measure.inputs import HostCopier
 from harness.results.records import FrameScore
 

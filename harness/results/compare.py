@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import arguments
+from harness.options import OPTIONS
 from harness.results import summary
 from harness.results.records import RunDocument
 
@@ -196,7 +196,7 @@ def gather(paths: Sequence[Path]) -> tuple[list[Run], list[str], list[str]]:
 
 def option_names(names: Sequence[str]) -> set[str]:
     """Option names from option names or their variables (``streams``, ``STREAMS``, ``load_path``)."""
-    by_env = {env.lower(): opt.dest for opt in arguments.OPTIONS for env in opt.env}
+    by_env = {env.lower(): opt.dest for opt in OPTIONS for env in opt.env}
     return {by_env.get(n.strip().lower(), n.strip().lower()) for n in names if n.strip()}
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from harness.measure.metrics import spread
 from harness.results.outputs import OutputLayout
 from harness.results.records import (
     FrameScore,
@@ -47,7 +48,6 @@ from harness.results.records import (
     StreamRecord,
     StreamStatus,
 )
-from metrics import spread
 
 VERSION = "1.0.0"
 ROOT = Path(__file__).resolve().parents[2]

@@ -260,7 +260,7 @@ class StreamRunner:
         self.update(status=StreamStatus.WARMED_UP)
 
     def _open_quality_set(self) -> None:
-        import dataset
+        from harness.samples import dataset
 
         work = self.work
         assert work.data is not None  # quality mode: the parent resolved the data's root
@@ -271,7 +271,7 @@ class StreamRunner:
 
     def _dataset_source(self) -> DatasetPairs:
         """The timed loop's batches of the stream's triplets, and the recorder of its judged frames."""
-        import dataset
+        from harness.samples import dataset
 
         work, tset = self.work, self.tset
         self.quality = QualityRecorder(work.psnr_threshold, len(self.plan.quality_indices), *tset.size,
