@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from operator import itemgetter
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from harness.results.pictures import GAP, MAX_SHEET_WIDTH, comparison_sheet, error_heat_map, write_index_html, write_png
+from harness.results.pictures import (
+    GAP,
+    MAX_SHEET_WIDTH,
+    comparison_sheet,
+    error_heat_map,
+    worst_first,
+    write_index_html,
+    write_png,
+)
 
 
 def random_rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -81,3 +91,14 @@ def test_index_links_resolve_from_the_page_wherever_the_run_started(tmp_path: Pa
 
     shutil.copytree(out, copied)
     assert all(p.is_file() for p in linked_files(copied / "index.html"))
+
+
+def test_index_lists_the_sheets_worst_first_as_the_report_does(tmp_path: Path) -> None:
+    sheet = tmp_path / "sheets" / "s.png"
+    comparison_sheet(sheet, "s", 20.0, *(random_rgb(8, 8, k) for k in range(3)))
+    entries = [{"name": name, "sheet": str(sheet), "psnr": psnr, "ssim": None}  # in name order, not PSNR order
+               for name, psnr in (("a/1", 24.0), ("b/2", 17.5), ("c/3", 21.0), ("d/4", float("inf")))]
+    page = write_index_html(tmp_path, entries).read_text()
+    shown = re.findall(r"<figcaption>([^ ]+) &mdash;", page)
+    assert shown == ["b/2", "c/3", "a/1", "d/4"]  # lowest PSNR first
+    assert shown == [e["name"] for e in worst_first(entries, itemgetter("psnr"))]  # report.html's order

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from browser import check_page, chromium
@@ -30,7 +31,8 @@ from harness.results.records import (
     StreamRecord,
     StreamStatus,
 )
-from harness.results.report import write_report
+from harness.results.report import latency_figure, load_run, psnr_figure, timeline_figure, write_report
+from harness.results.summary import RESULT_FIELDS, chart_title, row_documents, row_folders, summarize, summary_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_chromium = pytest.mark.skipif(chromium() is None, reason="chromium is not installed (.ci/run installs it)")
@@ -189,3 +191,89 @@ def test_a_cuda_run_reports_its_driver_telemetry_and_gpu_processes(tmp_path):
     if chromium() is not None:
         seen = check_page(out / "report.html")
         assert len(seen.images) == 4 and not seen.broken_images and not seen.errors, seen  # with telemetry
+
+
+# --- the figures, as matplotlib drew them ------------------------------------------------------------------------
+def shown_ticks(axis) -> list[float]:
+    """The tick values an axis shows (inside its limits)."""
+    lo, hi = sorted(axis.get_view_interval())
+    return [t for t in axis.get_ticklocs() if lo <= t <= hi]
+
+
+def test_histograms_count_whole_frames_and_calls(tmp_path):
+    doc, calls, _ = load_run(quality_folder(tmp_path))  # 4 frames, 4 calls: at most a few per bin
+    for fig in (psnr_figure(doc, 30.0), latency_figure(calls)):
+        ticks = shown_ticks(fig.axes[0].yaxis)
+        plt.close(fig)
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+@pytest.mark.parametrize("latencies", [
+    [*np.linspace(10.0, 10.05, 800), 30.0],  # p50 ... p99.9 within 0.05 ms, left of the middle
+    [1.0, *np.linspace(20.0, 20.05, 800)],  # the same right of the middle: labels run leftwards
+])
+def test_cdf_percentile_labels_stay_apart_and_inside_the_axes(latencies):
+    fig = latency_figure([{"stream": 1, "latency_ms": v} for v in latencies])
+    fig.canvas.draw()
+    cdf = fig.axes[1]
+    labels = [t.get_window_extent() for t in cdf.texts]
+    legend = cdf.get_legend().get_window_extent()
+    plt.close(fig)
+    assert [t.get_text().split()[0] for t in cdf.texts] == list(latency.PERCENTILES)
+    assert all(not a.overlaps(b) for k, a in enumerate(labels) for b in labels[k + 1:])
+    assert all(cdf.bbox.contains(box.x0, box.y0) and cdf.bbox.contains(box.x1, box.y1) for box in labels)
+    assert not any(box.overlaps(legend) for box in labels)
+
+
+def test_timeline_shows_the_first_and_last_calls_whole(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    write_run_folder(out, [stream(1, [1.0] * 40, 10.0), stream(2, [1.5] * 30, 10.02)], {"dummy": True})
+    doc, calls, _ = load_run(out)
+    fig = timeline_figure(doc.streams, calls)
+    fig.canvas.draw()
+    dots = fig.axes[1]
+    radius_px = max(line.get_markersize() for line in dots.get_lines()) / 2 * fig.dpi / 72
+    first, last = (dots.transData.transform((x, 0))[0] for x in (min(c["start_s"] for c in calls),
+                                                               max(c["start_s"] for c in calls)))
+    plt.close(fig)
+    assert dots.bbox.x0 < first - radius_px and last + radius_px < dots.bbox.x1
+
+
+# --- benchmark.sh's summary.png -----------------------------------------------------------------------------------
+def sweep_row(out: Path, row: int, streams: int, calls: int, device: str = "Test GPU") -> None:
+    """A benchmark.sh row folder (test_<row>/): its profile row, exit code 0, and a run's results.json."""
+    folder = out / f"test_{row}"
+    folder.mkdir(parents=True)
+    (folder / "row.csv").write_text(f"model_name,streams,precision\nRIFE,{streams},fp16\n")
+    (folder / "exit_code").write_text("0\n")
+    config = RunConfig.from_json({"workload": {"model": {"variant": "4.26", "precision": "float16", "streams": streams},
+                                               "dataset": {"height": 720, "width": 1280}},
+                                  "system": {"device_name": device}})
+    records = [stream(k, [1.0 + 0.1 * (i % 7) for i in range(calls)], 10.0) for k in range(1, streams + 1)]
+    write_run(folder / "results.json", folder / "results.yaml", run_document(config, records, 95.0, False))
+
+
+def sweep_figure(out: Path):
+    columns, lines = summarize(out)
+    return summary_figure(columns[1:-len(RESULT_FIELDS)], lines, chart_title(row_documents(row_folders(out))))
+
+
+def test_summary_is_titled_with_what_ran_and_leaves_out_unestablished_percentiles(tmp_path):
+    sweep_row(tmp_path, 1, streams=1, calls=40)  # p99 needs 662 calls: not established
+    sweep_row(tmp_path, 2, streams=2, calls=400)
+    fig = sweep_figure(tmp_path)
+    throughput, p99 = fig.axes
+    plotted = [sorted({float(x) for line in ax.get_lines() for x in line.get_xdata()}) for ax in (throughput, p99)]
+    title, note = fig.get_suptitle(), p99.get_xlabel()
+    plt.close(fig)
+    assert all(part in title for part in ("RIFE 4.26", "1280x720", "float16", "Test GPU")), title
+    assert plotted == [[1.0, 2.0], [2.0]]
+    assert "p99 not established" in note and "row 1" in note
+
+
+def test_summary_title_names_each_value_the_rows_differ_in(tmp_path):
+    sweep_row(tmp_path, 1, streams=1, calls=20, device="GPU A")
+    sweep_row(tmp_path, 2, streams=1, calls=20, device="GPU B")
+    title = chart_title(row_documents(row_folders(tmp_path)))
+    assert "machine GPU A / GPU B" in title and title.count("float16") == 1

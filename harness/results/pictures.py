@@ -8,7 +8,10 @@ from __future__ import annotations
 import html
 import math
 import os
+from collections.abc import Callable, Iterable
+from operator import attrgetter, itemgetter
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import cv2
@@ -18,6 +21,7 @@ MAX_SHEET_WIDTH = 2560
 GAP = 8  # pixels between panels
 ERROR_GAIN = 4  # the heat map shows |error| x 4: an error of 64 levels (of 255) is already the hottest colour
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+Sheet = TypeVar("Sheet")
 
 
 def write_png(path: Path, frame: np.ndarray) -> None:
@@ -66,21 +70,29 @@ def _labelled(panel: np.ndarray, label: str) -> np.ndarray:
     return np.vstack([_strip(label, panel.shape[1], 0.6), panel])
 
 
+def worst_first(sheets: Iterable[Sheet], psnr: Callable[[Sheet], float] = attrgetter("psnr")) -> list[Sheet]:
+    """The order report.html and index.html show sheets in: the lowest PSNR (the worst frame) first; equal PSNRs
+    keep their order. ``psnr`` reads a sheet's PSNR (default: its ``psnr`` attribute)."""
+    return sorted(sheets, key=psnr)
+
+
 def write_index_html(out_dir: Path, entries: list[dict]) -> Path:
-    """``out_dir/index.html`` showing each entry's sheet with its name, PSNR and (when given) SSIM.
+    """``out_dir/index.html`` showing each entry's sheet with its name, PSNR and (when given) SSIM, worst first.
 
     An entry is ``{"name": str, "sheet": path of the PNG, "psnr": float, "ssim": float | None}``; a relative
     sheet path is taken as relative to ``out_dir``. The page links each sheet by its path relative to the page,
     so it keeps working when the folder is copied elsewhere."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = "\n".join(_figure(out_dir, e) for e in entries) or "<p>No sheets: every frame passed.</p>"
+    sheets = worst_first(entries, itemgetter("psnr"))
+    figures = "\n".join(_figure(out_dir, e) for e in sheets) or "<p>No sheets: every frame passed.</p>"
     page = (
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<title>RIFE quality: comparison sheets</title>\n"
         "<style>body{font-family:sans-serif;margin:1em}figure{margin:0 0 2em}img{max-width:100%}"
         "figcaption{font-weight:bold;margin-bottom:.3em}</style>\n</head>\n<body>\n"
         f"<h1>Comparison sheets ({len(entries)})</h1>\n"
-        "<p>Each sheet: first input | prediction | truth | absolute error (brighter is worse).</p>\n"
+        "<p>Worst first (lowest PSNR). Each sheet: first input | prediction | truth | absolute error "
+        "(brighter is worse).</p>\n"
         f"{figures}\n</body>\n</html>\n"
     )
     index = out_dir / "index.html"

@@ -19,12 +19,17 @@ import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.measure import latency
 from harness.results.document import write_atomic
-from harness.results.pictures import relative_link
+from harness.results.pictures import relative_link, worst_first
 from harness.results.records import RunDocument, RunStatus, StreamRecord
+
+if TYPE_CHECKING:
+    import numpy as np
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 WORST_SHEETS = 24  # sheets shown on the page (worst first); index.html has them all
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -63,8 +68,10 @@ def _pyplot():
     return plt
 
 
-def _png(fig) -> str:
-    """The figure as an <img> with its PNG embedded."""
+def _png(fig: Figure | None) -> str | None:
+    """The figure as an <img> with its PNG embedded (None without a figure)."""
+    if fig is None:
+        return None
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     _pyplot().close(fig)
@@ -80,7 +87,15 @@ def _loop_starts(streams: Sequence[StreamRecord]) -> dict[int, float]:
     return {k: v - origin for k, v in starts.items()}
 
 
-def throughput_figure(streams: Sequence[StreamRecord]) -> str | None:
+def _count_axis(ax: Axes, label: str) -> None:
+    """A y axis of counts (calls, frames): whole-number ticks only, never 2.5 frames."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_ylabel(label)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def throughput_figure(streams: Sequence[StreamRecord]) -> Figure | None:
     """Frames per second over time, per stream and summed, from each stream's (seconds, frames done) checkpoints."""
     import numpy as np
 
@@ -108,10 +123,10 @@ def throughput_figure(streams: Sequence[StreamRecord]) -> str | None:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _png(fig)
+    return fig
 
 
-def latency_figure(calls: Sequence[dict]) -> str | None:
+def latency_figure(calls: Sequence[dict]) -> Figure | None:
     """Histogram and CDF of the per-call latency, per stream and pooled, with the pooled percentiles marked."""
     import numpy as np
 
@@ -132,24 +147,49 @@ def latency_figure(calls: Sequence[dict]) -> str | None:
             v = np.sort(values)
             cdf.plot(v, np.arange(1, len(v) + 1) / len(v), alpha=0.6, label=label)
     cdf.plot(pooled, np.arange(1, len(pooled) + 1) / len(pooled), color="black", linewidth=2, label="all streams")
-    for name, q in latency.PERCENTILES.items():
-        value = float(np.percentile(pooled, q))
-        style = "-" if len(pooled) >= latency.samples_needed(q) else ":"
-        cdf.axvline(value, color="grey", linestyle=style, linewidth=0.8)
-        cdf.text(value, 0.02 + 0.09 * list(latency.PERCENTILES).index(name), f" {name}", fontsize=8, color="grey")
+    _mark_percentiles(cdf, pooled)
     hist.set_xlabel("latency per call (ms)")
-    hist.set_ylabel("calls")
+    _count_axis(hist, "calls")
     hist.set_title("histogram")
     cdf.set_xlabel("latency per call (ms)")
     cdf.set_ylabel("share of calls at or below")
     cdf.set_title("CDF (dotted: percentile not established)")
     for ax in (hist, cdf):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return _png(fig)
+    hist.legend(fontsize=8)
+    cdf.legend(fontsize=8, loc="upper left")  # above a CDF's curve on the left; the percentiles' labels are low
+    return fig
 
 
-def timeline_figure(streams: Sequence[StreamRecord], calls: Sequence[dict]) -> str | None:
+PERCENTILE_ROW_PT = 13  # the CDF's percentile labels: one row each, further apart than a line of 8-point text
+
+
+def _mark_percentiles(ax: Axes, pooled: np.ndarray) -> None:
+    """A line at each pooled percentile (dotted: not established), named with its value on a row of its own from
+    the bottom up, so that close percentiles (p99 and p99.9 often are) never write over each other. A label
+    stands right of its line, or left of it in the right half, where it would run off the axes. ``pooled``: sorted."""
+    import numpy as np
+
+    middle = (pooled[0] + pooled[-1]) / 2
+    for row, (name, q) in enumerate(latency.PERCENTILES.items()):
+        value = float(np.percentile(pooled, q))
+        established = len(pooled) >= latency.samples_needed(q)
+        ax.axvline(value, color="grey", linestyle="-" if established else ":", linewidth=0.8)
+        leftwards = value > middle
+        ax.annotate(f"{name} {value:.4g} ms", xy=(value, 0), xycoords=("data", "axes fraction"),
+                    xytext=(-3 if leftwards else 3, 4 + PERCENTILE_ROW_PT * row), textcoords="offset points",
+                    ha="right" if leftwards else "left", va="bottom", fontsize=8, color="dimgrey")
+
+
+def _clear_of_the_edges(*axes: Axes) -> None:
+    """A margin past the first and last points: a bar's left edge is sticky to matplotlib, which would put the
+    axis limit on the first call's start and cut its marker in half."""
+    for ax in axes:
+        ax.use_sticky_edges = False
+        ax.margins(x=0.03)
+
+
+def timeline_figure(streams: Sequence[StreamRecord], calls: Sequence[dict]) -> Figure | None:
     """Each stream's timed window (bar) with its calls' latencies over time, and the window they all shared."""
     starts = _loop_starts(streams)
     spans = {s.stream: (starts[s.stream], starts[s.stream] + s.measurements.window[1] - s.measurements.window[0])
@@ -176,7 +216,8 @@ def timeline_figure(streams: Sequence[StreamRecord], calls: Sequence[dict]) -> s
     dots.grid(alpha=0.3)
     if dots.has_data():
         dots.legend(fontsize=8)
-    return _png(fig)
+    _clear_of_the_edges(bars, dots)
+    return fig
 
 
 TELEMETRY_SERIES = (("power_w", "power (W)"), ("sm_clock_mhz", "SM clock (MHz)"),
@@ -184,7 +225,7 @@ TELEMETRY_SERIES = (("power_w", "power (W)"), ("sm_clock_mhz", "SM clock (MHz)")
                     ("temperature_c", "temperature (°C)"), ("mem_used_mib", "memory used (MiB)"))
 
 
-def telemetry_figure(telemetry: Mapping[int, dict]) -> str | None:
+def telemetry_figure(telemetry: Mapping[int, dict]) -> Figure | None:
     """Every series the samplers read, one panel each, one line per stream."""
     series = [(key, label) for key, label in TELEMETRY_SERIES
               if any(s.get(key) is not None for t in telemetry.values() for s in t.get("samples") or ())]
@@ -202,10 +243,10 @@ def telemetry_figure(telemetry: Mapping[int, dict]) -> str | None:
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     axes[-1, 0].set_xlabel("seconds since the stream's timed loop began")
-    return _png(fig)
+    return fig
 
 
-def psnr_figure(doc: RunDocument, threshold: float | None) -> str | None:
+def psnr_figure(doc: RunDocument, threshold: float | None) -> Figure | None:
     import math
 
     values = [f.psnr for f in doc.quality_frames if math.isfinite(f.psnr)]
@@ -218,9 +259,9 @@ def psnr_figure(doc: RunDocument, threshold: float | None) -> str | None:
         ax.axvline(threshold, color="red", linestyle="--", label=f"threshold {threshold:g} dB")
         ax.legend()
     ax.set_xlabel("PSNR per frame (dB)")
-    ax.set_ylabel("frames")
+    _count_axis(ax, "frames")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return fig
 
 
 # --- the page ---------------------------------------------------------------------------------
@@ -325,7 +366,7 @@ def streams_section(doc: RunDocument) -> str:
 
 
 def sheets_section(doc: RunDocument, out_dir: Path) -> str:
-    sheets = sorted((sh for s in doc.streams for sh in s.sheets), key=lambda sh: sh.psnr)
+    sheets = worst_first(sh for s in doc.streams for sh in s.sheets)
     if not sheets:
         return "<p>No comparison sheets: every frame reached the threshold.</p>"
     shown = "".join(
@@ -337,7 +378,8 @@ def sheets_section(doc: RunDocument, out_dir: Path) -> str:
     return f"<p>The {min(len(sheets), WORST_SHEETS)} worst frames first.</p>{shown}{more}"
 
 
-def _figure(title: str, img: str | None, caption: str, missing: str) -> str:
+def _figure(title: str, fig: Figure | None, caption: str, missing: str) -> str:
+    img = _png(fig)
     if img is None:
         return f"<h2>{title}</h2><p>{missing}</p>"
     return f"<h2>{title}</h2><figure>{img}<figcaption>{caption}</figcaption></figure>"

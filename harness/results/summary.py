@@ -29,16 +29,19 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.options import OPTIONS
+import arguments
 from harness.results.document import read_document
-from harness.results.records import Metric, RunResults
+from harness.results.records import Metric, RunDocument, RunResults
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 LABELS = ("model_name",)
 SET_BY_BENCHMARK = ("OUTPUT_DIR",)  # each row's folder
 STOPPED_CODES = ("129", "130", "143")  # a run stopped by SIGHUP, SIGINT or SIGTERM
-KNOWN_VARIABLES = frozenset(name for opt in OPTIONS for name in opt.env) | {"GET_MODEL"}
+KNOWN_VARIABLES = frozenset(name for opt in arguments.OPTIONS for name in opt.env) | {"GET_MODEL"}
 # New columns go at the end: users' scripts read these by position too.
 RESULT_FIELDS = ("throughput_frames_per_s", "latency_ms", "latency_p50_ms", "latency_p99_ms", "accuracy_pct", "power_w",
                  "frames_per_joule", "validity", "status", "exit_code", "reason", "latency_iqr_pct", "repeats",
@@ -250,11 +253,20 @@ CHART_PANELS = (("throughput_frames_per_s", "throughput (frames/s)"), ("latency_
 NOT_VALID_COLOUR = "black"  # apart from the series' colours
 
 
-def write_chart(path: Path, profile_columns: list[str], lines: list[dict]) -> None:
+def write_chart(path: Path, profile_columns: list[str], lines: list[dict], title: str = "") -> None:
+    """summary.png: ``summary_figure``."""
+    fig = summary_figure(profile_columns, lines, title)
+    fig.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def summary_figure(profile_columns: list[str], lines: list[dict], title: str = "") -> Figure:
     """Throughput and p99 latency per call against streams, one line per precision (and per other setting
-    that varies across rows); rows that did not pass are left out, and so are p99 points not established
-    (the axis says which). Throughput carries the repeats' min-max as error bars where a row was measured
-    ``--repeat N`` times; a point whose validity is not "valid" is ringed and labelled with it."""
+    that varies across rows), under ``title`` (``chart_title``); rows that did not pass are left out, and so are
+    p99 points not established (the axis says which). Throughput carries the repeats' min-max as error bars where
+    a row was measured ``--repeat N`` times; a point whose validity is not "valid" is ringed and labelled with it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -265,21 +277,52 @@ def write_chart(path: Path, profile_columns: list[str], lines: list[dict]) -> No
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     passed = [line for line in lines if line["status"] == "passed"]
     series = _series(profile_columns, passed, x_name)
-    for ax, (field, title) in zip(axes, CHART_PANELS, strict=True):
+    for ax, (field, panel_title) in zip(axes, CHART_PANELS, strict=True):
         for k, (label, points) in enumerate(series.items()):
             _draw_series(ax, x_name, field, label, points, f"C{k}")  # a series keeps its colour in both panels
         note = _left_out(field, passed)
         ax.set_xlabel(f"{x_name}\n{note}" if note and ax.has_data() else x_name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(title + ("; bars: min-max of the repeats" if _has_repeats(field, passed) else ""))
+        ax.set_title(panel_title + ("; bars: min-max of the repeats" if _has_repeats(field, passed) else ""))
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.set_ylim(0, 1.1 * ax.dataLim.ymax)
             ax.legend()
         else:
             ax.text(0.5, 0.5, note or "no row passed", ha="center", va="center", wrap=True, transform=ax.transAxes)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+CONTEXT = ("model", "frame size", "precision", "machine")  # the title's parts, in its order
+
+
+def run_context(doc: RunDocument) -> dict[str, str]:
+    """What a row ran, as its results.json says: the model with its architecture (release), the frame size,
+    the precision and the machine (the device's name); empty where the file does not say."""
+    model, data = doc.config.model, doc.config.dataset
+    size = f"{data['width']}x{data['height']}" if data.get("width") and data.get("height") else ""
+    machine = doc.config.system.get("device_name") or model.device_name or ""
+    return {"model": f"{model.name} {model.variant or ''}".strip(), "frame size": size,
+            "precision": model.precision or "", "machine": machine}
+
+
+def chart_title(docs: Sequence[RunDocument]) -> str:
+    """summary.png's title: the sweep's model, frame size, precision and machine; where the rows differ, their
+    values in the rows' order (joined by " / "); a part no row's results.json gives is left out."""
+    contexts = [run_context(doc) for doc in docs]
+    parts = []
+    for part in CONTEXT:
+        values = dict.fromkeys(c[part] for c in contexts if c[part])
+        if values:
+            parts.append(f"{part} {' / '.join(values)}")
+    return "RIFE benchmark sweep" + ("\n" + " | ".join(parts) if parts else "")
+
+
+def row_documents(rows: Sequence[RowFolder]) -> list[RunDocument]:
+    """The results.json of every row that wrote one."""
+    return [doc for row in rows if (doc := read_document(row.folder / "results.json")) is not None]
 
 
 def _draw_series(ax: Any, x_name: str, field: str, label: str, points: list[dict], colour: str) -> None:
@@ -368,7 +411,8 @@ def write_summary(out_dir: Path) -> None:
     write_csv(out_dir / "summary.csv", columns, lines)
     profile_columns = columns[1:-len(RESULT_FIELDS)]
     try:
-        write_chart(out_dir / "summary.png", profile_columns, lines)
+        title = chart_title(row_documents(row_folders(out_dir)))
+        write_chart(out_dir / "summary.png", profile_columns, lines, title)
         chart = ", summary.png"
     except ImportError:
         chart = " (no summary.png: matplotlib is not installed here)"
