@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import arguments
+from harness.options import OPTIONS
 from harness.results.document import read_document
 from harness.results.records import Metric, RunDocument, RunResults
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 LABELS = ("model_name",)
 SET_BY_BENCHMARK = ("OUTPUT_DIR",)  # each row's folder
 STOPPED_CODES = ("129", "130", "143")  # a run stopped by SIGHUP, SIGINT or SIGTERM
-KNOWN_VARIABLES = frozenset(name for opt in arguments.OPTIONS for name in opt.env) | {"GET_MODEL"}
+KNOWN_VARIABLES = frozenset(name for opt in OPTIONS for name in opt.env) | {"GET_MODEL"}
 # New columns go at the end: users' scripts read these by position too.
 RESULT_FIELDS = ("throughput_frames_per_s", "latency_ms", "latency_p50_ms", "latency_p99_ms", "accuracy_pct", "power_w",
                  "frames_per_joule", "validity", "status", "exit_code", "reason", "latency_iqr_pct", "repeats",
