@@ -211,3 +211,28 @@ def test_offline_quality_mode_scores_loadgens_accuracy_log(tmp_path, video_dir):
     assert lg["accuracy_samples"] == 4 and lg["accuracy_psnr_db"] > 20
     assert doc["quality_data"]["test_count"] == 4
     assert lg["audit_checked"] >= 0 and (out / "accuracy" / "mlperf_log_accuracy.json").is_file()
+
+
+def test_the_worker_answers_every_queued_sample_once_with_its_own_frame_in_batches():
+    """Server and Offline: the worker keeps a call in flight while it answers the previous one; every sample is
+    answered once, with the frame of its own pair, in calls of at most --batch-size pairs."""
+    import ctypes
+    from types import SimpleNamespace
+
+    from harness.loadgen.sut import EngineSUT
+
+    engine = StandIn(0.0)
+    answered: dict[int, bytes] = {}
+
+    def complete(responses) -> None:
+        for r in responses:
+            assert r.id not in answered
+            answered[r.id] = ctypes.string_at(r.data, r.size)
+
+    sut = EngineSUT(Meter(engine, 1, SIZE), SampleLibrary(16, 16, pair), 3, "Offline", 0, complete)  # type: ignore[arg-type]
+    sut.start()
+    sut.issue_queries([SimpleNamespace(id=100 + i, index=i) for i in range(7)])
+    timed = sut.stop()
+    assert sorted(answered) == [100 + i for i in range(7)]
+    assert all(answered[100 + i] == truth(i).numpy().tobytes() for i in range(7))
+    assert timed.pairs == 7 and max(timed.call_pairs) <= 3 and engine.calls == len(timed.call_pairs) >= 3

@@ -4,7 +4,9 @@ A sample is one frame pair; its response is the generated frame nearest t = 0.5 
 LoadGen logs in accuracy mode. Every model call goes through the measurement core's ``Meter`` (its latency clock
 too), so the run keeps its own per-call device times next to LoadGen's query latencies. SingleStream and MultiStream
 queries are answered on LoadGen's thread (it waits for each); Server and Offline queries go to a worker that batches
-what is queued, up to ``--batch-size`` pairs a call.
+what is queued, up to ``--batch-size`` pairs a call, and keeps two calls in flight: the next batch crosses the bus
+and computes while the previous one's frames come back and are answered, as a serving pipeline overlaps them. A
+batch is assembled on the device from the held frames, never stacked on the host.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import torch
 
 from harness.measure.core import Meter, Timed, checkpoint
 from harness.measure.inputs import HostBatch
-from harness.system import device as dev
 
 if TYPE_CHECKING:
     from harness.samples.dataset import TripletSet
@@ -47,12 +48,9 @@ class SampleLibrary:
         for i in indices:
             self.held.pop(i, None)
 
-    def batch(self, indices: Sequence[int]) -> HostBatch:
-        if len(indices) == 1 and indices[0] in self.held:  # a view of the held (pinned) frames, not a copy
-            first, last = self.held[indices[0]]
-            return HostBatch(first[None], last[None])
-        pairs = [self.held[i] if i in self.held else self.load(i) for i in indices]
-        return HostBatch(torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
+    def pairs(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The samples' frames: the held ones as they are (pinned on CUDA), the others loaded now."""
+        return [self.held[i] if i in self.held else self.load(i) for i in indices]
 
 
 def random_pair(seed: int, index: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +86,8 @@ def single_samples(library: SampleLibrary) -> Iterator[HostBatch]:
     """The library's pairs one at a time, over and over."""
     while True:
         for i in range(library.total):
-            yield library.batch([i])
+            first, last = library.pairs([i])[0]
+            yield HostBatch(first[None], last[None])  # views of the held frames, not copies
 
 
 class EngineSUT:
@@ -133,38 +132,64 @@ class EngineSUT:
         return self.timed
 
     def _serve(self) -> None:
+        """Batches from the queue, each issued before the previous one is waited for and answered."""
+        in_flight: InFlight | None = None
         while True:
-            first = self.pending.get()
-            if first is None:
+            samples = self._next_batch(wait=in_flight is None)
+            issued = self._issue(samples) if samples else None
+            if in_flight is not None:
+                self._finish(in_flight)
+            in_flight = issued
+            if samples is None and in_flight is None:
                 return
-            batch = [first]
-            while len(batch) < self.batch_size:
-                try:
-                    more = self.pending.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self.pending.put(None)
-                    break
-                batch.append(more)
-            self._answer(batch)
+
+    def _next_batch(self, wait: bool) -> list[Any] | None:
+        """Up to ``batch_size`` queued samples; [] when none is queued and ``wait`` is off; None at the end."""
+        try:
+            first = self.pending.get() if wait else self.pending.get_nowait()
+        except queue.Empty:
+            return []
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < self.batch_size:
+            try:
+                more = self.pending.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self.pending.put(None)
+                break
+            batch.append(more)
+        return batch
 
     def _answer(self, samples: list[Any]) -> None:
+        self._finish(self._issue(samples))
+
+    def _issue(self, samples: list[Any]) -> InFlight:
+        """The call and its frames' copy to the host, queued on the device; nothing waited for."""
         try:
-            outputs = self._call([s.index for s in samples])
+            pending = self.meter.uploader.send_pairs(self.library.pairs([s.index for s in samples]))
+            call = self.meter.timed_call(pending, self.timed)
+            host = self.meter.copier.download([call.outputs[self.judged]])[0]
+            return InFlight(samples, host, self.meter.copier.copied(), call.pairs)
         except BaseException as e:  # LoadGen must still hear of every sample, or it waits forever
             self.error = self.error or e
-            outputs = None
-        self._respond(samples, outputs)
+            return InFlight(samples, None, None, 0)
 
-    def _call(self, indices: list[int]) -> list[np.ndarray]:
-        pending = self.meter.uploader.send(self.library.batch(indices))
-        call = self.meter.timed_call(pending, self.timed)
-        host = self.meter.copier.download([call.outputs[self.judged]])[0]
-        dev.synchronize(self.meter.device)  # a response is complete when its frame is on the host
-        self.pairs_done += call.pairs
-        checkpoint(self.timed, self.pairs_done)
-        return [host[k].numpy() for k in range(len(indices))]
+    def _finish(self, flight: InFlight) -> None:
+        """Waits for ``flight``'s frames on the host, then answers its samples."""
+        outputs = None
+        if flight.host is not None:
+            try:
+                if flight.copied is not None:
+                    flight.copied.synchronize()
+                outputs = [flight.host[k].numpy() for k in range(len(flight.samples))]
+                self.pairs_done += flight.pairs
+                checkpoint(self.timed, self.pairs_done)
+            except BaseException as e:
+                self.error = self.error or e
+        self._respond(flight.samples, outputs)
 
     def _respond(self, samples: list[Any], outputs: list[np.ndarray] | None) -> None:
         import mlperf_loadgen as lg
@@ -180,3 +205,14 @@ class EngineSUT:
             responses.append(lg.QuerySampleResponse(s.id, address, data.nbytes))
         self.complete(responses)
         del buffers
+
+
+@dataclass
+class InFlight:
+    """A batch whose call is queued on the device: its samples, the pinned host frames being filled, and the event
+    after which they are complete (None on the CPU, where they are complete already)."""
+
+    samples: list[Any]
+    host: torch.Tensor | None
+    copied: Any
+    pairs: int

@@ -4,7 +4,7 @@ Uploads and downloads are part of the timed loop, as in a real video pipeline, o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -128,6 +128,21 @@ class Uploader:
             done = dev.record_event(device, self.stream)
         return PendingBatch(first, last, batch.names, ready=False, done=done)
 
+    def send_pairs(self, pairs: Sequence[tuple[Tensor, Tensor]]) -> PendingBatch:
+        """Separate (3, H, W) frame pairs as one batch, assembled on the device: each frame crosses the bus into
+        its slot, with no host-side stacking (pinned frames copy asynchronously)."""
+        if self.stream is None:
+            return PendingBatch(torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), None, False)
+        device = self.engine.device
+        with dev.on_stream(device, self.stream):
+            first, last = (torch.empty((len(pairs), *pairs[0][0].shape), dtype=pairs[0][0].dtype, device=device)
+                           for _ in range(2))
+            for k, (a, b) in enumerate(pairs):
+                first[k].copy_(a, non_blocking=True)
+                last[k].copy_(b, non_blocking=True)
+            done = dev.record_event(device, self.stream)
+        return PendingBatch(first, last, None, ready=False, done=done)
+
     def receive(self, pending: PendingBatch) -> DeviceBatch:
         """The model inputs (call inside the timed region: the wait and the conversion are part of a call)."""
         if pending.ready:
@@ -155,6 +170,10 @@ class HostCopier:
             target.copy_(source, non_blocking=True)
         source.record_stream(self.stream)
         return target
+
+    def copied(self):
+        """An event after the copies queued so far (None where they are done already: the CPU)."""
+        return None if self.stream is None else dev.record_event(self.device, self.stream)
 
     def download(self, frames: list[Tensor]) -> list[Tensor]:
         """Results back to the host as uint8 (pinned targets on CUDA)."""
