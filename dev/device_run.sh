@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU verification through the device tool (see README, "Performance"): sameness, precision, eager speed,
+# GPU verification through the device tool (see docs/performance.md): sameness, precision, eager speed,
 # and the harness end to end (dummy and quality mode). Expects the carried folder .carry/ (videos and
 # the pytorch-msssim wheel), train_log/ (v4.0 weights) and model/ (patched upstream paper code).
 # Writes at most 8 files to $OUT.
