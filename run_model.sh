@@ -11,6 +11,7 @@
 set -u
 trap '' PIPE  # a console that goes away must not kill the run: output.log keeps everything
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export RIFE_HOME="${RIFE_HOME:-$HERE}"  # weights, upstream code, built-in sets: this folder unless set
 PY="$HERE/.venv/bin/python"
 
 # A stop (SIGINT, SIGTERM, SIGHUP: to this script alone or to its whole process group) is passed on to the
@@ -66,7 +67,7 @@ fi
 resolved="$(PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$HERE/arguments.py" "$@")" || exit 2
 eval "$resolved"
 stop_if_stopped
-[ -n "$MODELS_DIR_EFF" ] || MODELS_DIR_EFF="$HERE/model"
+[ -n "$MODELS_DIR_EFF" ] || MODELS_DIR_EFF="$RIFE_HOME/model"
 
 if ! mkdir -p -- "$OUTPUT_DIR_EFF" 2>/dev/null || [ ! -w "$OUTPUT_DIR_EFF" ]; then
   echo "error: --output-dir / OUTPUT_DIR $OUTPUT_DIR_EFF cannot be written; choose another folder" >&2

@@ -224,9 +224,10 @@ class Options:
     model_impl: str = option("--model-impl", ("MODEL_IMPL",), _choice(IMPLEMENTATIONS), "ours",
         "ours | upstream (side-by-side runs)")
     weights: Path | None = option("--pretrained-weights", ("LOAD_PATH",), _path, None,
-        "checkpoint (default: train_log/flownet.pkl for paper, train_log/RELEASE/flownet.pkl for the others)")
-    models_dir: Path = option("--modelsdir", ("MODELS_DIR",), _path, Path("model"),
-        "upstream paper code (model package)")
+        "checkpoint (default: train_log/flownet.pkl for paper, train_log/RELEASE/flownet.pkl for the others, in "
+        "RIFE_HOME: the repository for run_model.sh, else the current folder)")
+    models_dir: Path | None = option("--modelsdir", ("MODELS_DIR",), _path, None,
+        "upstream paper code, the model package (default: model/ in RIFE_HOME)")
     output_dir: Path = option("--output-dir", ("OUTPUT_DIR",), _path, Path("output-dir"), "where logs and results go")
     saveimages: bool = option("--saveimages", ("SAVEIMAGES", "SAVE_IMAGES"), None, False,
         "quality mode: write every interpolated frame as PNG")
@@ -403,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         _log_refusal(_named_output_dir(argv, os.environ), argv, str(e))
         return 2
-    paths = {"OUTPUT_DIR_EFF": o.output_dir, "MODELS_DIR_EFF": o.models_dir if "models_dir" in o.explicit else "",
+    paths = {"OUTPUT_DIR_EFF": o.output_dir, "MODELS_DIR_EFF": o.models_dir or "",
              "WEIGHTS_EFF": o.weights or "", "ARCH_EFF": o.arch or ""}
     print("".join(f"{name}={shlex.quote(str(value))}\n" for name, value in paths.items()), end="")
     return 0

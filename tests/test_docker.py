@@ -23,7 +23,7 @@ DOCKERFILES = {
 }
 DOCUMENTED_COMMAND = "./run_model.sh --dummy"  # the reference: docker run ... image /bin/bash -c "./run_model.sh --dummy"
 NEEDED = ("run_model.sh", "setup.sh", "get_model.sh", "requirements.txt", "inference.py", "arguments.py",
-          "harness/streams/stream.py", "harness/system/telemetry.py", "rife/ifnet.py", "patches")
+          "harness/streams/stream.py", "harness/system/telemetry.py", "rife/ifnet.py", "rife/patches")
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:

