@@ -55,7 +55,9 @@ class UsageError(Exception):
     """Anything found wrong before the streams start: reported as one line, exit 2."""
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "inference.py") -> int:
+    """The run; ``prog`` is the command as the user typed it (``inference.py``, or ``rife-bench`` from
+    ``harness.cli``), for --help and the log's header."""
     die_with_parent(_parent_pid())
     log: ConsoleLog | None = None
     try:
@@ -65,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
             startup.check()
             launch = launch_from_env()
             try:
-                options = parse(argv)
+                options = parse(argv, prog="run_model.sh" if prog == "inference.py" else prog)
                 check_output_dir(options.output_dir)
                 if launch is None or launch.rank == 0:
-                    log = ConsoleLog(OutputLayout(options.output_dir).log).start(_command_line(argv))
+                    log = ConsoleLog(OutputLayout(options.output_dir).log).start(_command_line(argv, prog))
                 setup = prepare(options, launch, startup.check)
             except (OptionError, UsageError) as e:
                 print(f"error: {e}", file=sys.stderr)
@@ -91,8 +93,8 @@ def _parent_pid() -> int | None:
     return int(text) if text.isdecimal() else None
 
 
-def _command_line(argv: list[str] | None) -> str:
-    return shlex.join(["inference.py", *(sys.argv[1:] if argv is None else argv)])
+def _command_line(argv: list[str] | None, prog: str = "inference.py") -> str:
+    return shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
 
 
 @dataclass(frozen=True)

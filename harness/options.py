@@ -278,9 +278,17 @@ class _Parser(argparse.ArgumentParser):
         raise OptionError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="run_model.sh", allow_abbrev=False, description="RIFE frame interpolation benchmark (run_model.sh and "
-                     "python inference.py take the same options)",
+INSTALLED_PROG = "rife-bench"  # the installed command (harness.cli)
+
+
+def build_parser(prog: str = "run_model.sh") -> argparse.ArgumentParser:
+    if prog == INSTALLED_PROG:
+        description = ("RIFE frame interpolation benchmark. Weights, upstream code and the built-in set are read from "
+                       "RIFE_HOME (default: the current folder): 'rife-bench get-model' fetches the weights there, "
+                       "'rife-bench get-dataset' builds the built-in set (each with --help)")
+    else:
+        description = "RIFE frame interpolation benchmark (run_model.sh and python inference.py take the same options)"
+    parser = _Parser(prog=prog, allow_abbrev=False, description=description,
                      epilog="Every option also reads the environment variable in its brackets (its placeholder "
                      "names it too); a flag wins over its variable, a variable over the default.")
     for opt in OPTIONS:
@@ -313,10 +321,11 @@ def _value(opt: Option, raw: str | None, env_name: str | None) -> Any:
         raise OptionError(f"{given} is not valid: {e}") from None
 
 
-def parse(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Options:
-    """Flags, then variables, then defaults; then the rules between options."""
+def parse(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
+          prog: str = "run_model.sh") -> Options:
+    """Flags, then variables, then defaults; then the rules between options (``prog``: the command --help names)."""
     environ = os.environ if environ is None else environ
-    flags = vars(build_parser().parse_args(argv))
+    flags = vars(build_parser(prog).parse_args(argv))
     values: dict[str, Any] = {}
     explicit = set()
     for opt in OPTIONS:

