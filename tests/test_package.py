@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "README.md", "requirements.txt", "requirements-dev.txt", "rife", "harness")
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "requirements.txt", "requirements-dev.txt", "rife", "harness")
 
 
 def requirement_lines(name: str) -> list[str]:
@@ -72,3 +72,43 @@ def test_pip_install_gives_a_rife_bench_command_that_runs(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert {"results.json", "results.yaml", "results_1.json", "results_2.json"} <= {p.name for p in (work / "out").iterdir()}
     assert re.search(r"status {11}passed \((valid|noisy)\)", run.stdout)  # two calls a stream may be noisy
+
+
+# --- provenance: which commit a run's results name -------------------------------------------------------------
+
+
+def test_revision_from_the_checkout(monkeypatch):
+    from harness.results.document import VERSION, harness_revision
+
+    monkeypatch.delenv("RIFE_GIT_COMMIT", raising=False)
+    found = harness_revision()
+    assert found["version"] == VERSION
+    if (ROOT / ".git").exists():
+        assert found["git_commit_from"] == "checkout" and re.fullmatch(r"[0-9a-f]{40}", found["git_commit"])
+
+
+def test_revision_is_never_an_enclosing_repositorys(tmp_path, monkeypatch):
+    """An installed package in a virtual environment inside someone's project must not report that commit."""
+    from harness.results.document import harness_revision
+
+    monkeypatch.delenv("RIFE_GIT_COMMIT", raising=False)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    site = tmp_path / "venv" / "site-packages"
+    site.mkdir(parents=True)
+    found = harness_revision(site)
+    assert found["git_commit"] is None and found["git_commit_from"] is None
+
+
+def test_revision_from_the_build_then_from_the_image(tmp_path, monkeypatch):
+    import types
+
+    from harness.results.document import harness_revision
+
+    monkeypatch.setenv("RIFE_GIT_COMMIT", "c" * 40)  # a container image's, from its build argument GIT_COMMIT
+    found = harness_revision(tmp_path)
+    assert (found["git_commit"], found["git_commit_from"]) == ("c" * 40, "environment")
+    built = types.ModuleType("harness._build_info")  # what setup.py writes into a wheel
+    built.GIT_COMMIT, built.GIT_DIRTY = "b" * 40, False  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "harness._build_info", built)
+    found = harness_revision(tmp_path)
+    assert (found["git_commit"], found["git_dirty"], found["git_commit_from"]) == ("b" * 40, False, "build")

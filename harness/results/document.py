@@ -15,6 +15,7 @@ import dataclasses
 import datetime as _dt
 import errno
 import getpass
+import importlib
 import json
 import math
 import os
@@ -97,20 +98,64 @@ def write_error(e: OSError, path: Path | str | None = None) -> str:
     return f"cannot write {path or e.filename or 'a file'}: {e.strerror or e}{code}"
 
 
+COMMIT_VARIABLE = "RIFE_GIT_COMMIT"  # set by the container images from their build argument GIT_COMMIT
+
+
 def harness_revision(root: Path = ROOT) -> dict:
-    """Which harness ran: its version, and its git commit (with ``git_dirty`` when tracked files were changed)
-    where it runs from a git checkout; the commit is null elsewhere (a container, an unpacked copy)."""
-    out: dict[str, Any] = {"version": VERSION, "git_commit": None, "git_dirty": None}
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if head.returncode == 0:
-            changes = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                     capture_output=True, text=True, timeout=10)
-            out["git_commit"] = head.stdout.strip()
-            out["git_dirty"] = bool(changes.stdout.strip()) if changes.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):  # no git here: the version alone says which harness ran
-        pass
+    """Which harness ran: its version (``VERSION``, the package's) and the git commit of its code, from the first
+    of these that knows it (``git_commit_from`` says which):
+
+    1. ``checkout``: git, where ``root`` is the top of a git checkout (``python inference.py``, run_model.sh, an
+       editable install), with ``git_dirty`` when tracked files were changed;
+    2. ``build``: ``harness/_build_info.py``, which the wheel build writes (setup.py: the commit of the checkout it
+       was built from, or ``RIFE_GIT_COMMIT`` at build time): an installed harness has no .git to ask;
+    3. ``environment``: ``RIFE_GIT_COMMIT``, which the container images set from their build argument
+       ``GIT_COMMIT`` (``docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD)``; .dockerignore keeps .git
+       out of the image).
+
+    Else the commit is null (an unpacked copy, an image built without the argument)."""
+    out: dict[str, Any] = {"version": VERSION, "git_commit": None, "git_dirty": None, "git_commit_from": None}
+    found = _checkout_commit(root) or _built_commit() or _environment_commit()
+    if found is not None:
+        out.update(found)
     return out
+
+
+def _checkout_commit(root: Path) -> dict | None:
+    """Only where ``root`` itself is the checkout's top: an installed package inside someone else's repository
+    (a virtual environment in a project folder) must not report that repository's commit."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root.resolve():
+            return None
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        changes = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):  # no git here: the version alone says which harness ran
+        return None
+    return {"git_commit": head.stdout.strip(),
+            "git_dirty": bool(changes.stdout.strip()) if changes.returncode == 0 else None,
+            "git_commit_from": "checkout"}
+
+
+def _built_commit() -> dict | None:
+    try:
+        info = importlib.import_module("harness._build_info")
+    except ImportError:
+        return None
+    commit = getattr(info, "GIT_COMMIT", None)
+    if not commit:
+        return None
+    return {"git_commit": commit, "git_dirty": getattr(info, "GIT_DIRTY", None), "git_commit_from": "build"}
+
+
+def _environment_commit() -> dict | None:
+    commit = os.environ.get(COMMIT_VARIABLE, "").strip()
+    return {"git_commit": commit, "git_commit_from": "environment"} if commit else None
 
 
 def system_info(device_name: str, gpu_driver: str | None = None) -> dict:

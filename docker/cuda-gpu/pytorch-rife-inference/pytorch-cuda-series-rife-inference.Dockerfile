@@ -1,7 +1,7 @@
 # RIFE inference benchmark for NVIDIA GPUs (PyTorch CUDA, NGC image).
 # Build from the repository root (the build context; .dockerignore leaves out local state):
 #   docker build -f docker/cuda-gpu/pytorch-rife-inference/pytorch-cuda-series-rife-inference.Dockerfile \
-#     -t intel/image-interpolation:pytorch-cuda-gpu-rife .
+#     --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t intel/image-interpolation:pytorch-cuda-gpu-rife .
 # Run as the reference sample does:
 #   docker run -it --rm --ipc=host --cap-add SYS_NICE --gpus all -e PLATFORM=CUDA \
 #     -e OUTPUT_DIR=/tmp/output -v /tmp/output:/tmp/output \
@@ -32,6 +32,12 @@ sys.exit(None if tuple(map(int, torch.__version__.split('.')[:2])) >= (2, 6) els
  && DEV_TOOLS=no ./setup.sh \
  && ./get_model.sh \
  && rm -rf /root/.cache/pip
+
+# The commit the image is built from, results.json's harness.git_commit: .dockerignore keeps .git out of the
+# image, so harness.results.document.harness_revision reads RIFE_GIT_COMMIT (last: a new commit rebuilds no
+# other layer).
+ARG GIT_COMMIT=""
+ENV RIFE_GIT_COMMIT=$GIT_COMMIT
 
 ENV PLATFORM=CUDA
 CMD ["./run_model.sh", "--dummy"]

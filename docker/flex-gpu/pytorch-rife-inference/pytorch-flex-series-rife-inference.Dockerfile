@@ -1,7 +1,7 @@
 # RIFE inference benchmark for Intel Data Center GPU Flex and Max Series (PyTorch XPU with IPEX).
 # Build from the repository root (the build context; .dockerignore leaves out local state):
 #   docker build -f docker/flex-gpu/pytorch-rife-inference/pytorch-flex-series-rife-inference.Dockerfile \
-#     -t intel/image-interpolation:pytorch-flex-gpu-rife .
+#     --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t intel/image-interpolation:pytorch-flex-gpu-rife .
 # Run as the reference sample does:
 #   docker run -it --rm --ipc=host --cap-add SYS_NICE --device /dev/dri/ -e PLATFORM=Flex \
 #     -e OUTPUT_DIR=/tmp/output -v /tmp/output:/tmp/output \
@@ -29,6 +29,12 @@ RUN python3 -m venv --system-site-packages .venv \
  && DEV_TOOLS=no ./setup.sh \
  && ./get_model.sh \
  && rm -rf /root/.cache/pip
+
+# The commit the image is built from, results.json's harness.git_commit: .dockerignore keeps .git out of the
+# image, so harness.results.document.harness_revision reads RIFE_GIT_COMMIT (last: a new commit rebuilds no
+# other layer).
+ARG GIT_COMMIT=""
+ENV RIFE_GIT_COMMIT=$GIT_COMMIT
 
 ENV PLATFORM=Flex
 CMD ["./run_model.sh", "--dummy"]
