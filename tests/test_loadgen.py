@@ -236,3 +236,18 @@ def test_the_worker_answers_every_queued_sample_once_with_its_own_frame_in_batch
     assert sorted(answered) == [100 + i for i in range(7)]
     assert all(answered[100 + i] == truth(i).numpy().tobytes() for i in range(7))
     assert timed.pairs == 7 and max(timed.call_pairs) <= 3 and engine.calls == len(timed.call_pairs) >= 3
+
+
+def test_the_runs_own_throughput_covers_loadgens_test_not_its_sample_loading(tmp_path):
+    """LoadGen loads its samples before the test (untimed); the SUT's clock starts at the first query and ends at
+    the last answer, so the run's frames/s and LoadGen's samples/s describe the same interval."""
+
+    def slow_pair(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        time.sleep(0.05)  # 0.8 s of loading for the 16 samples, against a test of a few tens of milliseconds
+        return pair(i)
+
+    meter = Meter(StandIn(0.002), 1, SIZE)  # type: ignore[arg-type]
+    outcome, timed, _ = loadgen_run.run_scenario(meter, SampleLibrary(16, 16, slow_pair),
+                                                 LoadGenPlan("Offline", min_queries=256), tmp_path, 8, 0)
+    assert timed.elapsed_s < 0.8
+    assert timed.throughput_fps == pytest.approx(outcome.samples_per_s, rel=0.3)

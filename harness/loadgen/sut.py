@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -100,17 +101,19 @@ class EngineSUT:
         self.synchronous = scenario in ("SingleStream", "MultiStream")
         self.timed = Timed(meter.interpolation)
         self.pairs_done = 0
+        self.answered_at = 0.0  # monotonic time of the last answer
         self.pending: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self.worker: threading.Thread | None = None
 
     def start(self) -> None:
-        self.meter.begin(self.timed)
         if not self.synchronous:
             self.worker = threading.Thread(target=self._serve, name="sut-worker", daemon=True)
             self.worker.start()
 
     def issue_queries(self, samples: list[Any]) -> None:
+        if self.timed.clock is None:  # the clock starts with LoadGen's first query, after its samples are loaded
+            self.meter.begin(self.timed)
         if self.synchronous:
             for k in range(0, len(samples), self.batch_size):
                 self._answer(samples[k:k + self.batch_size])
@@ -127,6 +130,8 @@ class EngineSUT:
             self.pending.put(None)
             self.worker.join()
         self.meter.settle(self.timed)
+        if self.answered_at:  # the device was done then: LoadGen's own closing work is not the system's time
+            self.timed.end = self.answered_at
         if self.error is not None:
             raise self.error
         return self.timed
@@ -204,6 +209,7 @@ class EngineSUT:
             address, _ = data.__array_interface__["data"]
             responses.append(lg.QuerySampleResponse(s.id, address, data.nbytes))
         self.complete(responses)
+        self.answered_at = time.monotonic()
         del buffers
 
 
