@@ -50,7 +50,7 @@ stop_if_stopped() {
 
 for arg in "$@"; do
   if [ "$arg" = "-h" ] || [ "$arg" = "--help" ]; then
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"  # the comment block above
     echo
     if [ -x "$PY" ]; then "$PY" "$HERE/inference.py" --help; else echo "(run ./setup.sh to see every option)"; fi
     exit 0

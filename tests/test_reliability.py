@@ -320,7 +320,7 @@ def test_get_model_reads_the_users_weights_and_never_writes_them(tmp_path, monke
     user = tmp_path / "mine.pkl"
     user.write_bytes(b"the user's own file")
     paper = tmp_path / "train_log" / "flownet.pkl"
-    assets.main(["--weights", str(user), "--paper-weights", str(paper), "--models-dir", str(tmp_path / "model")])
+    assets.main(["--arch", "paper", "--weights", str(user), "--paper-weights", str(paper), "--models-dir", str(tmp_path / "model")])
     printed = capsys.readouterr()
     assert user.read_bytes() == b"the user's own file"
     assert f"copy flownet.pkl from RIFE_trained_v6.zip to {paper}" in printed.err
@@ -579,7 +579,7 @@ def test_a_first_cpu_run_ends_in_about_a_minute_and_says_so():
     o = arguments.parse(["--dummy"], {})
     quick = inference.quick_on_cpu(o, cpu)
     assert (quick.warmup, quick.time_cap_s, quick.num_inputs) == (1, inference.CPU_QUICK_TIMED_S, 100)
-    assert "the run takes about a minute: 1 warm-up pair(s), then 100 pairs or 45 s" in inference.quick_note(quick)
+    assert "the run takes about a minute: 1 warm-up pair(s), then 100 pairs of 448x256 frames or 45 s" in inference.quick_note(quick)
     for chosen in (["--num-inputs", "5"], ["--max-test-duration", "9"], ["--min-test-duration", "1"]):
         assert inference.quick_on_cpu(arguments.parse(["--dummy", *chosen], {}), cpu).time_cap_s is None
     assert inference.quick_on_cpu(o, torch.device("cuda")) is o

@@ -348,20 +348,25 @@ def quality_of(records: Sequence[StreamRecord], min_pass_pct: float) -> QualityO
     return QualityOutcome.of(all_frames(records), min_pass_pct)
 
 
-def judge(records: Sequence[StreamRecord], quality: QualityOutcome | None, interrupted: bool,
-          noise: Sequence[str] = ()) -> tuple[str, list[str]]:
+def judge(records: Sequence[StreamRecord], interrupted: bool, noise: Sequence[str] = ()) -> tuple[str, list[str]]:
     """validity and the reasons it is invalid: ``invalid`` with reasons, else ``noisy`` where ``noise`` (the spread
-    and load warnings) says the figures are not to be trusted as they stand, else ``valid``."""
+    and load warnings) says the figures are not to be trusted as they stand, else ``valid``. A quality miss is
+    not among them: such a run measured what it says, and failed (``quality_miss``)."""
     reasons = [r.error for r in records if r.error]
     reasons += [f"stream {r.stream}: {s}" for r in records if r.measurements for s in r.measurements.shortfalls]
     if interrupted:
         reasons.append("interrupted before the end")
     reasons += loadgen_reasons(records)
-    if quality is not None and not quality.decision_pass:
-        reasons.append(f"quality below threshold: {quality.test_pass_pct:.2f}% of frames passed")
     if reasons:
         return "invalid", reasons
     return ("noisy" if noise else "valid"), reasons
+
+
+def quality_miss(quality: QualityOutcome | None) -> str | None:
+    """Why the frames failed the run, or None where they passed (or were not scored)."""
+    if quality is None or quality.decision_pass:
+        return None
+    return f"quality below threshold: {quality.test_pass_pct:.2f}% of frames passed"
 
 
 def loadgen_of(records: Sequence[StreamRecord]) -> LoadGenOutcome | None:
@@ -393,8 +398,9 @@ def run_document(config: RunConfig | None, records: Sequence[StreamRecord], min_
     noise = latency.noise_warnings(stats) + latency.repeat_warnings(repeats) + latency.load_warnings(records)
     warnings = latency.sample_size_warnings(stats) + noise
     quality = quality_of(records, min_pass_pct)
-    validity, reasons = judge(records, quality, interrupted, noise)
-    status = RunStatus.INTERRUPTED if interrupted else (RunStatus.FAILED if reasons else RunStatus.PASSED)
+    validity, reasons = judge(records, interrupted, noise)
+    failed = bool(reasons) or quality_miss(quality) is not None
+    status = RunStatus.INTERRUPTED if interrupted else (RunStatus.FAILED if failed else RunStatus.PASSED)
     warm = [r.warmup for r in records]
     results = RunResults(
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), tester=_tester(),
@@ -503,12 +509,14 @@ def summary_text(doc: RunDocument, layout: OutputLayout) -> str:
     if several and r.overlap.fraction is not None:
         lines.append(f"  streams overlap  {r.overlap.seconds:.2f} s ({100 * r.overlap.fraction:.1f}% of the run)")
     lines.append(f"  status           {r.status.value} ({r.validity})")
-    lines += [f"    - {reason}" for reason in r.invalid_reasons]
+    lines += [f"    - {reason}" for reason in (*r.invalid_reasons, quality_miss(doc.quality)) if reason]
     if r.warnings:
         lines.append("  warnings")
         lines += [f"    - {warning}" for warning in r.warnings]
     lines.append(f"  results          {layout.results_json}, {layout.results_yaml.name}, {layout.latencies_csv.name}, "
                  f"{layout.log.name}")
+    if layout.report_html.is_file():
+        lines.append(f"  report           {layout.report_html} (open it in a browser)")
     return "\n".join(lines)
 
 
