@@ -174,8 +174,8 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
         print(f"warning: {w.message}", file=sys.stderr)
     if launch is None or launch.rank == 0:
         for note in (arch_note, quick_note(o) if o.time_cap_s is not None else None):
-            if note:
-                print(note, file=sys.stderr, flush=True)
+            if note:  # on the standard output, so that it comes before the configuration printed there
+                print(note, flush=True)
     settings = TestSettings(stop=stop_for(o), warmup_pairs=o.warmup, sync_every=o.async_sync, seeds=seeds,
                             timing_lock=o.timing_lock, repeat=o.repeat, loadgen=loadgen_plan(o))
     return Setup(o, device, device_ids, loaded, model, EngineSpec(precision, execution, o.scale), workload_of(o, info),

@@ -77,9 +77,10 @@ def test_the_first_run_in_a_fresh_home_is_v4_at_a_quick_size_and_ends_naming_the
     doc = json.loads((out / "results.json").read_text())
     model = doc["config"]["workload"]["model"]
     assert model["variant"] == "v4.0" and doc["config"]["workload"]["dataset"]["height"] == 256
-    assert "size             448x256" in result.stdout and "of 448x256 frames" in result.stderr
+    assert "size             448x256" in result.stdout and "of 448x256 frames" in result.stdout
     assert model["weights"] == str(home / "train_log" / "v4.0" / "flownet.pkl")
-    assert "note: running v4.0 with its real weights" in result.stderr and "cannot reach" not in result.stderr
+    assert "note: running v4.0 with its real weights" in result.stdout and "cannot reach" not in result.stderr
+    assert result.stdout.index("note: running v4.0") < result.stdout.index("RIFE benchmark configuration:")
     assert result.stdout.rstrip().splitlines()[-1] == f"  report           {out / 'report.html'} (open it in a browser)"
 
 
