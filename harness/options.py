@@ -39,28 +39,25 @@ class OptionError(Exception):
     """An invalid option value; the message is the one line shown to the user."""
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"expected an integer >= {low}") from None
-        if value < low:
-            raise ValueError(f"expected an integer >= {low}")
-        return value
+def _integer(text: str, low: int, expected: str) -> int:
+    """``text`` as an integer of at least ``low``; else ``expected`` says what was wanted."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(expected) from None
+    if value < low:
+        raise ValueError(expected)
+    return value
 
-    return convert
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    return lambda text: _integer(text, low, f"expected an integer >= {low}")
 
 
 def _int_in(low: int, high: int, why: str) -> Callable[[str], int]:
     """An integer from ``low`` to ``high``; ``why`` says what the upper bound stands for."""
     def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"expected an integer from {low} to {high:,}") from None
-        if value < low:
-            raise ValueError(f"expected an integer from {low} to {high:,}")
+        value = _integer(text, low, f"expected an integer from {low} to {high:,}")
         if value > high:
             raise ValueError(f"expected an integer from {low} to {high:,} ({why})")
         return value
