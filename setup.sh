@@ -32,7 +32,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "setup: $PYTHON runs in a virtual environment; its packages stay visible ($outer)"
   fi
 fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --progress-bar on)
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 if "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   echo "setup: keeping the installed torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
 else
