@@ -152,7 +152,7 @@ def prepare(o: Options, launch: Launch | None = None, checkpoint: Callable[[], N
         precision = resolve_precision(device, o.precision or default_precision(device), o.amp)
         execution = plan_for(o.execution or default_execution(o.model_impl), device, ours=o.model_impl == "ours",
                              ipex=o.ipex)
-        check_limits(o, device, device_ids, precision.name, launch)
+        check_limits(o, device, device_ids, precision.name)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             checkpoint()
@@ -244,29 +244,31 @@ def quick_on_cpu(o: Options, device) -> Options:
         return o
     warmup = o.warmup if "warmup" in o.explicit else 1
     o = replace(o, warmup=warmup, time_cap_s=CPU_QUICK_TIMED_S / o.repeat)
-    if o.dummy and not {"data_height", "data_width"} & o.explicit:
+    if _quick_size(o):
         o = replace(o, data_height=CPU_QUICK_SIZE[0], data_width=CPU_QUICK_SIZE[1])
     return o
+
+
+def _quick_size(o: Options) -> bool:
+    """A quick CPU run's random frames are CPU_QUICK_SIZE: performance mode without a size given."""
+    return o.dummy and not {"data_height", "data_width"} & o.explicit
 
 
 def quick_note(o: Options) -> str:
     """The one line that says so (printed once every check has passed)."""
     times = f"{o.repeat} times " if o.repeat > 1 else ""
-    size = (f" of {o.data_width}x{o.data_height} frames" if o.dummy and not {"data_height", "data_width"} & o.explicit
-            else "")
+    size = f" of {o.data_width}x{o.data_height} frames" if _quick_size(o) else ""
     return (f"note: on the CPU without NUM_INPUTS or a test duration, the run takes about a minute: {o.warmup} warm-up "
             f"pair(s), then {times}{o.num_inputs} pairs{size} or {o.time_cap_s:g} s, whichever comes first; set "
             f"NUM_INPUTS or MIN_TEST_DURATION{' (and DATA_HEIGHT, DATA_WIDTH)' if size else ''} to choose")
 
 
-def check_limits(o: Options, device, device_ids: tuple[int, ...], precision: str, launch: Launch | None) -> None:
-    """What this machine can hold: streams against its CPUs and memory, the input pool against the memory
-    its frames live in (one line naming the option to lower)."""
-    from harness.streams.limits import LimitError, available_host_bytes, check_input_pool, check_streams, pool_bytes
+def check_limits(o: Options, device, device_ids: tuple[int, ...], precision: str) -> None:
+    """What this machine can hold: the input pool against the memory its frames live in (one line naming the
+    option to lower). The stream count against its CPUs and memory is checked before, in ``preflight``."""
+    from harness.streams.limits import LimitError, available_host_bytes, check_input_pool, pool_bytes
 
     try:
-        if launch is None:
-            check_streams(o.streams)
         if not o.dummy:
             return
         on_host = o.transfers or device.type == "cpu"
