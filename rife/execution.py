@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rife import fused_conv
+from rife import families, fused_conv
 from rife.ifnet import A, B, IFNet, Kernels, memory_format_of, one_after_another, round_up
 from rife.vocabulary import EXECUTIONS
 
@@ -310,7 +310,8 @@ def _fused_kernels() -> Kernels:
     # The steps and the block input run between compiled graphs (graph breaks, free under the CUDA graph): see
     # rife.triton_warp.
     return Kernels(warp=triton_warp.fused_warp, step=torch.compiler.disable(triton_warp.step),
-                   settle=torch.compiler.disable(triton_warp.settle), feed=torch.compiler.disable(triton_warp.feed))
+                   settle=torch.compiler.disable(triton_warp.settle), feed=torch.compiler.disable(triton_warp.feed),
+                   resample=torch.compiler.disable(triton_warp.resample))
 
 
 def kernels_for(plan: ExecutionPlan, device: torch.device) -> Kernels:
@@ -338,11 +339,14 @@ def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
 
 def for_network(plan: ExecutionPlan, net: nn.Module) -> ExecutionPlan:
     """What of ``plan`` a network takes: the families beyond the paper / 4.0 arithmetic (``IFNet.general``: v3.x,
-    Practical-RIFE 4.2+) have no Triton kernels, widened layers, subpixel or fused convolutions, second stream or
-    host-decided retry; on CUDA, ``fast`` runs them with channels_last, fp32 warps, cuDNN autotuning,
-    ``torch.compile`` of the whole forward and one CUDA graph."""
+    Practical-RIFE 4.2+) have no widened layers, subpixel or fused convolutions, second stream or host-decided
+    retry. On CUDA, ``fast`` runs Practical-RIFE 4.2+ without the ensemble through the Triton kernels
+    (``rife.families.FusedPass``) with each block and the encoder compiled, the others (v3.x, the ensemble) with
+    fp32 warps and ``torch.compile`` of the whole forward; all with channels_last, cuDNN autotuning and one CUDA
+    graph."""
     if isinstance(net, IFNet) and net.general:
-        return dataclasses.replace(plan, widen=False, fused_kernels=False, two_streams=False, subpixel_deconvs=False,
+        fused = plan.fused_kernels and families.FusedPass.fits(net.variant, net.ensemble)
+        return dataclasses.replace(plan, widen=False, fused_kernels=fused, two_streams=False, subpixel_deconvs=False,
                                    fused_convs=False, retry_on_host=False)
     return plan
 
@@ -367,7 +371,10 @@ def rebuilt(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | N
 def wrapped(net: nn.Module, plan: ExecutionPlan, dtype: torch.dtype) -> nn.Module:
     """``rebuilt``'s network run as ``plan`` runs it: compiled (with two streams, stage by stage: the streams switch
     between the stages, outside compiled code), in one CUDA graph, through IPEX (``dtype``: the precision's)."""
-    if plan.compile and plan.two_streams and isinstance(net, IFNet):
+    if plan.compile and isinstance(net, IFNet) and net.fused_general:
+        for part in net.compiled_parts():
+            part.compile()
+    elif plan.compile and plan.two_streams and isinstance(net, IFNet):
         for stage in net.STAGES:
             setattr(net, stage, torch.compile(getattr(net, stage)))
     elif plan.compile:

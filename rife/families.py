@@ -8,12 +8,25 @@ with no fused kernels: on CUDA, ``fast`` runs it through ``torch.compile`` and o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
-from rife.ifnet import ContextUNet, Conv2, Warper, flow_peaks, resize, warp_both
+from rife.ifnet import (
+    Candidate,
+    ContextUNet,
+    Conv2,
+    Kernels,
+    StepForm,
+    Warper,
+    flow_peaks,
+    memory_format_of,
+    resize,
+    warp_both,
+)
 from rife.variants import FLOW_CHANNELS, SWAPPED_INPUT, LargeMotionRetry, Variant
 
 
@@ -230,6 +243,97 @@ class GeneralPass:
         factor = scale * self.v.head_factor
         out = resize(self.blocks[i](x), factor)
         return out[:, :FLOW_CHANNELS] * factor, out[:, FLOW_CHANNELS:FLOW_CHANNELS + 1], out[:, 5:5 + self.v.carry_channels]
+
+
+# A block input's frames and features come in pairs, each pair gathered in one launch (``FusedPass``): the first
+# name of a pair, the pair's source and whether it is warped by the running flow.
+PAIRED_INPUTS = {"img0": ("img", False), "warped0": ("img", True), "feat0": ("feat", False),
+                 "wfeat0": ("feat", True)}
+
+
+class FusedPass:
+    """``GeneralPass``'s arithmetic for Practical-RIFE 4.2+ run without the ensemble (``fits``), with the Triton
+    kernels of ``Kernels``: each block's input assembled in place at its scale (``resample``: frames and features
+    warped only at the pixels the resize reads, one launch per pair), each flow step one kernel (``step``, in fp32),
+    the carried channels brought to the frame in one launch, and the last step, warps and blend one kernel
+    (``settle``). At full size only the running flow and mask (fp32), the carried channels and the output are
+    written. Both frames are encoded in one batch."""
+
+    def __init__(self, variant: Variant, blocks: Sequence[nn.Module], encode: nn.Module | None,
+                 kernels: Kernels) -> None:
+        assert kernels.resample is not None and kernels.step is not None and kernels.settle is not None
+        self.v = variant
+        self.blocks = blocks
+        self.encode = encode
+        self.resample = kernels.resample
+        self.step = kernels.step
+        self.settle = kernels.settle
+        self.form = StepForm(head_factor=variant.head_factor, mask_adds=variant.mask_accumulates, fp32_state=True)
+
+    @staticmethod
+    def fits(variant: Variant, ensemble: bool) -> bool:
+        """Whether ``variant`` (run with ``ensemble`` or not) is one this pass computes."""
+        return (not variant.classic and not ensemble and not variant.zero_start and not variant.adaptive_scale
+                and not variant.fusion_refine and variant.large_motion_retry is None
+                and variant.head in ("deconv", "shuffle") and variant.head_channels >= 5 + variant.carry_channels)
+
+    def __call__(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
+        pair = torch.cat((img0, img1)).clamp(0.0, 1.0)
+        img0, img1 = pair.chunk(2)
+        sources = {"img": pair, "feat": self.encode(pair) if self.encode is not None else None,
+                   "timestep": t_plane}
+        flow = mask = None
+        last = len(scales) - 1
+        for i, scale in enumerate(scales):
+            out = self.blocks[i](self._feed(i, scale, sources, flow))
+            if i == last:
+                return self.settle(None, Candidate(out, scale, flow, mask), None, img0, img1, blend=True,
+                                   form=self.form)[0]
+            flow, mask = self.step(out, scale, flow, mask, img0, img1, measure=False, warp_frames=False,
+                                   form=self.form)[:2]
+            sources["mask"] = mask
+            if self.v.carry_channels:
+                sources["carry"] = self._carried(out, scale)
+        raise AssertionError("a variant has at least one block")
+
+    def _carried(self, out: Tensor, scale: float) -> Tensor:
+        """A block's carried channels (after flow and mask) brought to the frame's size, as the next block reads
+        them."""
+        factor = scale * self.v.head_factor
+        n, _, h, w = out.shape
+        size = (n, self.v.carry_channels, math.floor(h * factor), math.floor(w * factor))
+        carry = torch.empty(size, dtype=out.dtype, device=out.device).contiguous(memory_format=memory_format_of(out))
+        return self.resample(out[:, 5:5 + self.v.carry_channels], carry, factor)
+
+    def _feed(self, i: int, scale: float, sources: dict[str, Tensor | None], flow: Tensor | None) -> Tensor:
+        """Block ``i``'s input at 1 / ``scale`` of the frame, written channel group by channel group."""
+        names = self.v.first_inputs if flow is None else self.v.refine_inputs
+        pair = cast(Tensor, sources["img"])
+        n, _, H, W = img_shape = (pair.shape[0] // 2, *pair.shape[1:])
+        factor = 1.0 / scale
+        size = (n, self.v.block_in_channels(i), math.floor(H * factor), math.floor(W * factor))
+        x = torch.empty(size, dtype=pair.dtype, device=pair.device).contiguous(memory_format=memory_format_of(pair))
+        at, k = 0, 0
+        while k < len(names):
+            name = names[k]
+            if name in PAIRED_INPUTS:
+                source, warped = PAIRED_INPUTS[name]
+                src = cast(Tensor, sources[source])
+                if names[k + 1:k + 2] != (SWAPPED_INPUT[name],):
+                    raise ValueError(f"{self.v.name}: {name} is not followed by {SWAPPED_INPUT[name]}")
+                width, k = 2 * src.shape[1], k + 2
+                self.resample(src, x[:, at:at + width], factor, flow if warped else None, pairs=2)
+            else:
+                src = cast(Tensor, sources[name])
+                width, k = src.shape[1], k + 1
+                self.resample(src, x[:, at:at + width], factor)
+            at += width
+        if flow is not None:
+            self.resample(flow, x[:, at:at + FLOW_CHANNELS], factor, divisor=scale)
+            at += FLOW_CHANNELS
+        if at != size[1] or img_shape[1] != 3:
+            raise ValueError(f"{self.v.name}: block {i}'s input has {size[1]} channels, its sources {at}")
+        return x
 
 
 FUSION_WIDTH = 32

@@ -279,12 +279,24 @@ class Candidate(NamedTuple):
     prev_mask: Tensor | None
 
 
+@dataclass(frozen=True)
+class StepForm:
+    """What a flow step does besides the paper / 4.0 arithmetic (the defaults): the block output is at
+    1 / (scale * ``head_factor``) of the frame; ``mask_adds`` False: the block's mask replaces the running one
+    (Practical-RIFE 4.7+); ``fp32_state``: the flow and mask stored in fp32 whatever the block output's dtype."""
+
+    head_factor: int = 2
+    mask_adds: bool = True
+    fp32_state: bool = False
+
+
 class StepKernel(Protocol):
     """``FlowStep`` in one fused kernel: (flow, mask, warped0, warped1, peaks), the warped frames None unless
-    ``warp_frames``, the peaks None unless ``measure`` (``rife.triton_warp.step``)."""
+    ``warp_frames``, the peaks None unless ``measure`` (``rife.triton_warp.step``); ``form``: another family's
+    step."""
 
     def __call__(self, out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
-                 img1: Tensor, measure: bool, warp_frames: bool = True
+                 img1: Tensor, measure: bool, warp_frames: bool = True, form: StepForm | None = None
                  ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]: ...
 
 
@@ -293,7 +305,15 @@ class SettleKernel(Protocol):
     blended frame alone, (frame,) (``rife.triton_warp.settle``)."""
 
     def __call__(self, take_b: Tensor | None, a: Candidate, b: Candidate | None, img0: Tensor, img1: Tensor,
-                 blend: bool) -> tuple[Tensor, ...]: ...
+                 blend: bool, form: StepForm | None = None) -> tuple[Tensor, ...]: ...
+
+
+class ResampleKernel(Protocol):
+    """Sources resized (and optionally warped first) into a slice of a block input (``rife.triton_warp.resample``).
+    """
+
+    def __call__(self, src: Tensor, out: Tensor, factor: float, flow: Tensor | None = None, pairs: int = 1,
+                 divisor: float = 1.0) -> Tensor: ...
 
 
 class FeedKernel(Protocol):
@@ -320,6 +340,8 @@ class Kernels:
     step: StepKernel | None = None
     settle: SettleKernel | None = None
     feed: FeedKernel | None = None
+    # The other families' block inputs and carried channels (``rife.families.FusedPass``).
+    resample: ResampleKernel | None = None
     conv: ConvKernel | None = None
     # The PyTorch warps (and flow steps) in fp32 whatever the images' dtype (``Warper``).
     fp32_warps: bool = False
@@ -499,7 +521,20 @@ class IFNet(nn.Module):
             self.contextnet = families.ContextNet31()
             self.unet = families.FusionNet31()
 
+    @property
+    def fused_general(self) -> bool:
+        """Whether this network runs the general path through the Triton kernels (``rife.families.FusedPass``)."""
+        return self.general and self.kernels.resample is not None and families.FusedPass.fits(self.variant,
+                                                                                                self.ensemble)
+
+    def compiled_parts(self) -> list[nn.Module]:
+        """The modules of ``fused_general``'s pass that an execution mode compiles (the kernels run between them)."""
+        return [*self.blocks(), *([self.encode] if self.variant.encoder is not None else [])]
+
     def _general_forward(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
+        if self.fused_general:
+            return families.FusedPass(self.variant, self.blocks(), getattr(self, "encode", None),
+                                      self.kernels)(img0, img1, t_plane, scales)
         if self.variant.fusion_refine:
             return families.HalfFlowPass(self.blocks(), cast(families.ContextNet31, self.contextnet),
                                          cast(families.FusionNet31, self.unet), self.warp)(img0, img1, scales)

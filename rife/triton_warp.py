@@ -8,6 +8,9 @@
 - ``feed``: what ``rife.ifnet.BlockFeed`` does before a block (the frames it reads, warped where needed, the
   timestep, mask and flow, resized to the block's scale and concatenated with zero channels) in one pass over the
   block's input: the frames are warped only at the pixels the resize reads, and nothing at full size is written.
+- ``resample``: the same for the other families' block inputs, one group of channels per launch into a slice of
+  the input (frames, encoder features, warped or not, the carried channels), and their carried channels brought to
+  the frame after a block (``rife.families.FusedPass``).
 
 ``fused_warp`` goes through the custom op ``rife::warp``, which torch.compile keeps inside its graph (and a CUDA
 graph). ``step`` and ``feed`` are called outside compiled code: as a custom op with several outputs, PyTorch 2.11's inductor
@@ -22,7 +25,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
-from rife.ifnet import Candidate, memory_format_of
+from rife.ifnet import Candidate, StepForm, memory_format_of
 from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS
 
 try:
@@ -154,9 +157,10 @@ if triton is not None:
 
     @triton.jit
     def _candidate(t, prev_flow, prev_mask, h, w, inv_k, k, t_sn, t_sc, t_sh, t_sw, pf_sn, pf_sc, pf_sh, pf_sw,
-                   pm_sn, pm_sh, pm_sw, x, y, n, ok, HAS_PREV: tl.constexpr):
+                   pm_sn, pm_sh, pm_sw, x, y, n, ok, HAS_PREV: tl.constexpr, MASK_ADDS: tl.constexpr):
         """A block output brought to the frame at pixels (x, y) of row y, scaled and added to the running flow and
-        mask: the four flow channels and the mask in fp32, and the change of the flow (for the retry's peaks)."""
+        mask (or, without MASK_ADDS, replacing it): the four flow channels and the mask in fp32, and the change of
+        the flow (for the retry's peaks)."""
         ya, yb, ly = _resize_index(y, inv_k, h)
         xa, xb, lx = _resize_index(x, inv_k, w)
         top = t + n * t_sn + ya.to(tl.int64) * t_sh
@@ -176,8 +180,9 @@ if triton is not None:
             d1 += tl.load(pf + pf_sc, mask=ok).to(tl.float32)
             d2 += tl.load(pf + 2 * pf_sc, mask=ok).to(tl.float32)
             d3 += tl.load(pf + 3 * pf_sc, mask=ok).to(tl.float32)
-            dm += tl.load(prev_mask + n * pm_sn + y.to(tl.int64) * pm_sh + x.to(tl.int64) * pm_sw, mask=ok).to(
-                tl.float32)
+            if MASK_ADDS:
+                dm += tl.load(prev_mask + n * pm_sn + y.to(tl.int64) * pm_sh + x.to(tl.int64) * pm_sw, mask=ok).to(
+                    tl.float32)
         return d0, d1, d2, d3, dm, p01, p23
 
     @triton.jit
@@ -191,7 +196,7 @@ if triton is not None:
         m_sn, m_sh, m_sw,
         o_sn, o_sc, o_sh, o_sw,
         HAS_PREV: tl.constexpr, HAS_B: tl.constexpr, MEASURE: tl.constexpr, WARP: tl.constexpr,
-        BLEND: tl.constexpr, BLOCK_P: tl.constexpr,
+        BLEND: tl.constexpr, MASK_ADDS: tl.constexpr, BLOCK_P: tl.constexpr,
     ):
         # A program takes one row segment of one frame: the block output's two source rows are shared by all.
         # With HAS_B, each frame takes candidate B (another block output, scale and running state) where take_b says
@@ -203,11 +208,11 @@ if triton is not None:
         if pick_b:
             d0, d1, d2, d3, dm, p01, p23 = _candidate(
                 tb, pfb, pmb, hb, wb, inv_kb, kb, tb_sn, tb_sc, tb_sh, tb_sw, pfb_sn, pfb_sc, pfb_sh, pfb_sw,
-                pmb_sn, pmb_sh, pmb_sw, x, y, n, ok, HAS_PREV)
+                pmb_sn, pmb_sh, pmb_sw, x, y, n, ok, HAS_PREV, MASK_ADDS)
         else:
             d0, d1, d2, d3, dm, p01, p23 = _candidate(
                 ta, pfa, pma, ha, wa, inv_ka, ka, ta_sn, ta_sc, ta_sh, ta_sw, pfa_sn, pfa_sc, pfa_sh, pfa_sw,
-                pma_sn, pma_sh, pma_sw, x, y, n, ok, HAS_PREV)
+                pma_sn, pma_sh, pma_sw, x, y, n, ok, HAS_PREV, MASK_ADDS)
         if MEASURE:
             tl.atomic_max(peaks + 2 * n, tl.max(tl.where(ok, p01, 0.0), axis=0))
             tl.atomic_max(peaks + 2 * n + 1, tl.max(tl.where(ok, p23, 0.0), axis=0))
@@ -385,6 +390,50 @@ if triton is not None:
         if CHANNELS > 24:
             _store_tile(o, o_sc, t3, 24, CHANNELS, ok)
 
+    @triton.jit
+    def _resample_kernel(
+        src, flow, out,
+        C, H, W, w, half_n, inv_s, divisor,
+        s_sn, s_sc, s_sh, s_sw,
+        f_sn, f_sc, f_sh, f_sw,
+        o_sn, o_sc, o_sh, o_sw,
+        WARP: tl.constexpr, TAPS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    ):
+        # A program takes one channel tile of one row segment of the output, for source frame s: sample s % half_n,
+        # half s // half_n of a pair (its flow channels and its output channels follow the first half's).
+        tiles_c = tl.cdiv(C, BLOCK_C)
+        x = tl.program_id(0) // tiles_c * BLOCK_P + tl.arange(0, BLOCK_P)
+        c = tl.program_id(0) % tiles_c * BLOCK_C + tl.arange(0, BLOCK_C)
+        y = tl.program_id(1)
+        s = tl.program_id(2)
+        half = s // half_n
+        n = (s % half_n).to(tl.int64)
+        x_ok = x < w
+        ok = x_ok[:, None] & (c < C)[None, :]
+        ya, yb, ly = _resize_index(y, inv_s, H)
+        xa, xb, lx = _resize_index(x, inv_s, W)
+        frame = src + s.to(tl.int64) * s_sn
+        channel = c.to(tl.int64)[None, :] * s_sc
+        acc = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
+        for tap in tl.static_range(TAPS):
+            ty, tx, wt = _tap(ya, yb, xa, xb, lx, ly, tap)
+            if WARP:
+                f = flow + n * f_sn + (2 * half).to(tl.int64) * f_sc + ty.to(tl.int64) * f_sh + tx.to(tl.int64) * f_sw
+                ix = _source_coord(tx, tl.load(f, mask=x_ok, other=0.0).to(tl.float32), W)
+                iy = _source_coord(ty, tl.load(f + f_sc, mask=x_ok, other=0.0).to(tl.float32), H)
+                x0, y0, w_nw, w_ne, w_sw, w_se, x1_ok, y1_ok = _bilinear(ix, iy, W, H)
+                nw = frame + y0.to(tl.int64) * s_sh + x0.to(tl.int64) * s_sw
+                v = _gather(nw[:, None] + channel, s_sh, s_sw, w_nw[:, None], w_ne[:, None], w_sw[:, None],
+                            w_se[:, None], ok, x1_ok[:, None], y1_ok[:, None])
+                v = v.to(src.dtype.element_ty).to(tl.float32)  # rounded as a stored warp would be
+            else:
+                at = frame + ty.to(tl.int64) * s_sh + tx.to(tl.int64) * s_sw
+                v = tl.load(at[:, None] + channel, mask=ok, other=0.0).to(tl.float32)
+            acc += wt[:, None] * v
+        acc = tl.math.div_rn(acc, divisor)
+        o = out + n * o_sn + y.to(tl.int64) * o_sh + x.to(tl.int64) * o_sw
+        tl.store(o[:, None] + (half * C + c).to(tl.int64)[None, :] * o_sc, acc.to(out.dtype.element_ty), mask=ok)
+
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
         return _launch(img, flow, wrap_triton(_warp_kernel))
@@ -449,7 +498,8 @@ def _launch(img: Tensor, flow: Tensor, kernel: Any) -> Tensor:
 
 @dataclass(frozen=True)
 class _StepCandidate:
-    """A candidate as the flow step kernel takes it: its block output ``t``, scale factor ``k`` (2 * scale) and
+    """A candidate as the flow step kernel takes it: its block output ``t``, scale factor ``k`` (scale times the
+    head's factor: 2 for the paper / 4.0 blocks, see ``rife.variants.Variant.head_factor``) and
     running flow ``pf`` and mask ``pm``, each named with the candidate's suffix (``ta``, ``pfa``, ...)."""
 
     out: Tensor
@@ -458,10 +508,10 @@ class _StepCandidate:
     k: float
 
     @classmethod
-    def of(cls, c: Candidate, img0: Tensor) -> "_StepCandidate":
+    def of(cls, c: Candidate, img0: Tensor, head_factor: int) -> "_StepCandidate":
         out, scale, prev_flow, prev_mask = c
         n, _, h, w = out.shape
-        k = scale * 2
+        k = scale * head_factor
         if out.shape[1] < 5 or (int(h * k), int(w * k)) != tuple(img0.shape[2:]) or n != img0.shape[0]:
             raise ValueError(f"block output {tuple(out.shape)} at scale {scale} for frames {tuple(img0.shape)}")
         # Arguments the kernel does not touch get ``out``, which it only reads.
@@ -480,15 +530,19 @@ class _StepCandidate:
 
 
 def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0: Tensor, img1: Tensor, *,
-                 measure: bool, warp_frames: bool, blend: bool, kernel: Any) -> tuple[Tensor | None, ...]:
+                 measure: bool, warp_frames: bool, blend: bool, kernel: Any, form: StepForm | None = None
+                 ) -> tuple[Tensor | None, ...]:
+    form = form or StepForm()
     out, _, prev_flow, _ = a
     n = out.shape[0]
     H, W = img0.shape[2:]
     if img1.stride() != img0.stride() or (b is not None and (b[2] is None) != (prev_flow is None)):
         raise ValueError("the flow step's frames or candidates do not match")
-    cand_a = _StepCandidate.of(a, img0)
-    cand_b = _StepCandidate.of(b, img0) if b is not None else cand_a
+    cand_a = _StepCandidate.of(a, img0, form.head_factor)
+    cand_b = _StepCandidate.of(b, img0, form.head_factor) if b is not None else cand_a
     dtype = out.dtype if prev_flow is None else torch.promote_types(out.dtype, prev_flow.dtype)
+    if form.fp32_state:
+        dtype = torch.float32
     fmt = memory_format_of(img0)
     state = not blend
     flow = torch.empty((n, 4, H, W), dtype=dtype, device=out.device, memory_format=fmt) if state else None
@@ -513,7 +567,7 @@ def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0:
          take_b=take_b if take_b is not None else img0, peaks=peaks if measure else img0,
          **cand_a.scalars("a"), **cand_b.scalars("b"), H=H, W=W,
          HAS_PREV=prev_flow is not None, HAS_B=b is not None, MEASURE=measure, WARP=warp_frames, BLEND=blend,
-         BLOCK_P=block_p)
+         MASK_ADDS=form.mask_adds, BLOCK_P=block_p)
     if blend:
         return (frame,)
     return flow, mask, *warped, peaks
@@ -563,6 +617,23 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
     return feed
 
 
+def _launch_resample(src: Tensor, out: Tensor, factor: float, flow: Tensor | None, pairs: int, divisor: float,
+                     kernel: Any) -> None:
+    n2, c, H, W = src.shape
+    n, c_out, h, w = out.shape
+    if n2 != n * pairs or c_out != c * pairs or (h, w) != (math.floor(H * factor), math.floor(W * factor)) \
+            or (flow is not None and tuple(flow.shape) != (n, 2 * pairs, H, W)):
+        raise ValueError(f"resampling {tuple(src.shape)} by {factor} into {tuple(out.shape)} in {pairs} part(s), "
+                         f"flow {None if flow is None else tuple(flow.shape)}")
+    block_c = min(triton.next_power_of_2(c), 16)
+    block_p = min(max(1024 // block_c, 32), 128, triton.next_power_of_2(w))
+    grid = (triton.cdiv(w, block_p) * triton.cdiv(c, block_c), h, n2)
+    # Without a flow the kernel reads none: its arguments get ``src``, which it only reads.
+    _run(kernel, grid, Strided.of("s", src=src), Strided.of("f", flow=flow if flow is not None else src),
+         Strided.of("o", out=out), C=c, H=H, W=W, w=w, half_n=n, inv_s=1.0 / factor, divisor=float(divisor),
+         WARP=flow is not None, TAPS=1 if factor == 1 else 4, BLOCK_P=block_p, BLOCK_C=block_c)
+
+
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("rife.triton_warp needs Triton and PyTorch 2.6 or later, which do not import here")
@@ -583,18 +654,18 @@ def fused_warp(img: Tensor, flow: Tensor) -> Tensor:
 
 
 def step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor, img1: Tensor,
-         measure: bool, warp_frames: bool = True
+         measure: bool, warp_frames: bool = True, form: StepForm | None = None
          ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
     """``rife.ifnet.FlowStep`` in one kernel: (flow, mask, warped0, warped1, peaks); peaks are None unless
-    ``measure``, the warped frames None unless ``warp_frames``."""
+    ``measure``, the warped frames None unless ``warp_frames``; ``form``: another family's step (``StepForm``)."""
     _require_triton()
     results = _launch_step(Candidate(out, scale, prev_flow, prev_mask), None, None, img0, img1, measure=measure,
-                           warp_frames=warp_frames, blend=False, kernel=_step_kernel)
+                           warp_frames=warp_frames, blend=False, kernel=_step_kernel, form=form)
     return cast("tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]", results)  # the state's, stored
 
 
 def settle(take_b: Tensor | None, a: Candidate, b: Candidate | None, img0: Tensor, img1: Tensor,
-           blend: bool) -> tuple[Tensor, ...]:
+           blend: bool, form: StepForm | None = None) -> tuple[Tensor, ...]:
     """The final flow step of two candidates at once (``rife.ifnet.FlowStep.settle``): per frame, candidate ``b``
     where ``take_b`` (N booleans) is true, else ``a``, computing only the chosen one. Returns (flow, mask, warped0,
     warped1), or with ``blend`` (the frame, ) the warped frames blended by the mask (``rife.ifnet.blend``)."""
@@ -602,7 +673,7 @@ def settle(take_b: Tensor | None, a: Candidate, b: Candidate | None, img0: Tenso
     if (b is None) != (take_b is None):
         raise ValueError("a second candidate needs the choice of each frame, and only it")
     results = _launch_step(a, b, take_b, img0, img1, measure=False, warp_frames=True, blend=blend,
-                           kernel=_step_kernel)
+                           kernel=_step_kernel, form=form)
     return cast("tuple[Tensor, ...]", results if blend else results[:4])  # every result computed
 
 
@@ -614,3 +685,15 @@ def feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1
     _require_triton()
     return _launch_feed(names, channels, scale, img0, img1, t_plane, flow, mask, kernel=_feed_kernel)
 
+
+def resample(src: Tensor, out: Tensor, factor: float, flow: Tensor | None = None, pairs: int = 1,
+             divisor: float = 1.0) -> Tensor:
+    """Writes into ``out`` (N, pairs * C, h, w; a channel slice of a larger tensor may be given) ``src``
+    (pairs * N, C, H, W) resized bilinearly by ``factor`` (``rife.ifnet.resize``: align_corners=False, scale-factor
+    semantics) and divided by ``divisor``; with ``flow`` (N, 2 * pairs, H, W) each source pixel the resize reads is
+    first warped (``rife.ifnet.Warper`` with fp32) by the flow's channels 2k and 2k + 1 for part k of the sources, each
+    warped value rounded to the source's dtype as a stored warp would be. Source frame k * N + i goes to sample i,
+    channels k * C to (k + 1) * C: both frames of a pair, or both frames' features, in one launch. Returns ``out``."""
+    _require_triton()
+    _launch_resample(src, out, factor, flow, pairs, divisor, _resample_kernel)
+    return out

@@ -5,6 +5,7 @@ peak memory and each row's error against our fp32 eager output.
     python -m tools.gpu_table [--weights train_log/v4.0/flownet.pkl] [--paper-code model] [--archs paper,v4.0]
         [--sizes 448x256,1280x720,1920x1080] [--precisions fp16,bf16] [--modes eager,graph,fast] [--calls 300]
         [--out DIR]
+    python -m tools.gpu_table --releases 4.25,4.26.heavy,4.22 [--profile 4.25] [--sizes 1280x720] [--calls 300]
 
 Run from the repository after ``./get_model.sh`` (the v4.0 weights; the paper code in ``model/`` adds the upstream
 paper rows, which are left out without it). Prints the table as Markdown and writes gpu_table.json to --out.
@@ -128,6 +129,109 @@ def section_modes(v4_weights: Path, paper_code: Path | None, calls: int, compile
     return rows
 
 
+def release_engine(release: str, impl: str, precision: str, mode: str, weights: Path) -> Engine:
+    from rife import assets
+
+    loaded = load_model(ModelChoice(arch=release, weights=weights, impl=impl, models_dir=assets.cached_paper_code()))
+    return Engine(loaded.net, loaded.variant, CUDA, resolve_precision(CUDA, precision, False), execution=mode)
+
+
+def section_releases(releases: list[str], size: str, calls: int, out: Path) -> list[dict]:
+    """Each release's ``fast`` fp16 next to the upstream code run the reference's way (eager fp16), same run, on a
+    fresh random smooth moving scene; ``fast``'s PSNR against our fp32 eager output. Real weights where the assets
+    folder has them, else seeded random ones that both implementations load (``weights`` says which)."""
+    from tools.gpu_acceptance import family_weights
+
+    h, w = SIZES[size]
+    frames = random_scene(h, w).to(CUDA)
+    rows: list[dict] = []
+    for release in releases:
+        weights, kind = family_weights(release, out)
+        ref_out, fps = None, {}
+        for impl, precision, mode in (("ours", "fp32", "eager"), ("upstream", "fp16", "eager"),
+                                      ("ours", "fp16", "fast")):
+            row = {"model": release, "weights": kind, "size": size, "impl": impl, "precision": precision,
+                   "mode": mode}
+            try:
+                e = release_engine(release, impl, precision, mode, weights)
+                output, r = first_and_timed(e, frames, calls)
+            except Exception as err:  # one failing configuration must not hide the others
+                rows.append({**row, "error": f"{type(err).__name__}: {str(err)[:160]}"})
+                continue
+            ref_out = output if ref_out is None else ref_out
+            fps[impl, precision] = r["fps"]
+            upstream = fps.get(("upstream", "fp16"))
+            rows.append({**row, **r, "vs_upstream_fp16": r["fps"] / upstream if upstream else None,
+                         "psnr_vs_fp32": psnr_between(output, ref_out)})
+            del e
+            torch.cuda.empty_cache()
+    return rows
+
+
+def kernel_kind(name: str) -> str:
+    """A kernel's family, for a profile's summary rows. Inductor's kernels are named after the ops they fuse, so
+    they are told apart before the library convolutions (whose names say "conv" too)."""
+    triton_kernels = {"_step_kernel": "flow step (Triton)", "_feed_kernel": "block input (Triton)",
+                      "_resample_kernel": "block input / carried channels (Triton)", "_warp_kernel": "warp"}
+    for key, kind in triton_kernels.items():
+        if key in name:
+            return kind
+    if "grid_sampler" in name and not name.startswith("triton_"):
+        return "warp"
+    if name.startswith("triton_"):
+        if "unsafe_index" in name:
+            return "resize (+ fused elementwise, inductor)"
+        if name.startswith("triton_per"):
+            return "reduction (inductor)"
+        if "convolution" in name:
+            return "convolution epilogue / fused elementwise (inductor)"
+        return "other elementwise / cat (inductor)"
+    if "nhwcAddPadding" in name:
+        return "cuDNN channel padding"
+    if "dgrad" in name:
+        return "transposed convolution"
+    if any(k in name for k in ("xmma", "cutlass", "conv", "fprop", "implicit_gemm", "cudnn", "sm90")):
+        return "convolution"
+    if "emcpy" in name or "emset" in name or "copy" in name.lower():
+        return "copy/memset"
+    return "other"
+
+
+def section_profile(release: str, size: str, out: Path, calls: int = 50) -> list[dict]:
+    """Where the time of one ``fast`` fp16 call of ``release`` goes: CUDA kernels over ``calls`` CUDA-graph
+    replays, by family and the largest ones."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from tools.gpu_acceptance import family_weights
+
+    h, w = SIZES[size]
+    e = release_engine(release, "ours", "fp16", "fast", family_weights(release, out)[0])
+    frames = random_scene(h, w).to(CUDA)
+    a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
+    for _ in range(5):
+        e.interpolate(a, b, 1, (h, w))
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            e.interpolate(a, b, 1, (h, w))
+        torch.cuda.synchronize()
+    events = [ev for ev in prof.key_averages() if ev.device_time_total > 0]
+    total = sum(ev.device_time_total for ev in events) or 1.0
+    by_kind: dict[str, list] = {}
+    for ev in events:
+        by_kind.setdefault(kernel_kind(ev.key), []).append(ev)
+    rows = [{"model": release, "kernel": "[all]", "us_per_call": total / calls, "share_pct": 100.0,
+             "kernels_per_call": sum(ev.count for ev in events) / calls}]
+    for kind, evs in sorted(by_kind.items(), key=lambda kv: -sum(ev.device_time_total for ev in kv[1])):
+        spent = sum(ev.device_time_total for ev in evs)
+        rows.append({"model": release, "kernel": f"[{kind}]", "us_per_call": spent / calls,
+                     "share_pct": 100 * spent / total, "kernels_per_call": sum(ev.count for ev in evs) / calls})
+    for ev in sorted(events, key=lambda ev: -ev.device_time_total)[:12]:
+        rows.append({"model": release, "kernel": ev.key[:70], "us_per_call": ev.device_time_total / calls,
+                     "share_pct": 100 * ev.device_time_total / total, "kernels_per_call": ev.count / calls})
+    return rows
+
+
 def print_table(title: str, rows: list[dict]) -> None:
     print(f"\n## {title}")
     if not rows:
@@ -153,10 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=300, help="timed calls per row, after 10 warm-up calls")
     p.add_argument("--compile", action="store_true", help="also time torch.compile at 1280x720 fp16")
     p.add_argument("--out", type=Path, default=Path("."))
+    p.add_argument("--releases", default="", help="instead: these releases' fast fp16 next to the upstream code "
+                   "eager fp16 at the first of --sizes (real weights from the assets folder, else seeded random)")
+    p.add_argument("--profile", default="", help="with --releases: this release's fast call, kernel by kernel")
     a = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("error: the GPU table needs a CUDA GPU, and none is visible to PyTorch", file=sys.stderr)
         return 2
+    if a.releases:
+        return release_tables(a)
     if "v4.0" in a.archs.split(",") and not a.weights.is_file():
         print(f"error: no v4.0 weights at {a.weights}: run ./get_model.sh or pass --weights", file=sys.stderr)
         return 2
@@ -171,6 +280,19 @@ def main(argv: list[str] | None = None) -> int:
     print_table("modes", rows)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "gpu_table.json").write_text(json.dumps({"modes": rows}, indent=2))
+    return 0
+
+
+def release_tables(a: argparse.Namespace) -> int:
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
+    size = a.sizes.split(",")[0]
+    a.out.mkdir(parents=True, exist_ok=True)
+    tables = {"releases": section_releases(a.releases.split(","), size, a.calls, a.out)}
+    print_table(f"releases at {size}", tables["releases"])
+    if a.profile:
+        tables["profile"] = section_profile(a.profile, size, a.out)
+        print_table(f"profile of {a.profile} fast fp16 at {size}", tables["profile"])
+    (a.out / "gpu_releases.json").write_text(json.dumps(tables, indent=2))
     return 0
 
 
