@@ -3,6 +3,7 @@
 # the upstream code eager fp16, PSNR against our fp32 eager) and a profile of one release's fast call, then lone
 # inference.py runs of the headline releases, ours fast and the upstream code eager, each packed into
 # OUT_DIR/releases.tgz as it ends.
+# and the A/B of the profiled release's fast choices (dev.release_ab).
 # Usage: RIFE_CACHE=assets dev/gpu_releases.sh OUT_DIR TABLE_RELEASES PROFILE_RELEASE [RUN_RELEASE...]
 set -u
 out=${1:?output folder}; table=${2:?releases}; profile=${3:?release to profile}; shift 3
@@ -12,7 +13,10 @@ t0=$SECONDS
 timeout 420 python3 -m tools.gpu_table --releases "$table" --profile "$profile" --sizes 1280x720 --calls 300 \
   --out "$out/releases/table" > "$out/releases/table.txt" 2>&1
 echo "table rc=$? wall=$((SECONDS - t0))s" | tee -a "$out/releases/index.txt"
-rm -rf "$out/releases/table/random-weights/"*/*.pkl.tmp 2>/dev/null
+pack
+t0=$SECONDS
+timeout 240 python3 -m dev.release_ab "$profile" --out "$out/releases/table" > "$out/releases/ab.txt" 2>&1
+echo "ab rc=$? wall=$((SECONDS - t0))s" | tee -a "$out/releases/index.txt"
 pack
 for release in "$@"; do
   w=$out/releases/table/random-weights/$release/flownet.pkl

@@ -311,7 +311,7 @@ def _fused_kernels() -> Kernels:
     # rife.triton_warp.
     return Kernels(warp=triton_warp.fused_warp, step=torch.compiler.disable(triton_warp.step),
                    settle=torch.compiler.disable(triton_warp.settle), feed=torch.compiler.disable(triton_warp.feed),
-                   resample=torch.compiler.disable(triton_warp.resample))
+                   gather=torch.compiler.disable(triton_warp.gather))
 
 
 def kernels_for(plan: ExecutionPlan, device: torch.device) -> Kernels:
@@ -339,15 +339,16 @@ def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
 
 def for_network(plan: ExecutionPlan, net: nn.Module) -> ExecutionPlan:
     """What of ``plan`` a network takes: the families beyond the paper / 4.0 arithmetic (``IFNet.general``: v3.x,
-    Practical-RIFE 4.2+) have no widened layers, subpixel or fused convolutions, second stream or host-decided
-    retry. On CUDA, ``fast`` runs Practical-RIFE 4.2+ without the ensemble through the Triton kernels
-    (``rife.families.FusedPass``) with each block and the encoder compiled, the others (v3.x, the ensemble) with
-    fp32 warps and ``torch.compile`` of the whole forward; all with channels_last, cuDNN autotuning and one CUDA
-    graph."""
+    Practical-RIFE 4.2+) have no widened layers, fused convolutions, second stream or host-decided retry. On CUDA,
+    ``fast`` runs Practical-RIFE 4.2+ without the ensemble through the Triton kernels (``rife.families.FusedPass``)
+    with subpixel transposed convolutions and each block and the encoder compiled; the others (v3.x, the ensemble)
+    with fp32 warps and ``torch.compile`` of the whole forward; all with channels_last, cuDNN autotuning and one
+    CUDA graph."""
     if isinstance(net, IFNet) and net.general:
         fused = plan.fused_kernels and families.FusedPass.fits(net.variant, net.ensemble)
-        return dataclasses.replace(plan, widen=False, fused_kernels=fused, two_streams=False, subpixel_deconvs=False,
-                                   fused_convs=False, retry_on_host=False)
+        return dataclasses.replace(plan, widen=False, fused_kernels=fused, two_streams=False,
+                                   subpixel_deconvs=plan.subpixel_deconvs and fused, fused_convs=False,
+                                   retry_on_host=False)
     return plan
 
 

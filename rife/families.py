@@ -19,6 +19,7 @@ from rife.ifnet import (
     Candidate,
     ContextUNet,
     Conv2,
+    GatherGroup,
     Kernels,
     StepForm,
     Warper,
@@ -100,7 +101,11 @@ class FamilyBlock(nn.Module):
             feat = self.convblock(feat) + feat
         else:
             feat = self.convblock(feat)
-        if self.head in ("deconv", "shuffle"):
+        if self.head == "shuffle":
+            # In the input's memory format: compiled, the shuffle's kernel then writes whole pixels, not channel
+            # planes (a no-op in NCHW).
+            return self.lastconv(feat).contiguous(memory_format=memory_format_of(feat))
+        if self.head == "deconv":
             return self.lastconv(feat)
         if self.head == "flow":
             return self.conv1(feat)
@@ -261,11 +266,11 @@ class FusedPass:
 
     def __init__(self, variant: Variant, blocks: Sequence[nn.Module], encode: nn.Module | None,
                  kernels: Kernels) -> None:
-        assert kernels.resample is not None and kernels.step is not None and kernels.settle is not None
+        assert kernels.gather is not None and kernels.step is not None and kernels.settle is not None
         self.v = variant
         self.blocks = blocks
         self.encode = encode
-        self.resample = kernels.resample
+        self.gather = kernels.gather
         self.step = kernels.step
         self.settle = kernels.settle
         self.form = StepForm(head_factor=variant.head_factor, mask_adds=variant.mask_accumulates, fp32_state=True)
@@ -302,38 +307,35 @@ class FusedPass:
         factor = scale * self.v.head_factor
         n, _, h, w = out.shape
         size = (n, self.v.carry_channels, math.floor(h * factor), math.floor(w * factor))
-        carry = torch.empty(size, dtype=out.dtype, device=out.device).contiguous(memory_format=memory_format_of(out))
-        return self.resample(out[:, 5:5 + self.v.carry_channels], carry, factor)
+        carry = torch.empty(size, dtype=out.dtype, device=out.device, memory_format=memory_format_of(out))
+        return self.gather([GatherGroup(out[:, 5:5 + self.v.carry_channels], 0)], carry, factor)
 
     def _feed(self, i: int, scale: float, sources: dict[str, Tensor | None], flow: Tensor | None) -> Tensor:
-        """Block ``i``'s input at 1 / ``scale`` of the frame, written channel group by channel group."""
+        """Block ``i``'s input at 1 / ``scale`` of the frame, all its channel groups in one launch."""
         names = self.v.first_inputs if flow is None else self.v.refine_inputs
         pair = cast(Tensor, sources["img"])
-        n, _, H, W = img_shape = (pair.shape[0] // 2, *pair.shape[1:])
+        n, _, H, W = pair.shape[0] // 2, *pair.shape[1:]
         factor = 1.0 / scale
         size = (n, self.v.block_in_channels(i), math.floor(H * factor), math.floor(W * factor))
-        x = torch.empty(size, dtype=pair.dtype, device=pair.device).contiguous(memory_format=memory_format_of(pair))
-        at, k = 0, 0
+        x = torch.empty(size, dtype=pair.dtype, device=pair.device, memory_format=memory_format_of(pair))
+        groups, at, k = [], 0, 0
         while k < len(names):
             name = names[k]
             if name in PAIRED_INPUTS:
                 source, warped = PAIRED_INPUTS[name]
-                src = cast(Tensor, sources[source])
                 if names[k + 1:k + 2] != (SWAPPED_INPUT[name],):
                     raise ValueError(f"{self.v.name}: {name} is not followed by {SWAPPED_INPUT[name]}")
-                width, k = 2 * src.shape[1], k + 2
-                self.resample(src, x[:, at:at + width], factor, flow if warped else None, pairs=2)
+                group, k = GatherGroup(cast(Tensor, sources[source]), at, warped, pairs=2), k + 2
             else:
-                src = cast(Tensor, sources[name])
-                width, k = src.shape[1], k + 1
-                self.resample(src, x[:, at:at + width], factor)
-            at += width
+                group, k = GatherGroup(cast(Tensor, sources[name]), at), k + 1
+            groups.append(group)
+            at += group.pairs * group.src.shape[1]
         if flow is not None:
-            self.resample(flow, x[:, at:at + FLOW_CHANNELS], factor, divisor=scale)
+            groups.append(GatherGroup(flow, at, divisor=scale))
             at += FLOW_CHANNELS
-        if at != size[1] or img_shape[1] != 3:
+        if at != size[1]:
             raise ValueError(f"{self.v.name}: block {i}'s input has {size[1]} channels, its sources {at}")
-        return x
+        return self.gather(groups, x, factor, flow)
 
 
 FUSION_WIDTH = 32

@@ -308,12 +308,23 @@ class SettleKernel(Protocol):
                  blend: bool, form: StepForm | None = None) -> tuple[Tensor, ...]: ...
 
 
-class ResampleKernel(Protocol):
-    """Sources resized (and optionally warped first) into a slice of a block input (``rife.triton_warp.resample``).
-    """
+class GatherGroup(NamedTuple):
+    """A group of a block input's channels for a ``GatherKernel``: ``src`` (pairs * N, C, H, W) resized into channels
+    ``at`` onwards (both halves of a pair side by side), warped first by the flow where ``warped``, divided by
+    ``divisor``."""
 
-    def __call__(self, src: Tensor, out: Tensor, factor: float, flow: Tensor | None = None, pairs: int = 1,
-                 divisor: float = 1.0) -> Tensor: ...
+    src: Tensor
+    at: int
+    warped: bool = False
+    pairs: int = 1
+    divisor: float = 1.0
+
+
+class GatherKernel(Protocol):
+    """Groups of channels resized (and optionally warped first) into a block input (``rife.triton_warp.gather``)."""
+
+    def __call__(self, groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None = None
+                 ) -> Tensor: ...
 
 
 class FeedKernel(Protocol):
@@ -341,7 +352,7 @@ class Kernels:
     settle: SettleKernel | None = None
     feed: FeedKernel | None = None
     # The other families' block inputs and carried channels (``rife.families.FusedPass``).
-    resample: ResampleKernel | None = None
+    gather: GatherKernel | None = None
     conv: ConvKernel | None = None
     # The PyTorch warps (and flow steps) in fp32 whatever the images' dtype (``Warper``).
     fp32_warps: bool = False
@@ -524,7 +535,7 @@ class IFNet(nn.Module):
     @property
     def fused_general(self) -> bool:
         """Whether this network runs the general path through the Triton kernels (``rife.families.FusedPass``)."""
-        return self.general and self.kernels.resample is not None and families.FusedPass.fits(self.variant,
+        return self.general and self.kernels.gather is not None and families.FusedPass.fits(self.variant,
                                                                                                 self.ensemble)
 
     def compiled_parts(self) -> list[nn.Module]:

@@ -8,9 +8,9 @@
 - ``feed``: what ``rife.ifnet.BlockFeed`` does before a block (the frames it reads, warped where needed, the
   timestep, mask and flow, resized to the block's scale and concatenated with zero channels) in one pass over the
   block's input: the frames are warped only at the pixels the resize reads, and nothing at full size is written.
-- ``resample``: the same for the other families' block inputs, one group of channels per launch into a slice of
-  the input (frames, encoder features, warped or not, the carried channels), and their carried channels brought to
-  the frame after a block (``rife.families.FusedPass``).
+- ``gather``: the same for the other families' block inputs, from up to six groups of channels (frames, encoder
+  features, warped or not, the carried channels, the flow) in one launch, and (``resample``) their carried channels
+  brought to the frame after a block (``rife.families.FusedPass``).
 
 ``fused_warp`` goes through the custom op ``rife::warp``, which torch.compile keeps inside its graph (and a CUDA
 graph). ``step`` and ``feed`` are called outside compiled code: as a custom op with several outputs, PyTorch 2.11's inductor
@@ -19,13 +19,14 @@ failed on it (``KeyError`` in its scheduler). All need Triton: check ``available
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
 from torch import Tensor
 
-from rife.ifnet import Candidate, StepForm, memory_format_of
+from rife.ifnet import Candidate, GatherGroup, StepForm, memory_format_of
 from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS
 
 try:
@@ -391,48 +392,83 @@ if triton is not None:
             _store_tile(o, o_sc, t3, 24, CHANNELS, ok)
 
     @triton.jit
-    def _resample_kernel(
-        src, flow, out,
-        C, H, W, w, half_n, inv_s, divisor,
-        s_sn, s_sc, s_sh, s_sw,
-        f_sn, f_sc, f_sh, f_sw,
-        o_sn, o_sc, o_sh, o_sw,
-        WARP: tl.constexpr, TAPS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
-    ):
-        # A program takes one channel tile of one row segment of the output, for source frame s: sample s % half_n,
-        # half s // half_n of a pair (its flow channels and its output channels follow the first half's).
-        tiles_c = tl.cdiv(C, BLOCK_C)
-        x = tl.program_id(0) // tiles_c * BLOCK_P + tl.arange(0, BLOCK_P)
-        c = tl.program_id(0) % tiles_c * BLOCK_C + tl.arange(0, BLOCK_C)
-        y = tl.program_id(1)
-        s = tl.program_id(2)
-        half = s // half_n
-        n = (s % half_n).to(tl.int64)
-        x_ok = x < w
+    def _gather_group(src, s_sn, s_sc, s_sh, s_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
+                      ya, yb, ly, xa, xb, lx, H, W, C: tl.constexpr, AT: tl.constexpr, WARP: tl.constexpr,
+                      PAIRS: tl.constexpr, divisor, TAPS: tl.constexpr, BLOCK_C: tl.constexpr):
+        """One source group at this program's output pixels (``out_px``): source frames n and, for a pair, N + n
+        (flow channels 0-1 and 2-3), resized and optionally warped first, into channels AT onwards."""
+        c = tl.arange(0, BLOCK_C)
         ok = x_ok[:, None] & (c < C)[None, :]
+        channel = c.to(tl.int64)[None, :] * s_sc
+        for half in tl.static_range(PAIRS):
+            frame = src + (half * N + n) * s_sn
+            acc = tl.zeros([xa.shape[0], BLOCK_C], tl.float32)
+            for tap in tl.static_range(TAPS):
+                ty, tx, wt = _tap(ya, yb, xa, xb, lx, ly, tap)
+                if WARP:
+                    f = flow + n * f_sn + (2 * half) * f_sc + ty.to(tl.int64) * f_sh + tx.to(tl.int64) * f_sw
+                    ix = _source_coord(tx, tl.load(f, mask=x_ok, other=0.0).to(tl.float32), W)
+                    iy = _source_coord(ty, tl.load(f + f_sc, mask=x_ok, other=0.0).to(tl.float32), H)
+                    x0, y0, w_nw, w_ne, w_sw, w_se, x1_ok, y1_ok = _bilinear(ix, iy, W, H)
+                    nw = frame + y0.to(tl.int64) * s_sh + x0.to(tl.int64) * s_sw
+                    v = _gather(nw[:, None] + channel, s_sh, s_sw, w_nw[:, None], w_ne[:, None], w_sw[:, None],
+                                w_se[:, None], ok, x1_ok[:, None], y1_ok[:, None])
+                    v = v.to(src.dtype.element_ty).to(tl.float32)  # rounded as a stored warp would be
+                else:
+                    at = frame + ty.to(tl.int64) * s_sh + tx.to(tl.int64) * s_sw
+                    v = tl.load(at[:, None] + channel, mask=ok, other=0.0).to(tl.float32)
+                acc += wt[:, None] * v
+            acc = tl.math.div_rn(acc, divisor)
+            dst = out_px[:, None] + (AT + half * C + c).to(tl.int64)[None, :] * o_sc
+            tl.store(dst, acc.to(out_px.dtype.element_ty), mask=ok)
+
+    @triton.jit
+    def _gather_kernel(
+        flow, out, H, W, w, N, inv_s,
+        f_sn, f_sc, f_sh, f_sw, o_sn, o_sc, o_sh, o_sw,
+        src0, s0_sn, s0_sc, s0_sh, s0_sw, div0, src1, s1_sn, s1_sc, s1_sh, s1_sw, div1,
+        src2, s2_sn, s2_sc, s2_sh, s2_sw, div2, src3, s3_sn, s3_sc, s3_sh, s3_sw, div3,
+        src4, s4_sn, s4_sc, s4_sh, s4_sw, div4, src5, s5_sn, s5_sc, s5_sh, s5_sw, div5,
+        C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, C4: tl.constexpr, C5: tl.constexpr,
+        AT0: tl.constexpr, AT1: tl.constexpr, AT2: tl.constexpr, AT3: tl.constexpr, AT4: tl.constexpr,
+        AT5: tl.constexpr,
+        WARP0: tl.constexpr, WARP1: tl.constexpr, WARP2: tl.constexpr, WARP3: tl.constexpr, WARP4: tl.constexpr,
+        WARP5: tl.constexpr,
+        PAIRS0: tl.constexpr, PAIRS1: tl.constexpr, PAIRS2: tl.constexpr, PAIRS3: tl.constexpr,
+        PAIRS4: tl.constexpr, PAIRS5: tl.constexpr,
+        BC0: tl.constexpr, BC1: tl.constexpr, BC2: tl.constexpr, BC3: tl.constexpr, BC4: tl.constexpr,
+        BC5: tl.constexpr,
+        G: tl.constexpr, TAPS: tl.constexpr, BLOCK_P: tl.constexpr,
+    ):
+        # Groups (up to six) of one output row segment are neighbouring programs (the group varies fastest), so
+        # the parts of each pixel's channels they write meet in the L2 cache rather than in memory; a program takes
+        # all the channels of its group.
+        g = tl.program_id(0) % G
+        x = tl.program_id(0) // G * BLOCK_P + tl.arange(0, BLOCK_P)
+        y = tl.program_id(1)
+        n = tl.program_id(2).to(tl.int64)
+        x_ok = x < w
         ya, yb, ly = _resize_index(y, inv_s, H)
         xa, xb, lx = _resize_index(x, inv_s, W)
-        frame = src + s.to(tl.int64) * s_sn
-        channel = c.to(tl.int64)[None, :] * s_sc
-        acc = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
-        for tap in tl.static_range(TAPS):
-            ty, tx, wt = _tap(ya, yb, xa, xb, lx, ly, tap)
-            if WARP:
-                f = flow + n * f_sn + (2 * half).to(tl.int64) * f_sc + ty.to(tl.int64) * f_sh + tx.to(tl.int64) * f_sw
-                ix = _source_coord(tx, tl.load(f, mask=x_ok, other=0.0).to(tl.float32), W)
-                iy = _source_coord(ty, tl.load(f + f_sc, mask=x_ok, other=0.0).to(tl.float32), H)
-                x0, y0, w_nw, w_ne, w_sw, w_se, x1_ok, y1_ok = _bilinear(ix, iy, W, H)
-                nw = frame + y0.to(tl.int64) * s_sh + x0.to(tl.int64) * s_sw
-                v = _gather(nw[:, None] + channel, s_sh, s_sw, w_nw[:, None], w_ne[:, None], w_sw[:, None],
-                            w_se[:, None], ok, x1_ok[:, None], y1_ok[:, None])
-                v = v.to(src.dtype.element_ty).to(tl.float32)  # rounded as a stored warp would be
-            else:
-                at = frame + ty.to(tl.int64) * s_sh + tx.to(tl.int64) * s_sw
-                v = tl.load(at[:, None] + channel, mask=ok, other=0.0).to(tl.float32)
-            acc += wt[:, None] * v
-        acc = tl.math.div_rn(acc, divisor)
-        o = out + n * o_sn + y.to(tl.int64) * o_sh + x.to(tl.int64) * o_sw
-        tl.store(o[:, None] + (half * C + c).to(tl.int64)[None, :] * o_sc, acc.to(out.dtype.element_ty), mask=ok)
+        out_px = out + n * o_sn + y.to(tl.int64) * o_sh + x.to(tl.int64) * o_sw
+        if g == 0:
+            _gather_group(src0, s0_sn, s0_sc, s0_sh, s0_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
+                          ya, yb, ly, xa, xb, lx, H, W, C0, AT0, WARP0, PAIRS0, div0, TAPS, BC0)
+        if G > 1 and g == 1:
+            _gather_group(src1, s1_sn, s1_sc, s1_sh, s1_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
+                          ya, yb, ly, xa, xb, lx, H, W, C1, AT1, WARP1, PAIRS1, div1, TAPS, BC1)
+        if G > 2 and g == 2:
+            _gather_group(src2, s2_sn, s2_sc, s2_sh, s2_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
+                          ya, yb, ly, xa, xb, lx, H, W, C2, AT2, WARP2, PAIRS2, div2, TAPS, BC2)
+        if G > 3 and g == 3:
+            _gather_group(src3, s3_sn, s3_sc, s3_sh, s3_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
+                          ya, yb, ly, xa, xb, lx, H, W, C3, AT3, WARP3, PAIRS3, div3, TAPS, BC3)
+        if G > 4 and g == 4:
+            _gather_group(src4, s4_sn, s4_sc, s4_sh, s4_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
+                          ya, yb, ly, xa, xb, lx, H, W, C4, AT4, WARP4, PAIRS4, div4, TAPS, BC4)
+        if G > 5 and g == 5:
+            _gather_group(src5, s5_sn, s5_sc, s5_sh, s5_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
+                          ya, yb, ly, xa, xb, lx, H, W, C5, AT5, WARP5, PAIRS5, div5, TAPS, BC5)
 
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
@@ -617,21 +653,34 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
     return feed
 
 
-def _launch_resample(src: Tensor, out: Tensor, factor: float, flow: Tensor | None, pairs: int, divisor: float,
-                     kernel: Any) -> None:
-    n2, c, H, W = src.shape
+MAX_GROUPS = 6
+
+
+def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None, kernel: Any) -> None:
     n, c_out, h, w = out.shape
-    if n2 != n * pairs or c_out != c * pairs or (h, w) != (math.floor(H * factor), math.floor(W * factor)) \
-            or (flow is not None and tuple(flow.shape) != (n, 2 * pairs, H, W)):
-        raise ValueError(f"resampling {tuple(src.shape)} by {factor} into {tuple(out.shape)} in {pairs} part(s), "
-                         f"flow {None if flow is None else tuple(flow.shape)}")
-    block_c = min(triton.next_power_of_2(c), 16)
-    block_p = min(max(1024 // block_c, 32), 128, triton.next_power_of_2(w))
-    grid = (triton.cdiv(w, block_p) * triton.cdiv(c, block_c), h, n2)
-    # Without a flow the kernel reads none: its arguments get ``src``, which it only reads.
-    _run(kernel, grid, Strided.of("s", src=src), Strided.of("f", flow=flow if flow is not None else src),
-         Strided.of("o", out=out), C=c, H=H, W=W, w=w, half_n=n, inv_s=1.0 / factor, divisor=float(divisor),
-         WARP=flow is not None, TAPS=1 if factor == 1 else 4, BLOCK_P=block_p, BLOCK_C=block_c)
+    H, W = groups[0].src.shape[2:]
+    if not 0 < len(groups) <= MAX_GROUPS or (h, w) != (math.floor(H * factor), math.floor(W * factor)):
+        raise ValueError(f"{len(groups)} groups (1 to {MAX_GROUPS}) resized by {factor} into {tuple(out.shape)}")
+    for g in groups:
+        pn, c = g.src.shape[:2]
+        if pn != n * g.pairs or tuple(g.src.shape[2:]) != (H, W) or g.at + g.pairs * c > c_out or c > 32 or \
+                (g.warped and (flow is None or tuple(flow.shape) != (n, 2 * g.pairs, H, W))):
+            raise ValueError(f"a group of {tuple(g.src.shape)} at channel {g.at} ({g.pairs} part(s), warped: "
+                             f"{g.warped}) for {tuple(out.shape)} from {(H, W)}, flow "
+                             f"{None if flow is None else tuple(flow.shape)}")
+    slots = [*groups, *[GatherGroup(out, 0)] * (MAX_GROUPS - len(groups))]  # unused slots: never read
+    per_slot: dict[str, Any] = {}
+    for k, g in enumerate(slots):
+        c = g.src.shape[1] if k < len(groups) else 1
+        per_slot |= {f"div{k}": float(g.divisor), f"C{k}": c, f"AT{k}": g.at, f"WARP{k}": g.warped,
+                     f"PAIRS{k}": g.pairs, f"BC{k}": triton.next_power_of_2(c)}
+    block_p = min(64, triton.next_power_of_2(w))
+    grid = (len(groups) * triton.cdiv(w, block_p), h, n)
+    # Without a warped group the kernel reads no flow: its arguments get ``out``.
+    _run(kernel, grid, Strided.of("f", flow=flow if flow is not None else out), Strided.of("o", out=out),
+         *(Strided.of(f"s{k}", **{f"src{k}": g.src}) for k, g in enumerate(slots)),  # type: ignore[arg-type]
+         H=H, W=W, w=w, N=n, inv_s=1.0 / factor, G=len(groups), TAPS=1 if factor == 1 else 4, BLOCK_P=block_p,
+         **per_slot)
 
 
 def _require_triton() -> None:
@@ -686,14 +735,18 @@ def feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1
     return _launch_feed(names, channels, scale, img0, img1, t_plane, flow, mask, kernel=_feed_kernel)
 
 
-def resample(src: Tensor, out: Tensor, factor: float, flow: Tensor | None = None, pairs: int = 1,
-             divisor: float = 1.0) -> Tensor:
-    """Writes into ``out`` (N, pairs * C, h, w; a channel slice of a larger tensor may be given) ``src``
-    (pairs * N, C, H, W) resized bilinearly by ``factor`` (``rife.ifnet.resize``: align_corners=False, scale-factor
-    semantics) and divided by ``divisor``; with ``flow`` (N, 2 * pairs, H, W) each source pixel the resize reads is
-    first warped (``rife.ifnet.Warper`` with fp32) by the flow's channels 2k and 2k + 1 for part k of the sources, each
-    warped value rounded to the source's dtype as a stored warp would be. Source frame k * N + i goes to sample i,
-    channels k * C to (k + 1) * C: both frames of a pair, or both frames' features, in one launch. Returns ``out``."""
+def gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None = None) -> Tensor:
+    """Writes into ``out`` (N, C, h, w) each of ``groups`` (``rife.ifnet.GatherGroup``: up to six) resized bilinearly by ``factor``
+    (``rife.ifnet.resize``: align_corners=False, scale-factor semantics); a warped group's source pixels that the
+    resize reads are first warped (``rife.ifnet.Warper`` with fp32) by ``flow`` (N, 2 * pairs, H, W), channels 2k and
+    2k + 1 for part k of a pair, each warped value rounded to the source's dtype as a stored warp would be. Source
+    frame k * N + i goes to sample i: both frames of a pair, or both frames' features, in one group. Channels of
+    ``out`` no group writes are left as they are. Returns ``out``."""
     _require_triton()
-    _launch_resample(src, out, factor, flow, pairs, divisor, _resample_kernel)
+    _launch_gather(groups, out, factor, flow, _gather_kernel)
     return out
+
+
+def resample(src: Tensor, out: Tensor, factor: float) -> Tensor:
+    """``src`` (N, C, H, W) resized bilinearly by ``factor`` into ``out`` (N, C, h, w): ``gather`` of one group."""
+    return gather([GatherGroup(src, 0)], out, factor)
