@@ -1,0 +1,137 @@
+"""The general path's Triton pass (``rife.families.FusedPass``: Practical-RIFE 4.2+ under ``fast`` on CUDA) against
+the general path in PyTorch: the gather kernel on its own, and whole passes of the structures it runs, on CPU
+through Triton's interpreter (in a child process, which must choose the interpreter before Triton is imported), on
+CUDA where there is one."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+
+from rife import registry
+from rife.ifnet import GatherGroup, IFNet, Kernels, Warper, resize
+
+ROOT = Path(__file__).resolve().parent.parent
+# One release of each structure the pass runs: shuffle head, carried channels, 4-channel encoder, mask replaced
+# (4.25); deconv head, mask accumulated, no encoder (4.6); 8-channel encoder, four blocks (4.22).
+RELEASES = ("4.25", "4.6", "4.22")
+
+
+def fused_kernels() -> Kernels:
+    from rife import triton_warp
+
+    return Kernels(gather=triton_warp.gather, step=triton_warp.step, settle=triton_warp.settle)
+
+
+def gather_case(dtype: torch.dtype, factor: float, warped: bool, device: str) -> tuple[list[GatherGroup], Tensor,
+                                                                                           Tensor, Tensor]:
+    """Three groups (a warped or plain pair of 3 channels, one plain channel, a flow divided by 2) in a block
+    input with one channel no group writes; the expected input from PyTorch's warp and resize."""
+    n, h, w = 2, 16, 24
+    torch.manual_seed(0)
+    pair = torch.rand(2 * n, 3, h, w, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
+    plane = torch.rand(n, 1, h, w, device=device).to(dtype)
+    flow = (torch.randn(n, 4, h, w, device=device) * 6).contiguous(memory_format=torch.channels_last)
+    groups = [GatherGroup(pair, 0, warped, pairs=2), GatherGroup(plane, 6), GatherGroup(flow, 7, divisor=2.0)]
+    size = (n, 12, math.floor(h * factor), math.floor(w * factor))
+    out = torch.full(size, 7.0, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
+    warp = Warper(fp32=True)
+    halves = [warp(pair[k * n:(k + 1) * n], flow[:, 2 * k:2 * k + 2]) if warped else pair[k * n:(k + 1) * n]
+              for k in range(2)]
+    parts = [resize(t.float(), factor) for t in (*halves, plane)] + [resize(flow, factor) / 2.0]
+    expected = torch.cat([*parts, torch.full_like(parts[0][:, :1], 7.0)], 1)
+    return groups, out, flow, expected
+
+
+def amplified(release: str, seed: int = 0) -> IFNet:
+    """The release's network with seeded random weights and its heads scaled up: flows of several pixels, so that
+    the warps move the frames."""
+    torch.manual_seed(seed)
+    net = IFNet(registry.get_variant(release)).eval()
+    with torch.no_grad():
+        for block in net.blocks():
+            for p in block.lastconv.parameters():
+                p.mul_(8)
+    return net
+
+
+def scene(device: str, h: int = 64, w: int = 128) -> tuple[Tensor, Tensor]:
+    """A smooth random frame and the same frame moved by a few pixels."""
+    torch.manual_seed(1)
+    img0 = resize(torch.rand(1, 3, h // 8, w // 8), 8.0).to(device)
+    return img0, img0.roll((2, 5), (2, 3)).mul(0.9).add(0.05)
+
+
+def psnr(a: Tensor, b: Tensor) -> float:
+    mse = (a.double() - b.double()).pow(2).mean().item()
+    return math.inf if mse == 0 else -10 * math.log10(mse)
+
+
+def check_gather(device: str) -> None:
+    from rife import triton_warp
+
+    for dtype, factor, warped in itertools.product((torch.float32, torch.float16), (1.0, 0.25, 4.0), (False, True)):
+        groups, out, flow, expected = gather_case(dtype, factor, warped, device)
+        got = triton_warp.gather(groups, out, factor, flow).float()
+        tol = 1e-5 if dtype == torch.float32 else 4e-3
+        err = (got - expected).abs().max().item()
+        assert err < tol, f"gather {dtype} factor {factor} warped={warped}: max error {err}"
+
+
+def check_passes(device: str, releases: tuple[str, ...] = RELEASES) -> None:
+    img0, img1 = scene(device)
+    for release in releases:
+        net = amplified(release).to(device)
+        fused = net.with_kernels(fused_kernels())
+        assert fused.fused_general and not net.fused_general
+        with torch.no_grad():
+            want = net(img0, img1, 0.5)
+            got = fused(img0, img1, 0.5)
+            moved = (want - img0).abs().max().item()
+            assert moved > 0.1, f"{release}: the scene hardly moved ({moved}): the warps are not exercised"
+            err = (got - want).abs().max().item()
+            assert err < 1e-4, f"{release} fp32: max error {err} against the PyTorch general path"
+            half = net.half().with_kernels(fused_kernels())
+            db = psnr(half(img0.half(), img1.half(), 0.5).float(), want)
+            assert db >= 45.0, f"{release} fp16: {db:.1f} dB against fp32 (at least 45)"
+
+
+def interpreter_checks() -> None:
+    check_gather("cpu")
+    check_passes("cpu")
+
+
+@pytest.mark.slow
+def test_the_pass_matches_pytorch_in_the_interpreter() -> None:
+    pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
+    proc = subprocess.run([sys.executable, "-m", "tests.test_fused_general"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "TRITON_INTERPRET": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_pass_takes_the_releases_it_computes() -> None:
+    from rife.families import FusedPass
+
+    fits = {name for name in registry.NAMES if FusedPass.fits(registry.get_variant(name), False)}
+    assert {"4.2", "4.6", "4.7", "4.13", "4.22", "4.22.lite", "4.25", "4.26", "4.26.heavy"} <= fits
+    assert not fits & {"paper", "v4.0", "4.1", "v3.1", "v3.5", "v3.6", "v3.8"}
+    assert not FusedPass.fits(registry.get_variant("4.6"), True)  # the ensemble runs the PyTorch general path
+
+
+@pytest.mark.cuda
+def test_the_pass_matches_pytorch_on_cuda() -> None:
+    pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
+    check_gather("cuda")
+    check_passes("cuda", (*RELEASES, "4.26.heavy", "4.22.lite"))
+
+
+if __name__ == "__main__":  # python -m tests.test_fused_general
+    interpreter_checks()
