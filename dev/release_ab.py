@@ -20,8 +20,12 @@ from rife.loader import ModelChoice, load_model
 from tools.gpu_acceptance import family_weights
 from tools.gpu_table import CUDA, SIZES, first_and_timed, print_table, psnr_between
 
-CHANGES: dict[str, dict[str, Any]] = {"default": {}, "no-subpixel": {"subpixel_deconvs": False}, "whole-compile": {"fused_kernels": False,
-                                                                                       "subpixel_deconvs": False}}
+CHANGES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "no-subpixel": {"subpixel_deconvs": False},
+    "no-pad": {"widen": False},
+    "whole-compile": {"fused_kernels": False, "subpixel_deconvs": False, "widen": False},
+}
 
 
 def main() -> None:

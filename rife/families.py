@@ -92,6 +92,30 @@ class FamilyBlock(nn.Module):
             self.conv1 = two_stage_head(width, FLOW_CHANNELS)
             self.conv2 = two_stage_head(width, 1)
 
+    def _first_unit(self) -> nn.Sequential:
+        return cast(nn.Sequential, self.conv0[0])
+
+    @property
+    def in_channels(self) -> int:
+        """The channels its input has: the variant's, or more where an execution mode padded the first convolution
+        with zero weights (``pad_input``)."""
+        return cast(nn.Conv2d, self._first_unit()[0]).in_channels
+
+    def pad_input(self, multiple: int) -> None:
+        """The first convolution reading ``in_channels`` rounded up to ``multiple`` (the added channels' weights are
+        zero: exact), so that tensor-core convolutions need no padded copy of the input."""
+        conv = cast(nn.Conv2d, self._first_unit()[0])
+        extra = -conv.in_channels % multiple
+        if extra:
+            wide = nn.Conv2d(conv.in_channels + extra, conv.out_channels, 3, 2, 1, bias=conv.bias is not None)
+            wide = wide.to(device=conv.weight.device, dtype=conv.weight.dtype)
+            with torch.no_grad():
+                wide.weight.zero_()
+                wide.weight[:, :conv.in_channels] = conv.weight
+                if conv.bias is not None:
+                    cast(Tensor, wide.bias).copy_(conv.bias)
+            self._first_unit()[0] = wide
+
     def forward(self, x: Tensor) -> Tensor:
         feat = self.conv0(x)
         if self.pairs:
@@ -316,7 +340,7 @@ class FusedPass:
         pair = cast(Tensor, sources["img"])
         n, _, H, W = pair.shape[0] // 2, *pair.shape[1:]
         factor = 1.0 / scale
-        size = (n, self.v.block_in_channels(i), math.floor(H * factor), math.floor(W * factor))
+        size = (n, cast(FamilyBlock, self.blocks[i]).in_channels, math.floor(H * factor), math.floor(W * factor))
         x = torch.empty(size, dtype=pair.dtype, device=pair.device, memory_format=memory_format_of(pair))
         groups, at, k = [], 0, 0
         while k < len(names):
@@ -333,9 +357,10 @@ class FusedPass:
         if flow is not None:
             groups.append(GatherGroup(flow, at, divisor=scale))
             at += FLOW_CHANNELS
-        if at != size[1]:
-            raise ValueError(f"{self.v.name}: block {i}'s input has {size[1]} channels, its sources {at}")
-        return self.gather(groups, x, factor, flow)
+        if at != self.v.block_in_channels(i):
+            raise ValueError(f"{self.v.name}: block {i}'s input has {self.v.block_in_channels(i)} channels, its "
+                             f"sources {at}")
+        return self.gather(groups, x, factor, flow, zero_from=at if at < size[1] else None)
 
 
 FUSION_WIDTH = 32

@@ -323,8 +323,8 @@ class GatherGroup(NamedTuple):
 class GatherKernel(Protocol):
     """Groups of channels resized (and optionally warped first) into a block input (``rife.triton_warp.gather``)."""
 
-    def __call__(self, groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None = None
-                 ) -> Tensor: ...
+    def __call__(self, groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None = None,
+                 zero_from: int | None = None) -> Tensor: ...
 
 
 class FeedKernel(Protocol):

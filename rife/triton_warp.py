@@ -438,7 +438,8 @@ if triton is not None:
         PAIRS4: tl.constexpr, PAIRS5: tl.constexpr,
         BC0: tl.constexpr, BC1: tl.constexpr, BC2: tl.constexpr, BC3: tl.constexpr, BC4: tl.constexpr,
         BC5: tl.constexpr,
-        G: tl.constexpr, TAPS: tl.constexpr, BLOCK_P: tl.constexpr,
+        G: tl.constexpr, ZERO_AT: tl.constexpr, ZEROS: tl.constexpr, BLOCK_Z: tl.constexpr, TAPS: tl.constexpr,
+        BLOCK_P: tl.constexpr,
     ):
         # Groups (up to six) of one output row segment are neighbouring programs (the group varies fastest), so
         # the parts of each pixel's channels they write meet in the L2 cache rather than in memory; a program takes
@@ -452,6 +453,10 @@ if triton is not None:
         xa, xb, lx = _resize_index(x, inv_s, W)
         out_px = out + n * o_sn + y.to(tl.int64) * o_sh + x.to(tl.int64) * o_sw
         if g == 0:
+            if ZEROS > 0:  # channels that no group writes (zero weights read them) are zeros
+                z = tl.arange(0, BLOCK_Z)
+                tl.store(out_px[:, None] + (ZERO_AT + z).to(tl.int64)[None, :] * o_sc,
+                         tl.zeros([BLOCK_P, BLOCK_Z], out.dtype.element_ty), mask=x_ok[:, None] & (z < ZEROS)[None, :])
             _gather_group(src0, s0_sn, s0_sc, s0_sh, s0_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
                           ya, yb, ly, xa, xb, lx, H, W, C0, AT0, WARP0, PAIRS0, div0, TAPS, BC0)
         if G > 1 and g == 1:
@@ -656,7 +661,8 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
 MAX_GROUPS = 6
 
 
-def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None, kernel: Any) -> None:
+def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None, kernel: Any,
+                   zero_from: int | None) -> None:
     n, c_out, h, w = out.shape
     H, W = groups[0].src.shape[2:]
     if not 0 < len(groups) <= MAX_GROUPS or (h, w) != (math.floor(H * factor), math.floor(W * factor)):
@@ -674,12 +680,17 @@ def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, fl
         c = g.src.shape[1] if k < len(groups) else 1
         per_slot |= {f"div{k}": float(g.divisor), f"C{k}": c, f"AT{k}": g.at, f"WARP{k}": g.warped,
                      f"PAIRS{k}": g.pairs, f"BC{k}": triton.next_power_of_2(c)}
+    zeros = 0 if zero_from is None else c_out - zero_from
+    if zero_from is not None and any(g.at + g.pairs * g.src.shape[1] > zero_from for g in groups):
+        raise ValueError(f"zero channels {zero_from} to {c_out}: after every group's")
     block_p = min(64, triton.next_power_of_2(w))
     grid = (len(groups) * triton.cdiv(w, block_p), h, n)
     # Without a warped group the kernel reads no flow: its arguments get ``out``.
     _run(kernel, grid, Strided.of("f", flow=flow if flow is not None else out), Strided.of("o", out=out),
          *(Strided.of(f"s{k}", **{f"src{k}": g.src}) for k, g in enumerate(slots)),  # type: ignore[arg-type]
-         H=H, W=W, w=w, N=n, inv_s=1.0 / factor, G=len(groups), TAPS=1 if factor == 1 else 4, BLOCK_P=block_p,
+         H=H, W=W, w=w, N=n, inv_s=1.0 / factor, G=len(groups), ZERO_AT=zero_from or 0, ZEROS=zeros,
+         BLOCK_Z=triton.next_power_of_2(max(zeros, 1)),
+         TAPS=1 if factor == 1 else 4, BLOCK_P=block_p,
          **per_slot)
 
 
@@ -735,15 +746,17 @@ def feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1
     return _launch_feed(names, channels, scale, img0, img1, t_plane, flow, mask, kernel=_feed_kernel)
 
 
-def gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None = None) -> Tensor:
+def gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None = None,
+           zero_from: int | None = None) -> Tensor:
     """Writes into ``out`` (N, C, h, w) each of ``groups`` (``rife.ifnet.GatherGroup``: up to six) resized bilinearly by ``factor``
     (``rife.ifnet.resize``: align_corners=False, scale-factor semantics); a warped group's source pixels that the
     resize reads are first warped (``rife.ifnet.Warper`` with fp32) by ``flow`` (N, 2 * pairs, H, W), channels 2k and
     2k + 1 for part k of a pair, each warped value rounded to the source's dtype as a stored warp would be. Source
     frame k * N + i goes to sample i: both frames of a pair, or both frames' features, in one group. Channels of
-    ``out`` no group writes are left as they are. Returns ``out``."""
+    ``out`` no group writes are left as they are, but those from ``zero_from`` on (after the groups') are set to
+    zero. Returns ``out``."""
     _require_triton()
-    _launch_gather(groups, out, factor, flow, _gather_kernel)
+    _launch_gather(groups, out, factor, flow, _gather_kernel, zero_from)
     return out
 
 

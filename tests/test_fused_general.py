@@ -5,6 +5,7 @@ CUDA where there is one."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import os
@@ -34,20 +35,21 @@ def fused_kernels() -> Kernels:
 def gather_case(dtype: torch.dtype, factor: float, warped: bool, device: str) -> tuple[list[GatherGroup], Tensor,
                                                                                            Tensor, Tensor]:
     """Three groups (a warped or plain pair of 3 channels, one plain channel, a flow divided by 2) in a block
-    input with one channel no group writes; the expected input from PyTorch's warp and resize."""
+    input with one channel no group writes and three zeroed; the expected input from PyTorch's warp and resize."""
     n, h, w = 2, 16, 24
     torch.manual_seed(0)
     pair = torch.rand(2 * n, 3, h, w, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
     plane = torch.rand(n, 1, h, w, device=device).to(dtype)
     flow = (torch.randn(n, 4, h, w, device=device) * 6).contiguous(memory_format=torch.channels_last)
     groups = [GatherGroup(pair, 0, warped, pairs=2), GatherGroup(plane, 6), GatherGroup(flow, 7, divisor=2.0)]
-    size = (n, 12, math.floor(h * factor), math.floor(w * factor))
+    size = (n, 15, math.floor(h * factor), math.floor(w * factor))
     out = torch.full(size, 7.0, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
     warp = Warper(fp32=True)
     halves = [warp(pair[k * n:(k + 1) * n], flow[:, 2 * k:2 * k + 2]) if warped else pair[k * n:(k + 1) * n]
               for k in range(2)]
     parts = [resize(t.float(), factor) for t in (*halves, plane)] + [resize(flow, factor) / 2.0]
-    expected = torch.cat([*parts, torch.full_like(parts[0][:, :1], 7.0)], 1)
+    # Channel 11 no group writes; 12-14 are zeroed (``zero_from``).
+    expected = torch.cat([*parts, torch.full_like(parts[0][:, :1], 7.0), torch.zeros_like(parts[0])], 1)
     return groups, out, flow, expected
 
 
@@ -80,7 +82,7 @@ def check_gather(device: str) -> None:
 
     for dtype, factor, warped in itertools.product((torch.float32, torch.float16), (1.0, 0.25, 4.0), (False, True)):
         groups, out, flow, expected = gather_case(dtype, factor, warped, device)
-        got = triton_warp.gather(groups, out, factor, flow).float()
+        got = triton_warp.gather(groups, out, factor, flow, zero_from=12).float()
         tol = 1e-5 if dtype == torch.float32 else 4e-3
         err = (got - expected).abs().max().item()
         assert err < tol, f"gather {dtype} factor {factor} warped={warped}: max error {err}"
@@ -92,6 +94,12 @@ def check_passes(device: str, releases: tuple[str, ...] = RELEASES) -> None:
         net = amplified(release).to(device)
         fused = net.with_kernels(fused_kernels())
         assert fused.fused_general and not net.fused_general
+        for block in copy.deepcopy(net).blocks():  # as fast pads them: input channels to multiples of 8
+            block.pad_input(8)
+            assert block.in_channels % 8 == 0
+        padded = copy.deepcopy(net).with_kernels(fused_kernels())
+        for block in padded.blocks():
+            block.pad_input(8)
         with torch.no_grad():
             want = net(img0, img1, 0.5)
             got = fused(img0, img1, 0.5)
@@ -99,6 +107,10 @@ def check_passes(device: str, releases: tuple[str, ...] = RELEASES) -> None:
             assert moved > 0.1, f"{release}: the scene hardly moved ({moved}): the warps are not exercised"
             err = (got - want).abs().max().item()
             assert err < 1e-4, f"{release} fp32: max error {err} against the PyTorch general path"
+            # Zero weights on zero channels: the same numbers up to the order of the sums (garbage there would show,
+            # NaN above all).
+            pad_err = (padded(img0, img1, 0.5) - got).abs().max().item()
+            assert pad_err < 1e-5, f"{release}: padded block inputs change the output by {pad_err}"
             half = net.half().with_kernels(fused_kernels())
             db = psnr(half(img0.half(), img1.half(), 0.5).float(), want)
             assert db >= 45.0, f"{release} fp16: {db:.1f} dB against fp32 (at least 45)"
