@@ -97,6 +97,8 @@ class Engine:
         net = net.eval().to(device)
         net = rebuilt(net if precision.autocast else net.to(precision.dtype), self.plan,
                       autocast_dtype=precision.dtype if precision.autocast else None)
+        # Whether a call can follow the last (``IFNet.forward``'s ``follows``): a release with an encoder, ours.
+        self.encodes_once = isinstance(net, IFNet) and variant.encoder is not None
         self.net = wrapped(net, self.plan, precision.dtype)
         # Process-wide settings, made around each call (``running``) and restored after it.
         self.settings = settings_for(self.plan)
@@ -127,10 +129,12 @@ class Engine:
 
     @torch.inference_mode()
     def interpolate(self, img0: Tensor, img1: Tensor, count: int, size: tuple[int, int],
-                    between: Callable[[], None] | None = None) -> list[Tensor]:
+                    between: Callable[[], None] | None = None, follows: bool = False) -> list[Tensor]:
         """``count`` frames between padded inputs ``img0`` and ``img1``, in time order,
         cropped to ``size`` (H, W); float in [0, 1], in the model's dtype. ``between`` is called before every
-        model call after the first (a caller's chance to stop a long call: it may raise)."""
+        model call after the first (a caller's chance to stop a long call: it may raise). ``follows``: sample k's
+        ``img0`` is sample k - 1's ``img1``, and sample 0's the last call's last ``img1`` (consecutive pairs of a
+        video): a release with an encoder encodes each frame once; the frames are the same."""
         h, w = size
         calls = 0
 
@@ -139,6 +143,8 @@ class Engine:
             if calls and between is not None:
                 between()
             calls += 1
+            if self.encodes_once:  # the first call follows the last; the others read this pair's frames again
+                return self.net(a, b, t, self.scale, follows=follows and calls == 1)
             return self.net(a, b, t, self.scale)
 
         with self.running():

@@ -191,18 +191,29 @@ class GraphedNet(nn.Module):
         self.capture_priority = capture_priority
         self._graphs: dict[tuple, tuple[Tensor, Tensor, Tensor, torch.cuda.CUDAGraph]] = {}
 
-    def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0) -> Tensor:
-        key = graph_key(img0, timestep, scale)
-        entry = self._graphs.get(key) or self._capture(key, img0, img1, float(timestep), scale)
+    def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0,
+                follows: bool = False) -> Tensor:
+        features = getattr(self.net, "frame_features", None)
+        follows = follows and features is not None and features.held
+        key = (*graph_key(img0, timestep, scale), follows)
+        entry = self._graphs.get(key) or self._capture(key, img0, img1, float(timestep), scale, follows)
         static0, static1, out, graph = entry
         static0.copy_(img0)
         static1.copy_(img1)
         graph.replay()
         return out.clone()  # the next replay overwrites ``out``; recursive midpoints feed outputs back in
 
-    def _capture(self, key: tuple, img0: Tensor, img1: Tensor, timestep: float, scale: float):
+    def _capture(self, key: tuple, img0: Tensor, img1: Tensor, timestep: float, scale: float, follows: bool):
         static0, static1 = img0.clone(), img1.clone()
-        out, graph = capture(lambda: self.net(static0, static1, timestep, scale), img0.device, self.capture_priority)
+        # ``follows`` goes to the network only where set: it is an IFNet's (the general path's encoder), which a
+        # graph that follows runs with features kept from the last call.
+        kwargs = {"follows": True} if follows else {}
+        # The capture's warm-up calls keep their own frames' features: the call being captured follows the last
+        # call before them.
+        unchanged = cast(IFNet, self.net).frame_features.unchanged() if follows else contextlib.nullcontext()
+        with unchanged:
+            out, graph = capture(lambda: self.net(static0, static1, timestep, scale, **kwargs), img0.device,
+                                 self.capture_priority)
         self._graphs[key] = (static0, static1, out, graph)
         return self._graphs[key]
 

@@ -8,8 +8,9 @@ with no fused kernels: on CUDA, ``fast`` runs it through ``torch.compile`` and o
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import cast
 
 import torch
@@ -170,23 +171,85 @@ def swap_halves(flow: Tensor) -> Tensor:
     return torch.cat((flow[:, 2:4], flow[:, :2]), 1)
 
 
+class FrameFeatures:
+    """The encoder's features of a call's frames, each frame of a video encoded once (as vs-rife does): the
+    features of a call's last second frame are kept, and a call that ``follows`` it (sample k's first frame is
+    sample k - 1's second frame, sample 0's the kept one: consecutive pairs of a video) encodes only its second
+    frames. The kept features are one buffer that every call writes, so that the CUDA graphs of calls that follow
+    and of calls that do not share it."""
+
+    def __init__(self) -> None:
+        self._last: Tensor | None = None
+
+    def pair(self, encode: nn.Module, img0: Tensor, img1: Tensor, follows: bool) -> tuple[Tensor, Tensor]:
+        """The features of ``img0`` and of ``img1``."""
+        feat1 = encode(img1)
+        if follows and self._last is not None and self._last.shape[1:] == feat1.shape[1:]:
+            feat0 = torch.cat((self._last, feat1[:-1]))
+        else:
+            feat0 = encode(img0)
+        self._keep(feat1[-1:])
+        return feat0, feat1
+
+    def both(self, encode: nn.Module, pair: Tensor, follows: bool) -> Tensor:
+        """``pair``'s features (the first frames of a call, then its second frames), the frames encoded in one batch
+        unless the call follows the last."""
+        n = pair.shape[0] // 2
+        if follows and self._last is not None:
+            feat1 = encode(pair[n:])
+            if self._last.shape[1:] == feat1.shape[1:]:
+                both = torch.cat((self._last, feat1[:-1], feat1))
+                self._keep(feat1[-1:])
+                return both
+        both = encode(pair)
+        self._keep(both[-1:])
+        return both
+
+    @property
+    def held(self) -> bool:
+        """Whether features of a last frame are kept (a call may follow)."""
+        return self._last is not None
+
+    @contextlib.contextmanager
+    def unchanged(self) -> Iterator[None]:
+        """The kept features as they were before the block (which may run calls that change them: a CUDA graph's
+        warm-up), restored in their own buffer."""
+        saved = None if self._last is None else self._last.clone()
+        try:
+            yield
+        finally:
+            if saved is not None and self._last is not None and self._last.shape == saved.shape:
+                self._last.copy_(saved)
+            elif saved is not None:
+                self._last = saved
+
+    def _keep(self, last: Tensor) -> None:
+        if self._last is not None and (self._last.shape, self._last.dtype, self._last.device) == (
+                last.shape, last.dtype, last.device):
+            self._last.copy_(last)
+        else:
+            self._last = last.clone()
+
+
 class GeneralPass:
     """One forward pass of a non-classic variant over ``blocks`` (``IFNet``'s general path)."""
 
     def __init__(self, variant: Variant, blocks: Sequence[nn.Module], encode: nn.Module | None, warp: Warper,
-                 ensemble: bool, decide_on_device: bool) -> None:
+                 ensemble: bool, decide_on_device: bool, features: FrameFeatures) -> None:
         self.v = variant
         self.blocks = blocks
         self.encode = encode
         self.warp = warp
         self.ensemble = ensemble
         self.decide_on_device = decide_on_device
+        self.features = features
 
-    def __call__(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
+    def __call__(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
+                 follows: bool = False) -> Tensor:
         img0, img1 = img0.clamp(0.0, 1.0), img1.clamp(0.0, 1.0)
         frames = {"img0": img0, "img1": img1, "timestep": t_plane}
         if self.encode is not None:
-            frames.update(feat0=self.encode(img0), feat1=self.encode(img1))
+            frames["feat0"], frames["feat1"] = self.features.pair(self.encode, img0, img1, follows)
         if self.v.large_motion_retry is not None:
             return self._with_retry(frames, scales, self.v.large_motion_retry)
         if not self.v.adaptive_scale:
@@ -286,14 +349,15 @@ class FusedPass:
     warped only at the pixels the resize reads, one launch per pair), each flow step one kernel (``step``, in fp32),
     the carried channels brought to the frame in one launch, and the last step, warps and blend one kernel
     (``settle``). At full size only the running flow and mask (fp32), the carried channels and the output are
-    written. Both frames are encoded in one batch."""
+    written. Both frames are encoded in one batch (``FrameFeatures``)."""
 
     def __init__(self, variant: Variant, blocks: Sequence[nn.Module], encode: nn.Module | None,
-                 kernels: Kernels) -> None:
+                 kernels: Kernels, features: FrameFeatures) -> None:
         assert kernels.gather is not None and kernels.step is not None and kernels.settle is not None
         self.v = variant
         self.blocks = blocks
         self.encode = encode
+        self.features = features
         self.gather = kernels.gather
         self.step = kernels.step
         self.settle = kernels.settle
@@ -306,11 +370,12 @@ class FusedPass:
                 and not variant.fusion_refine and variant.large_motion_retry is None
                 and variant.head in ("deconv", "shuffle") and variant.head_channels >= 5 + variant.carry_channels)
 
-    def __call__(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
+    def __call__(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
+                 follows: bool = False) -> Tensor:
         pair = torch.cat((img0, img1)).clamp(0.0, 1.0)
         img0, img1 = pair.chunk(2)
-        sources = {"img": pair, "feat": self.encode(pair) if self.encode is not None else None,
-                   "timestep": t_plane}
+        feats = None if self.encode is None else self.features.both(self.encode, pair, follows)
+        sources = {"img": pair, "feat": feats, "timestep": t_plane}
         flow = mask = None
         last = len(scales) - 1
         for i, scale in enumerate(scales):

@@ -479,6 +479,7 @@ class IFNet(nn.Module):
         super().__init__()
         self.variant = variant
         self._use(kernels or Kernels())
+        self.frame_features = families.FrameFeatures()
         if ensemble and variant.ensemble == "none":
             raise ValueError(f"the {variant.name} model has no ensemble (bidirectional) mode")
         # Both directions of every block, averaged (v3.x, Practical-RIFE's ensemble): the general path.
@@ -542,22 +543,28 @@ class IFNet(nn.Module):
         """The modules of ``fused_general``'s pass that an execution mode compiles (the kernels run between them)."""
         return [*self.blocks(), *([self.encode] if self.variant.encoder is not None else [])]
 
-    def _general_forward(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
+    def _general_forward(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
+                         follows: bool) -> Tensor:
         if self.fused_general:
-            return families.FusedPass(self.variant, self.blocks(), getattr(self, "encode", None),
-                                      self.kernels)(img0, img1, t_plane, scales)
+            return families.FusedPass(self.variant, self.blocks(), getattr(self, "encode", None), self.kernels,
+                                      self.frame_features)(img0, img1, t_plane, scales, follows)
         if self.variant.fusion_refine:
             return families.HalfFlowPass(self.blocks(), cast(families.ContextNet31, self.contextnet),
                                          cast(families.FusionNet31, self.unet), self.warp)(img0, img1, scales)
         run = families.GeneralPass(self.variant, self.blocks(), getattr(self, "encode", None), self.warp,
-                                   self.ensemble, decide_on_device=self.retry_on_device)
-        return run(img0, img1, t_plane, scales)
+                                   self.ensemble, decide_on_device=self.retry_on_device,
+                                   features=self.frame_features)
+        return run(img0, img1, t_plane, scales, follows)
 
-    def forward(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0) -> Tensor:
+    def forward(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0,
+                follows: bool = False) -> Tensor:
+        """``follows``: the call's first frames are the last call's second frames, shifted by one sample (consecutive
+        pairs of a video): a release with an encoder then encodes only the second frames (``FrameFeatures``); the
+        output is the same."""
         t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
         scales = self._scales(scale)
         if self.general:
-            return self._general_forward(img0, img1, t_plane, scales)
+            return self._general_forward(img0, img1, t_plane, scales, follows)
         doubled = [s * 2 for s in scales]
         if self.retry_on_device and self.variant.large_motion_retry is not None:
             (normal, wants_retry), (retried, _) = self.fork_join(

@@ -111,6 +111,10 @@ def check_passes(device: str, releases: tuple[str, ...] = RELEASES) -> None:
             # NaN above all).
             pad_err = (padded(img0, img1, 0.5) - got).abs().max().item()
             assert pad_err < 1e-5, f"{release}: padded block inputs change the output by {pad_err}"
+            if release == releases[0]:  # a video's next pair, its first frame's features kept from this call
+                after = img1.roll((1, 3), (2, 3))
+                followed = fused(img1, after, 0.5, follows=True)
+                assert torch.equal(followed, fused(img1, after, 0.5)), f"{release}: following changes the frame"
             half = net.half().with_kernels(fused_kernels())
             db = psnr(half(img0.half(), img1.half(), 0.5).float(), want)
             assert db >= 45.0, f"{release} fp16: {db:.1f} dB against fp32 (at least 45)"

@@ -39,7 +39,7 @@ class StandIn:
     def to_model_input(self, frames: torch.Tensor) -> torch.Tensor:
         return frames.float() / 255
 
-    def interpolate(self, img0, img1, count, size, between=None) -> list[torch.Tensor]:
+    def interpolate(self, img0, img1, count, size, between=None, follows=False) -> list[torch.Tensor]:
         time.sleep(self.seconds)
         self.calls += 1
         return [torch.zeros_like(img0) if self.cheat else (img0 + img1) / 2]

@@ -38,7 +38,7 @@ class StandIn:
     def to_model_input(self, frames: torch.Tensor) -> torch.Tensor:
         return frames.float() / 255
 
-    def interpolate(self, img0, img1, count, size, between=None) -> list[torch.Tensor]:
+    def interpolate(self, img0, img1, count, size, between=None, follows=False) -> list[torch.Tensor]:
         time.sleep(self.delays[self.calls % len(self.delays)])
         self.calls += 1
         return [(img0 + img1) / 2]

@@ -126,7 +126,7 @@ class Meter:
     def call(self, pending: PendingBatch) -> Call:
         batch = self.uploader.receive(pending)
         outputs = self.engine.interpolate(batch.img0, batch.img1, self.interpolation, self.frame_size,
-                                          between=self.check_stop)
+                                          between=self.check_stop, follows=batch.follows)
         return Call(batch, outputs, self.copier.download(outputs) if self.download else None)
 
     def warm_up(self, batches: Iterable[HostBatch], calls: int,

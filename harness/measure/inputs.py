@@ -25,6 +25,9 @@ class HostBatch:
     truth: Tensor | None = None
     names: list[str] | None = None
     ready: bool = False
+    # Sample k's first frame is sample k - 1's last, sample 0's the last frame of the batch before (consecutive
+    # pairs of a video): ``Engine.interpolate`` may then encode each frame once.
+    follows: bool = False
 
 
 @dataclass
@@ -32,6 +35,7 @@ class DeviceBatch:
     img0: Tensor
     img1: Tensor
     names: list[str] | None
+    follows: bool = False
 
 
 @dataclass
@@ -43,6 +47,7 @@ class PendingBatch:
     names: list[str] | None
     ready: bool
     done: object | None = None
+    follows: bool = False
 
 
 class DummyPairs:
@@ -93,7 +98,7 @@ class DatasetPairs:
 
 
 def _host(b) -> HostBatch:
-    return HostBatch(b.first, b.last, b.truth, list(b.names))
+    return HostBatch(b.first, b.last, b.truth, list(b.names), follows=b.follows)
 
 
 class Uploader:
@@ -118,15 +123,16 @@ class Uploader:
 
     def send(self, batch: HostBatch) -> PendingBatch:
         if batch.ready:
-            return PendingBatch(batch.first, batch.last, batch.names, ready=True)
+            return PendingBatch(batch.first, batch.last, batch.names, ready=True, follows=batch.follows)
         device = self.engine.device
         if self.stream is None:
-            return PendingBatch(batch.first.to(device), batch.last.to(device), batch.names, ready=False)
+            return PendingBatch(batch.first.to(device), batch.last.to(device), batch.names, ready=False,
+                                follows=batch.follows)
         with dev.on_stream(device, self.stream):
             first = batch.first.to(device, non_blocking=True)
             last = batch.last.to(device, non_blocking=True)
             done = dev.record_event(device, self.stream)
-        return PendingBatch(first, last, batch.names, ready=False, done=done)
+        return PendingBatch(first, last, batch.names, ready=False, done=done, follows=batch.follows)
 
     def send_pairs(self, pairs: Sequence[tuple[Tensor, Tensor]]) -> PendingBatch:
         """Separate (3, H, W) frame pairs as one batch, assembled on the device: each frame crosses the bus into
@@ -146,11 +152,11 @@ class Uploader:
     def receive(self, pending: PendingBatch) -> DeviceBatch:
         """The model inputs (call inside the timed region: the wait and the conversion are part of a call)."""
         if pending.ready:
-            return DeviceBatch(pending.first, pending.last, pending.names)
+            return DeviceBatch(pending.first, pending.last, pending.names, pending.follows)
         if pending.done is not None:
             dev.wait_for(self.engine.device, pending.done, pending.first, pending.last)
         to_input = self.engine.to_model_input
-        return DeviceBatch(to_input(pending.first), to_input(pending.last), pending.names)
+        return DeviceBatch(to_input(pending.first), to_input(pending.last), pending.names, pending.follows)
 
 
 class HostCopier:

@@ -322,6 +322,9 @@ class Batch:
     first: torch.Tensor  # uint8 (B, 3, H, W), contiguous; pinned when asked for
     last: torch.Tensor
     truth: torch.Tensor
+    # Sample k's first frame is sample k - 1's last, sample 0's the last of the batch before (a video's triplets,
+    # in order): the model may encode each frame once.
+    follows: bool = False
 
 
 class Prefetcher:
@@ -337,6 +340,11 @@ class Prefetcher:
             raise ValueError("batch_size, workers and depth must be at least 1")
         self._tset = tset
         self._chunks = [list(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)]
+        # A video's triplets share their outer frames: triplet k's last is triplet k + 1's first.
+        chained = tset.layout == "video"
+        self._follows = [chained and k > 0 and chunk == list(range(self._chunks[k - 1][-1] + 1,
+                                                                    self._chunks[k - 1][-1] + 1 + len(chunk)))
+                         for k, chunk in enumerate(self._chunks)]
         self._pin = pin_memory
         self._depth = depth
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="prefetch")
@@ -346,19 +354,19 @@ class Prefetcher:
         return len(self._chunks)
 
     def __iter__(self) -> Iterator[Batch]:
-        chunks = iter(self._chunks)
-        for chunk in islice(chunks, self._depth):
-            self._pending.append(self._pool.submit(self._load, chunk))
+        chunks = iter(zip(self._chunks, self._follows, strict=True))
+        for chunk, follows in islice(chunks, self._depth):
+            self._pending.append(self._pool.submit(self._load, chunk, follows))
         while self._pending:
             batch = self._pending.popleft().result()
-            for chunk in islice(chunks, 1):
-                self._pending.append(self._pool.submit(self._load, chunk))
+            for chunk, follows in islice(chunks, 1):
+                self._pending.append(self._pool.submit(self._load, chunk, follows))
             yield batch
 
-    def _load(self, indices: list[int]) -> Batch:
+    def _load(self, indices: list[int], follows: bool = False) -> Batch:
         triplets = [self._tset.load(i) for i in indices]
         return Batch([t.name for t in triplets], self._stack([t.first for t in triplets]),
-                     self._stack([t.last for t in triplets]), self._stack([t.truth for t in triplets]))
+                     self._stack([t.last for t in triplets]), self._stack([t.truth for t in triplets]), follows)
 
     def _stack(self, frames: list[np.ndarray]) -> torch.Tensor:
         h, w = frames[0].shape[:2]
