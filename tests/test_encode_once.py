@@ -3,6 +3,8 @@ pair by pair, bit for bit on the CPU, with half the encoder's calls."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
 from torch import Tensor
@@ -19,10 +21,10 @@ def video(frames: int, h: int = 64, w: int = 128) -> list[Tensor]:
     return [base.roll((k, 2 * k), (2, 3)) for k in range(frames)]
 
 
-def encoded_frames(net: IFNet) -> list[int]:
+def encoded_frames(net: torch.nn.Module) -> list[int]:
     """A counter of the frames the encoder is given, updated as it runs."""
     seen = [0]
-    net.encode.register_forward_hook(lambda module, args, out: seen.__setitem__(0, seen[0] + args[0].shape[0]))
+    cast(torch.nn.Module, net.encode).register_forward_hook(lambda module, args, out: seen.__setitem__(0, seen[0] + args[0].shape[0]))
     return seen
 
 
@@ -37,7 +39,7 @@ def test_following_pairs_give_the_pairwise_frames(release: str, batch: int) -> N
     pairs = [(frames[2 * k], frames[2 * k + 2]) for k in range(3 * batch)]
     calls = [pairs[i:i + batch] for i in range(0, len(pairs), batch)]
     seen = encoded_frames(engine.net)
-    outputs = {}
+    outputs: dict[bool, list[Tensor]] = {}
     for follows in (False, True):
         seen[0] = 0
         outputs[follows] = []
