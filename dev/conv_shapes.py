@@ -16,8 +16,9 @@ from harness.measure.core import time_function
 from rife import fused_conv
 from rife.execution import plan_for, subpixel_deconvs, widened
 from rife.fused_conv import FusedConvUnit
-from rife.ifnet import IFNet, Kernels
-from rife.variants import VARIANTS
+from rife.ifnet import IFNet
+from rife.kernels import Kernels
+from rife.registry import VARIANTS
 
 
 def unit_shapes(arch: str, h: int, w: int) -> list[tuple]:

@@ -28,8 +28,8 @@ from harness.samples.dataset import decode_frames
 from rife.engine import Engine, resolve_precision
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
+from rife.registry import VARIANTS
 from rife.upstream import UpstreamPaper
-from rife.variants import VARIANTS
 from tools.gpu_table import (
     SIZES,
     first_and_timed,
@@ -169,7 +169,7 @@ def kernel_kind(name: str) -> str:
 def section_warp(calls: int = 200) -> list[dict]:
     """The fused Triton warp against PyTorch's fp32 grid_sample warp (eager), same inputs, at 720p."""
     from rife import triton_warp
-    from rife.ifnet import Warper
+    from rife.layers import Warper
 
     torch_warp = Warper()
     torch_warp.fp32 = True
@@ -252,7 +252,7 @@ def _priorities(capture: int, side: int) -> contextlib.AbstractContextManager:
 def _tweak_context(name: str) -> contextlib.AbstractContextManager:
     """The change a tweak makes while its engine is built, compiles and autotunes."""
     if name == "one-stream":
-        from rife.ifnet import one_after_another
+        from rife.kernels import one_after_another
 
         return _kernels_changed(fork_join=one_after_another)
     if name == "side-priority":  # fast gives the main (captured) stream priority

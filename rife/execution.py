@@ -36,7 +36,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rife import families, fused_conv
-from rife.ifnet import A, B, IFNet, Kernels, memory_format_of, one_after_another, round_up
+from rife.ifnet import IFNet
+from rife.kernels import A, B, Kernels, one_after_another
+from rife.layers import memory_format_of, round_up
 from rife.vocabulary import EXECUTIONS
 
 WIDTH_MULTIPLE = 16

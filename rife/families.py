@@ -16,19 +16,8 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from rife.ifnet import (
-    Candidate,
-    ContextUNet,
-    Conv2,
-    GatherGroup,
-    Kernels,
-    StepForm,
-    Warper,
-    flow_peaks,
-    memory_format_of,
-    resize,
-    warp_both,
-)
+from rife.kernels import Candidate, GatherGroup, Kernels, StepForm
+from rife.layers import ContextUNet, Conv2, Warper, flow_peaks, memory_format_of, resize, warp_both
 from rife.variants import FLOW_CHANNELS, SWAPPED_INPUT, LargeMotionRetry, Variant
 
 
@@ -127,9 +116,12 @@ class FamilyBlock(nn.Module):
         else:
             feat = self.convblock(feat)
         if self.head == "shuffle":
-            # In the input's memory format: compiled, the shuffle's kernel then writes whole pixels, not channel
-            # planes (a no-op in NCHW).
-            return self.lastconv(feat).contiguous(memory_format=memory_format_of(feat))
+            out = self.lastconv(feat)
+            # In channels_last, kept so: compiled, the shuffle's kernel then writes whole pixels, not channel planes.
+            # (A 1x1 or single-channel tensor is both NCHW and channels_last, and stays as it is.)
+            if feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous():
+                return out.contiguous(memory_format=torch.channels_last)
+            return out
         if self.head == "deconv":
             return self.lastconv(feat)
         if self.head == "flow":

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rife.ifnet import ConvKernel, replace_conv_units
+from rife.kernels import ConvKernel
+from rife.layers import replace_conv_units
 
 try:
     import cudnn

@@ -26,7 +26,8 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
-from rife.ifnet import Candidate, GatherGroup, StepForm, memory_format_of
+from rife.kernels import Candidate, GatherGroup, StepForm
+from rife.layers import memory_format_of
 from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS
 
 try:

@@ -11,7 +11,7 @@ and upstream code. Input names used by ``first_inputs`` / ``refine_inputs``:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the vocabulary stays torch-free at run time
     from torch import Tensor
@@ -137,12 +137,3 @@ class Variant:
         if index == 0 and not self.zero_start:
             return sum(self.input_channels(n) for n in self.first_inputs)
         return sum(self.input_channels(n) for n in self.refine_inputs) + FLOW_CHANNELS
-
-
-def __getattr__(name: str) -> Any:
-    """``VARIANTS``, ``DEFAULT_VARIANT`` and ``get_variant`` live in ``rife.registry`` (kept importable from here)."""
-    if name in ("VARIANTS", "DEFAULT_VARIANT", "get_variant"):
-        from rife import registry
-
-        return getattr(registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,9 +29,11 @@ from rife.execution import (
     widened,
     wrapped,
 )
-from rife.ifnet import BlockFeed, FlowState, IFNet, Kernels, Warper
+from rife.ifnet import BlockFeed, FlowState, IFNet
+from rife.kernels import Kernels
+from rife.layers import Warper
 from rife.loader import ModelChoice, load_model
-from rife.variants import VARIANTS
+from rife.registry import VARIANTS
 
 CPU = torch.device("cpu")
 
@@ -180,8 +182,9 @@ FUSED_WARP_MODEL_CHECK = """
 import torch
 from rife import triton_warp
 from rife.execution import widened
-from rife.ifnet import IFNet, Kernels
-from rife.variants import VARIANTS
+from rife.kernels import Kernels
+from rife.ifnet import IFNet
+from rife.registry import VARIANTS
 for arch in ("v4.0", "paper"):
     torch.manual_seed(0)
     net = IFNet(VARIANTS[arch], kernels=Kernels(fp32_warps=True)).eval()

@@ -11,8 +11,9 @@ from torch import nn
 
 from rife import fused_conv
 from rife.fused_conv import FusedConvUnit, fuse_conv_units
-from rife.ifnet import IFNet, conv_unit, residual_through
-from rife.variants import VARIANTS
+from rife.ifnet import IFNet
+from rife.layers import conv_unit, residual_through
+from rife.registry import VARIANTS
 
 
 def _random_ifnet(arch: str) -> IFNet:

@@ -18,7 +18,9 @@ import torch
 from torch import Tensor
 
 from rife import registry
-from rife.ifnet import GatherGroup, IFNet, Kernels, Warper, resize
+from rife.ifnet import IFNet
+from rife.kernels import GatherGroup, Kernels
+from rife.layers import Warper, resize
 
 ROOT = Path(__file__).resolve().parent.parent
 # One release of each structure the pass runs: shuffle head, carried channels, 4-channel encoder, mask replaced

@@ -15,8 +15,8 @@ import metrics
 from rife.engine import Engine, resolve_precision
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
+from rife.registry import VARIANTS
 from rife.upstream import UpstreamPaper
-from rife.variants import VARIANTS
 from tools.gpu_table import middle_frames, psnr_between
 
 pytestmark = pytest.mark.cuda

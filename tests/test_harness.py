@@ -280,7 +280,7 @@ def test_uploader_sends_one_batch_ahead_and_converts_in_the_call():
     from harness.measure.inputs import HostBatch, HostCopier, Uploader
     from rife.engine import Engine, Precision
     from rife.ifnet import IFNet
-    from rife.variants import VARIANTS
+    from rife.registry import VARIANTS
 
     variant = VARIANTS["v4.0"]
     engine = Engine(IFNet(variant), variant, torch.device("cpu"), Precision("fp32", autocast=False))

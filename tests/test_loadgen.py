@@ -31,7 +31,7 @@ class StandIn:
     ``cheat`` is on, a frame of zeros)."""
 
     def __init__(self, seconds: float) -> None:
-        from rife.variants import VARIANTS
+        from rife.registry import VARIANTS
 
         self.device, self.variant, self.seconds, self.cheat, self.calls = torch.device("cpu"), VARIANTS["v4.0"], \
             seconds, False, 0

@@ -31,7 +31,7 @@ class StandIn:
     """An engine's interface around a sleep: ``delays_s`` in turn, one per call."""
 
     def __init__(self, delays_s: list[float]) -> None:
-        from rife.variants import VARIANTS
+        from rife.registry import VARIANTS
 
         self.device, self.variant, self.delays, self.calls = CPU, VARIANTS["v4.0"], delays_s, 0
 

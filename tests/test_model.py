@@ -17,9 +17,10 @@ from rife import families
 from rife.assets import v4_upstream_dir
 from rife.checkpoint import CheckpointError, detect_releases, read_state_dict
 from rife.engine import Engine, EngineError, resolve_precision
-from rife.ifnet import IFNet, Kernels
+from rife.ifnet import IFNet
+from rife.kernels import Kernels
 from rife.loader import ModelChoice, load_model
-from rife.variants import VARIANTS, get_variant
+from rife.registry import VARIANTS, get_variant
 
 CPU = torch.device("cpu")
 AT_720P = pytest.mark.slow  # the same check on the whole 1280 x 720 frame, in the full suite
@@ -364,7 +365,7 @@ def _upstream_warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_warp_grid_in_grid_sample_layout_gives_upstreams_numbers(channels_last):
-    from rife.ifnet import Warper
+    from rife.layers import Warper
 
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -377,7 +378,7 @@ def test_warp_grid_in_grid_sample_layout_gives_upstreams_numbers(channels_last):
 
 
 def test_cat_padded_appends_zero_channels_and_keeps_channels_last():
-    from rife.ifnet import cat_padded
+    from rife.layers import cat_padded
 
     a = torch.rand(1, 3, 4, 5).contiguous(memory_format=torch.channels_last)
     b = torch.rand(1, 2, 4, 5).contiguous(memory_format=torch.channels_last)
@@ -388,7 +389,8 @@ def test_cat_padded_appends_zero_channels_and_keeps_channels_last():
 
 
 def test_flow_step_warps_both_frames_as_separate_warps_would():
-    from rife.ifnet import FlowState, FlowStep, Warper
+    from rife.ifnet import FlowState, FlowStep
+    from rife.layers import Warper
 
     torch.manual_seed(0)
     warp = Warper()

@@ -140,7 +140,7 @@ def test_installed_rife_bench_uses_the_current_folders_weights_and_writes_nothin
     import torch
 
     from rife.ifnet import IFNet
-    from rife.variants import get_variant
+    from rife.registry import get_variant
 
     src = copy_sources(tmp_path / "src")
     git = ["git", "-C", str(src), "-c", "user.name=test", "-c", "user.email=test@example.com"]

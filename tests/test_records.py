@@ -144,7 +144,7 @@ def test_readers_of_results_and_options_need_no_torch(module):
 def test_the_vocabulary_is_what_the_model_code_knows():
     from rife.engine import DTYPES
     from rife.execution import EXECUTIONS
-    from rife.variants import VARIANTS
+    from rife.registry import VARIANTS
     from rife.vocabulary import ARCHITECTURES, DTYPE_NAMES, PRECISIONS
     from rife.vocabulary import EXECUTIONS as WORDS
 

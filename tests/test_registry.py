@@ -234,8 +234,9 @@ def test_padding_grows_below_scale_one():
                                            ("v4.0", True)])
 def test_general_path_through_the_engine_cpu_fast_equals_eager(name, ensemble):
     """The general path (no fused kernels) through Engine: CPU ``fast`` (channels_last, fp32 warps) equals eager,
-    at --scale 0.5 and 1; on CUDA ``fast`` keeps only compile and the CUDA graph for it (``for_network``). 4.0 takes
-    it with the ensemble."""
+    at --scale 0.5 and 1; on CUDA ``fast`` keeps compile and the CUDA graph for it (``for_network``), and for
+    Practical-RIFE without the ensemble also its Triton kernels (``rife.families.FusedPass``), padded block inputs
+    and subpixel transposed convolutions. 4.0 takes it with the ensemble."""
     import dataclasses
 
     from rife.execution import ExecutionPlan, for_network
@@ -245,8 +246,9 @@ def test_general_path_through_the_engine_cpu_fast_equals_eager(name, ensemble):
     fp32 = resolve_precision(CPU, "fp32", False)
     cuda_fast = ExecutionPlan(**{**{f.name: True for f in dataclasses.fields(ExecutionPlan)}, "mode": "fast"})
     net = IFNet(variant, ensemble=ensemble).eval()
+    fused = name.startswith("4.") and not ensemble
     assert net.general and for_network(cuda_fast, net) == dataclasses.replace(
-        cuda_fast, widen=False, fused_kernels=False, two_streams=False, subpixel_deconvs=False, fused_convs=False,
+        cuda_fast, widen=fused, fused_kernels=fused, two_streams=False, subpixel_deconvs=fused, fused_convs=False,
         retry_on_host=False)
     for scale in (0.5, 1.0):
         eager = Engine(net, variant, CPU, fp32, scale=scale, execution="eager")

@@ -98,7 +98,8 @@ def step_inputs(shape: tuple[int, int, int, float], dtype: torch.dtype, channels
 def reference_step(out: Tensor, scale: float, prev_flow: Tensor | None, prev_mask: Tensor | None, img0: Tensor,
                    img1: Tensor, measure: bool) -> tuple[Tensor, ...]:
     """rife.ifnet.FlowStep in fp32 with fp32 warps."""
-    from rife.ifnet import FlowState, FlowStep, Warper
+    from rife.ifnet import FlowState, FlowStep
+    from rife.layers import Warper
 
     warp = Warper(fp32=True)
     state = None if prev_flow is None else FlowState(prev_flow.float(), prev_mask.float(), img0, img1)
@@ -133,7 +134,8 @@ def settle_inputs(shape: tuple[int, int, int, float], dtype: torch.dtype, with_p
 
 def reference_settle(take_b: Tensor, a: tuple, b: tuple, img0: Tensor, img1: Tensor) -> tuple[Tensor, ...]:
     """rife.ifnet.FlowStep.settle in fp32 with fp32 warps."""
-    from rife.ifnet import FlowState, FlowStep, Pending, Warper
+    from rife.ifnet import FlowState, FlowStep, Pending
+    from rife.layers import Warper
 
     warp = Warper(fp32=True)
 
@@ -182,7 +184,8 @@ def feed_inputs(shape: tuple[int, int, int, float], dtype: torch.dtype, channels
 def reference_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1: Tensor, t_plane: Tensor,
                    flow: Tensor | None, mask: Tensor | None) -> Tensor:
     """rife.ifnet.BlockFeed with fp32 warps, warping the frames itself (the state has none)."""
-    from rife.ifnet import BlockFeed, FlowState, Warper
+    from rife.ifnet import BlockFeed, FlowState
+    from rife.layers import Warper
 
     warp = Warper(fp32=True)
     state = None if flow is None else FlowState(flow, mask, None, None)
@@ -201,7 +204,7 @@ def assert_feed_matches(got: Tensor, ref: Tensor, img0: Tensor, where: str) -> N
 
 def feed_channels(names: tuple[str, ...], with_state: bool) -> int:
     """The block input's width with zero channels up to a multiple of 8, as the fast path pads it."""
-    from rife.ifnet import round_up
+    from rife.layers import round_up
     from rife.variants import CHANNELS_PER_INPUT, FLOW_CHANNELS
 
     return round_up(sum(CHANNELS_PER_INPUT[n] for n in names) + (FLOW_CHANNELS if with_state else 0), 8)

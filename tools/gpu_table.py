@@ -26,8 +26,8 @@ from harness.measure.inputs import random_scene
 from rife.engine import Engine, resolve_precision
 from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
+from rife.registry import VARIANTS
 from rife.upstream import UpstreamPaper
-from rife.variants import VARIANTS
 
 CUDA = torch.device("cuda")
 
