@@ -33,9 +33,11 @@ from rife.upstream import UpstreamPaper
 from tools.gpu_table import (
     SIZES,
     first_and_timed,
+    kernel_kind,
     make_engine,
     middle_frames,
     print_table,
+    profiled_calls,
     psnr_between,
     section_modes,
 )
@@ -138,34 +140,6 @@ def section_batch(v4_weights: Path, calls: int, batches: list[int]) -> list[dict
     return rows
 
 
-def kernel_kind(name: str) -> str:
-    """A kernel's family, for the profile's and the timeline's summary rows. Inductor's kernels are named after
-    the ops they fuse, so they are told apart before the library convolutions (whose names say "conv" too)."""
-    if "_step_kernel" in name:
-        return "flow step (Triton)"
-    if "_feed_kernel" in name:
-        return "block input (Triton)"
-    if "_warp_kernel" in name or "grid_sampler" in name:
-        return "warp"
-    if name.startswith("triton_"):
-        if "unsafe_index" in name:
-            return "resize (+ fused elementwise, inductor)"
-        if name.startswith("triton_per"):
-            return "reduction (inductor)"
-        if "convolution" in name:
-            return "convolution bias + PReLU (inductor)"
-        return "other elementwise / cat (inductor)"
-    if "nhwcAddPadding" in name:
-        return "cuDNN channel padding"
-    if "dgrad" in name:
-        return "transposed convolution"
-    if any(k in name for k in ("xmma", "cutlass", "conv", "fprop", "implicit_gemm", "cudnn")):
-        return "convolution"
-    if "emcpy" in name or "emset" in name or "copy" in name.lower():
-        return "copy/memset"
-    return "other"
-
-
 def section_warp(calls: int = 200) -> list[dict]:
     """The fused Triton warp against PyTorch's fp32 grid_sample warp (eager), same inputs, at 720p."""
     from rife import triton_warp
@@ -188,32 +162,12 @@ def section_warp(calls: int = 200) -> list[dict]:
 
 def section_profile(v4_weights: Path, calls: int = 20) -> list[dict]:
     """Where the time of one ``fast`` frame goes (1280x720 fp16): CUDA kernels by total time."""
-    from torch.profiler import ProfilerActivity, profile
 
     rows = []
     for arch in ("paper", "v4.0"):
         e = make_engine(arch, "ours", "fp16", "fast", v4_weights, None)
         frames = torch.randint(0, 256, (2, 1, 3, 720, 1280), dtype=torch.uint8, device=CUDA)
-        a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
-        for _ in range(5):
-            e.interpolate(a, b, 1, (720, 1280))
-        torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(calls):
-                e.interpolate(a, b, 1, (720, 1280))
-            torch.cuda.synchronize()
-        events = [ev for ev in prof.key_averages() if ev.device_time_total > 0]
-        total = sum(ev.device_time_total for ev in events) or 1.0
-        by_kind: dict[str, list] = {}
-        for ev in events:
-            by_kind.setdefault(kernel_kind(ev.key), []).append(ev)
-        for kind, evs in sorted(by_kind.items(), key=lambda kv: -sum(ev.device_time_total for ev in kv[1])):
-            spent = sum(ev.device_time_total for ev in evs)
-            rows.append({"model": arch, "kernel": f"[all {kind}]", "us_per_frame": spent / calls,
-                         "share_pct": 100 * spent / total, "calls_per_frame": sum(ev.count for ev in evs) / calls})
-        for ev in sorted(events, key=lambda ev: -ev.device_time_total)[:12]:
-            rows.append({"model": arch, "kernel": ev.key[:70], "us_per_frame": ev.device_time_total / calls,
-                         "share_pct": 100 * ev.device_time_total / total, "calls_per_frame": ev.count / calls})
+        rows += profiled_calls(e, frames, arch, calls)
         del e
         torch.cuda.empty_cache()
     return rows

@@ -197,16 +197,12 @@ def kernel_kind(name: str) -> str:
     return "other"
 
 
-def section_profile(release: str, size: str, out: Path, calls: int = 50) -> list[dict]:
-    """Where the time of one ``fast`` fp16 call of ``release`` goes: CUDA kernels over ``calls`` CUDA-graph
-    replays, by family and the largest ones."""
+def profiled_calls(e: Engine, frames: torch.Tensor, model: str, calls: int = 50) -> list[dict]:
+    """Where the time of ``e``'s call on the uint8 pair ``frames`` (2, 1, 3, H, W) goes: CUDA kernels over ``calls``
+    calls after five untimed ones, in all, by family (``kernel_kind``) and the twelve largest."""
     from torch.profiler import ProfilerActivity, profile
 
-    from tools.gpu_acceptance import family_weights
-
-    h, w = SIZES[size]
-    e = release_engine(release, "ours", "fp16", "fast", family_weights(release, out)[0])
-    frames = random_scene(h, w).to(CUDA)
+    h, w = frames.shape[-2:]
     a, b = e.to_model_input(frames[0]), e.to_model_input(frames[1])
     for _ in range(5):
         e.interpolate(a, b, 1, (h, w))
@@ -217,19 +213,30 @@ def section_profile(release: str, size: str, out: Path, calls: int = 50) -> list
         torch.cuda.synchronize()
     events = [ev for ev in prof.key_averages() if ev.device_time_total > 0]
     total = sum(ev.device_time_total for ev in events) or 1.0
+
+    def row(kernel: str, spent: float, count: int) -> dict:
+        return {"model": model, "kernel": kernel, "us_per_call": spent / calls, "share_pct": 100 * spent / total,
+                "kernels_per_call": count / calls}
+
     by_kind: dict[str, list] = {}
     for ev in events:
         by_kind.setdefault(kernel_kind(ev.key), []).append(ev)
-    rows = [{"model": release, "kernel": "[all]", "us_per_call": total / calls, "share_pct": 100.0,
-             "kernels_per_call": sum(ev.count for ev in events) / calls}]
+    rows = [row("[all]", total, sum(ev.count for ev in events))]
     for kind, evs in sorted(by_kind.items(), key=lambda kv: -sum(ev.device_time_total for ev in kv[1])):
-        spent = sum(ev.device_time_total for ev in evs)
-        rows.append({"model": release, "kernel": f"[{kind}]", "us_per_call": spent / calls,
-                     "share_pct": 100 * spent / total, "kernels_per_call": sum(ev.count for ev in evs) / calls})
-    for ev in sorted(events, key=lambda ev: -ev.device_time_total)[:12]:
-        rows.append({"model": release, "kernel": ev.key[:70], "us_per_call": ev.device_time_total / calls,
-                     "share_pct": 100 * ev.device_time_total / total, "kernels_per_call": ev.count / calls})
+        rows.append(row(f"[{kind}]", sum(ev.device_time_total for ev in evs), sum(ev.count for ev in evs)))
+    rows += [row(ev.key[:70], ev.device_time_total, ev.count)
+             for ev in sorted(events, key=lambda ev: -ev.device_time_total)[:12]]
     return rows
+
+
+def section_profile(release: str, size: str, out: Path, calls: int = 50) -> list[dict]:
+    """Where the time of one ``fast`` fp16 call of ``release`` goes, over ``calls`` CUDA-graph replays on a random
+    smooth moving scene (``profiled_calls``)."""
+    from tools.gpu_acceptance import family_weights
+
+    h, w = SIZES[size]
+    e = release_engine(release, "ours", "fp16", "fast", family_weights(release, out)[0])
+    return profiled_calls(e, random_scene(h, w).to(CUDA), release, calls)
 
 
 def print_table(title: str, rows: list[dict]) -> None:
