@@ -18,7 +18,7 @@
   Under autocast (the CPU's bf16, ``--amp``) the convolution weights are stored in the autocast dtype.
 
 A plan is carried out in three parts: ``rebuilt`` (the network as the plan computes it: widths, transposed
-convolutions, ``rife.ifnet.Kernels``), ``wrapped`` (torch.compile, the CUDA graph, IPEX) and ``settings_for`` (the
+convolutions, ``rife.kernels.Kernels``), ``wrapped`` (torch.compile, the CUDA graph, IPEX) and ``settings_for`` (the
 process-wide torch settings it runs under, set around each call and recorded in the results).
 """
 
@@ -196,24 +196,24 @@ class GraphedNet(nn.Module):
     def forward(self, img0: Tensor, img1: Tensor, timestep: float = 0.5, scale: float = 1.0,
                 follows: bool = False) -> Tensor:
         features = getattr(self.net, "frame_features", None)
-        follows = follows and features is not None and features.held
-        key = (*graph_key(img0, timestep, scale), follows)
-        entry = self._graphs.get(key) or self._capture(key, img0, img1, float(timestep), scale, follows)
+        kept = features if follows and features is not None and features.held else None
+        key = (*graph_key(img0, timestep, scale), kept is not None)
+        entry = self._graphs.get(key) or self._capture(key, img0, img1, float(timestep), scale, kept)
         static0, static1, out, graph = entry
         static0.copy_(img0)
         static1.copy_(img1)
         graph.replay()
         return out.clone()  # the next replay overwrites ``out``; recursive midpoints feed outputs back in
 
-    def _capture(self, key: tuple, img0: Tensor, img1: Tensor, timestep: float, scale: float, follows: bool):
+    def _capture(self, key: tuple, img0: Tensor, img1: Tensor, timestep: float, scale: float,
+                 kept: families.FrameFeatures | None):
+        """``kept``: the network's kept features, where the captured call follows the last (``IFNet.forward``'s
+        ``follows``, passed only then: other networks do not take it)."""
         static0, static1 = img0.clone(), img1.clone()
-        # ``follows`` goes to the network only where set: it is an IFNet's (the general path's encoder), which a
-        # graph that follows runs with features kept from the last call.
-        kwargs = {"follows": True} if follows else {}
+        kwargs = {"follows": True} if kept is not None else {}
         # The capture's warm-up calls keep their own frames' features: the call being captured follows the last
         # call before them.
-        unchanged = cast(IFNet, self.net).frame_features.unchanged() if follows else contextlib.nullcontext()
-        with unchanged:
+        with kept.unchanged() if kept is not None else contextlib.nullcontext():
             out, graph = capture(lambda: self.net(static0, static1, timestep, scale, **kwargs), img0.device,
                                  self.capture_priority)
         self._graphs[key] = (static0, static1, out, graph)

@@ -2,8 +2,9 @@
 Practical-RIFE 4.2-4.26 (see ``rife.variants`` for what each field means).
 
 Module names and shapes follow the upstream checkpoints, so their ``flownet.pkl`` files load strictly. The
-forward pass follows the upstream order of operations (resize, then scale; average the two directions, then add),
-with no fused kernels: on CUDA, ``fast`` runs it through ``torch.compile`` and one CUDA graph.
+forward pass follows the upstream order of operations (resize, then scale; average the two directions, then add).
+On CUDA, ``fast`` runs Practical-RIFE 4.2+ without the ensemble through ``FusedPass`` (Triton kernels), the others
+through ``torch.compile`` and one CUDA graph.
 """
 
 from __future__ import annotations
@@ -176,9 +177,8 @@ class FrameFeatures:
     def pair(self, encode: nn.Module, img0: Tensor, img1: Tensor, follows: bool) -> tuple[Tensor, Tensor]:
         """The features of ``img0`` and of ``img1``."""
         feat1 = encode(img1)
-        if follows and self._last is not None and self._last.shape[1:] == feat1.shape[1:]:
-            feat0 = torch.cat((self._last, feat1[:-1]))
-        else:
+        feat0 = self._followed(feat1) if follows else None
+        if feat0 is None:
             feat0 = encode(img0)
         self._keep(feat1[-1:])
         return feat0, feat1
@@ -186,16 +186,19 @@ class FrameFeatures:
     def both(self, encode: nn.Module, pair: Tensor, follows: bool) -> Tensor:
         """``pair``'s features (the first frames of a call, then its second frames), the frames encoded in one batch
         unless the call follows the last."""
-        n = pair.shape[0] // 2
-        if follows and self._last is not None:
-            feat1 = encode(pair[n:])
-            if self._last.shape[1:] == feat1.shape[1:]:
-                both = torch.cat((self._last, feat1[:-1], feat1))
-                self._keep(feat1[-1:])
-                return both
+        if follows and self.held:
+            img0, img1 = pair.chunk(2)
+            return torch.cat(self.pair(encode, img0, img1, follows=True))
         both = encode(pair)
         self._keep(both[-1:])
         return both
+
+    def _followed(self, feat1: Tensor) -> Tensor | None:
+        """The first frames' features of a call whose second frames' are ``feat1`` and that follows the last: the kept
+        ones, then all of ``feat1`` but its last; None where none are kept for features of this size."""
+        if self._last is None or self._last.shape[1:] != feat1.shape[1:]:
+            return None
+        return torch.cat((self._last, feat1[:-1]))
 
     @property
     def held(self) -> bool:
@@ -337,9 +340,9 @@ PAIRED_INPUTS = {"img0": ("img", False), "warped0": ("img", True), "feat0": ("fe
 
 class FusedPass:
     """``GeneralPass``'s arithmetic for Practical-RIFE 4.2+ run without the ensemble (``fits``), with the Triton
-    kernels of ``Kernels``: each block's input assembled in place at its scale (``resample``: frames and features
-    warped only at the pixels the resize reads, one launch per pair), each flow step one kernel (``step``, in fp32),
-    the carried channels brought to the frame in one launch, and the last step, warps and blend one kernel
+    kernels of ``Kernels``: each block's input assembled in place at its scale in one launch (``gather``: frames and
+    features warped only at the pixels the resize reads), each flow step one kernel (``step``, in fp32), the carried
+    channels brought to the frame in one launch, and the last step, warps and blend one kernel
     (``settle``). At full size only the running flow and mask (fp32), the carried channels and the output are
     written. Both frames are encoded in one batch (``FrameFeatures``)."""
 

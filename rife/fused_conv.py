@@ -172,7 +172,7 @@ def status() -> str:
 
 
 def fused_units(context: CudnnContext | None) -> ConvKernel:
-    """``rife.ifnet.Kernels.conv``: each conv + PReLU unit that ``FusedConvUnit`` computes as one, on ``context``."""
+    """``rife.kernels.Kernels.conv``: each conv + PReLU unit that ``FusedConvUnit`` computes as one, on ``context``."""
 
     def fused(unit: nn.Sequential) -> nn.Module:
         return FusedConvUnit(unit, context) if FusedConvUnit.fits(unit) else unit

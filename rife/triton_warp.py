@@ -1,6 +1,6 @@
 """Triton kernels of the fast path: the backward warp, and a block's whole flow step with its two warps.
 
-- ``warp``: bilinear, border padding, align_corners=True; the result of ``rife.ifnet.Warper`` with ``fp32=True``
+- ``warp``: bilinear, border padding, align_corners=True; the result of ``rife.layers.Warper`` with ``fp32=True``
   (coordinates and interpolation in fp32, output in the image's dtype).
 - ``step``: what ``rife.ifnet.FlowStep`` does after a block (resize its output to the frame, scale the flow part,
   add to the running flow and mask, optionally warp both frames by the new flow and the peaks of the change) in one
@@ -9,8 +9,8 @@
   timestep, mask and flow, resized to the block's scale and concatenated with zero channels) in one pass over the
   block's input: the frames are warped only at the pixels the resize reads, and nothing at full size is written.
 - ``gather``: the same for the other families' block inputs, from up to six groups of channels (frames, encoder
-  features, warped or not, the carried channels, the flow) in one launch, and (``resample``) their carried channels
-  brought to the frame after a block (``rife.families.FusedPass``).
+  features, warped or not, the carried channels, the flow) in one launch, and their carried channels brought to the
+  frame after a block (``rife.families.FusedPass``).
 
 ``fused_warp`` goes through the custom op ``rife::warp``, which torch.compile keeps inside its graph (and a CUDA
 graph). ``step`` and ``feed`` are called outside compiled code: as a custom op with several outputs, PyTorch 2.11's inductor
@@ -749,18 +749,13 @@ def feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1
 
 def gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None = None,
            zero_from: int | None = None) -> Tensor:
-    """Writes into ``out`` (N, C, h, w) each of ``groups`` (``rife.ifnet.GatherGroup``: up to six) resized bilinearly by ``factor``
-    (``rife.ifnet.resize``: align_corners=False, scale-factor semantics); a warped group's source pixels that the
-    resize reads are first warped (``rife.ifnet.Warper`` with fp32) by ``flow`` (N, 2 * pairs, H, W), channels 2k and
-    2k + 1 for part k of a pair, each warped value rounded to the source's dtype as a stored warp would be. Source
+    """Writes into ``out`` (N, C, h, w) each of ``groups`` (``rife.kernels.GatherGroup``: up to six) resized
+    bilinearly by ``factor`` (``rife.layers.resize``: align_corners=False, scale-factor semantics); a warped group's
+    source pixels that the resize reads are first warped (``rife.layers.Warper`` with fp32) by ``flow`` (N, 2 * pairs,
+    H, W), channels 2k and 2k + 1 for part k of a pair, each warped value rounded to the source's dtype as a stored warp would be. Source
     frame k * N + i goes to sample i: both frames of a pair, or both frames' features, in one group. Channels of
     ``out`` no group writes are left as they are, but those from ``zero_from`` on (after the groups') are set to
     zero. Returns ``out``."""
     _require_triton()
     _launch_gather(groups, out, factor, flow, _gather_kernel, zero_from)
     return out
-
-
-def resample(src: Tensor, out: Tensor, factor: float) -> Tensor:
-    """``src`` (N, C, H, W) resized bilinearly by ``factor`` into ``out`` (N, C, h, w): ``gather`` of one group."""
-    return gather([GatherGroup(src, 0)], out, factor)

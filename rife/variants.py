@@ -47,7 +47,7 @@ class LargeMotionRetry:
     threshold: float
 
     def wanted(self, peaks: Tensor) -> Tensor:
-        """Per sample, from the block's ``rife.ifnet.flow_peaks`` (N, 2): whether the retry is wanted."""
+        """Per sample, from the block's ``rife.layers.flow_peaks`` (N, 2): whether the retry is wanted."""
         return (peaks[:, 0] > self.threshold) & (peaks[:, 1] > self.threshold)
 
 

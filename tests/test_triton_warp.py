@@ -25,7 +25,7 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 
 def reference_warp(img: Tensor, flow: Tensor) -> Tensor:
-    """rife.ifnet.Warper with fp32=True."""
+    """rife.layers.Warper with fp32=True."""
     n, _, h, w = flow.shape
     f = flow.float()
     xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=torch.float32).view(1, 1, 1, w).expand(n, 1, h, w)

@@ -172,7 +172,7 @@ def kernel_kind(name: str) -> str:
     """A kernel's family, for a profile's summary rows. Inductor's kernels are named after the ops they fuse, so
     they are told apart before the library convolutions (whose names say "conv" too)."""
     triton_kernels = {"_step_kernel": "flow step (Triton)", "_feed_kernel": "block input (Triton)",
-                      "_resample_kernel": "block input / carried channels (Triton)", "_warp_kernel": "warp"}
+                      "_gather_kernel": "block input / carried channels (Triton)", "_warp_kernel": "warp"}
     for key, kind in triton_kernels.items():
         if key in name:
             return kind
