@@ -22,6 +22,7 @@ from tools.gpu_table import CUDA, SIZES, first_and_timed, print_table, psnr_betw
 
 CHANGES: dict[str, dict[str, Any]] = {
     "default": {},
+    "no-fused-convs": {"fused_convs": False},
     "no-subpixel": {"subpixel_deconvs": False},
     "no-pad": {"widen": False},
     "whole-compile": {"fused_kernels": False, "subpixel_deconvs": False, "widen": False},
@@ -33,12 +34,14 @@ def main() -> None:
     p.add_argument("release")
     p.add_argument("--calls", type=int, default=300)
     p.add_argument("--out", type=Path, default=Path("."))
+    p.add_argument("--configs", default=",".join(CHANGES), help="of " + ", ".join(CHANGES))
     a = p.parse_args()
+    changes = {name: CHANGES[name] for name in a.configs.split(",")}
     weights, kind = family_weights(a.release, a.out)
     h, w = SIZES["1280x720"]
     frames = random_scene(h, w).to(CUDA)
     rows, ref = [], None
-    for name, change in (("fp32-eager", None), *CHANGES.items()):
+    for name, change in (("fp32-eager", None), *changes.items()):
         loaded = load_model(ModelChoice(arch=a.release, weights=weights))
         precision = "fp32" if change is None else "fp16"
         plan = plan_for("eager" if change is None else "fast", CUDA)

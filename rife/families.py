@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from rife.kernels import Candidate, GatherGroup, Kernels, StepForm
-from rife.layers import ContextUNet, Conv2, Warper, flow_peaks, memory_format_of, resize, warp_both
+from rife.layers import ContextUNet, Conv2, ResConv, Warper, flow_peaks, memory_format_of, resize, warp_both
 from rife.variants import FLOW_CHANNELS, SWAPPED_INPUT, LargeMotionRetry, Variant
 
 
@@ -28,19 +28,6 @@ def activation(kind: str, channels: int) -> nn.Module:
 
 def unit(variant: Variant, in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=True), activation(variant.activation, out_ch))
-
-
-class ResConv(nn.Module):
-    """Practical-RIFE 4.5+: ``LeakyReLU(conv(x) * beta + x)`` with a learned per-channel ``beta``."""
-
-    def __init__(self, channels: int, groups: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, 1, 1, groups=groups)
-        self.beta = nn.Parameter(torch.ones((1, channels, 1, 1)))
-        self.relu = nn.LeakyReLU(0.2, True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.conv(x) * self.beta + x)
 
 
 def two_stage_head(width: int, out_ch: int) -> nn.Sequential:

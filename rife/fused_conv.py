@@ -1,7 +1,8 @@
 """Convolutions with their epilogues fused, through cuDNN's runtime fusion (the ``nvidia-cudnn-frontend`` package).
 
-A RIFE convolution unit is a 3x3 convolution, its bias and a PReLU with a slope per channel (and, at the end of a
-block's convolution stack, the block's residual add). Run by PyTorch these are a cuDNN convolution and a separate
+A RIFE convolution unit is a 3x3 convolution, its bias and a PReLU with a slope per channel or a LeakyReLU (and, at
+the end of a v4.0 block's convolution stack, the block's residual add; in Practical-RIFE 4.5+'s ``ResConv``, the
+unit's input added before the activation). Run by PyTorch these are a cuDNN convolution and a separate
 elementwise kernel that reads and writes the activation once more; at the small activations of batch 1 the second
 kernel costs about as much as the convolution. ``FusedConvUnit`` computes all of it in one cuDNN graph (the
 convolution with a pointwise epilogue computed in fp32 before the one rounding to fp16/bf16), built once per input
@@ -12,6 +13,7 @@ traced by ``torch.compile`` like any other module.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any, cast
 
@@ -20,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rife.kernels import ConvKernel
-from rife.layers import replace_conv_units
+from rife.layers import ResConv, is_conv_unit, replace_conv_units
 
 try:
     import cudnn
@@ -59,25 +61,38 @@ _CUDNN_TYPES = {torch.float16: "HALF", torch.bfloat16: "BFLOAT16", torch.float32
 
 
 class FusedConvUnit(nn.Module):
-    """``nn.Sequential(Conv2d(3x3, padding 1), PReLU)``, optionally followed by a residual add, as one fused cuDNN
-    graph per input shape where ``fuses`` says so; PyTorch's modules otherwise (and on every failure to build)."""
+    """A convolution unit (``rife.layers.is_conv_unit``) as one fused cuDNN graph per input shape where ``fuses``
+    says so; the unit as PyTorch runs it otherwise (and on every failure to build). Either
+    ``nn.Sequential(Conv2d(3x3, padding 1), PReLU or LeakyReLU)``, optionally followed by a residual add, or a
+    ``ResConv`` (``LeakyReLU(conv(x) * beta + x)``: ``beta`` folded into the weights and bias, ``x`` added before
+    the activation)."""
 
     takes_residual = True
+    wraps_unit = True
 
-    def __init__(self, unit: nn.Sequential, context: CudnnContext | None) -> None:
+    def __init__(self, unit: nn.Module, context: CudnnContext | None) -> None:
         super().__init__()
-        self.conv, self.prelu = cast(nn.Conv2d, unit[0]), cast(nn.PReLU, unit[1])  # a unit that ``fits``
+        self.unit = unit  # one that ``fits``
         self.context = context
         self._graphs: dict[tuple, _Fused | None] = {}
 
+    @property
+    def conv(self) -> nn.Conv2d:
+        return cast(nn.Conv2d, self.unit.conv if isinstance(self.unit, ResConv) else cast(nn.Sequential, self.unit)[0])
+
     @staticmethod
     def fits(unit: nn.Module) -> bool:
-        if not (isinstance(unit, nn.Sequential) and len(unit) == 2):
+        if isinstance(unit, ResConv):
+            conv: nn.Module = unit.conv
+        elif is_conv_unit(unit):
+            conv, act = cast(nn.Sequential, unit)[0], cast(nn.Sequential, unit)[1]
+            if isinstance(act, nn.PReLU) and act.num_parameters != cast(nn.Conv2d, conv).out_channels:
+                return False  # one slope shared by every channel
+        else:
             return False
-        conv, act = unit[0], unit[1]
-        return (isinstance(conv, nn.Conv2d) and isinstance(act, nn.PReLU) and conv.kernel_size == (3, 3)
-                and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1 and conv.bias is not None
-                and act.num_parameters == conv.out_channels)
+        assert isinstance(conv, nn.Conv2d)
+        return (conv.kernel_size == (3, 3) and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+                and conv.bias is not None)
 
     def fuses(self, x: Tensor) -> bool:
         """Decided from static facts only (device, dtype, layout, shape), so that ``torch.compile`` specialises on
@@ -97,8 +112,22 @@ class FusedConvUnit(nn.Module):
         return self.unfused(x, residual)
 
     def unfused(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        y = self.prelu(self.conv(x))
+        y = self.unit(x)
         return y if residual is None else y + residual
+
+    def folded(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The fused graph's weight, bias and per-channel negative slope (a ``ResConv``'s ``beta`` folded into the
+        first two: ``conv(x) * beta = conv'(x)`` with ``w' = w * beta``, ``b' = b * beta``), in fp32."""
+        conv = self.conv
+        k = conv.out_channels
+        weight, bias = conv.weight.detach().float(), cast(Tensor, conv.bias).detach().float()
+        if isinstance(self.unit, ResConv):
+            beta = self.unit.beta.detach().float().reshape(k)
+            return weight * beta.view(k, 1, 1, 1), bias * beta, torch.full_like(bias, self.unit.relu.negative_slope)
+        act = cast(nn.Sequential, self.unit)[1]
+        if isinstance(act, nn.PReLU):
+            return weight, bias, act.weight.detach().float()
+        return weight, bias, torch.full_like(bias, cast(nn.LeakyReLU, act).negative_slope)
 
     @torch.compiler.disable
     def _fused(self, x: Tensor, residual: Tensor | None) -> Tensor:
@@ -113,7 +142,7 @@ class FusedConvUnit(nn.Module):
     def _build(self, x: Tensor, residual: Tensor | None) -> _Fused | None:
         try:
             handle = cast(CudnnContext, self.context).on_current_stream()  # ``fuses``: a context
-            return _Fused(self.conv, self.prelu.weight, x, residual, handle)
+            return _Fused(*self.folded(), self.conv.stride[0], x, residual, isinstance(self.unit, ResConv), handle)
         except Exception as e:  # cuDNN has no engine for this graph here: PyTorch's way for this shape
             warnings.warn(f"fused convolution {tuple(x.shape)} -> {self.conv.out_channels} unsupported by cuDNN "
                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); running it unfused",
@@ -122,19 +151,21 @@ class FusedConvUnit(nn.Module):
 
 
 class _Fused:
-    """One built cuDNN graph: conv + bias + PReLU (slope · min(y, 0) + max(y, 0), composed) [+ residual]."""
+    """One built cuDNN graph: conv + bias, [+ the input x (``input_residual``)], the activation (slope · min(y, 0) +
+    max(y, 0), composed), [+ residual]."""
 
-    def __init__(self, conv: nn.Conv2d, slope: Tensor, x: Tensor, residual: Tensor | None, handle: Any) -> None:
+    def __init__(self, weight: Tensor, bias: Tensor, slope: Tensor, stride: int, x: Tensor, residual: Tensor | None,
+                 input_residual: bool, handle: Any) -> None:
         io = getattr(cudnn.data_type, _CUDNN_TYPES[x.dtype])
         fp32 = cudnn.data_type.FLOAT
-        k = conv.out_channels
-        stride = conv.stride[0]
+        k = weight.shape[0]
         n, _, h, w = x.shape
         ho, wo = -(-h // stride), -(-w // stride)
-        self.weight = conv.weight.detach().to(x.dtype).contiguous(memory_format=torch.channels_last)
-        self.bias = cast(Tensor, conv.bias).detach().to(x.dtype).view(1, k, 1, 1)
-        self.slope = slope.detach().to(x.dtype).view(1, k, 1, 1)
+        self.weight = weight.to(x.dtype).contiguous(memory_format=torch.channels_last)
+        self.bias = bias.to(x.dtype).view(1, k, 1, 1)
+        self.slope = slope.to(x.dtype).view(1, k, 1, 1)
         self.out_shape = (n, k, ho, wo)
+        self.input_residual = input_residual
         g = cudnn.pygraph(io_data_type=io, intermediate_data_type=fp32, compute_data_type=fp32, handle=handle,
                           is_cuda_graph_replay_expected=True)
         self.x_t, self.w_t = g.tensor_like(x), g.tensor_like(self.weight)
@@ -142,6 +173,8 @@ class _Fused:
         y = g.conv_fprop(image=self.x_t, weight=self.w_t, padding=[1, 1], stride=[stride, stride], dilation=[1, 1],
                          compute_data_type=fp32)
         y = g.add(a=y, b=self.b_t)
+        if input_residual:
+            y = g.add(a=y, b=self.x_t)
         pos = g.relu(input=y)
         out = g.add(a=pos, b=g.mul(a=g.sub(a=y, b=pos), b=self.s_t))
         self.r_t = None
@@ -174,7 +207,7 @@ def status() -> str:
 def fused_units(context: CudnnContext | None) -> ConvKernel:
     """``rife.kernels.Kernels.conv``: each conv + PReLU unit that ``FusedConvUnit`` computes as one, on ``context``."""
 
-    def fused(unit: nn.Sequential) -> nn.Module:
+    def fused(unit: nn.Module) -> nn.Module:
         return FusedConvUnit(unit, context) if FusedConvUnit.fits(unit) else unit
 
     return fused
@@ -185,8 +218,7 @@ def fuse_conv_units(net: nn.Module, context: CudnnContext | None) -> int:
     return replace_conv_units(net, fused_units(context))
 
 
-def reference(x: Tensor, conv: nn.Conv2d, slope: Tensor, residual: Tensor | None = None) -> Tensor:
-    """The unit in fp32 (for checks): conv + bias, PReLU, residual."""
-    bias = cast(Tensor, conv.bias)  # a unit's convolution has one
-    y = F.prelu(F.conv2d(x.float(), conv.weight.float(), bias.float(), conv.stride, 1), slope.float())
+def reference(x: Tensor, unit: nn.Module, residual: Tensor | None = None) -> Tensor:
+    """The unit (``FusedConvUnit.fits``) in fp32 (for checks), [+ residual]."""
+    y = copy.deepcopy(unit).float()(x.float())
     return y if residual is None else y + residual.float()

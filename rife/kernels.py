@@ -97,11 +97,12 @@ class FeedKernel(Protocol):
 
 
 class ConvKernel(Protocol):
-    """A module computing a loaded convolution unit (``conv_unit``: a convolution and its PReLU, optionally taking
-    the residual add after it, see ``residual_through``), or the unit itself where it has none for it
-    (``rife.fused_conv.fused_units``); ``IFNet.with_kernels`` puts it in place of each unit."""
+    """A module computing a loaded convolution unit (``rife.layers.is_conv_unit``: a convolution and its PReLU or
+    LeakyReLU, optionally taking the residual add after it, see ``residual_through``; or a ``ResConv``), or the unit
+    itself where it has none for it (``rife.fused_conv.fused_units``); ``IFNet.with_kernels`` puts it in place of
+    each unit."""
 
-    def __call__(self, unit: nn.Sequential) -> nn.Module: ...
+    def __call__(self, unit: nn.Module) -> nn.Module: ...
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,27 @@ def conv_unit(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=True), nn.PReLU(out_ch))
 
 
+class ResConv(nn.Module):
+    """Practical-RIFE 4.5+: ``LeakyReLU(conv(x) * beta + x)`` with a learned per-channel ``beta``."""
+
+    def __init__(self, channels: int, groups: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1, groups=groups)
+        self.beta = nn.Parameter(torch.ones((1, channels, 1, 1)))
+        self.relu = nn.LeakyReLU(0.2, True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.conv(x) * self.beta + x)
+
+
+def is_conv_unit(module: nn.Module) -> bool:
+    """A convolution unit: ``nn.Sequential`` of a convolution and its PReLU or LeakyReLU, or a ``ResConv``."""
+    if isinstance(module, ResConv):
+        return True
+    return (isinstance(module, nn.Sequential) and len(module) == 2 and isinstance(module[0], nn.Conv2d)
+            and isinstance(module[1], nn.PReLU | nn.LeakyReLU))
+
+
 def residual_through(stack: nn.Sequential, x: Tensor) -> Tensor:
     """``stack(x) + x``, the add taken by the last unit where it can fuse it (``rife.fused_conv.FusedConvUnit``)."""
     *head, last = stack
@@ -28,13 +49,14 @@ def residual_through(stack: nn.Sequential, x: Tensor) -> Tensor:
 
 
 def replace_conv_units(net: nn.Module, kernel: ConvKernel) -> int:
-    """Every ``conv_unit`` in ``net`` (a convolution and its PReLU) replaced by ``kernel``'s module for it; returns
-    how many it replaced."""
+    """Every convolution unit in ``net`` (``is_conv_unit``) replaced by ``kernel``'s module for it; returns how many
+    it replaced. A module that computes a unit it holds (``wraps_unit``) keeps it."""
     count = 0
     for module in list(net.modules()):
+        if getattr(module, "wraps_unit", False):
+            continue
         for name, child in module.named_children():
-            if isinstance(child, nn.Sequential) and len(child) == 2 and isinstance(child[0], nn.Conv2d) \
-                    and isinstance(child[1], nn.PReLU):
+            if is_conv_unit(child):
                 replacement = kernel(child)
                 if replacement is not child:
                     setattr(module, name, replacement)

@@ -12,7 +12,7 @@ from torch import nn
 from rife import fused_conv
 from rife.fused_conv import FusedConvUnit, fuse_conv_units
 from rife.ifnet import IFNet
-from rife.layers import conv_unit, residual_through
+from rife.layers import ResConv, conv_unit, residual_through
 from rife.registry import VARIANTS
 
 
@@ -25,13 +25,14 @@ def _random_ifnet(arch: str) -> IFNet:
     return net
 
 
-@pytest.mark.parametrize("arch", ["paper", "v4.0"])
+@pytest.mark.parametrize("arch", ["paper", "v4.0", "4.25", "4.22.lite"])
 def test_units_without_a_cudnn_context_are_the_modules_they_replace(arch):
     net = _random_ifnet(arch)
     fused = copy.deepcopy(net)
     count = fuse_conv_units(fused, None)
     assert count == sum(1 for m in net.modules() if FusedConvUnit.fits(m)) > 0
-    assert not any(FusedConvUnit.fits(m) for m in fused.modules())
+    assert sum(isinstance(m, FusedConvUnit) for m in fused.modules()) == count
+    assert fuse_conv_units(fused, None) == 0  # the units a FusedConvUnit holds stay as they are
     x0, x1 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
         assert torch.equal(net(x0, x1), fused(x0, x1))
@@ -43,6 +44,34 @@ def test_fits_only_what_the_fused_graph_computes():
     assert not FusedConvUnit.fits(nn.Sequential(nn.Conv2d(8, 16, 1), nn.PReLU(16)))
     assert not FusedConvUnit.fits(nn.Sequential(nn.Conv2d(8, 16, 3, 1, 1), nn.PReLU()))  # one shared slope
     assert not FusedConvUnit.fits(nn.Sequential(nn.Conv2d(8, 16, 3, 1, 1), nn.ReLU()))
+    assert FusedConvUnit.fits(nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.LeakyReLU(0.2)))
+    assert FusedConvUnit.fits(ResConv(16)) and not FusedConvUnit.fits(ResConv(16, groups=2))
+
+
+def _leaky_unit(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.LeakyReLU(0.2))
+
+
+def _res_conv(channels: int) -> ResConv:
+    unit = ResConv(channels)
+    with torch.no_grad():
+        unit.beta.uniform_(-1.5, 1.5)  # negative scales too: folded into the weights
+    return unit
+
+
+def test_folded_weights_compute_the_unit():
+    """What the fused graph computes, written with PyTorch's operations from ``folded``: the unit in fp32."""
+    torch.manual_seed(3)
+    x = torch.randn(2, 16, 11, 13)
+    for unit in (conv_unit(16, 24, 2), _leaky_unit(16, 24), _res_conv(16)):
+        fused = FusedConvUnit(unit, None)
+        weight, bias, slope = fused.folded()
+        y = torch.nn.functional.conv2d(x, weight, bias, fused.conv.stride, 1)
+        if isinstance(unit, ResConv):
+            y = y + x
+        y = torch.where(y > 0, y, y * slope.view(1, -1, 1, 1))
+        with torch.inference_mode():
+            assert torch.allclose(y, unit(x), rtol=1e-5, atol=1e-5), type(unit)
 
 
 def test_residual_through_is_the_stack_plus_its_input():
@@ -67,12 +96,18 @@ def test_cpu_and_fp32_never_fuse():
 def test_cuda_fused_units_match_fp32(dtype):
     context = fused_conv.CudnnContext(torch.device("cuda"))
     torch.manual_seed(2)
-    for c_in, c_out, stride, n, h, w, residual in [(16, 96, 2, 1, 90, 160, False), (96, 96, 1, 1, 45, 80, True),
-                                                   (192, 192, 1, 2, 23, 40, True), (64, 64, 1, 1, 92, 160, False),
-                                                   (32, 48, 2, 1, 37, 51, False)]:
-        unit = conv_unit(c_in, c_out, stride).cuda()
-        with torch.no_grad():
-            unit[1].weight.uniform_(-0.5, 0.5)  # negative slopes too
+    for kind, c_in, c_out, stride, n, h, w, residual in [
+            ("prelu", 16, 96, 2, 1, 90, 160, False), ("prelu", 96, 96, 1, 1, 45, 80, True),
+            ("prelu", 192, 192, 1, 2, 23, 40, True), ("prelu", 64, 64, 1, 1, 92, 160, False),
+            ("prelu", 32, 48, 2, 1, 37, 51, False), ("leaky", 24, 96, 2, 1, 180, 320, False),
+            ("leaky", 96, 192, 2, 1, 45, 80, False), ("res", 192, 192, 1, 1, 12, 20, False),
+            ("res", 32, 32, 1, 1, 180, 320, False), ("res", 64, 64, 1, 2, 90, 160, False)]:
+        if kind == "prelu":
+            unit = conv_unit(c_in, c_out, stride).cuda()
+            with torch.no_grad():
+                unit[1].weight.uniform_(-0.5, 0.5)  # negative slopes too
+        else:
+            unit = (_leaky_unit(c_in, c_out, stride) if kind == "leaky" else _res_conv(c_in)).cuda()
         fused = FusedConvUnit(unit, context).cuda().to(dtype).to(memory_format=torch.channels_last)
         x = torch.randn(n, c_in, h, w, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
         res = None
@@ -81,11 +116,11 @@ def test_cuda_fused_units_match_fp32(dtype):
         assert fused.fuses(x)
         with torch.inference_mode():
             out = fused(x, res)
-            ref = fused_conv.reference(x, fused.conv, fused.prelu.weight, res)
+            ref = fused_conv.reference(x, fused.unit, res)
         assert fused._graphs[next(iter(fused._graphs))] is not None, "cuDNN built no fused graph"
         assert out.shape == ref.shape and out.is_contiguous(memory_format=torch.channels_last)
         rel = ((out.float() - ref).norm() / ref.norm()).item()
-        assert rel < (2e-3 if dtype == torch.float16 else 1e-2), (c_in, c_out, stride, n, h, w, residual, rel)
+        assert rel < (2e-3 if dtype == torch.float16 else 1e-2), (kind, c_in, c_out, stride, n, h, w, residual, rel)
         graph = torch.cuda.CUDAGraph()  # fast replays the units inside one CUDA graph
         with torch.inference_mode():
             with torch.cuda.graph(graph):
@@ -93,5 +128,5 @@ def test_cuda_fused_units_match_fp32(dtype):
             captured.fill_(float("nan"))
             x.copy_(torch.randn_like(x))
             graph.replay()
-            ref = fused_conv.reference(x, fused.conv, fused.prelu.weight, res)
+            ref = fused_conv.reference(x, fused.unit, res)
         assert ((captured.float() - ref).norm() / ref.norm()).item() < (2e-3 if dtype == torch.float16 else 1e-2)
