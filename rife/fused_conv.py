@@ -18,7 +18,6 @@ import warnings
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rife.kernels import ConvKernel
