@@ -27,7 +27,7 @@ from tools.gpu_table import CUDA, print_table
 def video_frames(path: Path, count: int) -> torch.Tensor:
     """The first ``count`` frames, uint8 (count, 3, H, W) RGB."""
     cap = cv2.VideoCapture(str(path))
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < count:
         ok, bgr = cap.read()
         if not ok:
@@ -66,7 +66,7 @@ def main() -> None:
     a = p.parse_args()
     weights, kind = family_weights(a.release, a.out)
     frames = video_frames(a.video, a.frames)
-    size = tuple(frames.shape[-2:])
+    size = (frames.shape[-2], frames.shape[-1])
     loaded = load_model(ModelChoice(arch=a.release, weights=weights))
     engine = Engine(loaded.net, loaded.variant, CUDA, resolve_precision(CUDA, "fp16", False), execution="fast")
     rows, outs = [], {}
