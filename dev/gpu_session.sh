@@ -22,7 +22,9 @@ for s in ${STEPS:-table tests encode}; do
     tests) step tests "${TESTS_S:-150}" python3 -m pytest -q -p no:cacheprovider -m cuda ${TESTS:-tests/test_fused_general.py tests/test_triton_warp.py} ;;
     encode) step encode "${ENCODE_S:-100}" python3 -m dev.encode_once_ab "${PROFILE:-4.25}" \
              --video .carry/rife-cache/videos/bigbuckbunny.mp4 --out /tmp/t ;;
-    ab) step ab "${AB_S:-200}" python3 -m dev.release_ab "${PROFILE:-4.25}" --out /tmp/t ${AB:+--configs $AB} ;;
+    ab) for r in ${AB_RELEASES:-${PROFILE:-4.25}}; do
+          step "ab-$r" "${AB_S:-200}" python3 -m dev.release_ab "$r" --out /tmp/t ${AB:+--configs $AB}
+        done ;;
     acceptance) step acceptance "${ACC_S:-300}" python3 -m tools.gpu_acceptance --assets .carry/rife-cache \
              --families "${FAMILIES:-v4.0,4.25}" --executions fast --precisions fp16 --batches 1 --no-tier --out "$out/acc" ;;
     run:*) r=${s#run:}; w=/tmp/t/random-weights/$r/flownet.pkl; [[ -f $w ]] || w=$RIFE_CACHE/$r/flownet.pkl

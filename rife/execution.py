@@ -354,15 +354,13 @@ def for_network(plan: ExecutionPlan, net: nn.Module) -> ExecutionPlan:
     """What of ``plan`` a network takes: the families beyond the paper / 4.0 arithmetic (``IFNet.general``: v3.x,
     Practical-RIFE 4.2+) have no widened layers, second stream or host-decided retry. On CUDA, ``fast`` runs
     Practical-RIFE 4.2+ without the ensemble through the Triton kernels (``rife.families.FusedPass``) with block
-    inputs padded to multiples of 8 channels (zero weights), subpixel transposed convolutions, fused convolution
-    units (``rife.fused_conv``) and each block and the encoder compiled; the others (v3.x, the ensemble)
-    with fp32 warps and ``torch.compile`` of the whole forward; all with channels_last, cuDNN autotuning and one
-    CUDA graph."""
+    inputs padded to multiples of 8 channels (zero weights), subpixel transposed convolutions and each block and the
+    encoder compiled; the others (v3.x, the ensemble) with fp32 warps and ``torch.compile`` of the whole forward; all
+    with fused convolution units (``rife.fused_conv``), channels_last, cuDNN autotuning and one CUDA graph."""
     if isinstance(net, IFNet) and net.general:
         fused = plan.fused_kernels and families.FusedPass.fits(net.variant, net.ensemble)
         return dataclasses.replace(plan, widen=plan.widen and fused, fused_kernels=fused, two_streams=False,
                                    subpixel_deconvs=plan.subpixel_deconvs and fused,
-                                   fused_convs=plan.fused_convs and fused,
                                    retry_on_host=False)
     return plan
 

@@ -18,7 +18,17 @@ import torch
 from torch import Tensor, nn
 
 from rife.kernels import Candidate, GatherGroup, Kernels, StepForm
-from rife.layers import ContextUNet, Conv2, ResConv, Warper, flow_peaks, memory_format_of, resize, warp_both
+from rife.layers import (
+    ContextUNet,
+    Conv2,
+    ResConv,
+    Warper,
+    flow_peaks,
+    memory_format_of,
+    residual_through,
+    resize,
+    warp_both,
+)
 from rife.variants import FLOW_CHANNELS, SWAPPED_INPUT, LargeMotionRetry, Variant
 
 
@@ -98,9 +108,9 @@ class FamilyBlock(nn.Module):
         feat = self.conv0(x)
         if self.pairs:
             for i in range(self.pairs):
-                feat = getattr(self, f"convblock{i}")(feat) + feat
+                feat = residual_through(getattr(self, f"convblock{i}"), feat)
         elif self.body == "conv8_skip":
-            feat = self.convblock(feat) + feat
+            feat = residual_through(self.convblock, feat)
         else:
             feat = self.convblock(feat)
         if self.head == "shuffle":

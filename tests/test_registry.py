@@ -248,7 +248,7 @@ def test_general_path_through_the_engine_cpu_fast_equals_eager(name, ensemble):
     net = IFNet(variant, ensemble=ensemble).eval()
     fused = name.startswith("4.") and not ensemble
     assert net.general and for_network(cuda_fast, net) == dataclasses.replace(
-        cuda_fast, widen=fused, fused_kernels=fused, two_streams=False, subpixel_deconvs=fused, fused_convs=fused,
+        cuda_fast, widen=fused, fused_kernels=fused, two_streams=False, subpixel_deconvs=fused,
         retry_on_host=False)
     for scale in (0.5, 1.0):
         eager = Engine(net, variant, CPU, fp32, scale=scale, execution="eager")
