@@ -29,7 +29,7 @@ for s in ${STEPS:-table tests encode}; do
              --families "${FAMILIES:-v4.0,4.25}" --executions fast --precisions fp16 --batches 1 --no-tier --out "$out/acc" ;;
     run:*) r=${s#run:}; w=/tmp/t/random-weights/$r/flownet.pkl; [[ -f $w ]] || w=$RIFE_CACHE/$r/flownet.pkl
            for impl in ours upstream; do
-             step "run-$r-$impl" 150 python3 inference.py --dummy --arch "$r" --precision fp16 --num-inputs 1000 \
+             step "run-$r-$impl" "${RUN_S:-150}" python3 inference.py --dummy --arch "$r" --precision fp16 --num-inputs 1000 \
                --pretrained-weights "$w" --model-impl "$impl" --output-dir "/tmp/runs/$r-$impl"
            done ;;
   esac
