@@ -164,7 +164,6 @@ class _Fused:
         self.bias = bias.to(x.dtype).view(1, k, 1, 1)
         self.slope = slope.to(x.dtype).view(1, k, 1, 1)
         self.out_shape = (n, k, ho, wo)
-        self.input_residual = input_residual
         g = cudnn.pygraph(io_data_type=io, intermediate_data_type=fp32, compute_data_type=fp32, handle=handle,
                           is_cuda_graph_replay_expected=True)
         self.x_t, self.w_t = g.tensor_like(x), g.tensor_like(self.weight)
@@ -172,8 +171,10 @@ class _Fused:
         y = g.conv_fprop(image=self.x_t, weight=self.w_t, padding=[1, 1], stride=[stride, stride], dilation=[1, 1],
                          compute_data_type=fp32)
         y = g.add(a=y, b=self.b_t)
-        if input_residual:
-            y = g.add(a=y, b=self.x_t)
+        # The input again, as a tensor of its own (the same memory at execution): the epilogue's operand.
+        self.x_again_t = g.tensor_like(x) if input_residual else None
+        if self.x_again_t is not None:
+            y = g.add(a=y, b=self.x_again_t)
         pos = g.relu(input=y)
         out = g.add(a=pos, b=g.mul(a=g.sub(a=y, b=pos), b=self.s_t))
         self.r_t = None
@@ -189,6 +190,8 @@ class _Fused:
     def __call__(self, x: Tensor, residual: Tensor | None, handle: Any) -> Tensor:
         out = torch.empty(self.out_shape, device=x.device, dtype=x.dtype, memory_format=torch.channels_last)
         pack = {self.x_t: x, self.w_t: self.weight, self.b_t: self.bias, self.s_t: self.slope, self.o_t: out}
+        if self.x_again_t is not None:
+            pack[self.x_again_t] = x
         if self.r_t is not None:
             pack[self.r_t] = cast(Tensor, residual).contiguous(memory_format=torch.channels_last)
         self.graph.execute(pack, self.workspace, handle=handle)
