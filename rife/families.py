@@ -87,7 +87,7 @@ class FamilyBlock(nn.Module):
     def in_channels(self) -> int:
         """The channels its input has: the variant's, or more where an execution mode padded the first convolution
         with zero weights (``pad_input``)."""
-        return cast(nn.Conv2d, self._first_unit()[0]).in_channels
+        return next(m for m in self.conv0[0].modules() if isinstance(m, nn.Conv2d)).in_channels
 
     def pad_input(self, multiple: int) -> None:
         """The first convolution reading ``in_channels`` rounded up to ``multiple`` (the added channels' weights are
