@@ -33,6 +33,8 @@ def test_units_without_a_cudnn_context_are_the_modules_they_replace(arch):
     assert count == sum(1 for m in net.modules() if FusedConvUnit.fits(m)) > 0
     assert sum(isinstance(m, FusedConvUnit) for m in fused.modules()) == count
     assert fuse_conv_units(fused, None) == 0  # the units a FusedConvUnit holds stay as they are
+    if net.general:  # the fused pass sizes each block's input by its first convolution, replaced or not
+        assert [b.in_channels for b in fused.blocks()] == [b.in_channels for b in net.blocks()]
     x0, x1 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
         assert torch.equal(net(x0, x1), fused(x0, x1))
