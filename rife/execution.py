@@ -116,8 +116,10 @@ def widened(net: IFNet, multiple: int = WIDTH_MULTIPLE, edge_multiple: int = EDG
     the output is unchanged."""
     variant = net.variant
     widths = tuple(round_up(w, multiple) for w in variant.block_widths)
+    if variant.body_groups > 1 and widths != variant.block_widths:
+        raise ValueError(f"{variant.name}: grouped convolutions cannot be widened by appending channels")
     wide = IFNet(dataclasses.replace(variant, block_widths=widths), channel_multiple=edge_multiple,
-                 input_multiple=input_multiple, kernels=net.kernels)
+                 input_multiple=input_multiple, ensemble=net.ensemble, kernels=net.kernels)
     new_state = wide.state_dict()
     for key, old in net.state_dict().items():
         target = torch.zeros_like(new_state[key], dtype=old.dtype, device=old.device)
@@ -352,14 +354,14 @@ def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
 
 def for_network(plan: ExecutionPlan, net: nn.Module) -> ExecutionPlan:
     """What of ``plan`` a network takes: the families beyond the paper / 4.0 arithmetic (``IFNet.general``: v3.x,
-    Practical-RIFE 4.2+) have no widened layers, second stream or host-decided retry. On CUDA, ``fast`` runs
-    Practical-RIFE 4.2+ without the ensemble through the Triton kernels (``rife.families.FusedPass``) with block
-    inputs padded to multiples of 8 channels (zero weights), subpixel transposed convolutions and each block and the
-    encoder compiled; the others (v3.x, the ensemble) with fp32 warps and ``torch.compile`` of the whole forward; all
-    with fused convolution units (``rife.fused_conv``), channels_last, cuDNN autotuning and one CUDA graph."""
+    Practical-RIFE 4.2+) have no second stream or host-decided retry, and only their block widths are widened. On CUDA, ``fast`` runs Practical-RIFE 4.2+ without the ensemble through the Triton kernels
+    (``rife.families.FusedPass``) with block inputs padded to multiples of 8 channels (zero weights), subpixel
+    transposed convolutions and each block and the encoder compiled; the others (v3.x, the ensemble) with fp32 warps
+    and ``torch.compile`` of the whole forward; all with fused convolution units (``rife.fused_conv``),
+    channels_last, cuDNN autotuning and one CUDA graph."""
     if isinstance(net, IFNet) and net.general:
         fused = plan.fused_kernels and families.FusedPass.fits(net.variant, net.ensemble)
-        return dataclasses.replace(plan, widen=plan.widen and fused, fused_kernels=fused, two_streams=False,
+        return dataclasses.replace(plan, fused_kernels=fused, two_streams=False,
                                    subpixel_deconvs=plan.subpixel_deconvs and fused,
                                    retry_on_host=False)
     return plan
@@ -371,8 +373,13 @@ def rebuilt(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | N
     ``plan``'s memory format."""
     if isinstance(net, IFNet):
         if plan.widen and net.general:
-            for block in net.blocks():
-                cast(families.FamilyBlock, block).pad_input(EDGE_MULTIPLE)
+            # Widths to multiples of 16, so that they and the first units' halves are rows of 8 for the tensor cores
+            # and the fused units: v3.x's 90 and 4.25.lite's 24; the others are there already. Only the Triton pass
+            # zero-fills the padded channels of a block's input.
+            net = widened(net, WIDTH_MULTIPLE, edge_multiple=1, input_multiple=1)
+            if plan.fused_kernels:
+                for block in net.blocks():
+                    cast(families.FamilyBlock, block).pad_input(EDGE_MULTIPLE)
         elif plan.widen:
             net = widened(net)
         if plan.subpixel_deconvs:

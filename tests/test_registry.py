@@ -248,7 +248,7 @@ def test_general_path_through_the_engine_cpu_fast_equals_eager(name, ensemble):
     net = IFNet(variant, ensemble=ensemble).eval()
     fused = name.startswith("4.") and not ensemble
     assert net.general and for_network(cuda_fast, net) == dataclasses.replace(
-        cuda_fast, widen=fused, fused_kernels=fused, two_streams=False, subpixel_deconvs=fused,
+        cuda_fast, fused_kernels=fused, two_streams=False, subpixel_deconvs=fused,
         retry_on_host=False)
     for scale in (0.5, 1.0):
         eager = Engine(net, variant, CPU, fp32, scale=scale, execution="eager")
@@ -324,3 +324,37 @@ def test_v31_needs_its_companion_files_beside_the_weights(tmp_path):
     loaded = load_model(ModelChoice(weights=path))
     assert loaded.variant.name == "v3.1"
     assert all(torch.equal(v, state[k]) for k, v in loaded.net.state_dict().items())
+
+
+@pytest.mark.parametrize("name,ensemble", [("v3.6", False), ("v3.5", True), ("v3.8", False), ("4.25.lite", False)])
+def test_fast_widens_general_blocks_to_rows_of_8_exactly(name, ensemble):
+    """``fast`` on CUDA widens a family's blocks whose widths are off multiples of 8 (v3.x's 90, 4.25.lite's 24) with
+    zero channels: the output is the same, every convolution inside a block reads and writes rows of 8."""
+    import copy
+    import dataclasses
+
+    from rife.execution import ExecutionPlan, rebuilt
+    from rife.layers import ResConv
+
+    torch.manual_seed(0)
+    variant = registry.get_variant(name)
+    net = IFNet(variant, ensemble=ensemble).eval()
+    with torch.no_grad():  # PReLU slopes and ResConv scales away from their defaults
+        for m in net.modules():
+            if isinstance(m, torch.nn.PReLU | ResConv):
+                (m.weight if isinstance(m, torch.nn.PReLU) else m.beta).uniform_(-0.5, 1.5)
+    plan = ExecutionPlan(**{**{f.name: False for f in dataclasses.fields(ExecutionPlan)}, "mode": "fast",
+                            "widen": True})
+    wide = rebuilt(copy.deepcopy(net), plan)
+    assert wide.variant.block_widths != variant.block_widths
+    assert all(w % 8 == 0 for w in wide.variant.block_widths)
+    for block in wide.blocks():
+        convs = [m for m in block.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
+        inner = [c for c in convs if c is not convs[0] and c.out_channels not in (variant.head_channels,
+                                                                                    4 * variant.head_channels, 4, 1)]
+        assert inner and all(c.in_channels % 8 == 0 and c.out_channels % 8 == 0 for c in inner)
+    m = variant.pad_multiple
+    x0, x1 = torch.rand(1, 3, m, 2 * m), torch.rand(1, 3, m, 2 * m)
+    with torch.inference_mode():
+        want, got = net(x0, x1), wide(x0, x1)
+    assert (want - got).abs().max().item() < 1e-5
