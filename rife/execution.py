@@ -354,11 +354,11 @@ def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
 
 def for_network(plan: ExecutionPlan, net: nn.Module) -> ExecutionPlan:
     """What of ``plan`` a network takes: the families beyond the paper / 4.0 arithmetic (``IFNet.general``: v3.x,
-    Practical-RIFE 4.2+) have no second stream or host-decided retry, and only their block widths are widened. On CUDA, ``fast`` runs Practical-RIFE 4.2+ without the ensemble through the Triton kernels
-    (``rife.families.FusedPass``) with block inputs padded to multiples of 8 channels (zero weights), subpixel
-    transposed convolutions and each block and the encoder compiled; the others (v3.x, the ensemble) with fp32 warps
-    and ``torch.compile`` of the whole forward; all with fused convolution units (``rife.fused_conv``),
-    channels_last, cuDNN autotuning and one CUDA graph."""
+    Practical-RIFE 4.2+) have no second stream or host-decided retry, and only their block widths are widened. On CUDA,
+    ``fast`` runs Practical-RIFE 4.2+ without the ensemble through the Triton kernels (``rife.families.FusedPass``) with
+    block inputs padded to multiples of 8 channels (zero weights), subpixel transposed convolutions and each block and
+    the encoder compiled; the others (v3.x, the ensemble) with fp32 warps and ``torch.compile`` of the whole forward;
+    all with fused convolution units (``rife.fused_conv``), channels_last, cuDNN autotuning and one CUDA graph."""
     if isinstance(net, IFNet) and net.general:
         fused = plan.fused_kernels and families.FusedPass.fits(net.variant, net.ensemble)
         return dataclasses.replace(plan, fused_kernels=fused, two_streams=False,

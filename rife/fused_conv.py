@@ -42,12 +42,12 @@ FUSE_CHANNEL_MULTIPLE = 64
 FUSE_TENSOR_CORE_MULTIPLE = 8
 
 
-def fusable_shape(c_in: int, c_out: int, stride: int, pixels: int) -> bool:
-    """Whether a unit fuses where it may (CUDA, fp16/bf16, channels_last): ``pixels`` (batch x height x width) at
-    its input; the output's count is held to ``FUSE_MAX_PIXELS``."""
+def fusable_shape(c_in: int, c_out: int, out_pixels: int) -> bool:
+    """Whether a unit fuses where it may (CUDA, fp16/bf16, channels_last), by its channels and its output's pixels
+    (batch x height x width)."""
     tensor_core_rows = c_in % FUSE_TENSOR_CORE_MULTIPLE == 0 and c_out % FUSE_TENSOR_CORE_MULTIPLE == 0
     engines_win = c_out <= FUSE_ANY_CHANNELS_UP_TO or c_out % FUSE_CHANNEL_MULTIPLE == 0
-    return tensor_core_rows and engines_win and pixels // (stride * stride) <= FUSE_MAX_PIXELS
+    return tensor_core_rows and engines_win and out_pixels <= FUSE_MAX_PIXELS
 
 
 def available() -> bool:
@@ -113,7 +113,8 @@ class FusedConvUnit(nn.Module):
         if not x.is_contiguous(memory_format=torch.channels_last):
             return False
         n, c, h, w = x.shape
-        return fusable_shape(c, self.conv.out_channels, self.conv.stride[0], n * h * w)
+        stride = self.conv.stride[0]
+        return fusable_shape(c, self.conv.out_channels, n * -(-h // stride) * -(-w // stride))
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         if self.fuses(x):
@@ -217,7 +218,7 @@ def status() -> str:
 
 
 def fused_units(context: CudnnContext | None) -> ConvKernel:
-    """``rife.kernels.Kernels.conv``: each conv + PReLU unit that ``FusedConvUnit`` computes as one, on ``context``."""
+    """``rife.kernels.Kernels.conv``: each convolution unit that ``FusedConvUnit`` computes as one, on ``context``."""
 
     def fused(unit: nn.Module) -> nn.Module:
         return FusedConvUnit(unit, context) if FusedConvUnit.fits(unit) else unit
@@ -226,7 +227,7 @@ def fused_units(context: CudnnContext | None) -> ConvKernel:
 
 
 def fuse_conv_units(net: nn.Module, context: CudnnContext | None) -> int:
-    """Every conv + PReLU unit of ``net`` replaced by a ``FusedConvUnit``; returns how many."""
+    """Every convolution unit of ``net`` that fits replaced by a ``FusedConvUnit``; returns how many."""
     return replace_conv_units(net, fused_units(context))
 
 

