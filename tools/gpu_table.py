@@ -18,6 +18,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -226,7 +227,18 @@ def profiled_calls(e: Engine, frames: torch.Tensor, model: str, calls: int = 50)
         rows.append(row(f"[{kind}]", sum(ev.device_time_total for ev in evs), sum(ev.count for ev in evs)))
     rows += [row(ev.key[:70], ev.device_time_total, ev.count)
              for ev in sorted(events, key=lambda ev: -ev.device_time_total)[:12]]
-    return rows
+    return rows + last_call_kernels(prof, model, calls)
+
+
+def last_call_kernels(prof: Any, model: str, calls: int) -> list[dict]:
+    """The last call's kernels in the order they ran, each with its own time (which launch of a kernel costs)."""
+    from torch.autograd import DeviceType
+
+    kernels = sorted((ev for ev in prof.events() if ev.device_type == DeviceType.CUDA),
+                     key=lambda ev: ev.time_range.start)
+    per_call = len(kernels) // calls
+    return [{"model": model, "kernel": f"#{k} {ev.name[:64]}", "us_per_call": ev.time_range.elapsed_us(),
+             "share_pct": 0.0, "kernels_per_call": 1.0} for k, ev in enumerate(kernels[len(kernels) - per_call:])]
 
 
 def section_profile(release: str, size: str, out: Path, calls: int = 50) -> list[dict]:
