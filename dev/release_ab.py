@@ -23,6 +23,7 @@ from tools.gpu_table import CUDA, SIZES, first_and_timed, print_table, psnr_betw
 CHANGES: dict[str, dict[str, Any]] = {
     "default": {},
     "no-fused-convs": {"fused_convs": False},
+    "untuned-convs": {"tuned_convs": False},
     "no-subpixel": {"subpixel_deconvs": False},
     "no-pad": {"widen": False},
     "whole-compile": {"fused_kernels": False, "subpixel_deconvs": False, "widen": False},

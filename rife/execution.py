@@ -69,6 +69,7 @@ class ExecutionPlan:
     subpixel_deconvs: bool  # transposed convolutions as forward convolutions and a pixel shuffle
     retry_on_host: bool = False  # the large-motion retry run only when the host sees a sample want it
     fused_convs: bool = False  # conv + bias + PReLU (+ residual) as one cuDNN graph where it pays (rife.fused_conv)
+    tuned_convs: bool = False  # each fused graph runs the fastest of cuDNN's first plans, timed on its first input
     ipex: bool = False  # Intel XPU: the network through ipex.optimize
 
 
@@ -103,6 +104,7 @@ def plan_for(mode: str, device: torch.device, ours: bool = True, ipex: bool = Fa
         subpixel_deconvs=mode == "fast" and cuda,
         retry_on_host=mode == "fast" and cuda,
         fused_convs=mode == "fast" and cuda,
+        tuned_convs=mode == "fast" and cuda,
         ipex=ipex and device.type == "xpu",
     )
 
@@ -338,7 +340,7 @@ def kernels_for(plan: ExecutionPlan, device: torch.device) -> Kernels:
         cache_grids=not plan.compile,  # compiled code builds the base grid itself, fused
         retry_on_device=plan.graph or plan.compile,
         fork_join=TwoStreams(device) if plan.two_streams and device.type == "cuda" else one_after_another,
-        conv=fused_conv.fused_units(fused_conv.CudnnContext(device)) if plan.fused_convs and fused_conv.available()
+        conv=fused_conv.fused_units(fused_conv.CudnnContext(device, tune=plan.tuned_convs)) if plan.fused_convs and fused_conv.available()
         else None,
     )
 

@@ -40,6 +40,11 @@ FUSE_CHANNEL_MULTIPLE = 64
 # fused, lost 40 dB against fp32 on an H100 (36.5 dB with the real v3.6 weights, unfused 77), where every unit with
 # channel counts in multiples of 8 kept the fp32 figures.
 FUSE_TENSOR_CORE_MULTIPLE = 8
+# Tuning (``CudnnContext.tune``): the first plans of cuDNN's heuristic ranking timed on a unit's first input, the
+# fastest whose output matches the first plan's kept. Plans are built (and their kernels compiled) only here.
+TUNED_PLANS = 6
+TUNE_CALLS = 20
+QUEUE_FILL_CYCLES = 5_000_000  # a few milliseconds of GPU clock: longer than the host takes to queue the calls
 
 
 def fusable_shape(c_in: int, c_out: int, out_pixels: int) -> bool:
@@ -56,12 +61,15 @@ def available() -> bool:
 
 
 class CudnnContext:
-    """The cuDNN handle the fused graphs of one device run on (its stream set to the caller's before each call)."""
+    """The cuDNN handle the fused graphs of one device run on (its stream set to the caller's before each call);
+    ``tune``: each graph runs the fastest of its first ``TUNED_PLANS`` plans on its first input, else cuDNN's first
+    choice."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, tune: bool = False) -> None:
         with torch.cuda.device(device):
             self.handle = cudnn.create_handle()
         self.device = device
+        self.tune = tune
 
     def on_current_stream(self) -> Any:
         cudnn.set_stream(handle=self.handle, stream=torch.cuda.current_stream(self.device).cuda_stream)
@@ -150,9 +158,13 @@ class FusedConvUnit(nn.Module):
         return fused(x, residual, cast(CudnnContext, self.context).on_current_stream())  # ``fuses``: a context
 
     def _build(self, x: Tensor, residual: Tensor | None) -> _Fused | None:
+        context = cast(CudnnContext, self.context)  # ``fuses``: a context
         try:
-            handle = cast(CudnnContext, self.context).on_current_stream()  # ``fuses``: a context
-            return _Fused(*self.folded(), self.conv.stride[0], x, residual, isinstance(self.unit, ResConv), handle)
+            handle = context.on_current_stream()
+            fused = _Fused(*self.folded(), self.conv.stride[0], x, residual, isinstance(self.unit, ResConv), handle)
+            if context.tune and not torch.cuda.is_current_stream_capturing():
+                fused.tune(x, residual, handle)
+            return fused
         except Exception as e:  # cuDNN has no engine for this graph here: PyTorch's way for this shape
             warnings.warn(f"fused convolution {tuple(x.shape)} -> {self.conv.out_channels} unsupported by cuDNN "
                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); running it unfused",
@@ -200,13 +212,54 @@ class _Fused:
 
     def __call__(self, x: Tensor, residual: Tensor | None, handle: Any) -> Tensor:
         out = torch.empty(self.out_shape, device=x.device, dtype=x.dtype, memory_format=torch.channels_last)
+        self.graph.execute(self._pack(x, residual, out), self.workspace, handle=handle)
+        return out
+
+    def _pack(self, x: Tensor, residual: Tensor | None, out: Tensor) -> dict:
         pack = {self.x_t: x, self.w_t: self.weight, self.b_t: self.bias, self.s_t: self.slope, self.o_t: out}
         if self.x_again_t is not None:
             pack[self.x_again_t] = x
         if self.r_t is not None:
             pack[self.r_t] = cast(Tensor, residual).contiguous(memory_format=torch.channels_last)
-        self.graph.execute(pack, self.workspace, handle=handle)
-        return out
+        return pack
+
+    def tune(self, x: Tensor, residual: Tensor | None, handle: Any) -> None:
+        """Selects the fastest of the first ``TUNED_PLANS`` plans on ``x`` whose output is within a few units in
+        the last place of the first choice's (a plan that builds but computes otherwise is never taken)."""
+        first = self(x, residual, handle)
+        tolerance = 4 * torch.finfo(x.dtype).eps * max(1.0, float(first.float().abs().max()))
+        timings: dict[int, float] = {}
+        for index in range(min(TUNED_PLANS, self.graph.get_execution_plan_count())):
+            try:
+                timings[index] = self._timed_plan(index, x, residual, first, tolerance, handle)
+            except Exception:  # a plan that does not build, run or agree here is not a candidate
+                continue
+        if not timings:  # the graph's selection was moved by the tries: not the first choice any more
+            raise RuntimeError(f"none of the first {TUNED_PLANS} plans runs")
+        best = min(timings, key=timings.__getitem__)
+        self.graph.build_plan_at_index(best)
+        self.workspace = torch.empty(self.graph.get_workspace_size(), device=x.device, dtype=torch.uint8)
+
+    def _timed_plan(self, index: int, x: Tensor, residual: Tensor | None, first: Tensor, tolerance: float,
+                    handle: Any) -> float:
+        """Plan ``index``'s mean time on ``x`` in milliseconds, its calls timed back to back (as in a CUDA graph,
+        without the host's time between them); raises where its output differs from ``first``."""
+        self.graph.build_plan_at_index(index)
+        workspace = torch.empty(self.graph.get_workspace_size_plan_at_index(index), device=x.device,
+                                dtype=torch.uint8)
+        out = torch.empty_like(first)
+        pack = self._pack(x, residual, out)
+        self.graph.execute_plan_at_index(pack, workspace, index=index, handle=handle)
+        if float((out.float() - first.float()).abs().max()) > tolerance:
+            raise ValueError(f"plan {index} differs from the first choice")
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(QUEUE_FILL_CYCLES)  # the calls queue up meanwhile and then run back to back
+        start.record()
+        for _ in range(TUNE_CALLS):
+            self.graph.execute_plan_at_index(pack, workspace, index=index, handle=handle)
+        stop.record()
+        stop.synchronize()
+        return start.elapsed_time(stop) / TUNE_CALLS
 
 
 def status() -> str:

@@ -106,6 +106,7 @@ def test_mode_selection_and_errors(monkeypatch):
     assert fast_gpu.graph and fast_gpu.widen and fast_gpu.channels_last and fast_gpu.cudnn_benchmark
     assert fast_gpu.fused_kernels and not plan_for("graph", cuda).fused_kernels
     assert fast_gpu.subpixel_deconvs and not plan_for("fast", CPU).subpixel_deconvs
+    assert fast_gpu.fused_convs and fast_gpu.tuned_convs and not plan_for("fast", CPU).tuned_convs
     fast_cpu = plan_for("fast", CPU)
     assert fast_cpu.channels_last and not fast_cpu.graph and not fast_cpu.widen
     eager = plan_for("eager", cuda)

@@ -104,9 +104,9 @@ def test_cpu_and_fp32_never_fuse():
 @pytest.mark.cuda
 @pytest.mark.skipif(not (torch.cuda.is_available() and fused_conv.available()),
                     reason="needs a CUDA GPU and nvidia-cudnn-frontend")
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_cuda_fused_units_match_fp32(dtype):
-    context = fused_conv.CudnnContext(torch.device("cuda"))
+@pytest.mark.parametrize("dtype, tune", [(torch.float16, False), (torch.bfloat16, False), (torch.float16, True)])
+def test_cuda_fused_units_match_fp32(dtype, tune):
+    context = fused_conv.CudnnContext(torch.device("cuda"), tune=tune)
     torch.manual_seed(2)
     for kind, c_in, c_out, stride, n, h, w, residual in [
             ("prelu", 16, 96, 2, 1, 90, 160, False), ("prelu", 96, 96, 1, 1, 45, 80, True),
