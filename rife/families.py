@@ -338,10 +338,10 @@ PAIRED_INPUTS = {"img0": ("img", False), "warped0": ("img", True), "feat0": ("fe
 class FusedPass:
     """``GeneralPass``'s arithmetic for Practical-RIFE 4.2+ run without the ensemble (``fits``), with the Triton
     kernels of ``Kernels``: each block's input assembled in place at its scale in one launch (``gather``: frames and
-    features warped only at the pixels the resize reads), each flow step one kernel (``step``, in fp32), the carried
-    channels brought to the frame in one launch, and the last step, warps and blend one kernel
-    (``settle``). At full size only the running flow and mask (fp32), the carried channels and the output are
-    written. Both frames are encoded in one batch (``FrameFeatures``)."""
+    features warped only at the pixels the resize reads; a block's carried channels read through both resizes, from
+    its output to the frame and from the frame to the next block's scale), each flow step one kernel (``step``, in
+    fp32), and the last step, warps and blend one kernel (``settle``). At full size only the running flow and mask
+    (fp32) and the output are written. Both frames are encoded in one batch (``FrameFeatures``)."""
 
     def __init__(self, variant: Variant, blocks: Sequence[nn.Module], encode: nn.Module | None,
                  kernels: Kernels, features: FrameFeatures) -> None:
@@ -368,31 +368,24 @@ class FusedPass:
         img0, img1 = pair.chunk(2)
         feats = None if self.encode is None else self.features.both(self.encode, pair, follows)
         sources = {"img": pair, "feat": feats, "timestep": t_plane}
-        flow = mask = None
+        flow = mask = carried = None
         last = len(scales) - 1
         for i, scale in enumerate(scales):
-            out = self.blocks[i](self._feed(i, scale, sources, flow))
+            out = self.blocks[i](self._feed(i, scale, sources, flow, carried))
             if i == last:
                 return self.settle(None, Candidate(out, scale, flow, mask), None, img0, img1, blend=True,
                                    form=self.form)[0]
             flow, mask = self.step(out, scale, flow, mask, img0, img1, measure=False, warp_frames=False,
                                    form=self.form)[:2]
             sources["mask"] = mask
-            if self.v.carry_channels:
-                sources["carry"] = self._carried(out, scale)
+            if self.v.carry_channels:  # read at the frame's size, as the block's output resized, never stored
+                carried = GatherGroup(out[:, 5:5 + self.v.carry_channels], 0, upsampled=scale * self.v.head_factor)
         raise AssertionError("a variant has at least one block")
 
-    def _carried(self, out: Tensor, scale: float) -> Tensor:
-        """A block's carried channels (after flow and mask) brought to the frame's size, as the next block reads
-        them."""
-        factor = scale * self.v.head_factor
-        n, _, h, w = out.shape
-        size = (n, self.v.carry_channels, math.floor(h * factor), math.floor(w * factor))
-        carry = torch.empty(size, dtype=out.dtype, device=out.device, memory_format=memory_format_of(out))
-        return self.gather([GatherGroup(out[:, 5:5 + self.v.carry_channels], 0)], carry, factor)
-
-    def _feed(self, i: int, scale: float, sources: dict[str, Tensor | None], flow: Tensor | None) -> Tensor:
-        """Block ``i``'s input at 1 / ``scale`` of the frame, all its channel groups in one launch."""
+    def _feed(self, i: int, scale: float, sources: dict[str, Tensor | None], flow: Tensor | None,
+              carried: GatherGroup | None) -> Tensor:
+        """Block ``i``'s input at 1 / ``scale`` of the frame, all its channel groups in one launch; ``carried``: the
+        last block's carried channels."""
         names = self.v.first_inputs if flow is None else self.v.refine_inputs
         pair = cast(Tensor, sources["img"])
         n, _, H, W = pair.shape[0] // 2, *pair.shape[1:]
@@ -407,6 +400,8 @@ class FusedPass:
                 if names[k + 1:k + 2] != (SWAPPED_INPUT[name],):
                     raise ValueError(f"{self.v.name}: {name} is not followed by {SWAPPED_INPUT[name]}")
                 group, k = GatherGroup(cast(Tensor, sources[source]), at, warped, pairs=2), k + 2
+            elif name == "carry":
+                group, k = cast(GatherGroup, carried)._replace(at=at), k + 1
             else:
                 group, k = GatherGroup(cast(Tensor, sources[name]), at), k + 1
             groups.append(group)

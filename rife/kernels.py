@@ -73,13 +73,15 @@ class SettleKernel(Protocol):
 class GatherGroup(NamedTuple):
     """A group of a block input's channels for a ``GatherKernel``: ``src`` (pairs * N, C, H, W) resized into channels
     ``at`` onwards (both halves of a pair side by side), warped first by the flow where ``warped``, divided by
-    ``divisor``."""
+    ``divisor``. With ``upsampled`` (not warped), ``src`` stands for itself resized by that factor and stored in
+    its dtype (a block's carried channels at the frame's size), which is never written."""
 
     src: Tensor
     at: int
     warped: bool = False
     pairs: int = 1
     divisor: float = 1.0
+    upsampled: float = 1.0
 
 
 class GatherKernel(Protocol):

@@ -395,9 +395,12 @@ if triton is not None:
     @triton.jit
     def _gather_group(src, s_sn, s_sc, s_sh, s_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
                       ya, yb, ly, xa, xb, lx, H, W, C: tl.constexpr, AT: tl.constexpr, WARP: tl.constexpr,
-                      PAIRS: tl.constexpr, divisor, TAPS: tl.constexpr, BLOCK_C: tl.constexpr):
+                      PAIRS: tl.constexpr, divisor, TAPS: tl.constexpr, BLOCK_C: tl.constexpr,
+                      UP: tl.constexpr, inv_up, uH, uW):
         """One source group at this program's output pixels (``out_px``): source frames n and, for a pair, N + n
-        (flow channels 0-1 and 2-3), resized and optionally warped first, into channels AT onwards."""
+        (flow channels 0-1 and 2-3), resized and optionally warped first, into channels AT onwards. With ``UP``
+        the source (uH x uW) stands for itself resized to H x W (by 1 / ``inv_up``) and stored: each value of that
+        is computed from it where the resize reads one, rounded as the stored copy would be."""
         c = tl.arange(0, BLOCK_C)
         ok = x_ok[:, None] & (c < C)[None, :]
         channel = c.to(tl.int64)[None, :] * s_sc
@@ -415,6 +418,15 @@ if triton is not None:
                     v = _gather(nw[:, None] + channel, s_sh, s_sw, w_nw[:, None], w_ne[:, None], w_sw[:, None],
                                 w_se[:, None], ok, x1_ok[:, None], y1_ok[:, None])
                     v = v.to(src.dtype.element_ty).to(tl.float32)  # rounded as a stored warp would be
+                elif UP:
+                    ua, ub, uly = _resize_index(ty, inv_up, uH)
+                    va, vb, ulx = _resize_index(tx, inv_up, uW)
+                    v = tl.zeros([xa.shape[0], BLOCK_C], tl.float32)
+                    for inner in tl.static_range(4):
+                        sy, sx, w_inner = _tap(ua, ub, va, vb, ulx, uly, inner)
+                        at = frame + sy.to(tl.int64) * s_sh + sx.to(tl.int64) * s_sw
+                        v += w_inner[:, None] * tl.load(at[:, None] + channel, mask=ok, other=0.0).to(tl.float32)
+                    v = v.to(src.dtype.element_ty).to(tl.float32)
                 else:
                     at = frame + ty.to(tl.int64) * s_sh + tx.to(tl.int64) * s_sw
                     v = tl.load(at[:, None] + channel, mask=ok, other=0.0).to(tl.float32)
@@ -439,6 +451,8 @@ if triton is not None:
         PAIRS4: tl.constexpr, PAIRS5: tl.constexpr,
         BC0: tl.constexpr, BC1: tl.constexpr, BC2: tl.constexpr, BC3: tl.constexpr, BC4: tl.constexpr,
         BC5: tl.constexpr,
+        UP0: tl.constexpr, UP1: tl.constexpr, UP2: tl.constexpr, UP3: tl.constexpr, UP4: tl.constexpr,
+        UP5: tl.constexpr, inv_up, uH, uW,
         G: tl.constexpr, ZERO_AT: tl.constexpr, ZEROS: tl.constexpr, BLOCK_Z: tl.constexpr, TAPS: tl.constexpr,
         BLOCK_P: tl.constexpr,
     ):
@@ -459,22 +473,28 @@ if triton is not None:
                 tl.store(out_px[:, None] + (ZERO_AT + z).to(tl.int64)[None, :] * o_sc,
                          tl.zeros([BLOCK_P, BLOCK_Z], out.dtype.element_ty), mask=x_ok[:, None] & (z < ZEROS)[None, :])
             _gather_group(src0, s0_sn, s0_sc, s0_sh, s0_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
-                          ya, yb, ly, xa, xb, lx, H, W, C0, AT0, WARP0, PAIRS0, div0, TAPS, BC0)
+                          ya, yb, ly, xa, xb, lx, H, W, C0, AT0, WARP0, PAIRS0, div0, TAPS, BC0,
+                          UP0, inv_up, uH, uW)
         if G > 1 and g == 1:
             _gather_group(src1, s1_sn, s1_sc, s1_sh, s1_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
-                          ya, yb, ly, xa, xb, lx, H, W, C1, AT1, WARP1, PAIRS1, div1, TAPS, BC1)
+                          ya, yb, ly, xa, xb, lx, H, W, C1, AT1, WARP1, PAIRS1, div1, TAPS, BC1,
+                          UP1, inv_up, uH, uW)
         if G > 2 and g == 2:
             _gather_group(src2, s2_sn, s2_sc, s2_sh, s2_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
-                          ya, yb, ly, xa, xb, lx, H, W, C2, AT2, WARP2, PAIRS2, div2, TAPS, BC2)
+                          ya, yb, ly, xa, xb, lx, H, W, C2, AT2, WARP2, PAIRS2, div2, TAPS, BC2,
+                          UP2, inv_up, uH, uW)
         if G > 3 and g == 3:
             _gather_group(src3, s3_sn, s3_sc, s3_sh, s3_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
-                          ya, yb, ly, xa, xb, lx, H, W, C3, AT3, WARP3, PAIRS3, div3, TAPS, BC3)
+                          ya, yb, ly, xa, xb, lx, H, W, C3, AT3, WARP3, PAIRS3, div3, TAPS, BC3,
+                          UP3, inv_up, uH, uW)
         if G > 4 and g == 4:
             _gather_group(src4, s4_sn, s4_sc, s4_sh, s4_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
-                          ya, yb, ly, xa, xb, lx, H, W, C4, AT4, WARP4, PAIRS4, div4, TAPS, BC4)
+                          ya, yb, ly, xa, xb, lx, H, W, C4, AT4, WARP4, PAIRS4, div4, TAPS, BC4,
+                          UP4, inv_up, uH, uW)
         if G > 5 and g == 5:
             _gather_group(src5, s5_sn, s5_sc, s5_sh, s5_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
-                          ya, yb, ly, xa, xb, lx, H, W, C5, AT5, WARP5, PAIRS5, div5, TAPS, BC5)
+                          ya, yb, ly, xa, xb, lx, H, W, C5, AT5, WARP5, PAIRS5, div5, TAPS, BC5,
+                          UP5, inv_up, uH, uW)
 
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
@@ -662,25 +682,35 @@ def _launch_feed(names: tuple[str, ...], channels: int, scale: float, img0: Tens
 MAX_GROUPS = 6
 
 
+def _stored_size(g: GatherGroup) -> tuple[int, int]:
+    """The size of the source ``g`` stands for: its own, or upsampled (``GatherGroup.upsampled``)."""
+    h, w = g.src.shape[2:]
+    return math.floor(h * g.upsampled), math.floor(w * g.upsampled)
+
+
 def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None, kernel: Any,
                    zero_from: int | None) -> None:
     n, c_out, h, w = out.shape
-    H, W = groups[0].src.shape[2:]
+    H, W = _stored_size(groups[0])
     if not 0 < len(groups) <= MAX_GROUPS or (h, w) != (math.floor(H * factor), math.floor(W * factor)):
         raise ValueError(f"{len(groups)} groups (1 to {MAX_GROUPS}) resized by {factor} into {tuple(out.shape)}")
+    upsampled = {(g.upsampled, tuple(g.src.shape[2:])) for g in groups if g.upsampled != 1}
+    if len(upsampled) > 1:
+        raise ValueError(f"upsampled groups of more than one source size or factor: {sorted(upsampled)}")
     for g in groups:
         pn, c = g.src.shape[:2]
-        if pn != n * g.pairs or tuple(g.src.shape[2:]) != (H, W) or g.at + g.pairs * c > c_out or c > 32 or \
-                (g.warped and (flow is None or tuple(flow.shape) != (n, 2 * g.pairs, H, W))):
+        if pn != n * g.pairs or _stored_size(g) != (H, W) or g.at + g.pairs * c > c_out or c > 32 or \
+                (g.warped and (g.upsampled != 1 or flow is None or tuple(flow.shape) != (n, 2 * g.pairs, H, W))):
             raise ValueError(f"a group of {tuple(g.src.shape)} at channel {g.at} ({g.pairs} part(s), warped: "
-                             f"{g.warped}) for {tuple(out.shape)} from {(H, W)}, flow "
+                             f"{g.warped}, upsampled {g.upsampled}) for {tuple(out.shape)} from {(H, W)}, flow "
                              f"{None if flow is None else tuple(flow.shape)}")
+    up = next((g for g in groups if g.upsampled != 1), None)
     slots = [*groups, *[GatherGroup(out, 0)] * (MAX_GROUPS - len(groups))]  # unused slots: never read
     per_slot: dict[str, Any] = {}
     for k, g in enumerate(slots):
         c = g.src.shape[1] if k < len(groups) else 1
         per_slot |= {f"div{k}": float(g.divisor), f"C{k}": c, f"AT{k}": g.at, f"WARP{k}": g.warped,
-                     f"PAIRS{k}": g.pairs, f"BC{k}": triton.next_power_of_2(c)}
+                     f"PAIRS{k}": g.pairs, f"BC{k}": triton.next_power_of_2(c), f"UP{k}": g.upsampled != 1}
     zeros = 0 if zero_from is None else c_out - zero_from
     if zero_from is not None and any(g.at + g.pairs * g.src.shape[1] > zero_from for g in groups):
         raise ValueError(f"zero channels {zero_from} to {c_out}: after every group's")
@@ -692,6 +722,7 @@ def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, fl
          H=H, W=W, w=w, N=n, inv_s=1.0 / factor, G=len(groups), ZERO_AT=zero_from or 0, ZEROS=zeros,
          BLOCK_Z=triton.next_power_of_2(max(zeros, 1)),
          TAPS=1 if factor == 1 else 4, BLOCK_P=block_p,
+         inv_up=1.0 / (up.upsampled if up else 1.0), uH=up.src.shape[2] if up else 1, uW=up.src.shape[3] if up else 1,
          **per_slot)
 
 

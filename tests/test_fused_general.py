@@ -88,6 +88,32 @@ def check_gather(device: str) -> None:
         tol = 1e-5 if dtype == torch.float32 else 4e-3
         err = (got - expected).abs().max().item()
         assert err < tol, f"gather {dtype} factor {factor} warped={warped}: max error {err}"
+    check_upsampled_gather(device)
+
+
+def check_upsampled_gather(device: str) -> None:
+    """A group that stands for its source resized up and stored (a block's carried channels at the frame's size)
+    against PyTorch's two resizes with the stored rounding between them, beside a plain group."""
+    from rife import triton_warp
+
+    n, h, w = 2, 16, 24
+    for dtype, up, factor in itertools.product((torch.float32, torch.float16), (4.0, 2.0), (1.0, 0.5, 0.25)):
+        torch.manual_seed(3)
+        src = torch.randn(n, 16, h, w, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
+        carried = src[:, 5:13]  # a slice of a block's output, as the pass reads it
+        plane = torch.rand(n, 1, int(h * up), int(w * up), device=device).to(dtype)
+        size = (n, 9, math.floor(h * up * factor), math.floor(w * up * factor))
+        out = torch.empty(size, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
+        got = triton_warp.gather([GatherGroup(plane, 0), GatherGroup(carried, 1, upsampled=up)], out, factor)
+        stored = resize(carried.float(), up).to(dtype)
+        expected = torch.cat([resize(plane.float(), factor), resize(stored.float(), factor)], 1)
+        tol = 1e-5 if dtype == torch.float32 else 4e-3
+        err = (got.float() - expected).abs().max().item()
+        assert err < tol, f"upsampled gather {dtype} up {up} factor {factor}: max error {err}"
+    out = torch.empty(n, 16, h * 2, w * 2, dtype=dtype, device=device)
+    flow = torch.zeros(n, 2, h * 2, w * 2, device=device)
+    with pytest.raises(ValueError, match="warped: True, upsampled 2.0"):  # the warp reads stored values only
+        triton_warp.gather([GatherGroup(src, 0, warped=True, upsampled=2.0)], out, 1.0, flow)
 
 
 def check_passes(device: str, releases: tuple[str, ...] = RELEASES) -> None:
