@@ -20,9 +20,9 @@ for s in ${STEPS:-table tests encode}; do
     table) step table "${TABLE_S:-280}" python3 -m tools.gpu_table --releases "${TABLE:-4.25}" \
              --profile "${PROFILE:-4.25}" --sizes 1280x720 --calls 300 --out /tmp/t ;;
     tests) step tests "${TESTS_S:-150}" python3 -m pytest -q -p no:cacheprovider -m cuda ${TESTS:-tests/test_fused_general.py tests/test_triton_warp.py} ;;
-    encode) step encode "${ENCODE_S:-100}" python3 -m dev.encode_once_ab "${PROFILE:-4.25}" \
+    encode) step encode "${ENCODE_S:-100}" python3 -m dev.encode_once_ab "${PROFILE%%,*}" \
              --video .carry/rife-cache/videos/bigbuckbunny.mp4 --out /tmp/t ;;
-    ab) for r in ${AB_RELEASES:-${PROFILE:-4.25}}; do
+    ab) for r in ${AB_RELEASES:-${PROFILE%%,*}}; do
           step "ab-$r" "${AB_S:-200}" python3 -m dev.release_ab "$r" --out /tmp/t ${AB:+--configs $AB}
         done ;;
     acceptance) step acceptance "${ACC_S:-300}" python3 -m tools.gpu_acceptance --assets .carry/rife-cache \

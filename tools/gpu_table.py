@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("."))
     p.add_argument("--releases", default="", help="instead: these releases' fast fp16 next to the upstream code "
                    "eager fp16 at the first of --sizes (real weights from the assets folder, else seeded random)")
-    p.add_argument("--profile", default="", help="with --releases: this release's fast call, kernel by kernel")
+    p.add_argument("--profile", default="", help="with --releases: these releases' fast calls, kernel by kernel")
     a = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("error: the GPU table needs a CUDA GPU, and none is visible to PyTorch", file=sys.stderr)
@@ -308,9 +308,9 @@ def release_tables(a: argparse.Namespace) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     tables = {"releases": section_releases(a.releases.split(","), size, a.calls, a.out)}
     print_table(f"releases at {size}", tables["releases"])
-    if a.profile:
-        tables["profile"] = section_profile(a.profile, size, a.out)
-        print_table(f"profile of {a.profile} fast fp16 at {size}", tables["profile"])
+    for release in filter(None, a.profile.split(",")):
+        tables[f"profile {release}"] = section_profile(release, size, a.out)
+        print_table(f"profile of {release} fast fp16 at {size}", tables[f"profile {release}"])
     (a.out / "gpu_releases.json").write_text(json.dumps(tables, indent=2))
     return 0
 
