@@ -8,6 +8,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 RIFE_CACHE=$PWD/.carry/rife-cache TORCH_LOGS=-dynamo
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv > "$out/gpu.txt"
 git log -1 --format=%h >> "$out/gpu.txt" 2>/dev/null
+first_profile=${PROFILE:-4.25}; first_profile=${first_profile%%,*}
 step() {  # step NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
   local t0=$SECONDS
@@ -20,9 +21,9 @@ for s in ${STEPS:-table tests encode}; do
     table) step table "${TABLE_S:-280}" python3 -m tools.gpu_table --releases "${TABLE:-4.25}" \
              --profile "${PROFILE:-4.25}" --sizes 1280x720 --calls 300 --out /tmp/t ;;
     tests) step tests "${TESTS_S:-150}" python3 -m pytest -q -p no:cacheprovider -m cuda ${TESTS:-tests/test_fused_general.py tests/test_triton_warp.py} ;;
-    encode) step encode "${ENCODE_S:-100}" python3 -m dev.encode_once_ab "${PROFILE%%,*}" \
+    encode) step encode "${ENCODE_S:-100}" python3 -m dev.encode_once_ab "$first_profile" \
              --video .carry/rife-cache/videos/bigbuckbunny.mp4 --out /tmp/t ;;
-    ab) for r in ${AB_RELEASES:-${PROFILE%%,*}}; do
+    ab) for r in ${AB_RELEASES:-$first_profile}; do
           step "ab-$r" "${AB_S:-200}" python3 -m dev.release_ab "$r" --out /tmp/t ${AB:+--configs $AB}
         done ;;
     acceptance) step acceptance "${ACC_S:-300}" python3 -m tools.gpu_acceptance --assets .carry/rife-cache \
