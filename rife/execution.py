@@ -401,8 +401,7 @@ def wrapped(net: nn.Module, plan: ExecutionPlan, dtype: torch.dtype) -> nn.Modul
         for part in net.compiled_parts():
             part.compile()
     elif plan.compile and plan.two_streams and isinstance(net, IFNet):
-        for stage in net.STAGES:
-            setattr(net, stage, torch.compile(getattr(net, stage)))
+        net.classic.compile_stages(torch.compile)
     elif plan.compile:
         net = cast(nn.Module, torch.compile(net))  # a module's compiled form is a module
     if plan.graph:

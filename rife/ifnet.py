@@ -6,6 +6,7 @@ Module names and shapes follow the upstream checkpoints exactly, so an upstream
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple, cast
 
 import torch
@@ -246,6 +247,7 @@ class IFNet(nn.Module):
         self.feed = BlockFeed(self.warp, kernel=kernels.feed)
         self.retry_on_device = kernels.retry_on_device
         self.fork_join = kernels.fork_join
+        self.classic = ClassicPass(self)
 
     def with_kernels(self, kernels: Kernels) -> IFNet:
         """This network computing with ``kernels``: a new IFNet that takes over this one's layers (their weights,
@@ -258,9 +260,6 @@ class IFNet(nn.Module):
         if kernels.conv is not None:
             replace_conv_units(net, kernels.conv)
         return net.train(self.training)
-
-    # The parts of a forward pass that an execution mode may compile one by one, leaving ``fork_join`` between them.
-    STAGES = ("_advance", "_pending", "_finish", "_encode", "_context", "_refine")
 
     def blocks(self) -> list[IFBlock]:
         return [getattr(self, f"block{i}") for i in range(self.variant.num_blocks)]
@@ -308,28 +307,70 @@ class IFNet(nn.Module):
         """``follows``: the call's first frames are the last call's second frames, shifted by one sample (consecutive
         pairs of a video): a release with an encoder then encodes only the second frames (``FrameFeatures``); the
         output is the same."""
-        t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
-        scales = self._scales(scale)
+        t_plane = self.timestep_plane(img0, timestep) if self.variant.has_timestep else None
+        scales = self.scales_for(scale)
         if self.general:
             return self._general_forward(img0, img1, t_plane, scales, follows)
+        return self.classic.run(img0, img1, t_plane, scales)
+
+    def head(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0
+             ) -> tuple[FlowState, Tensor]:
+        """``ClassicPass.head``: the normal pass up to the large-motion retry's block, and whether each sample wants
+        the retry."""
+        return self.classic.head(img0, img1, timestep, scale)
+
+    def tail(self, img0: Tensor, img1: Tensor, state: FlowState, timestep: float | Tensor = 0.5,
+             scale: float = 1.0) -> Tensor:
+        """``ClassicPass.tail``: the rest of the normal pass from ``head``'s state, and the output."""
+        return self.classic.tail(img0, img1, state, timestep, scale)
+
+    def scales_for(self, scale: float) -> list[float]:
+        return [s / scale for s in self.variant.scales]
+
+    @staticmethod
+    def timestep_plane(img0: Tensor, timestep: float | Tensor) -> Tensor:
+        n, _, h, w = img0.shape
+        if isinstance(timestep, Tensor):
+            return timestep.to(img0.dtype).reshape(-1, 1, 1, 1).expand(n, 1, h, w)
+        return torch.full((n, 1, h, w), float(timestep), dtype=img0.dtype, device=img0.device)
+
+
+class ClassicPass:
+    """The forward pass of the paper / 4.0 arithmetic without the ensemble (``IFNet``'s fused path) over ``net``'s
+    layers and kernels, in stages (``STAGES``) that an execution mode may compile one by one, leaving
+    ``net.fork_join`` between them."""
+
+    STAGES = ("advance", "pending", "finish", "encode", "context", "refine")
+
+    def __init__(self, net: IFNet) -> None:
+        self.net = net
+
+    def compile_stages(self, compile: Callable[[Callable], Callable]) -> None:
+        """Each of ``STAGES`` replaced by ``compile`` of it (``torch.compile``) on this pass."""
+        for stage in self.STAGES:
+            setattr(self, stage, compile(getattr(self, stage)))
+
+    def run(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float]) -> Tensor:
+        """The interpolated frame: the normal pass and, where wanted, the large-motion retry at twice every scale
+        (on the device: both at once on ``fork_join``'s two streams, chosen per sample)."""
         doubled = [s * 2 for s in scales]
-        if self.retry_on_device and self.variant.large_motion_retry is not None:
-            (normal, wants_retry), (retried, _) = self.fork_join(
-                lambda: self._estimate(img0, img1, t_plane, scales, check_retry=True),
-                lambda: self._estimate(img0, img1, t_plane, doubled, check_retry=False))
+        if self.net.retry_on_device and self.net.variant.large_motion_retry is not None:
+            (normal, wants_retry), (retried, _) = self.net.fork_join(
+                lambda: self.estimate(img0, img1, t_plane, scales, check_retry=True),
+                lambda: self.estimate(img0, img1, t_plane, doubled, check_retry=False))
         else:
-            normal, wants_retry = self._estimate(img0, img1, t_plane, scales, check_retry=True)
-            retried = None if wants_retry is None else self._estimate(img0, img1, t_plane, doubled, check_retry=False)[0]
-        return self._output(img0, img1, self._choice(normal, wants_retry, retried))
+            normal, wants_retry = self.estimate(img0, img1, t_plane, scales, check_retry=True)
+            retried = None if wants_retry is None else self.estimate(img0, img1, t_plane, doubled, check_retry=False)[0]
+        return self.output(img0, img1, self.choice(normal, wants_retry, retried))
 
     def head(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0
              ) -> tuple[FlowState, Tensor]:
         """The normal pass up to and including the large-motion retry's block, with no host sync: its state and,
         per sample, whether the retry is wanted. With ``tail`` it is ``forward`` for the samples that want none,
         so that an execution mode can decide on the host, after this part, whether the retry runs at all."""
-        retry = self._retry()
-        t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
-        state, wants_retry = self._advance(img0, img1, t_plane, self._scales(scale), None, range(retry.at_block + 1),
+        retry = self.retry()
+        t_plane = self.net.timestep_plane(img0, timestep) if self.net.variant.has_timestep else None
+        state, wants_retry = self.advance(img0, img1, t_plane, self.net.scales_for(scale), None, range(retry.at_block + 1),
                                            retry)
         assert state is not None and wants_retry is not None
         return state, wants_retry
@@ -337,38 +378,35 @@ class IFNet(nn.Module):
     def tail(self, img0: Tensor, img1: Tensor, state: FlowState, timestep: float | Tensor = 0.5,
              scale: float = 1.0) -> Tensor:
         """The rest of the normal pass from ``head``'s state, and the output, as if no sample wanted the retry."""
-        t_plane = self._timestep_plane(img0, timestep) if self.variant.has_timestep else None
-        scales = self._scales(scale)
-        first = self._retry().at_block + 1
-        advanced = self._advance(img0, img1, t_plane, scales, state, range(first, self.variant.num_blocks - 1), None)[0]
-        return self._output(img0, img1, (None, self._pending(img0, img1, t_plane, scales, advanced), None))
+        t_plane = self.net.timestep_plane(img0, timestep) if self.net.variant.has_timestep else None
+        scales = self.net.scales_for(scale)
+        first = self.retry().at_block + 1
+        advanced = self.advance(img0, img1, t_plane, scales, state, range(first, self.net.variant.num_blocks - 1), None)[0]
+        return self.output(img0, img1, (None, self.pending(img0, img1, t_plane, scales, advanced), None))
 
-    def _retry(self) -> LargeMotionRetry:
-        retry = self.variant.large_motion_retry
+    def retry(self) -> LargeMotionRetry:
+        retry = self.net.variant.large_motion_retry
         if retry is None:
-            raise ValueError(f"the {self.variant.name} model has no large-motion retry to split its pass at")
+            raise ValueError(f"the {self.net.variant.name} model has no large-motion retry to split its pass at")
         return retry
 
-    def _scales(self, scale: float) -> list[float]:
-        return [s / scale for s in self.variant.scales]
-
-    def _output(self, img0: Tensor, img1: Tensor, choice: tuple[Tensor | None, Pending, Pending | None]) -> Tensor:
+    def output(self, img0: Tensor, img1: Tensor, choice: tuple[Tensor | None, Pending, Pending | None]) -> Tensor:
         """The interpolated frame from the retry's choice: the last flow step and the blend, or the refinement."""
-        if not self.variant.refine_unet:
-            return self._finish(img0, img1, *choice)
-        state = self.step.settle(*choice, img0, img1)
+        if not self.net.variant.refine_unet:
+            return self.finish(img0, img1, *choice)
+        state = self.net.step.settle(*choice, img0, img1)
         # The refinement's first level and the context network need only the final state: they may overlap.
-        encoded, context = self.fork_join(lambda: self._encode(img0, img1, state),
-                                          lambda: self._context(img0, img1, state))
-        return self._refine(state, encoded, *context)
+        encoded, context = self.net.fork_join(lambda: self.encode(img0, img1, state),
+                                          lambda: self.context(img0, img1, state))
+        return self.refine(state, encoded, *context)
 
-    def _finish(self, img0: Tensor, img1: Tensor, take_retried: Tensor | None, normal: Pending,
+    def finish(self, img0: Tensor, img1: Tensor, take_retried: Tensor | None, normal: Pending,
                 retried: Pending | None) -> Tensor:
         """The final flow step of the chosen candidates, and the blend of the warped frames."""
-        return self.step.blended(take_retried, normal, retried, img0, img1)
+        return self.net.step.blended(take_retried, normal, retried, img0, img1)
 
     @staticmethod
-    def _choice(normal: Pending | None, wants_retry: Tensor | None, retried: Pending | None
+    def choice(normal: Pending | None, wants_retry: Tensor | None, retried: Pending | None
                 ) -> tuple[Tensor | None, Pending, Pending | None]:
         """``FlowStep.settle``'s arguments for the retry's choice: per sample the retried pass where the retry was
         wanted; the normal pass alone when there was no retry, the retried one alone when there is no normal
@@ -380,73 +418,66 @@ class IFNet(nn.Module):
             return None, normal, None
         return wants_retry, normal, retried
 
-    def _encode(self, img0: Tensor, img1: Tensor, state: FlowState) -> Tensor:
-        unet = cast(UNet, self.unet)
-        return unet.encode(self.feed(UNet.INPUTS, unet.in_channels, 1.0, img0, img1, None, state))
+    def encode(self, img0: Tensor, img1: Tensor, state: FlowState) -> Tensor:
+        unet = cast(UNet, self.net.unet)
+        return unet.encode(self.net.feed(UNet.INPUTS, unet.in_channels, 1.0, img0, img1, None, state))
 
-    def _context(self, img0: Tensor, img1: Tensor, state: FlowState) -> tuple[list[Tensor], list[Tensor]]:
+    def context(self, img0: Tensor, img1: Tensor, state: FlowState) -> tuple[list[Tensor], list[Tensor]]:
         """Both frames' context features, computed in one batch: half the launches, the same per-sample arithmetic."""
-        both = self.contextnet(torch.cat((img0, img1)), torch.cat((state.flow[:, 0:2], state.flow[:, 2:4])),
-                               self.warp)
+        both = self.net.contextnet(torch.cat((img0, img1)), torch.cat((state.flow[:, 0:2], state.flow[:, 2:4])),
+                               self.net.warp)
         ctx0, ctx1 = zip(*(f.chunk(2) for f in both), strict=True)
         return list(ctx0), list(ctx1)
 
-    def _refine(self, state: FlowState, encoded: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
-        res = cast(UNet, self.unet).decode(encoded, ctx0, ctx1)
+    def refine(self, state: FlowState, encoded: Tensor, ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:
+        res = cast(UNet, self.net.unet).decode(encoded, ctx0, ctx1)
         return torch.clamp(blend(state) + (res[:, :3] * 2 - 1), 0, 1)
 
-    @staticmethod
-    def _timestep_plane(img0: Tensor, timestep: float | Tensor) -> Tensor:
-        n, _, h, w = img0.shape
-        if isinstance(timestep, Tensor):
-            return timestep.to(img0.dtype).reshape(-1, 1, 1, 1).expand(n, 1, h, w)
-        return torch.full((n, 1, h, w), float(timestep), dtype=img0.dtype, device=img0.device)
-
-    def _estimate(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
+    def estimate(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
                   check_retry: bool) -> tuple[Pending | None, Tensor | None]:
         """The last block's output with the state before it, and with ``check_retry`` whether each sample wants
         the large-motion retry (None: no sample does, when decided on the host). Decided on the host, a pass that
         every sample restarts stops there and gives nothing."""
-        retry = self.variant.large_motion_retry if check_retry else None
+        retry = self.net.variant.large_motion_retry if check_retry else None
         state, wants_retry = None, None
-        if retry is not None and not self.retry_on_device:  # decided on the host, as upstream: one sync per frame
-            state, wants_retry = self._advance(img0, img1, t_plane, scales, None, range(retry.at_block + 1), retry)
+        if retry is not None and not self.net.retry_on_device:  # decided on the host, as upstream: one sync per frame
+            state, wants_retry = self.advance(img0, img1, t_plane, scales, None, range(retry.at_block + 1), retry)
             assert wants_retry is not None  # the retry's block was among those run
             if not bool(wants_retry.any()):
                 wants_retry = None
             elif bool(wants_retry.all()):
                 return None, wants_retry  # every sample restarts: the rest of this pass is unused
-            done = range(retry.at_block + 1, self.variant.num_blocks - 1)
+            done = range(retry.at_block + 1, self.net.variant.num_blocks - 1)
         else:
-            done = range(self.variant.num_blocks - 1)
-        state, measured = self._advance(img0, img1, t_plane, scales, state, done, retry)
-        return self._pending(img0, img1, t_plane, scales, state), wants_retry if measured is None else measured
+            done = range(self.net.variant.num_blocks - 1)
+        state, measured = self.advance(img0, img1, t_plane, scales, state, done, retry)
+        return self.pending(img0, img1, t_plane, scales, state), wants_retry if measured is None else measured
 
-    def _advance(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
+    def advance(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
                  state: FlowState | None, indices: range, retry: LargeMotionRetry | None
                  ) -> tuple[FlowState | None, Tensor | None]:
         """The state after the blocks ``indices`` (none of them the last), and where ``retry``'s block is among
         them, whether each sample wants the retry."""
-        blocks, wants_retry = self.blocks(), None
+        blocks, wants_retry = self.net.blocks(), None
         for i in indices:
             at_retry = retry is not None and i == retry.at_block
             # Only the final state needs the warped frames at full size (blend, refinement); a block's input
-            # needs them resized, which ``self.feed`` may compute without writing them out.
-            state, peaks = self.step(self._block_output(blocks[i], scales[i], img0, img1, t_plane, state), scales[i],
+            # needs them resized, which ``self.net.feed`` may compute without writing them out.
+            state, peaks = self.net.step(self.block_output(blocks[i], scales[i], img0, img1, t_plane, state), scales[i],
                                      state, img0, img1, measure=at_retry, warp_frames=False)
             if at_retry:
                 assert retry is not None and peaks is not None  # measured at the retry's block
                 wants_retry = retry.wanted(peaks)
         return state, wants_retry
 
-    def _pending(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
+    def pending(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
                  state: FlowState | None) -> Pending:
         """The last block's output; its step is the retry's choice's (``FlowStep.settle``)."""
-        last = self.variant.num_blocks - 1
-        return Pending(state, self._block_output(self.blocks()[last], scales[last], img0, img1, t_plane, state),
+        last = self.net.variant.num_blocks - 1
+        return Pending(state, self.block_output(self.net.blocks()[last], scales[last], img0, img1, t_plane, state),
                        scales[last])
 
-    def _block_output(self, block: IFBlock, scale: float, img0: Tensor, img1: Tensor, t_plane: Tensor | None,
+    def block_output(self, block: IFBlock, scale: float, img0: Tensor, img1: Tensor, t_plane: Tensor | None,
                       state: FlowState | None) -> Tensor:
-        names = self.variant.first_inputs if state is None else self.variant.refine_inputs
-        return block(self.feed(names, block.in_channels, scale, img0, img1, t_plane, state))
+        names = self.net.variant.first_inputs if state is None else self.net.variant.refine_inputs
+        return block(self.net.feed(names, block.in_channels, scale, img0, img1, t_plane, state))

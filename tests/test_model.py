@@ -198,18 +198,18 @@ def test_v4_ensemble_equals_upstream_on_real_frames(v4_engines, v4_ensemble_engi
 def test_retry_triplet_really_retries(v4_engines, bikes_frames):
     net = v4_engines[0].net
     calls = []
-    original = net._estimate
+    original = net.classic.estimate
 
     def spy(*args, **kwargs):
         state, wants = original(*args, **kwargs)
         calls.append(None if wants is None else bool(wants.any()))
         return state, wants
 
-    net._estimate = spy
+    net.classic.estimate = spy
     try:
         _triplet_psnr(v4_engines[0], bikes_frames, 28)
     finally:
-        del net._estimate
+        del net.classic.estimate
     assert calls == [True, None]  # the retry was wanted, and the doubled-scale pass ran
 
 
