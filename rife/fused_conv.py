@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -70,6 +70,7 @@ class CudnnContext:
             self.handle = cudnn.create_handle()
         self.device = device
         self.tune = tune
+        self.graphs: dict[tuple, _Graph] = {}  # built once per unit shape, shared by the units of that shape
 
     def on_current_stream(self) -> Any:
         cudnn.set_stream(handle=self.handle, stream=torch.cuda.current_stream(self.device).cuda_stream)
@@ -159,12 +160,17 @@ class FusedConvUnit(nn.Module):
 
     def _build(self, x: Tensor, residual: Tensor | None) -> _Fused | None:
         context = cast(CudnnContext, self.context)  # ``fuses``: a context
+        tensors = _UnitTensors.of(*self.folded(), x.dtype)
+        stride, input_residual = self.conv.stride[0], isinstance(self.unit, ResConv)
+        key = (tuple(x.shape), x.dtype, x.device, tensors.weight.shape[0], stride, input_residual, residual is not None)
         try:
-            handle = context.on_current_stream()
-            fused = _Fused(*self.folded(), self.conv.stride[0], x, residual, isinstance(self.unit, ResConv), handle)
-            if context.tune and not torch.cuda.is_current_stream_capturing():
-                fused.tune(x, residual, handle)
-            return fused
+            if key not in context.graphs:
+                handle = context.on_current_stream()
+                graph = _Graph(tensors, stride, x, residual, input_residual, handle)
+                if context.tune and not torch.cuda.is_current_stream_capturing():
+                    graph.tune(x, tensors, residual, handle)
+                context.graphs[key] = graph
+            return _Fused(tensors, context.graphs[key])
         except Exception as e:  # cuDNN has no engine for this graph here: PyTorch's way for this shape
             warnings.warn(f"fused convolution {tuple(x.shape)} -> {self.conv.out_channels} unsupported by cuDNN "
                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); running it unfused",
@@ -172,25 +178,47 @@ class FusedConvUnit(nn.Module):
             return None
 
 
-class _Fused:
-    """One built cuDNN graph: conv + bias, [+ the input x (``input_residual``)], the activation (slope · min(y, 0) +
-    max(y, 0), composed), [+ residual]."""
+class _UnitTensors(NamedTuple):
+    """A unit's folded weight, bias and slope (``FusedConvUnit.folded``) in the graph's dtype and layout."""
 
-    def __init__(self, weight: Tensor, bias: Tensor, slope: Tensor, stride: int, x: Tensor, residual: Tensor | None,
-                 input_residual: bool, handle: Any) -> None:
+    weight: Tensor
+    bias: Tensor
+    slope: Tensor
+
+    @classmethod
+    def of(cls, weight: Tensor, bias: Tensor, slope: Tensor, dtype: torch.dtype) -> _UnitTensors:
+        k = weight.shape[0]
+        return cls(weight.to(dtype).contiguous(memory_format=torch.channels_last), bias.to(dtype).view(1, k, 1, 1),
+                   slope.to(dtype).view(1, k, 1, 1))
+
+
+class _Fused:
+    """One unit's fused form: its tensors, and the graph of its shape (shared by every unit of that shape)."""
+
+    def __init__(self, tensors: _UnitTensors, graph: _Graph) -> None:
+        self.tensors = tensors
+        self.graph = graph
+
+    def __call__(self, x: Tensor, residual: Tensor | None, handle: Any) -> Tensor:
+        return self.graph(x, self.tensors, residual, handle)
+
+
+class _Graph:
+    """One built cuDNN graph: conv + bias, [+ the input x (``input_residual``)], the activation (slope · min(y, 0) +
+    max(y, 0), composed), [+ residual]. The unit's tensors are operands, so that units of one shape share it."""
+
+    def __init__(self, unit: _UnitTensors, stride: int, x: Tensor, residual: Tensor | None, input_residual: bool,
+                 handle: Any) -> None:
         io = getattr(cudnn.data_type, _CUDNN_TYPES[x.dtype])
         fp32 = cudnn.data_type.FLOAT
-        k = weight.shape[0]
+        k = unit.weight.shape[0]
         n, _, h, w = x.shape
         ho, wo = -(-h // stride), -(-w // stride)
-        self.weight = weight.to(x.dtype).contiguous(memory_format=torch.channels_last)
-        self.bias = bias.to(x.dtype).view(1, k, 1, 1)
-        self.slope = slope.to(x.dtype).view(1, k, 1, 1)
         self.out_shape = (n, k, ho, wo)
         g = cudnn.pygraph(io_data_type=io, intermediate_data_type=fp32, compute_data_type=fp32, handle=handle,
                           is_cuda_graph_replay_expected=True)
-        self.x_t, self.w_t = g.tensor_like(x), g.tensor_like(self.weight)
-        self.b_t, self.s_t = g.tensor_like(self.bias), g.tensor_like(self.slope)
+        self.x_t, self.w_t = g.tensor_like(x), g.tensor_like(unit.weight)
+        self.b_t, self.s_t = g.tensor_like(unit.bias), g.tensor_like(unit.slope)
         y = g.conv_fprop(image=self.x_t, weight=self.w_t, padding=[1, 1], stride=[stride, stride], dilation=[1, 1],
                          compute_data_type=fp32)
         y = g.add(a=y, b=self.b_t)
@@ -202,7 +230,7 @@ class _Fused:
         out = g.add(a=pos, b=g.mul(a=g.sub(a=y, b=pos), b=self.s_t))
         self.r_t = None
         if residual is not None:
-            self.r_t = g.tensor_like(residual)
+            self.r_t = g.tensor_like(residual.contiguous(memory_format=torch.channels_last))
             out = g.add(a=out, b=self.r_t)
         out.set_output(True).set_data_type(io).set_dim(list(self.out_shape)).set_stride([ho * wo * k, 1, wo * k, k])
         self.o_t = out
@@ -210,47 +238,45 @@ class _Fused:
         self.graph = g
         self.workspace = torch.empty(g.get_workspace_size(), device=x.device, dtype=torch.uint8)
 
-    def __call__(self, x: Tensor, residual: Tensor | None, handle: Any) -> Tensor:
+    def __call__(self, x: Tensor, unit: _UnitTensors, residual: Tensor | None, handle: Any) -> Tensor:
         out = torch.empty(self.out_shape, device=x.device, dtype=x.dtype, memory_format=torch.channels_last)
-        self.graph.execute(self._pack(x, residual, out), self.workspace, handle=handle)
+        self.graph.execute(self._pack(x, unit, residual, out), self.workspace, handle=handle)
         return out
 
-    def _pack(self, x: Tensor, residual: Tensor | None, out: Tensor) -> dict:
-        pack = {self.x_t: x, self.w_t: self.weight, self.b_t: self.bias, self.s_t: self.slope, self.o_t: out}
+    def _pack(self, x: Tensor, unit: _UnitTensors, residual: Tensor | None, out: Tensor) -> dict:
+        pack = {self.x_t: x, self.w_t: unit.weight, self.b_t: unit.bias, self.s_t: unit.slope, self.o_t: out}
         if self.x_again_t is not None:
             pack[self.x_again_t] = x
         if self.r_t is not None:
             pack[self.r_t] = cast(Tensor, residual).contiguous(memory_format=torch.channels_last)
         return pack
 
-    def tune(self, x: Tensor, residual: Tensor | None, handle: Any) -> None:
+    def tune(self, x: Tensor, unit: _UnitTensors, residual: Tensor | None, handle: Any) -> None:
         """Selects the fastest of the first ``TUNED_PLANS`` plans on ``x`` whose output is within a few units in
         the last place of the first choice's (a plan that builds but computes otherwise is never taken)."""
-        first = self(x, residual, handle)
+        pack = self._pack(x, unit, residual, self(x, unit, residual, handle))
+        first = pack[self.o_t]
         tolerance = 4 * torch.finfo(x.dtype).eps * max(1.0, float(first.float().abs().max()))
+        pack[self.o_t] = torch.empty_like(first)
         timings: dict[int, float] = {}
         for index in range(min(TUNED_PLANS, self.graph.get_execution_plan_count())):
             try:
-                timings[index] = self._timed_plan(index, x, residual, first, tolerance, handle)
+                timings[index] = self._timed_plan(index, pack, first, tolerance, handle)
             except Exception:  # a plan that does not build, run or agree here is not a candidate
                 continue
         if not timings:  # the graph's selection was moved by the tries: not the first choice any more
             raise RuntimeError(f"none of the first {TUNED_PLANS} plans runs")
-        best = min(timings, key=timings.__getitem__)
-        self.graph.build_plan_at_index(best)
+        self.graph.build_plan_at_index(min(timings, key=timings.__getitem__))
         self.workspace = torch.empty(self.graph.get_workspace_size(), device=x.device, dtype=torch.uint8)
 
-    def _timed_plan(self, index: int, x: Tensor, residual: Tensor | None, first: Tensor, tolerance: float,
-                    handle: Any) -> float:
-        """Plan ``index``'s mean time on ``x`` in milliseconds, its calls timed back to back (as in a CUDA graph,
+    def _timed_plan(self, index: int, pack: dict, first: Tensor, tolerance: float, handle: Any) -> float:
+        """Plan ``index``'s mean time on ``pack`` in milliseconds, its calls timed back to back (as in a CUDA graph,
         without the host's time between them); raises where its output differs from ``first``."""
         self.graph.build_plan_at_index(index)
-        workspace = torch.empty(self.graph.get_workspace_size_plan_at_index(index), device=x.device,
+        workspace = torch.empty(self.graph.get_workspace_size_plan_at_index(index), device=first.device,
                                 dtype=torch.uint8)
-        out = torch.empty_like(first)
-        pack = self._pack(x, residual, out)
         self.graph.execute_plan_at_index(pack, workspace, index=index, handle=handle)
-        if float((out.float() - first.float()).abs().max()) > tolerance:
+        if float((pack[self.o_t].float() - first.float()).abs().max()) > tolerance:
             raise ValueError(f"plan {index} differs from the first choice")
         start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         torch.cuda._sleep(QUEUE_FILL_CYCLES)  # the calls queue up meanwhile and then run back to back

@@ -130,6 +130,13 @@ def test_cuda_fused_units_match_fp32(dtype, tune):
             out = fused(x, res)
             ref = fused_conv.reference(x, fused.unit, res)
         assert fused._graphs[next(iter(fused._graphs))] is not None, "cuDNN built no fused graph"
+        if kind == "res":  # a unit of the same shape (a residual stack's next) shares the graph, with its weights
+            twin = FusedConvUnit(_res_conv(c_in).cuda(), context).cuda().to(dtype)
+            with torch.inference_mode():
+                twin_out, twin_ref = twin(x, res), fused_conv.reference(x, twin.unit, res)
+            assert twin._graphs[next(iter(twin._graphs))].graph is fused._graphs[next(iter(fused._graphs))].graph
+            rel = ((twin_out.float() - twin_ref).norm() / twin_ref.norm()).item()
+            assert rel < (2e-3 if dtype == torch.float16 else 1e-2), ("twin", c_in, rel)
         assert out.shape == ref.shape and out.is_contiguous(memory_format=torch.channels_last)
         rel = ((out.float() - ref).norm() / ref.norm()).item()
         assert rel < (2e-3 if dtype == torch.float16 else 1e-2), (kind, c_in, c_out, stride, n, h, w, residual, rel)
