@@ -142,7 +142,11 @@ def check_passes(device: str, releases: tuple[str, ...] = RELEASES) -> None:
             if release == releases[0]:  # a video's next pair, its first frame's features kept from this call
                 after = img1.roll((1, 3), (2, 3))
                 followed = fused(img1, after, 0.5, follows=True)
-                assert torch.equal(followed, fused(img1, after, 0.5)), f"{release}: following changes the frame"
+                # Bit for bit on the CPU; on CUDA the encoder's one frame and two frames may take different
+                # convolution algorithms, whose sums differ in the last bits.
+                follow_err = (followed - fused(img1, after, 0.5)).abs().max().item()
+                assert follow_err <= (0.0 if device == "cpu" else 1e-5), f"{release}: following changes the frame " \
+                                                                         f"by {follow_err}"
             half = net.half().with_kernels(fused_kernels())
             db = psnr(half(img0.half(), img1.half(), 0.5).float(), want)
             assert db >= 45.0, f"{release} fp16: {db:.1f} dB against fp32 (at least 45)"
