@@ -293,7 +293,9 @@ def status() -> str:
     if cudnn is None:
         return "unfused: nvidia-cudnn-frontend is not installed (setup.sh installs it where a CUDA torch is present)"
     return (f"fused by cuDNN (frontend {getattr(cudnn, '__version__', '?')}) up to {FUSE_MAX_PIXELS} output pixels "
-            f"and up to {FUSE_ANY_CHANNELS_UP_TO} channels or multiples of {FUSE_CHANNEL_MULTIPLE}")
+            f"and up to {FUSE_ANY_CHANNELS_UP_TO} channels or multiples of {FUSE_CHANNEL_MULTIPLE}, in rows of "
+            f"{FUSE_TENSOR_CORE_MULTIPLE} channels; one graph per unit shape, the fastest of cuDNN's first "
+            f"{TUNED_PLANS} plans on its first input")
 
 
 def fused_units(context: CudnnContext | None) -> ConvKernel:
