@@ -308,6 +308,31 @@ def test_ifnet_rebuilt_with_its_kernels_calls_them(arch):
     assert rebuilt_net.kernels.fp32_warps and rebuilt_net.warp.fp32 and rebuilt_net.step.warp is rebuilt_net.warp
 
 
+@pytest.mark.parametrize("arch", ["v4.0", "paper"])
+def test_classic_pass_runs_through_each_compiled_stage(arch):
+    """``fast`` compiles the classic pass stage by stage (``ClassicPass.compile_stages``): every stage it names is
+    the pass's, a call goes through them, and the frame is the uncompiled one."""
+    net = _random_ifnet(arch)
+    x0, x1 = torch.rand(1, 3, 64, 128), torch.rand(1, 3, 64, 128)
+    with torch.inference_mode():
+        want = net(x0, x1)
+    ran = []
+
+    def recorded(stage):
+        def run(*args, **kwargs):
+            ran.append(stage.__name__)
+            return stage(*args, **kwargs)
+        return run
+
+    net.classic.compile_stages(recorded)
+    with torch.inference_mode():
+        got = net(x0, x1)
+    assert torch.equal(got, want)
+    expected = {"advance", "pending", "finish"} if arch == "v4.0" else {"advance", "pending", "encode", "context",
+                                                                         "refine"}
+    assert set(ran) == expected and set(ran) <= set(net.classic.STAGES)
+
+
 def test_kernels_follow_the_plan():
     fast_cpu = kernels_for(plan_for("fast", CPU), CPU)
     assert fast_cpu.fp32_warps and fast_cpu.cache_grids and not fast_cpu.retry_on_device and fast_cpu.warp is None
