@@ -18,9 +18,9 @@ step() {  # step NAME SECONDS COMMAND...
 }
 for s in ${STEPS:-table tests encode}; do
   case $s in
-    table) step table "${TABLE_S:-280}" python3 -m tools.gpu_table --releases "${TABLE:-4.25}" \
+    table) step table "${TABLE_S:-400}" python3 -m tools.gpu_table --releases "${TABLE:-4.25}" \
              --profile "${PROFILE:-4.25}" --sizes 1280x720 --calls 300 --out /tmp/t ;;
-    tests) step tests "${TESTS_S:-150}" python3 -m pytest -q -p no:cacheprovider -m cuda ${TESTS:-tests/test_fused_general.py tests/test_triton_warp.py} ;;
+    tests) step tests "${TESTS_S:-300}" python3 -m pytest -q -p no:cacheprovider -m cuda ${TESTS:-tests/test_fused_general.py tests/test_triton_warp.py} ;;
     encode) step encode "${ENCODE_S:-100}" python3 -m dev.encode_once_ab "$first_profile" \
              --video .carry/rife-cache/videos/bigbuckbunny.mp4 --out /tmp/t ;;
     ab) for r in ${AB_RELEASES:-$first_profile}; do

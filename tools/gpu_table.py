@@ -137,15 +137,18 @@ def release_engine(release: str, impl: str, precision: str, mode: str, weights: 
     return Engine(loaded.net, loaded.variant, CUDA, resolve_precision(CUDA, precision, False), execution=mode)
 
 
-def section_releases(releases: list[str], size: str, calls: int, out: Path) -> list[dict]:
+def section_releases(releases: list[str], size: str, calls: int, out: Path, keep: frozenset[str] = frozenset()
+                     ) -> tuple[list[dict], dict[str, Engine]]:
     """Each release's ``fast`` fp16 next to the upstream code run the reference's way (eager fp16), same run, on a
     fresh random smooth moving scene; ``fast``'s PSNR against our fp32 eager output. Real weights where the assets
-    folder has them, else seeded random ones that both implementations load (``weights`` says which)."""
+    folder has them, else seeded random ones that both implementations load (``weights`` says which). The ``fast``
+    engines of the releases in ``keep`` are returned, warm (compiled, tuned, captured), for their profiles."""
     from tools.gpu_acceptance import family_weights
 
     h, w = SIZES[size]
     frames = random_scene(h, w).to(CUDA)
     rows: list[dict] = []
+    kept: dict[str, Engine] = {}
     for release in releases:
         weights, kind = family_weights(release, out)
         ref_out, fps = None, {}
@@ -164,9 +167,11 @@ def section_releases(releases: list[str], size: str, calls: int, out: Path) -> l
             upstream = fps.get(("upstream", "fp16"))
             rows.append({**row, **r, "vs_upstream_fp16": r["fps"] / upstream if upstream else None,
                          "psnr_vs_fp32": psnr_between(output, ref_out)})
+            if mode == "fast" and release in keep:
+                kept[release] = e
             del e
             torch.cuda.empty_cache()
-    return rows
+    return rows, kept
 
 
 def kernel_kind(name: str) -> str:
@@ -241,13 +246,14 @@ def last_call_kernels(prof: Any, model: str, calls: int) -> list[dict]:
              "share_pct": 0.0, "kernels_per_call": 1.0} for k, ev in enumerate(kernels[len(kernels) - per_call:])]
 
 
-def section_profile(release: str, size: str, out: Path, calls: int = 50) -> list[dict]:
+def section_profile(release: str, size: str, out: Path, calls: int = 50, engine: Engine | None = None
+                    ) -> list[dict]:
     """Where the time of one ``fast`` fp16 call of ``release`` goes, over ``calls`` CUDA-graph replays on a random
-    smooth moving scene (``profiled_calls``)."""
+    smooth moving scene (``profiled_calls``); ``engine``: the release's warm ``fast`` engine, else a new one."""
     from tools.gpu_acceptance import family_weights
 
     h, w = SIZES[size]
-    e = release_engine(release, "ours", "fp16", "fast", family_weights(release, out)[0])
+    e = engine or release_engine(release, "ours", "fp16", "fast", family_weights(release, out)[0])
     return profiled_calls(e, random_scene(h, w).to(CUDA), release, calls)
 
 
@@ -306,10 +312,12 @@ def release_tables(a: argparse.Namespace) -> int:
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
     size = a.sizes.split(",")[0]
     a.out.mkdir(parents=True, exist_ok=True)
-    tables = {"releases": section_releases(a.releases.split(","), size, a.calls, a.out)}
+    profiled = [release for release in a.profile.split(",") if release]
+    rows, warm = section_releases(a.releases.split(","), size, a.calls, a.out, keep=frozenset(profiled))
+    tables = {"releases": rows}
     print_table(f"releases at {size}", tables["releases"])
-    for release in filter(None, a.profile.split(",")):
-        tables[f"profile {release}"] = section_profile(release, size, a.out)
+    for release in profiled:
+        tables[f"profile {release}"] = section_profile(release, size, a.out, engine=warm.pop(release, None))
         print_table(f"profile of {release} fast fp16 at {size}", tables[f"profile {release}"])
     (a.out / "gpu_releases.json").write_text(json.dumps(tables, indent=2))
     return 0
