@@ -340,8 +340,8 @@ def kernels_for(plan: ExecutionPlan, device: torch.device) -> Kernels:
         cache_grids=not plan.compile,  # compiled code builds the base grid itself, fused
         retry_on_device=plan.graph or plan.compile,
         fork_join=TwoStreams(device) if plan.two_streams and device.type == "cuda" else one_after_another,
-        conv=fused_conv.fused_units(fused_conv.CudnnContext(device, tune=plan.tuned_convs)) if plan.fused_convs and fused_conv.available()
-        else None,
+        conv=fused_conv.fused_units(fused_conv.CudnnContext(device, tune=plan.tuned_convs))
+        if plan.fused_convs and fused_conv.available() else None,
     )
 
 

@@ -370,8 +370,8 @@ class ClassicPass:
         so that an execution mode can decide on the host, after this part, whether the retry runs at all."""
         retry = self.retry()
         t_plane = self.net.timestep_plane(img0, timestep) if self.net.variant.has_timestep else None
-        state, wants_retry = self.advance(img0, img1, t_plane, self.net.scales_for(scale), None, range(retry.at_block + 1),
-                                           retry)
+        state, wants_retry = self.advance(img0, img1, t_plane, self.net.scales_for(scale), None,
+                                          range(retry.at_block + 1), retry)
         assert state is not None and wants_retry is not None
         return state, wants_retry
 
@@ -381,7 +381,8 @@ class ClassicPass:
         t_plane = self.net.timestep_plane(img0, timestep) if self.net.variant.has_timestep else None
         scales = self.net.scales_for(scale)
         first = self.retry().at_block + 1
-        advanced = self.advance(img0, img1, t_plane, scales, state, range(first, self.net.variant.num_blocks - 1), None)[0]
+        advanced = self.advance(img0, img1, t_plane, scales, state, range(first, self.net.variant.num_blocks - 1),
+                                None)[0]
         return self.output(img0, img1, (None, self.pending(img0, img1, t_plane, scales, advanced), None))
 
     def retry(self) -> LargeMotionRetry:
@@ -397,17 +398,17 @@ class ClassicPass:
         state = self.net.step.settle(*choice, img0, img1)
         # The refinement's first level and the context network need only the final state: they may overlap.
         encoded, context = self.net.fork_join(lambda: self.encode(img0, img1, state),
-                                          lambda: self.context(img0, img1, state))
+                                              lambda: self.context(img0, img1, state))
         return self.refine(state, encoded, *context)
 
     def finish(self, img0: Tensor, img1: Tensor, take_retried: Tensor | None, normal: Pending,
-                retried: Pending | None) -> Tensor:
+               retried: Pending | None) -> Tensor:
         """The final flow step of the chosen candidates, and the blend of the warped frames."""
         return self.net.step.blended(take_retried, normal, retried, img0, img1)
 
     @staticmethod
     def choice(normal: Pending | None, wants_retry: Tensor | None, retried: Pending | None
-                ) -> tuple[Tensor | None, Pending, Pending | None]:
+               ) -> tuple[Tensor | None, Pending, Pending | None]:
         """``FlowStep.settle``'s arguments for the retry's choice: per sample the retried pass where the retry was
         wanted; the normal pass alone when there was no retry, the retried one alone when there is no normal
         pass (every sample restarted, see ``_estimate``)."""
@@ -425,7 +426,7 @@ class ClassicPass:
     def context(self, img0: Tensor, img1: Tensor, state: FlowState) -> tuple[list[Tensor], list[Tensor]]:
         """Both frames' context features, computed in one batch: half the launches, the same per-sample arithmetic."""
         both = self.net.contextnet(torch.cat((img0, img1)), torch.cat((state.flow[:, 0:2], state.flow[:, 2:4])),
-                               self.net.warp)
+                                   self.net.warp)
         ctx0, ctx1 = zip(*(f.chunk(2) for f in both), strict=True)
         return list(ctx0), list(ctx1)
 
@@ -434,7 +435,7 @@ class ClassicPass:
         return torch.clamp(blend(state) + (res[:, :3] * 2 - 1), 0, 1)
 
     def estimate(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
-                  check_retry: bool) -> tuple[Pending | None, Tensor | None]:
+                 check_retry: bool) -> tuple[Pending | None, Tensor | None]:
         """The last block's output with the state before it, and with ``check_retry`` whether each sample wants
         the large-motion retry (None: no sample does, when decided on the host). Decided on the host, a pass that
         every sample restarts stops there and gives nothing."""
@@ -454,8 +455,8 @@ class ClassicPass:
         return self.pending(img0, img1, t_plane, scales, state), wants_retry if measured is None else measured
 
     def advance(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
-                 state: FlowState | None, indices: range, retry: LargeMotionRetry | None
-                 ) -> tuple[FlowState | None, Tensor | None]:
+                state: FlowState | None, indices: range, retry: LargeMotionRetry | None
+                ) -> tuple[FlowState | None, Tensor | None]:
         """The state after the blocks ``indices`` (none of them the last), and where ``retry``'s block is among
         them, whether each sample wants the retry."""
         blocks, wants_retry = self.net.blocks(), None
@@ -463,21 +464,21 @@ class ClassicPass:
             at_retry = retry is not None and i == retry.at_block
             # Only the final state needs the warped frames at full size (blend, refinement); a block's input
             # needs them resized, which ``self.net.feed`` may compute without writing them out.
-            state, peaks = self.net.step(self.block_output(blocks[i], scales[i], img0, img1, t_plane, state), scales[i],
-                                     state, img0, img1, measure=at_retry, warp_frames=False)
+            state, peaks = self.net.step(self.block_output(blocks[i], scales[i], img0, img1, t_plane, state),
+                                         scales[i], state, img0, img1, measure=at_retry, warp_frames=False)
             if at_retry:
                 assert retry is not None and peaks is not None  # measured at the retry's block
                 wants_retry = retry.wanted(peaks)
         return state, wants_retry
 
     def pending(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
-                 state: FlowState | None) -> Pending:
+                state: FlowState | None) -> Pending:
         """The last block's output; its step is the retry's choice's (``FlowStep.settle``)."""
         last = self.net.variant.num_blocks - 1
         return Pending(state, self.block_output(self.net.blocks()[last], scales[last], img0, img1, t_plane, state),
                        scales[last])
 
     def block_output(self, block: IFBlock, scale: float, img0: Tensor, img1: Tensor, t_plane: Tensor | None,
-                      state: FlowState | None) -> Tensor:
+                     state: FlowState | None) -> Tensor:
         names = self.net.variant.first_inputs if state is None else self.net.variant.refine_inputs
         return block(self.net.feed(names, block.in_channels, scale, img0, img1, t_plane, state))
