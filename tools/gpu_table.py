@@ -161,12 +161,14 @@ def section_releases(releases: list[str], size: str, calls: int, out: Path, keep
                 output, r = first_and_timed(e, frames, calls)
             except Exception as err:  # one failing configuration must not hide the others
                 rows.append({**row, "error": f"{type(err).__name__}: {str(err)[:160]}"})
+                print(f"row: {rows[-1]}", flush=True)
                 continue
             ref_out = output if ref_out is None else ref_out
             fps[impl, precision] = r["fps"]
             upstream = fps.get(("upstream", "fp16"))
             rows.append({**row, **r, "vs_upstream_fp16": r["fps"] / upstream if upstream else None,
                          "psnr_vs_fp32": psnr_between(output, ref_out)})
+            print(f"row: {rows[-1]}", flush=True)  # a step cut short by its time limit keeps the rows it made
             if mode == "fast" and release in keep:
                 kept[release] = e
             del e
