@@ -336,15 +336,20 @@ PAIRED_INPUTS = {"img0": ("img", False), "warped0": ("img", True), "feat0": ("fe
 
 
 class FusedPass:
-    """``GeneralPass``'s arithmetic for Practical-RIFE 4.2+ run without the ensemble (``fits``), with the Triton
-    kernels of ``Kernels``: each block's input assembled in place at its scale in one launch (``gather``: frames and
-    features warped only at the pixels the resize reads; a block's carried channels read through both resizes, from
-    its output to the frame and from the frame to the next block's scale), each flow step one kernel (``step``, in
-    fp32), and the last step, warps and blend one kernel (``settle``). At full size only the running flow and mask
-    (fp32) and the output are written. Both frames are encoded in one batch (``FrameFeatures``)."""
+    """``GeneralPass``'s arithmetic for v3.5-v3.8 and Practical-RIFE 4.2+ (``fits``), with the Triton kernels of
+    ``Kernels``: each block's input assembled in place at its scale in one launch (``gather``: frames and features
+    warped only at the pixels the resize reads; a block's carried channels read through both resizes, from its output
+    to the frame and from the frame to the next block's scale), each flow step one kernel (``step``, in fp32), and
+    the last step, warps and blend one kernel (``settle``). At full size only the running flow and mask (fp32) and
+    the output are written. Both frames are encoded in one batch (``FrameFeatures``).
+
+    With the ensemble, each block runs once on a batch of 2N, the second N with the frames' roles exchanged (the
+    gather reads the frames in the order 0, 1, 1, 0 and the state the step stores for both directions), and the
+    step averages the two (``StepForm.ensemble``). v3.8's adaptive scale runs its trial block, then both passes,
+    each frame taking its own (the decision stays on the device, as a CUDA graph needs)."""
 
     def __init__(self, variant: Variant, blocks: Sequence[nn.Module], encode: nn.Module | None,
-                 kernels: Kernels, features: FrameFeatures) -> None:
+                 kernels: Kernels, features: FrameFeatures, ensemble: bool) -> None:
         assert kernels.gather is not None and kernels.step is not None and kernels.settle is not None
         self.v = variant
         self.blocks = blocks
@@ -353,21 +358,46 @@ class FusedPass:
         self.gather = kernels.gather
         self.step = kernels.step
         self.settle = kernels.settle
-        self.form = StepForm(head_factor=variant.head_factor, mask_adds=variant.mask_accumulates, fp32_state=True)
+        self.ensemble = ensemble
+        self.form = StepForm(head_factor=variant.head_factor, mask_adds=variant.mask_accumulates, fp32_state=True,
+                             ensemble=ensemble)
 
     @staticmethod
     def fits(variant: Variant, ensemble: bool) -> bool:
-        """Whether ``variant`` (run with ``ensemble`` or not) is one this pass computes."""
-        return (not variant.classic and not ensemble and not variant.zero_start and not variant.adaptive_scale
-                and not variant.fusion_refine and variant.large_motion_retry is None
-                and variant.head in ("deconv", "shuffle") and variant.head_channels >= 5 + variant.carry_channels)
+        """Whether ``variant`` (run with ``ensemble`` or not) is one this pass computes: not the paper / 4.0
+        arithmetic, v3.1's half-size flows or the large-motion retry; the ensemble without carried channels."""
+        return (not variant.classic and not variant.fusion_refine and variant.large_motion_retry is None
+                and variant.head != "flow" and variant.head_channels >= 5 + variant.carry_channels
+                and not (ensemble and variant.carry_channels))
 
     def __call__(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
                  follows: bool = False) -> Tensor:
-        pair = torch.cat((img0, img1)).clamp(0.0, 1.0)
-        img0, img1 = pair.chunk(2)
-        feats = None if self.encode is None else self.features.both(self.encode, pair, follows)
-        sources = {"img": pair, "feat": feats, "timestep": t_plane}
+        n = img0.shape[0]
+        frames = torch.cat((img0, img1, img1, img0) if self.ensemble else (img0, img1)).clamp(0.0, 1.0)
+        img0, img1 = frames[:n], frames[n:2 * n]
+        feats = None if self.encode is None else self.features.both(self.encode, frames[:2 * n], follows)
+        if self.ensemble:  # the other direction reads the other frame's features and the other timestep
+            feats = None if feats is None else torch.cat((feats, feats[n:], feats[:n]))
+            t_plane = None if t_plane is None else torch.cat((t_plane, 1 - t_plane))
+        sources = {"img": frames, "feat": feats, "timestep": t_plane}
+        if not self.v.adaptive_scale:
+            return self._run(sources, img0, img1, scales)
+        doubled = [s * 2 for s in scales]
+        wants = self._wants_double_scale(frames[:2 * n], scales)
+        return torch.where(wants.view(-1, 1, 1, 1), self._run(sources, img0, img1, doubled),
+                           self._run(sources, img0, img1, scales))
+
+    def _wants_double_scale(self, pair: Tensor, scales: list[float]) -> Tensor:
+        """v3.8's trial (``GeneralPass._wants_double_scale``): the first block at twice its scale, in the frames' own
+        direction, from the frames and a zero state."""
+        scale = scales[0] * 2
+        factor = scale * self.v.head_factor
+        out = self.blocks[0](self._feed(0, scale, {"img": pair}, None, None))
+        trial = resize(out[:, :FLOW_CHANNELS], factor) * factor
+        return trial.abs().amax(dim=(1, 2, 3)) > scales[0] * 16
+
+    def _run(self, sources: dict[str, Tensor | None], img0: Tensor, img1: Tensor, scales: list[float]) -> Tensor:
+        sources = dict(sources)  # the running mask joins them
         flow = mask = carried = None
         last = len(scales) - 1
         for i, scale in enumerate(scales):
@@ -392,6 +422,10 @@ class FusedPass:
         factor = 1.0 / scale
         size = (n, cast(FamilyBlock, self.blocks[i]).in_channels, math.floor(H * factor), math.floor(W * factor))
         x = torch.empty(size, dtype=pair.dtype, device=pair.device, memory_format=memory_format_of(pair))
+        if flow is None and self.v.zero_start:  # the frames as they are, a zero mask and flow (and zero padding)
+            if names[:2] != ("warped0", "warped1"):
+                raise ValueError(f"{self.v.name}: a zero start reads the frames first, not {names[:2]}")
+            return self.gather([GatherGroup(pair, 0, pairs=2)], x, factor, None, zero_from=6)
         groups, at, k = [], 0, 0
         while k < len(names):
             name = names[k]

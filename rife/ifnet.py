@@ -293,7 +293,7 @@ class IFNet(nn.Module):
                          follows: bool) -> Tensor:
         if self.fused_general:
             return families.FusedPass(self.variant, self.blocks(), getattr(self, "encode", None), self.kernels,
-                                      self.frame_features)(img0, img1, t_plane, scales, follows)
+                                      self.frame_features, self.ensemble)(img0, img1, t_plane, scales, follows)
         if self.variant.fusion_refine:
             return families.HalfFlowPass(self.blocks(), cast(families.ContextNet31, self.contextnet),
                                          cast(families.FusionNet31, self.unet), self.warp)(img0, img1, scales)

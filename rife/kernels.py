@@ -45,11 +45,15 @@ class Candidate(NamedTuple):
 class StepForm:
     """What a flow step does besides the paper / 4.0 arithmetic (the defaults): the block output is at
     1 / (scale * ``head_factor``) of the frame; ``mask_adds`` False: the block's mask replaces the running one
-    (Practical-RIFE 4.7+); ``fp32_state``: the flow and mask stored in fp32 whatever the block output's dtype."""
+    (Practical-RIFE 4.7+); ``fp32_state``: the flow and mask stored in fp32 whatever the block output's dtype;
+    ``ensemble``: the block output is a batch of 2N, the second N the same block with the frames' roles exchanged
+    (``rife.families.FusedPass``): the two are averaged, and the state is stored for both directions' next blocks
+    (2N: the second N with the flow's halves swapped and the mask negated)."""
 
     head_factor: int = 2
     mask_adds: bool = True
     fp32_state: bool = False
+    ensemble: bool = False
 
 
 class StepKernel(Protocol):

@@ -159,10 +159,13 @@ if triton is not None:
 
     @triton.jit
     def _candidate(t, prev_flow, prev_mask, h, w, inv_k, k, t_sn, t_sc, t_sh, t_sw, pf_sn, pf_sc, pf_sh, pf_sw,
-                   pm_sn, pm_sh, pm_sw, x, y, n, ok, HAS_PREV: tl.constexpr, MASK_ADDS: tl.constexpr):
+                   pm_sn, pm_sh, pm_sw, x, y, n, ok, other, HAS_PREV: tl.constexpr, MASK_ADDS: tl.constexpr,
+                   ENSEMBLE: tl.constexpr):
         """A block output brought to the frame at pixels (x, y) of row y, scaled and added to the running flow and
         mask (or, without MASK_ADDS, replacing it): the four flow channels and the mask in fp32, and the change of
-        the flow (for the retry's peaks)."""
+        the flow in the frames' own direction (for the retry's peaks). With ENSEMBLE, output ``other`` is the same
+        block's with the frames' roles exchanged: each resized and scaled, then averaged (flow halves swapped back,
+        mask negated), as the PyTorch general path averages them."""
         ya, yb, ly = _resize_index(y, inv_k, h)
         xa, xb, lx = _resize_index(x, inv_k, w)
         top = t + n * t_sn + ya.to(tl.int64) * t_sh
@@ -176,6 +179,16 @@ if triton is not None:
         dm = _resized(top + 4 * t_sc, bottom + 4 * t_sc, ca, cb, lx, ly, ok)
         p01 = tl.maximum(tl.abs(d0), tl.abs(d1))
         p23 = tl.maximum(tl.abs(d2), tl.abs(d3))
+        if ENSEMBLE:
+            top = t + other * t_sn + ya.to(tl.int64) * t_sh
+            bottom = t + other * t_sn + yb.to(tl.int64) * t_sh
+            e0 = _resized(top, bottom, ca, cb, lx, ly, ok) * k
+            e1 = _resized(top + t_sc, bottom + t_sc, ca, cb, lx, ly, ok) * k
+            e2 = _resized(top + 2 * t_sc, bottom + 2 * t_sc, ca, cb, lx, ly, ok) * k
+            e3 = _resized(top + 3 * t_sc, bottom + 3 * t_sc, ca, cb, lx, ly, ok) * k
+            em = _resized(top + 4 * t_sc, bottom + 4 * t_sc, ca, cb, lx, ly, ok)
+            d0, d1, d2, d3 = (d0 + e2) / 2, (d1 + e3) / 2, (d2 + e0) / 2, (d3 + e1) / 2
+            dm = (dm - em) / 2
         if HAS_PREV:
             pf = prev_flow + n * pf_sn + y.to(tl.int64) * pf_sh + x.to(tl.int64) * pf_sw
             d0 += tl.load(pf, mask=ok).to(tl.float32)
@@ -191,18 +204,21 @@ if triton is not None:
     def _step_kernel(
         ta, pfa, pma, tb, pfb, pmb, take_b, img0, img1, flow, mask, out0, out1, peaks,
         ha, wa, inv_ka, ka, hb, wb, inv_kb, kb, H, W,
-        ta_sn, ta_sc, ta_sh, ta_sw, pfa_sn, pfa_sc, pfa_sh, pfa_sw, pma_sn, pma_sh, pma_sw,
+        N, ta_sn, ta_sc, ta_sh, ta_sw, pfa_sn, pfa_sc, pfa_sh, pfa_sw, pma_sn, pma_sh, pma_sw,
         tb_sn, tb_sc, tb_sh, tb_sw, pfb_sn, pfb_sc, pfb_sh, pfb_sw, pmb_sn, pmb_sh, pmb_sw,
         img_sn, img_sc, img_sh, img_sw,
         f_sn, f_sc, f_sh, f_sw,
         m_sn, m_sh, m_sw,
         o_sn, o_sc, o_sh, o_sw,
         HAS_PREV: tl.constexpr, HAS_B: tl.constexpr, MEASURE: tl.constexpr, WARP: tl.constexpr,
-        BLEND: tl.constexpr, MASK_ADDS: tl.constexpr, BLOCK_P: tl.constexpr,
+        BLEND: tl.constexpr, MASK_ADDS: tl.constexpr, ENSEMBLE: tl.constexpr, BLOCK_P: tl.constexpr,
     ):
         # A program takes one row segment of one frame: the block output's two source rows are shared by all.
         # With HAS_B, each frame takes candidate B (another block output, scale and running state) where take_b says
         # so, else A: the large-motion retry's choice, made here so that only the chosen candidate is computed.
+        # With ENSEMBLE the N frames' block outputs come with the other direction's (frames N to 2N - 1), and the
+        # state is stored for both directions' next blocks: frame N + n with its flow halves swapped and its mask
+        # negated.
         x, y, n, ok = _row_segment(W, BLOCK_P)
         pick_b = False
         if HAS_B:
@@ -210,11 +226,11 @@ if triton is not None:
         if pick_b:
             d0, d1, d2, d3, dm, p01, p23 = _candidate(
                 tb, pfb, pmb, hb, wb, inv_kb, kb, tb_sn, tb_sc, tb_sh, tb_sw, pfb_sn, pfb_sc, pfb_sh, pfb_sw,
-                pmb_sn, pmb_sh, pmb_sw, x, y, n, ok, HAS_PREV, MASK_ADDS)
+                pmb_sn, pmb_sh, pmb_sw, x, y, n, ok, n + N, HAS_PREV, MASK_ADDS, ENSEMBLE)
         else:
             d0, d1, d2, d3, dm, p01, p23 = _candidate(
                 ta, pfa, pma, ha, wa, inv_ka, ka, ta_sn, ta_sc, ta_sh, ta_sw, pfa_sn, pfa_sc, pfa_sh, pfa_sw,
-                pma_sn, pma_sh, pma_sw, x, y, n, ok, HAS_PREV, MASK_ADDS)
+                pma_sn, pma_sh, pma_sw, x, y, n, ok, n + N, HAS_PREV, MASK_ADDS, ENSEMBLE)
         if MEASURE:
             tl.atomic_max(peaks + 2 * n, tl.max(tl.where(ok, p01, 0.0), axis=0))
             tl.atomic_max(peaks + 2 * n + 1, tl.max(tl.where(ok, p23, 0.0), axis=0))
@@ -240,6 +256,12 @@ if triton is not None:
                                                                                             f3[:, None])))
             tl.store(f[:, None] + col.to(tl.int64) * f_sc, quad, mask=ok[:, None])
             tl.store(mask + n * m_sn + y64 * m_sh + x64 * m_sw, fm, mask=ok)
+            if ENSEMBLE:
+                swapped = tl.where(col == 0, f2[:, None], tl.where(col == 1, f3[:, None], tl.where(col == 2, f0[:, None],
+                                                                                                  f1[:, None])))
+                f_other = flow + (n + N) * f_sn + y64 * f_sh + x64 * f_sw
+                tl.store(f_other[:, None] + col.to(tl.int64) * f_sc, swapped, mask=ok[:, None])
+                tl.store(mask + (n + N) * m_sn + y64 * m_sh + x64 * m_sw, -fm, mask=ok)
             if WARP:
                 o = n * o_sn + y64 * o_sh + x64 * o_sw
                 a0, a1, a2 = _warped(img0 + n * img_sn, x, y, f0.to(tl.float32), f1.to(tl.float32), W, H, ok,
@@ -570,11 +592,12 @@ class _StepCandidate:
     k: float
 
     @classmethod
-    def of(cls, c: Candidate, img0: Tensor, head_factor: int) -> "_StepCandidate":
+    def of(cls, c: Candidate, img0: Tensor, form: StepForm) -> "_StepCandidate":
         out, scale, prev_flow, prev_mask = c
         n, _, h, w = out.shape
-        k = scale * head_factor
-        if out.shape[1] < 5 or (int(h * k), int(w * k)) != tuple(img0.shape[2:]) or n != img0.shape[0]:
+        k = scale * form.head_factor
+        directions = 2 if form.ensemble else 1
+        if out.shape[1] < 5 or (int(h * k), int(w * k)) != tuple(img0.shape[2:]) or n != img0.shape[0] * directions:
             raise ValueError(f"block output {tuple(out.shape)} at scale {scale} for frames {tuple(img0.shape)}")
         # Arguments the kernel does not touch get ``out``, which it only reads.
         pf, pm = (prev_flow, prev_mask) if prev_flow is not None else (out, out)
@@ -596,19 +619,22 @@ def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0:
                  ) -> tuple[Tensor | None, ...]:
     form = form or StepForm()
     out, _, prev_flow, _ = a
-    n = out.shape[0]
+    n = img0.shape[0]
+    if form.ensemble and (measure or b is not None):
+        raise ValueError("the ensemble's flow step has one candidate and no peaks")
     H, W = img0.shape[2:]
     if img1.stride() != img0.stride() or (b is not None and (b[2] is None) != (prev_flow is None)):
         raise ValueError("the flow step's frames or candidates do not match")
-    cand_a = _StepCandidate.of(a, img0, form.head_factor)
-    cand_b = _StepCandidate.of(b, img0, form.head_factor) if b is not None else cand_a
+    cand_a = _StepCandidate.of(a, img0, form)
+    cand_b = _StepCandidate.of(b, img0, form) if b is not None else cand_a
     dtype = out.dtype if prev_flow is None else torch.promote_types(out.dtype, prev_flow.dtype)
     if form.fp32_state:
         dtype = torch.float32
     fmt = memory_format_of(img0)
     state = not blend
-    flow = torch.empty((n, 4, H, W), dtype=dtype, device=out.device, memory_format=fmt) if state else None
-    mask = torch.empty((n, 1, H, W), dtype=dtype, device=out.device, memory_format=fmt) if state else None
+    stored_n = 2 * n if form.ensemble else n  # the ensemble's state: both directions' (``StepForm``)
+    flow = torch.empty((stored_n, 4, H, W), dtype=dtype, device=out.device, memory_format=fmt) if state else None
+    mask = torch.empty((stored_n, 1, H, W), dtype=dtype, device=out.device, memory_format=fmt) if state else None
     frame = torch.empty_like(img0) if blend else None
     warped = (torch.empty_like(img0), torch.empty_like(img1)) if state and warp_frames else (None, None)
     peaks = torch.zeros((n, 2), dtype=torch.float32, device=out.device) if measure else None
@@ -627,9 +653,9 @@ def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0:
     _run(kernel, grid, *cand_a.groups("a"), *cand_b.groups("b"), Strided.of("img", img0=img0, img1=img1), *stored,
          Strided("o", {"out0": cast(Tensor, o0), "out1": cast(Tensor, o1)}, img0.stride()),
          take_b=take_b if take_b is not None else img0, peaks=peaks if measure else img0,
-         **cand_a.scalars("a"), **cand_b.scalars("b"), H=H, W=W,
+         **cand_a.scalars("a"), **cand_b.scalars("b"), H=H, W=W, N=n,
          HAS_PREV=prev_flow is not None, HAS_B=b is not None, MEASURE=measure, WARP=warp_frames, BLEND=blend,
-         MASK_ADDS=form.mask_adds, BLOCK_P=block_p)
+         MASK_ADDS=form.mask_adds, ENSEMBLE=form.ensemble, BLOCK_P=block_p)
     if blend:
         return (frame,)
     return flow, mask, *warped, peaks

@@ -1,4 +1,4 @@
-"""The general path's Triton pass (``rife.families.FusedPass``: Practical-RIFE 4.2+ under ``fast`` on CUDA) against
+"""The general path's Triton pass (``rife.families.FusedPass``: v3.5+ and Practical-RIFE 4.2+ under ``fast`` on CUDA) against
 the general path in PyTorch: the gather kernel on its own, and whole passes of the structures it runs, on CPU
 through Triton's interpreter (in a child process, which must choose the interpreter before Triton is imported), on
 CUDA where there is one."""
@@ -23,9 +23,11 @@ from rife.kernels import GatherGroup, Kernels
 from rife.layers import Warper, resize
 
 ROOT = Path(__file__).resolve().parent.parent
-# One release of each structure the pass runs: shuffle head, carried channels, 4-channel encoder, mask replaced
-# (4.25); deconv head, mask accumulated, no encoder (4.6); 8-channel encoder, four blocks (4.22).
-RELEASES = ("4.25", "4.6", "4.22")
+# One release of each structure the pass runs, with the ensemble or without: shuffle head, carried channels,
+# 4-channel encoder, mask replaced (4.25); deconv head, mask accumulated, no encoder, timestep (4.6, both ways);
+# 8-channel encoder, four blocks (4.22); zero start, two-stage split heads, the ensemble (v3.6); and v3.8's adaptive
+# scale.
+RELEASES = (("4.25", False), ("4.6", False), ("4.22", False), ("v3.6", True), ("4.6", True), ("v3.8", True))
 
 
 def fused_kernels() -> Kernels:
@@ -55,14 +57,16 @@ def gather_case(dtype: torch.dtype, factor: float, warped: bool, device: str) ->
     return groups, out, flow, expected
 
 
-def amplified(release: str, seed: int = 0) -> IFNet:
-    """The release's network with seeded random weights and its heads scaled up: flows of several pixels, so that
-    the warps move the frames."""
+def amplified(release: str, ensemble: bool = False, seed: int = 0) -> IFNet:
+    """The release's network with seeded random weights and its heads' last transposed convolutions scaled up:
+    flows of several pixels, so that the warps move the frames."""
     torch.manual_seed(seed)
-    net = IFNet(registry.get_variant(release)).eval()
+    net = IFNet(registry.get_variant(release), ensemble=ensemble).eval()
     with torch.no_grad():
         for block in net.blocks():
-            for p in block.lastconv.parameters():
+            head = block.lastconv if hasattr(block, "lastconv") else block.conv1
+            last = [m for m in head.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+            for p in last.parameters():
                 p.mul_(8)
     return net
 
@@ -116,10 +120,10 @@ def check_upsampled_gather(device: str) -> None:
         triton_warp.gather([GatherGroup(src, 0, warped=True, upsampled=2.0)], out, 1.0, flow)
 
 
-def check_passes(device: str, releases: tuple[str, ...] = RELEASES) -> None:
+def check_passes(device: str, releases: tuple[tuple[str, bool], ...] = RELEASES) -> None:
     img0, img1 = scene(device)
-    for release in releases:
-        net = amplified(release).to(device)
+    for release, ensemble in releases:
+        net = amplified(release, ensemble).to(device)
         fused = net.with_kernels(fused_kernels())
         assert fused.fused_general and not net.fused_general
         for block in copy.deepcopy(net).blocks():  # as fast pads them: input channels to multiples of 8
@@ -134,12 +138,12 @@ def check_passes(device: str, releases: tuple[str, ...] = RELEASES) -> None:
             moved = (want - img0).abs().max().item()
             assert moved > 0.1, f"{release}: the scene hardly moved ({moved}): the warps are not exercised"
             err = (got - want).abs().max().item()
-            assert err < 1e-4, f"{release} fp32: max error {err} against the PyTorch general path"
+            assert err < 1e-4, f"{release} (ensemble {ensemble}) fp32: max error {err} against the PyTorch general path"
             # Zero weights on zero channels: the same numbers up to the order of the sums (garbage there would show,
             # NaN above all).
             pad_err = (padded(img0, img1, 0.5) - got).abs().max().item()
             assert pad_err < 1e-5, f"{release}: padded block inputs change the output by {pad_err}"
-            if release == releases[0]:  # a video's next pair, its first frame's features kept from this call
+            if (release, ensemble) == releases[0]:  # a video's next pair, its first frame's features kept from this call
                 after = img1.roll((1, 3), (2, 3))
                 followed = fused(img1, after, 0.5, follows=True)
                 # Bit for bit on the CPU; on CUDA the encoder's one frame and two frames may take different
@@ -149,7 +153,7 @@ def check_passes(device: str, releases: tuple[str, ...] = RELEASES) -> None:
                                                                          f"by {follow_err}"
             half = net.half().with_kernels(fused_kernels())
             db = psnr(half(img0.half(), img1.half(), 0.5).float(), want)
-            assert db >= 45.0, f"{release} fp16: {db:.1f} dB against fp32 (at least 45)"
+            assert db >= 45.0, f"{release} (ensemble {ensemble}) fp16: {db:.1f} dB against fp32 (at least 45)"
 
 
 def interpreter_checks() -> None:
@@ -169,9 +173,12 @@ def test_the_pass_takes_the_releases_it_computes() -> None:
     from rife.families import FusedPass
 
     fits = {name for name in registry.NAMES if FusedPass.fits(registry.get_variant(name), False)}
-    assert {"4.2", "4.6", "4.7", "4.13", "4.22", "4.22.lite", "4.25", "4.26", "4.26.heavy"} <= fits
-    assert not fits & {"paper", "v4.0", "4.1", "v3.1", "v3.5", "v3.6", "v3.8"}
-    assert not FusedPass.fits(registry.get_variant("4.6"), True)  # the ensemble runs the PyTorch general path
+    assert {"v3.5", "v3.6", "v3.8", "4.2", "4.6", "4.7", "4.13", "4.22", "4.22.lite", "4.25", "4.26",
+            "4.26.heavy"} <= fits
+    assert not fits & {"paper", "v4.0", "4.1", "v3.1"}
+    assert FusedPass.fits(registry.get_variant("4.6"), True) and FusedPass.fits(registry.get_variant("v3.6"), True)
+    # The ensemble's second direction would read the first's carried channels: it runs the PyTorch general path.
+    assert not FusedPass.fits(registry.get_variant("4.25"), True)
 
 
 @pytest.mark.cuda
@@ -183,7 +190,7 @@ def test_the_pass_matches_pytorch_on_cuda() -> None:
     saved = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
-        check_passes("cuda", (*RELEASES, "4.26.heavy", "4.22.lite"))
+        check_passes("cuda", (*RELEASES, ("4.26.heavy", False), ("4.22.lite", False)))
     finally:
         torch.backends.cudnn.allow_tf32 = saved
 
