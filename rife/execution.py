@@ -230,12 +230,14 @@ def graph_key(img0: Tensor, timestep: float, scale: float) -> tuple:
 
 
 class GraphedRetryOnHost(nn.Module):
-    """An IFNet with a large-motion retry, run as the normal pass to the retry's block (``IFNet.head``), then at
-    once the rest of it (``IFNet.tail``); only when a sample wants the retry is the whole pass run again with both
-    candidates, chosen per sample (``IFNet.forward`` with the retry decided on the device). Frames without large
-    motion so skip the retry's work (a fifth of a v4.0 frame); the output is ``forward``'s in either case.
+    """An IFNet whose second pass the host decides (``IFNet.decides_on_host``): v4.0's large-motion retry, run as the
+    normal pass to the retry's block (``IFNet.head``), then at once the rest of it (``IFNet.tail``); or v3.8's trial
+    block (``head``), then at once the pass at the normal scales (``tail``). Only when a sample wants the second pass
+    is the whole pass run again with both candidates, chosen per sample (``IFNet.forward`` decided on the device).
+    Frames without large motion so skip the retry's work (a fifth of a v4.0 frame, half of a v3.8 one); the output
+    is ``forward``'s in either case.
 
-    Three CUDA graphs per input key: head (which also copies whether any sample wants the retry to pinned host
+    Three CUDA graphs per input key: head (which also copies whether any sample wants the second pass to pinned host
     memory), tail and the whole pass. The tail is queued before the host waits for the head's answer, so the device
     does not wait for the host."""
 
@@ -356,16 +358,18 @@ def store_conv_weights(net: nn.Module, dtype: torch.dtype) -> None:
 
 def for_network(plan: ExecutionPlan, net: nn.Module) -> ExecutionPlan:
     """What of ``plan`` a network takes: the families beyond the paper / 4.0 arithmetic (``IFNet.general``: v3.x,
-    Practical-RIFE 4.2+) have no second stream or host-decided retry, and only their block widths are widened. On CUDA,
-    ``fast`` runs Practical-RIFE 4.2+ without the ensemble through the Triton kernels (``rife.families.FusedPass``) with
-    block inputs padded to multiples of 8 channels (zero weights), subpixel transposed convolutions and each block and
-    the encoder compiled; the others (v3.x, the ensemble) with fp32 warps and ``torch.compile`` of the whole forward;
-    all with fused convolution units (``rife.fused_conv``), channels_last, cuDNN autotuning and one CUDA graph."""
+    Practical-RIFE 4.2+) have no second stream, and only their block widths are widened. On CUDA, ``fast`` runs
+    v3.5-v3.8 and Practical-RIFE 4.2+ (the ensemble too, where no channels are carried) through the Triton kernels
+    (``rife.families.FusedPass``) with block inputs padded to multiples of 8 channels (zero weights), subpixel
+    transposed convolutions and each block and the encoder compiled, v3.8's doubled scales decided on the host
+    (``GraphedRetryOnHost``); the others (v3.1, the ensemble with carried channels) with fp32 warps and
+    ``torch.compile`` of the whole forward; all with fused convolution units (``rife.fused_conv``), channels_last,
+    cuDNN autotuning and CUDA graphs."""
     if isinstance(net, IFNet) and net.general:
         fused = plan.fused_kernels and families.FusedPass.fits(net.variant, net.ensemble)
         return dataclasses.replace(plan, fused_kernels=fused, two_streams=False,
                                    subpixel_deconvs=plan.subpixel_deconvs and fused,
-                                   retry_on_host=False)
+                                   retry_on_host=plan.retry_on_host and fused and net.variant.adaptive_scale)
     return plan
 
 
@@ -408,7 +412,7 @@ def wrapped(net: nn.Module, plan: ExecutionPlan, dtype: torch.dtype) -> nn.Modul
         # With two streams, the captured (main) one gets the higher priority: v4.0's retry candidate on the side
         # stream then fills the SMs the main pass leaves idle instead of delaying it (+1-3% at 720p, measured).
         priority = HIGH_PRIORITY if plan.two_streams else 0
-        if plan.retry_on_host and isinstance(net, IFNet) and net.variant.large_motion_retry is not None:
+        if plan.retry_on_host and isinstance(net, IFNet) and net.decides_on_host:
             net = GraphedRetryOnHost(net, capture_priority=priority)
         else:
             net = GraphedNet(net, capture_priority=priority)

@@ -3,8 +3,8 @@ Practical-RIFE 4.2-4.26 (see ``rife.variants`` for what each field means).
 
 Module names and shapes follow the upstream checkpoints, so their ``flownet.pkl`` files load strictly. The
 forward pass follows the upstream order of operations (resize, then scale; average the two directions, then add).
-On CUDA, ``fast`` runs Practical-RIFE 4.2+ without the ensemble through ``FusedPass`` (Triton kernels), the others
-through ``torch.compile`` and one CUDA graph.
+On CUDA, ``fast`` runs v3.5-v3.8 and Practical-RIFE 4.2+ through ``FusedPass`` (Triton kernels), v3.1 and the
+ensemble of releases that carry channels through ``torch.compile`` and one CUDA graph.
 """
 
 from __future__ import annotations
@@ -371,7 +371,9 @@ class FusedPass:
                 and not (ensemble and variant.carry_channels))
 
     def __call__(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
-                 follows: bool = False) -> Tensor:
+                 follows: bool = False, adapt: bool = True) -> Tensor:
+        """The interpolated frames; ``adapt`` False: v3.8's pass at ``scales`` as if no frame wanted them doubled
+        (``wants_double_scale`` decides that)."""
         n = img0.shape[0]
         frames = torch.cat((img0, img1, img1, img0) if self.ensemble else (img0, img1)).clamp(0.0, 1.0)
         img0, img1 = frames[:n], frames[n:2 * n]
@@ -380,14 +382,21 @@ class FusedPass:
             feats = None if feats is None else torch.cat((feats, feats[n:], feats[:n]))
             t_plane = None if t_plane is None else torch.cat((t_plane, 1 - t_plane))
         sources = {"img": frames, "feat": feats, "timestep": t_plane}
-        if not self.v.adaptive_scale:
+        if not (self.v.adaptive_scale and adapt):
             return self._run(sources, img0, img1, scales)
         doubled = [s * 2 for s in scales]
-        wants = self._wants_double_scale(frames[:2 * n], scales)
+        wants = self._trial(frames[:2 * n], scales)
         return torch.where(wants.view(-1, 1, 1, 1), self._run(sources, img0, img1, doubled),
                            self._run(sources, img0, img1, scales))
 
-    def _wants_double_scale(self, pair: Tensor, scales: list[float]) -> Tensor:
+    def wants_double_scale(self, img0: Tensor, img1: Tensor, scales: list[float]) -> Tensor:
+        """v3.8, per frame: whether its pass runs at twice ``scales`` (the trial of ``GeneralPass``), with no host
+        sync, so that an execution mode can decide on the host which pass to run."""
+        if not self.v.adaptive_scale:
+            raise ValueError(f"the {self.v.name} model has no adaptive scale")
+        return self._trial(torch.cat((img0, img1)).clamp(0.0, 1.0), scales)
+
+    def _trial(self, pair: Tensor, scales: list[float]) -> Tensor:
         """v3.8's trial (``GeneralPass._wants_double_scale``): the first block at twice its scale, in the frames' own
         direction, from the frames and a zero state."""
         scale = scales[0] * 2

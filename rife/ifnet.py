@@ -289,11 +289,16 @@ class IFNet(nn.Module):
         """The modules of ``fused_general``'s pass that an execution mode compiles (the kernels run between them)."""
         return [*self.blocks(), *([self.encode] if self.variant.encoder is not None else [])]
 
+    def _fused_pass(self) -> families.FusedPass:
+        if not self.fused_general:
+            raise ValueError(f"the {self.variant.name} model does not run the Triton pass with these kernels")
+        return families.FusedPass(self.variant, self.blocks(), getattr(self, "encode", None), self.kernels,
+                                  self.frame_features, self.ensemble)
+
     def _general_forward(self, img0: Tensor, img1: Tensor, t_plane: Tensor | None, scales: list[float],
                          follows: bool) -> Tensor:
         if self.fused_general:
-            return families.FusedPass(self.variant, self.blocks(), getattr(self, "encode", None), self.kernels,
-                                      self.frame_features, self.ensemble)(img0, img1, t_plane, scales, follows)
+            return self._fused_pass()(img0, img1, t_plane, scales, follows)
         if self.variant.fusion_refine:
             return families.HalfFlowPass(self.blocks(), cast(families.ContextNet31, self.contextnet),
                                          cast(families.FusionNet31, self.unet), self.warp)(img0, img1, scales)
@@ -313,15 +318,28 @@ class IFNet(nn.Module):
             return self._general_forward(img0, img1, t_plane, scales, follows)
         return self.classic.run(img0, img1, t_plane, scales)
 
+    @property
+    def decides_on_host(self) -> bool:
+        """Whether an execution mode may run this network's second pass only where the host sees a sample want it
+        (``head`` and ``tail``): v4.0's large-motion retry, or v3.8's doubled scales in the Triton pass."""
+        return self.variant.large_motion_retry is not None or (self.fused_general and self.variant.adaptive_scale)
+
     def head(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0
-             ) -> tuple[FlowState, Tensor]:
-        """``ClassicPass.head``: the normal pass up to the large-motion retry's block, and whether each sample wants
-        the retry."""
+             ) -> tuple[FlowState | None, Tensor]:
+        """The part of the pass that decides, per sample and with no host sync, whether the second pass is wanted:
+        ``ClassicPass.head`` (the normal pass up to the large-motion retry's block, and its state), or v3.8's trial
+        (``FusedPass.wants_double_scale``, no state)."""
+        if self.variant.large_motion_retry is None:
+            return None, self._fused_pass().wants_double_scale(img0, img1, self.scales_for(scale))
         return self.classic.head(img0, img1, timestep, scale)
 
-    def tail(self, img0: Tensor, img1: Tensor, state: FlowState, timestep: float | Tensor = 0.5,
+    def tail(self, img0: Tensor, img1: Tensor, state: FlowState | None, timestep: float | Tensor = 0.5,
              scale: float = 1.0) -> Tensor:
-        """``ClassicPass.tail``: the rest of the normal pass from ``head``'s state, and the output."""
+        """The output as if no sample wanted the second pass, from ``head``'s state: ``ClassicPass.tail``, or v3.8's
+        pass at the normal scales."""
+        if state is None:
+            t_plane = self.timestep_plane(img0, timestep) if self.variant.has_timestep else None
+            return self._fused_pass()(img0, img1, t_plane, self.scales_for(scale), adapt=False)
         return self.classic.tail(img0, img1, state, timestep, scale)
 
     def scales_for(self, scale: float) -> list[float]:

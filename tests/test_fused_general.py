@@ -6,6 +6,7 @@ CUDA where there is one."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 import os
@@ -24,10 +25,11 @@ from rife.layers import Warper, resize
 
 ROOT = Path(__file__).resolve().parent.parent
 # One release of each structure the pass runs, with the ensemble or without: shuffle head, carried channels,
-# 4-channel encoder, mask replaced (4.25); deconv head, mask accumulated, no encoder, timestep (4.6, both ways);
+# 4-channel encoder, mask replaced (4.25); deconv head, mask accumulated, no encoder (4.6); the ensemble with an
+# encoder and a timestep (4.15);
 # 8-channel encoder, four blocks (4.22); zero start, two-stage split heads, the ensemble (v3.6); and v3.8's adaptive
 # scale.
-RELEASES = (("4.25", False), ("4.6", False), ("4.22", False), ("v3.6", True), ("4.6", True), ("v3.8", True))
+RELEASES = (("4.25", False), ("4.6", False), ("4.22", False), ("v3.6", True), ("4.15", True), ("v3.8", True))
 
 
 def fused_kernels() -> Kernels:
@@ -156,8 +158,34 @@ def check_passes(device: str, releases: tuple[tuple[str, bool], ...] = RELEASES)
             assert db >= 45.0, f"{release} (ensemble {ensemble}) fp16: {db:.1f} dB against fp32 (at least 45)"
 
 
+def check_adaptive_scale(device: str) -> None:
+    """v3.8's doubled scales split as the host decides them (``IFNet.head``: the trial; ``tail``: the pass at the
+    normal scales), for a network whose trial wants them doubled (its first flow head scaled up 30 times) and one whose
+    trial does not, against the PyTorch general path."""
+    img0, img1 = scene(device)
+    for wanting in (False, True):
+        net = amplified("v3.8").to(device)
+        if wanting:
+            with torch.no_grad():
+                for p in net.blocks()[0].conv1[-1].parameters():
+                    p.mul_(30)
+        normal = copy.deepcopy(net)
+        normal.variant = dataclasses.replace(net.variant, adaptive_scale=False)
+        fused = net.with_kernels(fused_kernels())
+        with torch.no_grad():
+            state, wants = fused.head(img0, img1)
+            assert state is None and wants.tolist() == [wanting], f"v3.8 trial: {wants.tolist()}, not [{wanting}]"
+            tail, whole = fused.tail(img0, img1, None), fused(img0, img1)
+            tail_err = (tail - normal(img0, img1)).abs().max().item()
+            whole_err = (whole - net(img0, img1)).abs().max().item()
+        assert tail_err < 1e-4, f"v3.8 (trial wanting {wanting}) pass at the normal scales: max error {tail_err}"
+        assert whole_err < 1e-4, f"v3.8 (trial wanting {wanting}) whole pass: max error {whole_err}"
+        assert wanting or torch.equal(tail, whole), "v3.8: with no frame wanting doubled scales, tail is the pass"
+
+
 def interpreter_checks() -> None:
     check_gather("cpu")
+    check_adaptive_scale("cpu")
     check_passes("cpu")
 
 
@@ -190,6 +218,7 @@ def test_the_pass_matches_pytorch_on_cuda() -> None:
     saved = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
+        check_adaptive_scale("cuda")
         check_passes("cuda", (*RELEASES, ("4.26.heavy", False), ("4.22.lite", False)))
     finally:
         torch.backends.cudnn.allow_tf32 = saved

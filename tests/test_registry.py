@@ -231,12 +231,13 @@ def test_padding_grows_below_scale_one():
 
 
 @pytest.mark.parametrize("name,ensemble", [("v3.8", True), ("4.6", False), ("4.22", False), ("4.26", False),
-                                           ("v4.0", True)])
+                                           ("v4.0", True), ("v3.1", False)])
 def test_general_path_through_the_engine_cpu_fast_equals_eager(name, ensemble):
     """The general path (no fused kernels) through Engine: CPU ``fast`` (channels_last, fp32 warps) equals eager,
     at --scale 0.5 and 1; on CUDA ``fast`` keeps compile and the CUDA graph for it (``for_network``), and for
-    Practical-RIFE without the ensemble also its Triton kernels (``rife.families.FusedPass``), padded block inputs
-    and subpixel transposed convolutions. 4.0 takes it with the ensemble."""
+    v3.5-v3.8 and Practical-RIFE 4.2+ also its Triton kernels (``rife.families.FusedPass``), padded block inputs
+    and subpixel transposed convolutions, v3.8's doubled scales decided on the host. 4.0 takes it with the
+    ensemble; v3.1 (half-size flows and a fusion network) keeps the PyTorch general path."""
     import dataclasses
 
     from rife.execution import ExecutionPlan, for_network
@@ -246,10 +247,10 @@ def test_general_path_through_the_engine_cpu_fast_equals_eager(name, ensemble):
     fp32 = resolve_precision(CPU, "fp32", False)
     cuda_fast = ExecutionPlan(**{**{f.name: True for f in dataclasses.fields(ExecutionPlan)}, "mode": "fast"})
     net = IFNet(variant, ensemble=ensemble).eval()
-    fused = name.startswith("4.") and not ensemble
+    fused = name not in ("v4.0", "v3.1")
     assert net.general and for_network(cuda_fast, net) == dataclasses.replace(
         cuda_fast, fused_kernels=fused, two_streams=False, subpixel_deconvs=fused,
-        retry_on_host=False)
+        retry_on_host=name == "v3.8")
     for scale in (0.5, 1.0):
         eager = Engine(net, variant, CPU, fp32, scale=scale, execution="eager")
         fast = Engine(IFNet(variant, ensemble=net.ensemble).eval(), variant, CPU, fp32, scale=scale, execution="fast")

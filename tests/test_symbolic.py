@@ -152,8 +152,9 @@ def trace_fast_pass(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
         out = engine.interpolate(padded, padded, 1, (h, w))
         assert [tuple(o.shape) for o in out] == [(1, 3, h, w)] and out[0].dtype == torch.float16
         graphs.append(counters["stats"]["unique_graphs"])
-    # The second size recompiled (dynamo's automatic dynamic shapes: the recompiled graphs are symbolic).
-    assert 0 < graphs[0] < graphs[1]
+    # Dynamo's automatic dynamic shapes: a graph met with a second shape recompiles with symbolic ones. That is at
+    # the second size, or already at the first where blocks of one structure and width share their code (v3.x).
+    assert 0 < graphs[0] <= graphs[1] and max(graphs) > 1
 
 
 def structure(arch: str) -> tuple:
