@@ -158,17 +158,24 @@ def check_passes(device: str, releases: tuple[tuple[str, bool], ...] = RELEASES)
             assert db >= 45.0, f"{release} (ensemble {ensemble}) fp16: {db:.1f} dB against fp32 (at least 45)"
 
 
+def v3_8_net(wanting: bool) -> IFNet:
+    """v3.8 with amplified random weights whose trial, on ``scene``, wants the doubled scales (its first flow head
+    scaled up 30 times more) or does not."""
+    net = amplified("v3.8")
+    if wanting:
+        with torch.no_grad():
+            for p in net.blocks()[0].conv1[-1].parameters():
+                p.mul_(30)
+    return net
+
+
 def check_adaptive_scale(device: str) -> None:
     """v3.8's doubled scales split as the host decides them (``IFNet.head``: the trial; ``tail``: the pass at the
-    normal scales), for a network whose trial wants them doubled (its first flow head scaled up 30 times) and one whose
-    trial does not, against the PyTorch general path."""
+    normal scales), for a network whose trial wants them doubled and one whose trial does not (``v3_8_net``),
+    against the PyTorch general path."""
     img0, img1 = scene(device)
     for wanting in (False, True):
-        net = amplified("v3.8").to(device)
-        if wanting:
-            with torch.no_grad():
-                for p in net.blocks()[0].conv1[-1].parameters():
-                    p.mul_(30)
+        net = v3_8_net(wanting).to(device)
         normal = copy.deepcopy(net)
         normal.variant = dataclasses.replace(net.variant, adaptive_scale=False)
         fused = net.with_kernels(fused_kernels())
@@ -222,6 +229,26 @@ def test_the_pass_matches_pytorch_on_cuda() -> None:
         check_passes("cuda", (*RELEASES, ("4.26.heavy", False), ("4.22.lite", False)))
     finally:
         torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("wanting", [False, True])
+def test_v3_8_doubled_scales_decided_on_the_host_on_cuda(wanting: bool) -> None:
+    """``fast``'s head / tail / whole graphs for v3.8 (``GraphedRetryOnHost``: the trial, the pass at the normal
+    scales, both passes chosen per frame) against one graph of the whole pass."""
+    pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
+    from rife.execution import GraphedNet, GraphedRetryOnHost, for_network, plan_for, rebuilt, settings_for, wrapped
+
+    net = v3_8_net(wanting).cuda().half()
+    plan = for_network(plan_for("fast", torch.device("cuda")), net)
+    fast = wrapped(rebuilt(net, plan), plan, torch.float16)
+    assert isinstance(fast, GraphedRetryOnHost)
+    whole = GraphedNet(fast.net)
+    x0, x1 = (x.half().contiguous(memory_format=torch.channels_last) for x in scene("cuda"))
+    with torch.inference_mode(), settings_for(plan).applied():
+        a, b = fast(x0, x1, 0.5), whole(x0, x1, 0.5)
+        assert bool(fast._graphs[next(iter(fast._graphs))].wants_retry_host) == wanting
+    assert (a.float() - b.float()).abs().max().item() <= 2e-3
 
 
 if __name__ == "__main__":  # python -m tests.test_fused_general
