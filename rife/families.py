@@ -346,7 +346,9 @@ class FusedPass:
     With the ensemble, each block runs once on a batch of 2N, the second N with the frames' roles exchanged (the
     gather reads the frames in the order 0, 1, 1, 0 and the state the step stores for both directions), and the
     step averages the two (``StepForm.ensemble``). v3.8's adaptive scale runs its trial block, then both passes,
-    each frame taking its own (the decision stays on the device, as a CUDA graph needs)."""
+    each frame taking its own (the decision stays on the device, as one CUDA graph needs); an execution mode that
+    decides on the host runs the trial alone (``wants_double_scale``), then the pass at the normal scales
+    (``adapt`` False), and the whole pass only when a frame wants the doubled scales."""
 
     def __init__(self, variant: Variant, blocks: Sequence[nn.Module], encode: nn.Module | None,
                  kernels: Kernels, features: FrameFeatures, ensemble: bool) -> None:
