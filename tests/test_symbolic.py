@@ -21,6 +21,7 @@ from torch._dynamo.utils import counters
 from rife import registry
 from rife.engine import Engine, Precision
 from rife.execution import plan_for
+from rife.ifnet import IFNet
 from rife.loader import ModelChoice, load_model
 from tests.test_triton_warp import FEED_NAMES, feed_channels, feed_inputs, settle_inputs, step_inputs
 
@@ -155,6 +156,23 @@ def trace_fast_pass(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Dynamo's automatic dynamic shapes: a graph met with a second shape recompiles with symbolic ones. That is at
     # the second size, or already at the first where blocks of one structure and width share their code (v3.x).
     assert 0 < graphs[0] <= graphs[1] and max(graphs) > 1
+
+
+def test_v3_8_s_host_decided_parts_trace_under_symbolic_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``GraphedRetryOnHost`` captures for v3.8 under ``fast``: the trial (``IFNet.head``: per frame, whether
+    the doubled scales are wanted) and the pass at the normal scales (``IFNet.tail``), at both sizes."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        engine = fast_engine_on_meta("v3.8")
+    assert engine.plan.retry_on_host
+    net = engine.net
+    assert isinstance(net, IFNet) and net.decides_on_host
+    for k in (1, 2):
+        x = frames(k)
+        state, wants = net.head(x, x)
+        assert state is None and wants.shape == (1,) and wants.dtype == torch.bool
+        assert tuple(net.tail(x, x, None).shape) == tuple(x.shape)
 
 
 def structure(arch: str) -> tuple:
