@@ -158,6 +158,26 @@ if triton is not None:
         tl.store(out + 2 * out_sc, c2.to(dt), mask=ok)
 
     @triton.jit
+    def _flow_and_mask(frame, ya, yb, ca, cb, lx, ly, k, t_sc, t_sh, ok):
+        """One frame's block output resized to the frame at the row segment's pixels: its four flow channels scaled
+        by ``k``, and its mask."""
+        top = frame + ya.to(tl.int64) * t_sh
+        bottom = frame + yb.to(tl.int64) * t_sh
+        d0 = _resized(top, bottom, ca, cb, lx, ly, ok) * k
+        d1 = _resized(top + t_sc, bottom + t_sc, ca, cb, lx, ly, ok) * k
+        d2 = _resized(top + 2 * t_sc, bottom + 2 * t_sc, ca, cb, lx, ly, ok) * k
+        d3 = _resized(top + 3 * t_sc, bottom + 3 * t_sc, ca, cb, lx, ly, ok) * k
+        dm = _resized(top + 4 * t_sc, bottom + 4 * t_sc, ca, cb, lx, ly, ok)
+        return d0, d1, d2, d3, dm
+
+    @triton.jit
+    def _quad(col, c0, c1, c2, c3):
+        """Four per-pixel values as one (pixels, 4) tile, to be stored at once (adjacent in channels_last: one store
+        each would write every sector four times)."""
+        return tl.where(col == 0, c0[:, None], tl.where(col == 1, c1[:, None], tl.where(col == 2, c2[:, None],
+                                                                                        c3[:, None])))
+
+    @triton.jit
     def _candidate(t, prev_flow, prev_mask, h, w, inv_k, k, t_sn, t_sc, t_sh, t_sw, pf_sn, pf_sc, pf_sh, pf_sw,
                    pm_sn, pm_sh, pm_sw, x, y, n, ok, other, HAS_PREV: tl.constexpr, MASK_ADDS: tl.constexpr,
                    ENSEMBLE: tl.constexpr):
@@ -168,25 +188,13 @@ if triton is not None:
         mask negated), as the PyTorch general path averages them."""
         ya, yb, ly = _resize_index(y, inv_k, h)
         xa, xb, lx = _resize_index(x, inv_k, w)
-        top = t + n * t_sn + ya.to(tl.int64) * t_sh
-        bottom = t + n * t_sn + yb.to(tl.int64) * t_sh
         ca = xa.to(tl.int64) * t_sw
         cb = xb.to(tl.int64) * t_sw
-        d0 = _resized(top, bottom, ca, cb, lx, ly, ok) * k
-        d1 = _resized(top + t_sc, bottom + t_sc, ca, cb, lx, ly, ok) * k
-        d2 = _resized(top + 2 * t_sc, bottom + 2 * t_sc, ca, cb, lx, ly, ok) * k
-        d3 = _resized(top + 3 * t_sc, bottom + 3 * t_sc, ca, cb, lx, ly, ok) * k
-        dm = _resized(top + 4 * t_sc, bottom + 4 * t_sc, ca, cb, lx, ly, ok)
+        d0, d1, d2, d3, dm = _flow_and_mask(t + n * t_sn, ya, yb, ca, cb, lx, ly, k, t_sc, t_sh, ok)
         p01 = tl.maximum(tl.abs(d0), tl.abs(d1))
         p23 = tl.maximum(tl.abs(d2), tl.abs(d3))
         if ENSEMBLE:
-            top = t + other * t_sn + ya.to(tl.int64) * t_sh
-            bottom = t + other * t_sn + yb.to(tl.int64) * t_sh
-            e0 = _resized(top, bottom, ca, cb, lx, ly, ok) * k
-            e1 = _resized(top + t_sc, bottom + t_sc, ca, cb, lx, ly, ok) * k
-            e2 = _resized(top + 2 * t_sc, bottom + 2 * t_sc, ca, cb, lx, ly, ok) * k
-            e3 = _resized(top + 3 * t_sc, bottom + 3 * t_sc, ca, cb, lx, ly, ok) * k
-            em = _resized(top + 4 * t_sc, bottom + 4 * t_sc, ca, cb, lx, ly, ok)
+            e0, e1, e2, e3, em = _flow_and_mask(t + other * t_sn, ya, yb, ca, cb, lx, ly, k, t_sc, t_sh, ok)
             d0, d1, d2, d3 = (d0 + e2) / 2, (d1 + e3) / 2, (d2 + e0) / 2, (d3 + e1) / 2
             dm = (dm - em) / 2
         if HAS_PREV:
@@ -249,18 +257,12 @@ if triton is not None:
                     a2 * m + b2 * (1.0 - m), ok)
         else:
             f = flow + n * f_sn + y64 * f_sh + x64 * f_sw
-            # The four channels stored at once (adjacent in channels_last: one store each would write every sector
-            # four times).
             col = tl.arange(0, 4)[None, :]
-            quad = tl.where(col == 0, f0[:, None], tl.where(col == 1, f1[:, None], tl.where(col == 2, f2[:, None],
-                                                                                            f3[:, None])))
-            tl.store(f[:, None] + col.to(tl.int64) * f_sc, quad, mask=ok[:, None])
+            tl.store(f[:, None] + col.to(tl.int64) * f_sc, _quad(col, f0, f1, f2, f3), mask=ok[:, None])
             tl.store(mask + n * m_sn + y64 * m_sh + x64 * m_sw, fm, mask=ok)
             if ENSEMBLE:
-                swapped = tl.where(col == 0, f2[:, None], tl.where(col == 1, f3[:, None], tl.where(col == 2, f0[:, None],
-                                                                                                  f1[:, None])))
                 f_other = flow + (n + N) * f_sn + y64 * f_sh + x64 * f_sw
-                tl.store(f_other[:, None] + col.to(tl.int64) * f_sc, swapped, mask=ok[:, None])
+                tl.store(f_other[:, None] + col.to(tl.int64) * f_sc, _quad(col, f2, f3, f0, f1), mask=ok[:, None])
                 tl.store(mask + (n + N) * m_sn + y64 * m_sh + x64 * m_sw, -fm, mask=ok)
             if WARP:
                 o = n * o_sn + y64 * o_sh + x64 * o_sw
