@@ -2,7 +2,8 @@
 # Maintainers' GPU call: the general path's release table with one release's profile, the CUDA tests of its
 # kernels, the encode-once A/B, each step's output in $OUT/r, packed into $OUT/r.tgz as it ends.
 # Usage: STEPS="table tests encode" TABLE=4.25,4.22 PROFILE=4.25 dev/gpu_session.sh   (assets in .carry/rife-cache)
-# ENCODE names the encode-once A/B's release (default 4.25: one with an encoder).
+# ENCODE names the encode-once A/B's release (default 4.25: one with an encoder); concurrency runs K v4.0 engines
+# on K CUDA streams of one process (ENGINES=1,2,3).
 set -u
 out=${OUT:-./gpu-out}/r; mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .carry/whl/*.whl
@@ -29,6 +30,8 @@ for s in ${STEPS:-table tests encode}; do
         done ;;
     acceptance) step acceptance "${ACC_S:-300}" python3 -m tools.gpu_acceptance --assets .carry/rife-cache \
              --families "${FAMILIES:-v4.0,4.25}" --executions fast --precisions fp16 --batches 1 --no-tier --out "$out/acc" ;;
+    concurrency) step concurrency "${CONC_S:-150}" python3 -m dev.concurrency_probe --weights "$RIFE_CACHE/v4.0/flownet.pkl" \
+             --engines "${ENGINES:-1,2,3}" --batch "${CONC_BATCH:-1}" --seconds 8 --out "$out" ;;
     run:*) r=${s#run:}; w=/tmp/t/random-weights/$r/flownet.pkl; [[ -f $w ]] || w=$RIFE_CACHE/$r/flownet.pkl
            for impl in ours upstream; do
              step "run-$r-$impl" "${RUN_S:-150}" python3 inference.py --dummy --arch "$r" --precision fp16 --num-inputs 1000 \
