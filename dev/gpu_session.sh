@@ -2,8 +2,8 @@
 # Maintainers' GPU call: the general path's release table with one release's profile, the CUDA tests of its
 # kernels, the encode-once A/B, each step's output in $OUT/r, packed into $OUT/r.tgz as it ends.
 # Usage: STEPS="table tests encode" TABLE=4.25,4.22 PROFILE=4.25 dev/gpu_session.sh   (assets in .carry/rife-cache)
-# ENCODE names the encode-once A/B's release (default 4.25: one with an encoder); concurrency runs K v4.0 engines
-# on K CUDA streams of one process (ENGINES=1,2,3).
+# PROFILE= (empty) profiles none. ENCODE names the encode-once A/B's release (default 4.25: one with an encoder);
+# concurrency runs K v4.0 engines on K CUDA streams of one process (ENGINES=1,2,3).
 set -u
 out=${OUT:-./gpu-out}/r; mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .carry/whl/*.whl
@@ -21,7 +21,7 @@ step() {  # step NAME SECONDS COMMAND...
 for s in ${STEPS:-table tests encode}; do
   case $s in
     table) step table "${TABLE_S:-400}" python3 -m tools.gpu_table --releases "${TABLE:-4.25}" \
-             --profile "${PROFILE:-4.25}" --sizes 1280x720 --calls 300 --out /tmp/t ;;
+             --profile "${PROFILE-4.25}" --sizes 1280x720 --calls 300 --out /tmp/t ;;
     tests) step tests "${TESTS_S:-300}" python3 -m pytest -q -p no:cacheprovider -m cuda ${TESTS:-tests/test_fused_general.py tests/test_triton_warp.py} ;;
     encode) step encode "${ENCODE_S:-100}" python3 -m dev.encode_once_ab "${ENCODE:-4.25}" \
              --video .carry/rife-cache/videos/bigbuckbunny.mp4 --out /tmp/t ;;
