@@ -48,12 +48,15 @@ class StepForm:
     (Practical-RIFE 4.7+); ``fp32_state``: the flow and mask stored in fp32 whatever the block output's dtype;
     ``ensemble``: the block output is a batch of 2N, the second N the same block with the frames' roles exchanged
     (``rife.families.FusedPass``): the two are averaged, and the state is stored for both directions' next blocks
-    (2N: the second N with the flow's halves swapped and the mask negated)."""
+    (2N: the second N with the flow's halves swapped and the mask negated); ``phases``: the block output comes before
+    the last ``phases`` pixel shuffles (by 2) of its head (``Kernels.head_phases``), and the step reads each pixel
+    where the shuffles would have put it."""
 
     head_factor: int = 2
     mask_adds: bool = True
     fp32_state: bool = False
     ensemble: bool = False
+    phases: int = 0
 
 
 class StepKernel(Protocol):
@@ -134,3 +137,10 @@ class Kernels:
     # paper refinement's first level and context network): ``rife.execution.TwoStreams`` puts them on two CUDA
     # streams.
     fork_join: ForkJoin = one_after_another
+    # The blocks' heads end before their last pixel shuffles (``rife.execution.unshuffled_heads``), which the step
+    # and settle kernels undo as they read (``StepForm.phases``): the shuffles' copies are never written.
+    head_phases: int = 0
+
+    def __post_init__(self) -> None:
+        if self.head_phases and (self.step is None or self.settle is None):
+            raise ValueError("unshuffled block heads need the step and settle kernels, which read them")

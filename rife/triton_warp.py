@@ -158,11 +158,22 @@ if triton is not None:
         tl.store(out + 2 * out_sc, c2.to(dt), mask=ok)
 
     @triton.jit
-    def _flow_and_mask(frame, ya, yb, ca, cb, lx, ly, k, t_sc, t_sh, ok):
-        """One frame's block output resized to the frame at the row segment's pixels: its four flow channels scaled
-        by ``k``, and its mask."""
-        top = frame + ya.to(tl.int64) * t_sh
-        bottom = frame + yb.to(tl.int64) * t_sh
+    def _phased(i, stride, t_sc, PHASES: tl.constexpr, ROWS: tl.constexpr):
+        """The offset of row (``ROWS``) or column ``i`` of a block output read before its last ``PHASES`` pixel
+        shuffles: position ``i >> PHASES`` of the unshuffled output, and in its channels, for each shuffle, the phase
+        that a bit of ``i`` selects (the last shuffle's from bit 0; a shuffle's channels go by row phase, then
+        column phase)."""
+        off = (i >> PHASES).to(tl.int64) * stride
+        for j in tl.static_range(PHASES):
+            off += ((i >> j) & 1).to(tl.int64) * ((1 << (2 * (PHASES - 1 - j) + ROWS)) * t_sc)
+        return off
+
+    @triton.jit
+    def _flow_and_mask(frame, ra, rb, ca, cb, lx, ly, k, t_sc, ok):
+        """One frame's block output resized to the frame at the row segment's pixels (rows at offsets ``ra``, ``rb``,
+        columns at ``ca``, ``cb``; channels ``t_sc`` apart): its four flow channels scaled by ``k``, and its mask."""
+        top = frame + ra
+        bottom = frame + rb
         d0 = _resized(top, bottom, ca, cb, lx, ly, ok) * k
         d1 = _resized(top + t_sc, bottom + t_sc, ca, cb, lx, ly, ok) * k
         d2 = _resized(top + 2 * t_sc, bottom + 2 * t_sc, ca, cb, lx, ly, ok) * k
@@ -180,21 +191,25 @@ if triton is not None:
     @triton.jit
     def _candidate(t, prev_flow, prev_mask, h, w, inv_k, k, t_sn, t_sc, t_sh, t_sw, pf_sn, pf_sc, pf_sh, pf_sw,
                    pm_sn, pm_sh, pm_sw, x, y, n, ok, other, HAS_PREV: tl.constexpr, MASK_ADDS: tl.constexpr,
-                   ENSEMBLE: tl.constexpr):
+                   ENSEMBLE: tl.constexpr, PHASES: tl.constexpr):
         """A block output brought to the frame at pixels (x, y) of row y, scaled and added to the running flow and
         mask (or, without MASK_ADDS, replacing it): the four flow channels and the mask in fp32, and the change of
         the flow in the frames' own direction (for the retry's peaks). With ENSEMBLE, output ``other`` is the same
         block's with the frames' roles exchanged: each resized and scaled, then averaged (flow halves swapped back,
         mask negated), as the PyTorch general path averages them."""
+        # h, w: the output's size as the head's shuffles would make it (PHASES: those left to this read).
         ya, yb, ly = _resize_index(y, inv_k, h)
         xa, xb, lx = _resize_index(x, inv_k, w)
-        ca = xa.to(tl.int64) * t_sw
-        cb = xb.to(tl.int64) * t_sw
-        d0, d1, d2, d3, dm = _flow_and_mask(t + n * t_sn, ya, yb, ca, cb, lx, ly, k, t_sc, t_sh, ok)
+        ra = _phased(ya, t_sh, t_sc, PHASES, 1)
+        rb = _phased(yb, t_sh, t_sc, PHASES, 1)
+        ca = _phased(xa, t_sw, t_sc, PHASES, 0)
+        cb = _phased(xb, t_sw, t_sc, PHASES, 0)
+        c_sc = t_sc << (2 * PHASES)
+        d0, d1, d2, d3, dm = _flow_and_mask(t + n * t_sn, ra, rb, ca, cb, lx, ly, k, c_sc, ok)
         p01 = tl.maximum(tl.abs(d0), tl.abs(d1))
         p23 = tl.maximum(tl.abs(d2), tl.abs(d3))
         if ENSEMBLE:
-            e0, e1, e2, e3, em = _flow_and_mask(t + other * t_sn, ya, yb, ca, cb, lx, ly, k, t_sc, t_sh, ok)
+            e0, e1, e2, e3, em = _flow_and_mask(t + other * t_sn, ra, rb, ca, cb, lx, ly, k, c_sc, ok)
             d0, d1, d2, d3 = (d0 + e2) / 2, (d1 + e3) / 2, (d2 + e0) / 2, (d3 + e1) / 2
             dm = (dm - em) / 2
         if HAS_PREV:
@@ -219,7 +234,8 @@ if triton is not None:
         m_sn, m_sh, m_sw,
         o_sn, o_sc, o_sh, o_sw,
         HAS_PREV: tl.constexpr, HAS_B: tl.constexpr, MEASURE: tl.constexpr, WARP: tl.constexpr,
-        BLEND: tl.constexpr, MASK_ADDS: tl.constexpr, ENSEMBLE: tl.constexpr, BLOCK_P: tl.constexpr,
+        BLEND: tl.constexpr, MASK_ADDS: tl.constexpr, ENSEMBLE: tl.constexpr, PHASES: tl.constexpr,
+        BLOCK_P: tl.constexpr,
     ):
         # A program takes one row segment of one frame: the block output's two source rows are shared by all.
         # With HAS_B, each frame takes candidate B (another block output, scale and running state) where take_b says
@@ -234,11 +250,11 @@ if triton is not None:
         if pick_b:
             d0, d1, d2, d3, dm, p01, p23 = _candidate(
                 tb, pfb, pmb, hb, wb, inv_kb, kb, tb_sn, tb_sc, tb_sh, tb_sw, pfb_sn, pfb_sc, pfb_sh, pfb_sw,
-                pmb_sn, pmb_sh, pmb_sw, x, y, n, ok, n + N, HAS_PREV, MASK_ADDS, ENSEMBLE)
+                pmb_sn, pmb_sh, pmb_sw, x, y, n, ok, n + N, HAS_PREV, MASK_ADDS, ENSEMBLE, PHASES)
         else:
             d0, d1, d2, d3, dm, p01, p23 = _candidate(
                 ta, pfa, pma, ha, wa, inv_ka, ka, ta_sn, ta_sc, ta_sh, ta_sw, pfa_sn, pfa_sc, pfa_sh, pfa_sw,
-                pma_sn, pma_sh, pma_sw, x, y, n, ok, n + N, HAS_PREV, MASK_ADDS, ENSEMBLE)
+                pma_sn, pma_sh, pma_sw, x, y, n, ok, n + N, HAS_PREV, MASK_ADDS, ENSEMBLE, PHASES)
         if MEASURE:
             tl.atomic_max(peaks + 2 * n, tl.max(tl.where(ok, p01, 0.0), axis=0))
             tl.atomic_max(peaks + 2 * n + 1, tl.max(tl.where(ok, p23, 0.0), axis=0))
@@ -592,18 +608,22 @@ class _StepCandidate:
     prev_flow: Tensor
     prev_mask: Tensor
     k: float
+    phases: int
 
     @classmethod
     def of(cls, c: Candidate, img0: Tensor, form: StepForm) -> "_StepCandidate":
         out, scale, prev_flow, prev_mask = c
-        n, _, h, w = out.shape
+        n, channels, h, w = out.shape
         k = scale * form.head_factor
         directions = 2 if form.ensemble else 1
-        if out.shape[1] < 5 or (int(h * k), int(w * k)) != tuple(img0.shape[2:]) or n != img0.shape[0] * directions:
-            raise ValueError(f"block output {tuple(out.shape)} at scale {scale} for frames {tuple(img0.shape)}")
+        p = form.phases  # the pixel shuffles still to come: each halves the channels and doubles the size
+        if channels < 5 << 2 * p or (int((h << p) * k), int((w << p) * k)) != tuple(img0.shape[2:]) \
+                or n != img0.shape[0] * directions:
+            raise ValueError(f"block output {tuple(out.shape)} ({p} pixel shuffles to come) at scale {scale} for "
+                             f"frames {tuple(img0.shape)}")
         # Arguments the kernel does not touch get ``out``, which it only reads.
         pf, pm = (prev_flow, prev_mask) if prev_flow is not None else (out, out)
-        return cls(out, pf, cast(Tensor, pm), k)  # a running flow comes with its mask
+        return cls(out, pf, cast(Tensor, pm), k, p)  # a running flow comes with its mask
 
     def groups(self, x: str) -> tuple[Strided, ...]:
         # The keyword arguments are tensors alone (mypy cannot tell that none of them is ``dims``).
@@ -612,8 +632,8 @@ class _StepCandidate:
                 Strided.of(f"pm{x}", "nhw", **{f"pm{x}": self.prev_mask}))
 
     def scalars(self, x: str) -> dict[str, Any]:
-        h, w = self.out.shape[2:]
-        return {f"h{x}": h, f"w{x}": w, f"inv_k{x}": 1.0 / self.k, f"k{x}": self.k}
+        h, w = self.out.shape[2:]  # the kernel resizes from the size the shuffles would give
+        return {f"h{x}": h << self.phases, f"w{x}": w << self.phases, f"inv_k{x}": 1.0 / self.k, f"k{x}": self.k}
 
 
 def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0: Tensor, img1: Tensor, *,
@@ -657,7 +677,7 @@ def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0:
          take_b=take_b if take_b is not None else img0, peaks=peaks if measure else img0,
          **cand_a.scalars("a"), **cand_b.scalars("b"), H=H, W=W, N=n,
          HAS_PREV=prev_flow is not None, HAS_B=b is not None, MEASURE=measure, WARP=warp_frames, BLEND=blend,
-         MASK_ADDS=form.mask_adds, ENSEMBLE=form.ensemble, BLOCK_P=block_p)
+         MASK_ADDS=form.mask_adds, ENSEMBLE=form.ensemble, PHASES=form.phases, BLOCK_P=block_p)
     if blend:
         return (frame,)
     return flow, mask, *warped, peaks
