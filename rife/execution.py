@@ -67,6 +67,8 @@ class ExecutionPlan:
     fused_kernels: bool
     two_streams: bool  # independent parts of a frame on two CUDA streams, each stage compiled on its own
     subpixel_deconvs: bool  # transposed convolutions as forward convolutions and a pixel shuffle
+    # The blocks' heads' last pixel shuffles left to the flow step's reads (``unshuffled_heads``)
+    unshuffled_heads: bool = False
     retry_on_host: bool = False  # the large-motion retry run only when the host sees a sample want it
     fused_convs: bool = False  # conv + bias + PReLU (+ residual) as one cuDNN graph where it pays (rife.fused_conv)
     tuned_convs: bool = False  # each fused graph runs the fastest of cuDNN's first plans, timed on its first input
@@ -102,6 +104,7 @@ def plan_for(mode: str, device: torch.device, ours: bool = True, ipex: bool = Fa
         fused_kernels=mode == "fast" and cuda,
         two_streams=mode == "fast" and cuda,
         subpixel_deconvs=mode == "fast" and cuda,
+        unshuffled_heads=mode == "fast" and cuda,
         retry_on_host=mode == "fast" and cuda,
         fused_convs=mode == "fast" and cuda,
         tuned_convs=mode == "fast" and cuda,
@@ -143,8 +146,11 @@ class SubpixelDeconv(nn.Module):
         return (deconv.kernel_size, deconv.stride, deconv.padding, deconv.output_padding, deconv.groups,
                 deconv.dilation) == ((4, 4), (2, 2), (1, 1), (0, 0), 1, (1, 1))
 
-    def __init__(self, deconv: nn.ConvTranspose2d) -> None:
+    def __init__(self, deconv: nn.ConvTranspose2d, shuffled: bool = True) -> None:
         super().__init__()
+        # Unshuffled, the output is the convolution's: the four phases as channels, left to the flow step's reads
+        # (``unshuffled_heads``).
+        self.shuffled = shuffled
         if not self.fits(deconv):
             raise ValueError(f"{deconv} is not a kernel-4, stride-2, padding-1 transposed convolution")
         weight = deconv.weight.detach()  # (in, out, 4, 4)
@@ -160,6 +166,8 @@ class SubpixelDeconv(nn.Module):
                 cast(Tensor, self.conv.bias).copy_(deconv.bias.detach().repeat_interleave(4))
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.shuffled:
+            return self.conv(x)
         # In the input's memory format: compiled, the shuffle's kernel then writes whole pixels, not channel planes.
         return F.pixel_shuffle(self.conv(x), 2).contiguous(memory_format=memory_format_of(x))
 
@@ -170,6 +178,29 @@ def subpixel_deconvs(net: nn.Module) -> None:
         for name, child in module.named_children():
             if isinstance(child, nn.ConvTranspose2d) and SubpixelDeconv.fits(child):
                 setattr(module, name, SubpixelDeconv(child))
+
+
+def unshuffled_heads(net: IFNet) -> int:
+    """Each block's head with its last pixel shuffles left to the flow step's kernels (``Kernels.head_phases``), where
+    only they read the block outputs (and the gather kernel a block's carried channels): a ``SubpixelDeconv`` head
+    (one shuffle) or one followed by a pixel shuffle (two), where no trial reads them (v3.8's). Returns how many
+    shuffles each head leaves (0: none, the network as it was)."""
+    heads = [getattr(block, "lastconv", None) for block in net.blocks()]
+    if net.variant.adaptive_scale or not heads:
+        return 0
+    if all(isinstance(h, SubpixelDeconv) for h in heads):
+        phases = 1
+    elif all(isinstance(h, nn.Sequential) and len(h) == 2 and isinstance(h[0], SubpixelDeconv)
+             and isinstance(h[1], nn.PixelShuffle) and h[1].upscale_factor == 2 for h in heads):
+        phases = 2
+    else:
+        return 0
+    blocks: list[nn.Module] = list(net.blocks())  # a head's type differs by family
+    for block, head in zip(blocks, heads, strict=True):
+        deconv = cast(SubpixelDeconv, head if phases == 1 else cast(nn.Sequential, head)[0])
+        deconv.shuffled = False
+        block.lastconv = deconv
+    return phases
 
 
 def capture(fn: Callable[[], T], device: torch.device, priority: int = 0) -> tuple[T, torch.cuda.CUDAGraph]:
@@ -369,6 +400,7 @@ def for_network(plan: ExecutionPlan, net: nn.Module) -> ExecutionPlan:
         fused = plan.fused_kernels and families.FusedPass.fits(net.variant, net.ensemble)
         return dataclasses.replace(plan, fused_kernels=fused, two_streams=False,
                                    subpixel_deconvs=plan.subpixel_deconvs and fused,
+                                   unshuffled_heads=plan.unshuffled_heads and fused,
                                    retry_on_host=plan.retry_on_host and fused and net.variant.adaptive_scale)
     return plan
 
@@ -388,9 +420,12 @@ def rebuilt(net: nn.Module, plan: ExecutionPlan, autocast_dtype: torch.dtype | N
                     cast(families.FamilyBlock, block).pad_input(EDGE_MULTIPLE)
         elif plan.widen:
             net = widened(net)
+        kernels = kernels_for(plan, next(net.parameters()).device)
         if plan.subpixel_deconvs:
             subpixel_deconvs(net)
-        net = net.with_kernels(kernels_for(plan, next(net.parameters()).device))
+            if plan.unshuffled_heads and plan.fused_kernels:
+                kernels = dataclasses.replace(kernels, head_phases=unshuffled_heads(net))
+        net = net.with_kernels(kernels)
     if plan.mode == "fast" and autocast_dtype is not None:
         store_conv_weights(net, autocast_dtype)
     if plan.channels_last:

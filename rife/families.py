@@ -362,7 +362,7 @@ class FusedPass:
         self.settle = kernels.settle
         self.ensemble = ensemble
         self.form = StepForm(head_factor=variant.head_factor, mask_adds=variant.mask_accumulates, fp32_state=True,
-                             ensemble=ensemble)
+                             ensemble=ensemble, phases=kernels.head_phases)
 
     @staticmethod
     def fits(variant: Variant, ensemble: bool) -> bool:
@@ -420,7 +420,9 @@ class FusedPass:
                                    form=self.form)[:2]
             sources["mask"] = mask
             if self.v.carry_channels:  # read at the frame's size, as the block's output resized, never stored
-                carried = GatherGroup(out[:, 5:5 + self.v.carry_channels], 0, upsampled=scale * self.v.head_factor)
+                per = 4 ** self.form.phases  # an unshuffled head's channels: each output channel's phases
+                carried = GatherGroup(out[:, 5 * per:(5 + self.v.carry_channels) * per], 0,
+                                      upsampled=scale * self.v.head_factor, phases=self.form.phases)
         raise AssertionError("a variant has at least one block")
 
     def _feed(self, i: int, scale: float, sources: dict[str, Tensor | None], flow: Tensor | None,
@@ -450,7 +452,7 @@ class FusedPass:
             else:
                 group, k = GatherGroup(cast(Tensor, sources[name]), at), k + 1
             groups.append(group)
-            at += group.pairs * group.src.shape[1]
+            at += group.pairs * group.channels
         if flow is not None:
             groups.append(GatherGroup(flow, at, divisor=scale))
             at += FLOW_CHANNELS

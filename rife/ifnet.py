@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from rife import families
-from rife.kernels import Candidate, FeedKernel, Kernels, SettleKernel, StepKernel
+from rife.kernels import Candidate, FeedKernel, Kernels, SettleKernel, StepForm, StepKernel
 from rife.layers import (
     ContextUNet,
     Conv2,
@@ -125,20 +125,22 @@ class FlowStep:
     part multiplied by 2 * scale, added to the running flow and raw mask, and, with ``warp_frames``, both frames
     warped by the new flow. With ``measure`` it also returns ``flow_peaks`` of the change. ``kernel`` may do all
     of it in one fused kernel with these semantics, taking and returning plain tensors (``rife.triton_warp.step``),
-    and ``settle_kernel`` the final step of ``settle`` and ``blended`` (``rife.triton_warp.settle``)."""
+    and ``settle_kernel`` the final step of ``settle`` and ``blended`` (``rife.triton_warp.settle``); the kernels
+    read the block outputs as ``form`` says (``StepForm.phases``)."""
 
-    def __init__(self, warp: Warper, kernel: StepKernel | None = None, settle_kernel: SettleKernel | None = None
-                 ) -> None:
+    def __init__(self, warp: Warper, kernel: StepKernel | None = None, settle_kernel: SettleKernel | None = None,
+                 form: StepForm | None = None) -> None:
         self.warp = warp
         self.kernel = kernel
         self.settle_kernel = settle_kernel
+        self.form = form or StepForm()
 
     def __call__(self, out: Tensor, scale: float, state: FlowState | None, img0: Tensor, img1: Tensor,
                  measure: bool, warp_frames: bool = True) -> tuple[FlowState, Tensor | None]:
         prev_flow, prev_mask = (None, None) if state is None else (state.flow, state.mask)
         if self.kernel is not None:
             flow, mask, warped0, warped1, peaks = self.kernel(out, scale, prev_flow, prev_mask, img0, img1,
-                                                              measure=measure, warp_frames=warp_frames)
+                                                              measure=measure, warp_frames=warp_frames, form=self.form)
             return FlowState(flow, mask, warped0, warped1), peaks
         if self.warp.fp32:  # flow arithmetic in fp32, in the layout the CPU resizes fastest (3.5x channels_last bf16)
             out = out.float().contiguous()
@@ -155,7 +157,7 @@ class FlowStep:
         (``b`` and ``take_b`` None: ``a``)."""
         if self.settle_kernel is not None:
             return FlowState(*self.settle_kernel(take_b, _candidate(a), _candidate_or_none(b), img0, img1,
-                                                 blend=False))
+                                                 blend=False, form=self.form))
         state = self(a.out, a.scale, a.state, img0, img1, measure=False)[0]
         if b is None:
             return state
@@ -165,7 +167,8 @@ class FlowStep:
     def blended(self, take_b: Tensor | None, a: Pending, b: Pending | None, img0: Tensor, img1: Tensor) -> Tensor:
         """``blend`` of ``settle``'s state; the kernel computes it without storing the state."""
         if self.settle_kernel is not None:
-            return self.settle_kernel(take_b, _candidate(a), _candidate_or_none(b), img0, img1, blend=True)[0]
+            return self.settle_kernel(take_b, _candidate(a), _candidate_or_none(b), img0, img1, blend=True,
+                                      form=self.form)[0]
         return blend(self.settle(take_b, a, b, img0, img1))
 
 
@@ -243,7 +246,8 @@ class IFNet(nn.Module):
     def _use(self, kernels: Kernels) -> None:
         self.kernels = kernels
         self.warp = Warper(fp32=kernels.fp32_warps, cached=kernels.cache_grids, kernel=kernels.warp)
-        self.step = FlowStep(self.warp, kernel=kernels.step, settle_kernel=kernels.settle)
+        self.step = FlowStep(self.warp, kernel=kernels.step, settle_kernel=kernels.settle,
+                             form=StepForm(phases=kernels.head_phases))
         self.feed = BlockFeed(self.warp, kernel=kernels.feed)
         self.retry_on_device = kernels.retry_on_device
         self.fork_join = kernels.fork_join

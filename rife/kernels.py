@@ -81,7 +81,9 @@ class GatherGroup(NamedTuple):
     """A group of a block input's channels for a ``GatherKernel``: ``src`` (pairs * N, C, H, W) resized into channels
     ``at`` onwards (both halves of a pair side by side), warped first by the flow where ``warped``, divided by
     ``divisor``. With ``upsampled`` (not warped), ``src`` stands for itself resized by that factor and stored in
-    its dtype (a block's carried channels at the frame's size), which is never written."""
+    its dtype (a block's carried channels at the frame's size), which is never written; with ``phases`` too, ``src``
+    comes before that many pixel shuffles (by 2) and stands for their output (an unshuffled head's, see
+    ``StepForm.phases``)."""
 
     src: Tensor
     at: int
@@ -89,6 +91,12 @@ class GatherGroup(NamedTuple):
     pairs: int = 1
     divisor: float = 1.0
     upsampled: float = 1.0
+    phases: int = 0
+
+    @property
+    def channels(self) -> int:
+        """The channels of one part of the source this group stands for (after its pixel shuffles)."""
+        return self.src.shape[1] // 4 ** self.phases
 
 
 class GatherKernel(Protocol):

@@ -436,11 +436,12 @@ if triton is not None:
     def _gather_group(src, s_sn, s_sc, s_sh, s_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
                       ya, yb, ly, xa, xb, lx, H, W, C: tl.constexpr, AT: tl.constexpr, WARP: tl.constexpr,
                       PAIRS: tl.constexpr, divisor, TAPS: tl.constexpr, BLOCK_C: tl.constexpr,
-                      UP: tl.constexpr, inv_up, uH, uW):
+                      UP: tl.constexpr, inv_up, uH, uW, UP_PHASES: tl.constexpr):
         """One source group at this program's output pixels (``out_px``): source frames n and, for a pair, N + n
         (flow channels 0-1 and 2-3), resized and optionally warped first, into channels AT onwards. With ``UP``
         the source (uH x uW) stands for itself resized to H x W (by 1 / ``inv_up``) and stored: each value of that
-        is computed from it where the resize reads one, rounded as the stored copy would be."""
+        is computed from it where the resize reads one, rounded as the stored copy would be; with ``UP_PHASES`` the
+        source comes before that many pixel shuffles, and uH x uW is their output's size."""
         c = tl.arange(0, BLOCK_C)
         ok = x_ok[:, None] & (c < C)[None, :]
         channel = c.to(tl.int64)[None, :] * s_sc
@@ -462,10 +463,12 @@ if triton is not None:
                     ua, ub, uly = _resize_index(ty, inv_up, uH)
                     va, vb, ulx = _resize_index(tx, inv_up, uW)
                     v = tl.zeros([xa.shape[0], BLOCK_C], tl.float32)
+                    phased_channel = channel << (2 * UP_PHASES)
                     for inner in tl.static_range(4):
                         sy, sx, w_inner = _tap(ua, ub, va, vb, ulx, uly, inner)
-                        at = frame + sy.to(tl.int64) * s_sh + sx.to(tl.int64) * s_sw
-                        v += w_inner[:, None] * tl.load(at[:, None] + channel, mask=ok, other=0.0).to(tl.float32)
+                        at = frame + _phased(sy, s_sh, s_sc, UP_PHASES, 1) + _phased(sx, s_sw, s_sc, UP_PHASES, 0)
+                        v += w_inner[:, None] * tl.load(at[:, None] + phased_channel, mask=ok, other=0.0).to(
+                            tl.float32)
                     v = v.to(src.dtype.element_ty).to(tl.float32)
                 else:
                     at = frame + ty.to(tl.int64) * s_sh + tx.to(tl.int64) * s_sw
@@ -492,7 +495,7 @@ if triton is not None:
         BC0: tl.constexpr, BC1: tl.constexpr, BC2: tl.constexpr, BC3: tl.constexpr, BC4: tl.constexpr,
         BC5: tl.constexpr,
         UP0: tl.constexpr, UP1: tl.constexpr, UP2: tl.constexpr, UP3: tl.constexpr, UP4: tl.constexpr,
-        UP5: tl.constexpr, inv_up, uH, uW,
+        UP5: tl.constexpr, inv_up, uH, uW, UP_PHASES: tl.constexpr,
         G: tl.constexpr, ZERO_AT: tl.constexpr, ZEROS: tl.constexpr, BLOCK_Z: tl.constexpr, TAPS: tl.constexpr,
         BLOCK_P: tl.constexpr,
     ):
@@ -514,27 +517,27 @@ if triton is not None:
                          tl.zeros([BLOCK_P, BLOCK_Z], out.dtype.element_ty), mask=x_ok[:, None] & (z < ZEROS)[None, :])
             _gather_group(src0, s0_sn, s0_sc, s0_sh, s0_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
                           ya, yb, ly, xa, xb, lx, H, W, C0, AT0, WARP0, PAIRS0, div0, TAPS, BC0,
-                          UP0, inv_up, uH, uW)
+                          UP0, inv_up, uH, uW, UP_PHASES)
         if G > 1 and g == 1:
             _gather_group(src1, s1_sn, s1_sc, s1_sh, s1_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
                           ya, yb, ly, xa, xb, lx, H, W, C1, AT1, WARP1, PAIRS1, div1, TAPS, BC1,
-                          UP1, inv_up, uH, uW)
+                          UP1, inv_up, uH, uW, UP_PHASES)
         if G > 2 and g == 2:
             _gather_group(src2, s2_sn, s2_sc, s2_sh, s2_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
                           ya, yb, ly, xa, xb, lx, H, W, C2, AT2, WARP2, PAIRS2, div2, TAPS, BC2,
-                          UP2, inv_up, uH, uW)
+                          UP2, inv_up, uH, uW, UP_PHASES)
         if G > 3 and g == 3:
             _gather_group(src3, s3_sn, s3_sc, s3_sh, s3_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
                           ya, yb, ly, xa, xb, lx, H, W, C3, AT3, WARP3, PAIRS3, div3, TAPS, BC3,
-                          UP3, inv_up, uH, uW)
+                          UP3, inv_up, uH, uW, UP_PHASES)
         if G > 4 and g == 4:
             _gather_group(src4, s4_sn, s4_sc, s4_sh, s4_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
                           ya, yb, ly, xa, xb, lx, H, W, C4, AT4, WARP4, PAIRS4, div4, TAPS, BC4,
-                          UP4, inv_up, uH, uW)
+                          UP4, inv_up, uH, uW, UP_PHASES)
         if G > 5 and g == 5:
             _gather_group(src5, s5_sn, s5_sc, s5_sh, s5_sw, flow, f_sn, f_sc, f_sh, f_sw, out_px, o_sc, N, n, x_ok,
                           ya, yb, ly, xa, xb, lx, H, W, C5, AT5, WARP5, PAIRS5, div5, TAPS, BC5,
-                          UP5, inv_up, uH, uW)
+                          UP5, inv_up, uH, uW, UP_PHASES)
 
     @triton_op("rife::warp", mutates_args=())
     def _warp_op(img: Tensor, flow: Tensor) -> Tensor:
@@ -616,14 +619,14 @@ class _StepCandidate:
         n, channels, h, w = out.shape
         k = scale * form.head_factor
         directions = 2 if form.ensemble else 1
-        p = form.phases  # the pixel shuffles still to come: each halves the channels and doubles the size
-        if channels < 5 << 2 * p or (int((h << p) * k), int((w << p) * k)) != tuple(img0.shape[2:]) \
+        grow = 2 ** form.phases  # the pixel shuffles still to come: each quarters the channels, doubles the size
+        if channels < 5 * grow * grow or (int(h * grow * k), int(w * grow * k)) != tuple(img0.shape[2:]) \
                 or n != img0.shape[0] * directions:
-            raise ValueError(f"block output {tuple(out.shape)} ({p} pixel shuffles to come) at scale {scale} for "
-                             f"frames {tuple(img0.shape)}")
+            raise ValueError(f"block output {tuple(out.shape)} ({form.phases} pixel shuffles to come) at scale "
+                             f"{scale} for frames {tuple(img0.shape)}")
         # Arguments the kernel does not touch get ``out``, which it only reads.
         pf, pm = (prev_flow, prev_mask) if prev_flow is not None else (out, out)
-        return cls(out, pf, cast(Tensor, pm), k, p)  # a running flow comes with its mask
+        return cls(out, pf, cast(Tensor, pm), k, form.phases)  # a running flow comes with its mask
 
     def groups(self, x: str) -> tuple[Strided, ...]:
         # The keyword arguments are tensors alone (mypy cannot tell that none of them is ``dims``).
@@ -633,7 +636,8 @@ class _StepCandidate:
 
     def scalars(self, x: str) -> dict[str, Any]:
         h, w = self.out.shape[2:]  # the kernel resizes from the size the shuffles would give
-        return {f"h{x}": h << self.phases, f"w{x}": w << self.phases, f"inv_k{x}": 1.0 / self.k, f"k{x}": self.k}
+        grow = 2 ** self.phases
+        return {f"h{x}": h * grow, f"w{x}": w * grow, f"inv_k{x}": 1.0 / self.k, f"k{x}": self.k}
 
 
 def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0: Tensor, img1: Tensor, *,
@@ -731,9 +735,15 @@ MAX_GROUPS = 6
 
 
 def _stored_size(g: GatherGroup) -> tuple[int, int]:
-    """The size of the source ``g`` stands for: its own, or upsampled (``GatherGroup.upsampled``)."""
-    h, w = g.src.shape[2:]
+    """The size of the source ``g`` stands for: its own, or upsampled (``GatherGroup.upsampled``, after its pixel
+    shuffles)."""
+    h, w = _shuffled_size(g)
     return math.floor(h * g.upsampled), math.floor(w * g.upsampled)
+
+
+def _shuffled_size(g: GatherGroup) -> tuple[int, int]:
+    h, w = g.src.shape[2:]
+    return h * 2 ** g.phases, w * 2 ** g.phases
 
 
 def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None, kernel: Any,
@@ -742,35 +752,37 @@ def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, fl
     H, W = _stored_size(groups[0])
     if not 0 < len(groups) <= MAX_GROUPS or (h, w) != (math.floor(H * factor), math.floor(W * factor)):
         raise ValueError(f"{len(groups)} groups (1 to {MAX_GROUPS}) resized by {factor} into {tuple(out.shape)}")
-    upsampled = {(g.upsampled, tuple(g.src.shape[2:])) for g in groups if g.upsampled != 1}
+    upsampled = {(g.upsampled, _shuffled_size(g), g.phases) for g in groups if g.upsampled != 1}
     if len(upsampled) > 1:
-        raise ValueError(f"upsampled groups of more than one source size or factor: {sorted(upsampled)}")
+        raise ValueError(f"upsampled groups of more than one source size, factor or phases: {sorted(upsampled)}")
     for g in groups:
-        pn, c = g.src.shape[:2]
+        pn, c = g.src.shape[0], g.channels
         if pn != n * g.pairs or _stored_size(g) != (H, W) or g.at + g.pairs * c > c_out or c > 32 or \
-                (g.warped and (g.upsampled != 1 or flow is None or tuple(flow.shape) != (n, 2 * g.pairs, H, W))):
+                (g.warped and (g.upsampled != 1 or flow is None or tuple(flow.shape) != (n, 2 * g.pairs, H, W))) \
+                or (g.phases and (g.upsampled == 1 or c * 4 ** g.phases != g.src.shape[1])):
             raise ValueError(f"a group of {tuple(g.src.shape)} at channel {g.at} ({g.pairs} part(s), warped: "
-                             f"{g.warped}, upsampled {g.upsampled}) for {tuple(out.shape)} from {(H, W)}, flow "
-                             f"{None if flow is None else tuple(flow.shape)}")
+                             f"{g.warped}, upsampled {g.upsampled}, {g.phases} pixel shuffles to come) for "
+                             f"{tuple(out.shape)} from {(H, W)}, flow {None if flow is None else tuple(flow.shape)}")
     up = next((g for g in groups if g.upsampled != 1), None)
     slots = [*groups, *[GatherGroup(out, 0)] * (MAX_GROUPS - len(groups))]  # unused slots: never read
     per_slot: dict[str, Any] = {}
     for k, g in enumerate(slots):
-        c = g.src.shape[1] if k < len(groups) else 1
+        c = g.channels if k < len(groups) else 1
         per_slot |= {f"div{k}": float(g.divisor), f"C{k}": c, f"AT{k}": g.at, f"WARP{k}": g.warped,
                      f"PAIRS{k}": g.pairs, f"BC{k}": triton.next_power_of_2(c), f"UP{k}": g.upsampled != 1}
     zeros = 0 if zero_from is None else c_out - zero_from
-    if zero_from is not None and any(g.at + g.pairs * g.src.shape[1] > zero_from for g in groups):
+    if zero_from is not None and any(g.at + g.pairs * g.channels > zero_from for g in groups):
         raise ValueError(f"zero channels {zero_from} to {c_out}: after every group's")
     block_p = min(64, triton.next_power_of_2(w))
     grid = (len(groups) * triton.cdiv(w, block_p), h, n)
+    uH, uW = _shuffled_size(up) if up else (1, 1)
     # Without a warped group the kernel reads no flow: its arguments get ``out``.
     _run(kernel, grid, Strided.of("f", flow=flow if flow is not None else out), Strided.of("o", out=out),
          *(Strided.of(f"s{k}", **{f"src{k}": g.src}) for k, g in enumerate(slots)),  # type: ignore[arg-type]
          H=H, W=W, w=w, N=n, inv_s=1.0 / factor, G=len(groups), ZERO_AT=zero_from or 0, ZEROS=zeros,
          BLOCK_Z=triton.next_power_of_2(max(zeros, 1)),
          TAPS=1 if factor == 1 else 4, BLOCK_P=block_p,
-         inv_up=1.0 / (up.upsampled if up else 1.0), uH=up.src.shape[2] if up else 1, uW=up.src.shape[3] if up else 1,
+         inv_up=1.0 / (up.upsampled if up else 1.0), uH=uH, uW=uW, UP_PHASES=up.phases if up else 0,
          **per_slot)
 
 

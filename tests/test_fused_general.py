@@ -35,7 +35,7 @@ RELEASES = (("4.25", False), ("4.6", False), ("4.22", False), ("v3.6", True), ("
 def fused_kernels() -> Kernels:
     from rife import triton_warp
 
-    return Kernels(gather=triton_warp.gather, step=triton_warp.step, settle=triton_warp.settle)
+    return Kernels(gather=triton_warp.gather, step=triton_warp.step, settle=triton_warp.settle, feed=triton_warp.feed)
 
 
 def gather_case(dtype: torch.dtype, factor: float, warped: bool, device: str) -> tuple[list[GatherGroup], Tensor,
@@ -190,8 +190,35 @@ def check_adaptive_scale(device: str) -> None:
         assert wanting or torch.equal(tail, whole), "v3.8: with no frame wanting doubled scales, tail is the pass"
 
 
+# One release of each head whose pixel shuffles the kernels may read through: v4.0's transposed convolution (one
+# shuffle; the classic pass, the retry's peaks), 4.25's shuffled head with carried channels (two; the gather's carried
+# group too). The ensemble's reads have a check of their own (tests/test_triton_warp.py).
+UNSHUFFLED = (("v4.0", False, 1), ("4.25", False, 2))
+
+
+def check_unshuffled_heads(device: str) -> None:
+    """The blocks' heads with their pixel shuffles left to the kernels' reads (``unshuffled_heads``, as ``fast``
+    runs them) give the frames of the shuffled heads: bit for bit on the CPU (the same values, read elsewhere), within
+    fp32 rounding on CUDA (each network's convolutions may take their own algorithms)."""
+    from rife.execution import subpixel_deconvs, unshuffled_heads
+
+    img0, img1 = scene(device)
+    for release, ensemble, phases in UNSHUFFLED:
+        net = amplified(release, ensemble).to(device)
+        subpixel_deconvs(net)
+        shuffled = copy.deepcopy(net).with_kernels(fused_kernels())
+        assert unshuffled_heads(net) == phases, release
+        unshuffled = net.with_kernels(dataclasses.replace(fused_kernels(), head_phases=phases))
+        with torch.no_grad():
+            want, got = shuffled(img0, img1, 0.5), unshuffled(img0, img1, 0.5)
+        err = (got - want).abs().max().item()
+        assert err <= (0.0 if device == "cpu" else 1e-5), f"{release}: unshuffled heads change the frame by {err}"
+        assert (want - img0).abs().max().item() > 0.1, f"{release}: the scene hardly moved"
+
+
 def interpreter_checks() -> None:
     check_gather("cpu")
+    check_unshuffled_heads("cpu")
     check_adaptive_scale("cpu")
     check_passes("cpu")
 

@@ -249,7 +249,7 @@ def test_general_path_through_the_engine_cpu_fast_equals_eager(name, ensemble):
     net = IFNet(variant, ensemble=ensemble).eval()
     fused = name not in ("v4.0", "v3.1")
     assert net.general and for_network(cuda_fast, net) == dataclasses.replace(
-        cuda_fast, fused_kernels=fused, two_streams=False, subpixel_deconvs=fused,
+        cuda_fast, fused_kernels=fused, two_streams=False, subpixel_deconvs=fused, unshuffled_heads=fused,
         retry_on_host=name == "v3.8")
     for scale in (0.5, 1.0):
         eager = Engine(net, variant, CPU, fp32, scale=scale, execution="eager")
