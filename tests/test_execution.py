@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import math
@@ -26,6 +27,7 @@ from rife.execution import (
     rebuilt,
     settings_for,
     subpixel_deconvs,
+    unshuffled_heads,
     widened,
     wrapped,
 )
@@ -96,6 +98,32 @@ def test_subpixel_deconvs_give_the_same_frames(arch):
         assert (net.double()(x0, x1) - swapped.double()(x0, x1)).abs().max().item() < 1e-9
 
 
+@pytest.mark.parametrize("arch,phases", [("v4.0", 1), ("paper", 1), ("4.25", 2), ("4.6", 2), ("v3.6", 0),
+                                         ("v3.8", 0)])
+def test_unshuffled_heads_leave_their_shuffles_to_the_reads(arch, phases):
+    """``fast``'s heads without their last pixel shuffles: the output is the shuffles' input, channel for channel
+    (the step and gather kernels' reads are checked in tests/test_triton_warp.py and tests/test_fused_general.py);
+    heads with no subpixel form (v3.x's two-stage ones) and v3.8's trial, which reads them in PyTorch, keep theirs."""
+    torch.manual_seed(0)
+    net = IFNet(VARIANTS[arch]).eval()
+    subpixel_deconvs(net)
+    before = [copy.deepcopy(b.lastconv) if hasattr(b, "lastconv") else None for b in net.blocks()]
+    assert unshuffled_heads(net) == phases
+    for block, head in zip(net.blocks(), before, strict=True):
+        if not phases:
+            assert head is None or not isinstance(block.lastconv, SubpixelDeconv) or block.lastconv.shuffled
+            continue
+        assert isinstance(block.lastconv, SubpixelDeconv) and not block.lastconv.shuffled
+        x = torch.rand(1, block.lastconv.conv.in_channels, 3, 5)
+        with torch.no_grad():
+            raw, want = block.lastconv(x), head(x)
+        for _ in range(phases):
+            raw = torch.nn.functional.pixel_shuffle(raw, 2)
+        assert torch.equal(raw, want)
+    with pytest.raises(ValueError, match="need the step and settle kernels"):
+        Kernels(head_phases=1)
+
+
 def test_mode_selection_and_errors(monkeypatch):
     from rife import triton_warp
 
@@ -106,6 +134,7 @@ def test_mode_selection_and_errors(monkeypatch):
     assert fast_gpu.graph and fast_gpu.widen and fast_gpu.channels_last and fast_gpu.cudnn_benchmark
     assert fast_gpu.fused_kernels and not plan_for("graph", cuda).fused_kernels
     assert fast_gpu.subpixel_deconvs and not plan_for("fast", CPU).subpixel_deconvs
+    assert fast_gpu.unshuffled_heads and not plan_for("fast", CPU).unshuffled_heads
     assert fast_gpu.fused_convs and fast_gpu.tuned_convs and not plan_for("fast", CPU).tuned_convs
     fast_cpu = plan_for("fast", CPU)
     assert fast_cpu.channels_last and not fast_cpu.graph and not fast_cpu.widen

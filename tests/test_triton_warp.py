@@ -159,6 +159,63 @@ def assert_settle_matches(take_b: Tensor, a: tuple, b: tuple, img0: Tensor, img1
     assert_matches(frame, ref_frame, img0, f"{where} blend", coordinate_atol(img0))
 
 
+def shuffled(raw: Tensor, phases: int) -> Tensor:
+    """``raw`` through ``phases`` pixel shuffles by 2, in its memory format, as a head would store it."""
+    out = raw
+    for _ in range(phases):
+        out = F.pixel_shuffle(out, 2)
+    return out.contiguous(memory_format=torch.channels_last if raw.is_contiguous(
+        memory_format=torch.channels_last) and not raw.is_contiguous() else torch.contiguous_format)
+
+
+# (phases, frames, height, width, block scale, dtype, channels_last, previous state, ensemble): one shuffle after a
+# transposed convolution's head (head factor 2), two after a shuffled head's (head factor 1).
+UNSHUFFLED_CASES = [(1, 2, 32, 48, 2.0, torch.float16, True, True, False),
+                    (2, 1, 32, 64, 4.0, torch.float32, False, False, False),
+                    (2, 1, 32, 48, 2.0, torch.float16, True, True, True)]
+
+
+def check_unshuffled_reads(device: str, cases: list[tuple] = UNSHUFFLED_CASES) -> None:
+    """The step and settle kernels reading a block output before its last pixel shuffles (``StepForm.phases``) give,
+    bit for bit, what they give reading the shuffled output: the state, the warped frames, the retry's peaks, the
+    blend of two candidates, the ensemble's averaged state."""
+    from rife.kernels import Candidate, StepForm
+    from rife.triton_warp import settle, step
+
+    for phases, n, h, w, scale, dtype, channels_last, with_prev, ensemble in cases:
+        where = f"unshuffled {phases} {(n, h, w, scale)} {dtype} prev={with_prev} ensemble={ensemble}"
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        head_factor = 2 if phases == 1 else 1
+        small = (int(h / (scale * head_factor)) >> phases, int(w / (scale * head_factor)) >> phases)
+        directions = 2 if ensemble else 1
+        raw = (torch.randn(directions * n, 8 * 4 ** phases, *small, device=device) * 3).to(dtype).contiguous(
+            memory_format=fmt)
+        img0, img1 = (torch.rand(n, 3, h, w, device=device).to(dtype).contiguous(memory_format=fmt) for _ in "01")
+        prev = (None, None)
+        if with_prev:
+            prev = ((torch.randn(directions * n, 4, h, w, device=device) * 4).to(dtype).contiguous(memory_format=fmt),
+                    torch.randn(directions * n, 1, h, w, device=device).to(dtype).contiguous(memory_format=fmt))
+        form = StepForm(head_factor=head_factor, ensemble=ensemble)
+        read = StepForm(head_factor=head_factor, ensemble=ensemble, phases=phases)
+        out = shuffled(raw, phases)
+        measure = not ensemble  # the ensemble's step measures no peaks
+        want = step(out, scale, *prev, img0, img1, measure, warp_frames=not ensemble, form=form)
+        got = step(raw, scale, *prev, img0, img1, measure, warp_frames=not ensemble, form=read)
+        assert all(a is b is None or torch.equal(a, b) for a, b in zip(want, got, strict=True)), where
+        if not ensemble:  # the second candidate: another block output at twice the scale, taken by frame 0
+            raw_b = (torch.randn_like(raw.float()) * 3).to(dtype).contiguous(memory_format=fmt)
+            raw_b = raw_b[..., : max(1, small[0] // 2), : max(1, small[1] // 2)].contiguous(memory_format=fmt)
+            take_b = torch.arange(n, device=device) == 0
+            a, a_raw = Candidate(out, scale, *prev), Candidate(raw, scale, *prev)
+            b, b_raw = Candidate(shuffled(raw_b, phases), scale * 2, *prev), Candidate(raw_b, scale * 2, *prev)
+            for blend in (False, True):
+                want = settle(take_b, a, b, img0, img1, blend=blend, form=form)
+                got = settle(take_b, a_raw, b_raw, img0, img1, blend=blend, form=read)
+                assert all(torch.equal(x, y) for x, y in zip(want, got, strict=True)), f"{where} settle {blend}"
+        with pytest.raises(ValueError, match="pixel shuffles to come"):  # the shuffled output read as unshuffled
+            step(out, scale, *prev, img0, img1, False, warp_frames=False, form=read)
+
+
 # (frames, height, width, block scale); 0.5 is a user scale of 2 (the block input is then larger than the frame).
 FEED_SHAPES = [(1, 16, 24, 1.0), (2, 32, 16, 4.0), (1, 8, 12, 0.5), (1, 24, 40, 2.0)]
 # The blocks' inputs of both variants: the first block's, then the later blocks' (with the running flow).
@@ -243,6 +300,7 @@ def interpreter_checks() -> None:
     for shape, dtype, with_prev in itertools.product(((2, 16, 24, 1.0), (2, 32, 16, 2.0)), (torch.float32,
                                                                                           torch.float16), (False, True)):
         assert_settle_matches(*settle_inputs(shape, dtype, with_prev, "cpu"), f"settle {shape} {dtype} {with_prev}")
+    check_unshuffled_reads("cpu")
     for shape, (names, with_state), dtype, channels_last in feed_cases():
         args = feed_inputs(shape, dtype, channels_last, with_state, "cpu")
         where = f"feed {shape} {names} {dtype} channels_last={channels_last}"
@@ -255,7 +313,7 @@ def test_interpreter_matches_reference() -> None:
     pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
     # The interpreter must be chosen before triton is imported, so the checks run in a fresh process.
     proc = subprocess.run([sys.executable, "-m", "tests.test_triton_warp"], env={**os.environ, "TRITON_INTERPRET": "1"}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -303,6 +361,10 @@ def test_cuda_matches_reference_and_compiles() -> None:
                             f"feed {shape} {names} {dtype} channels_last={channels_last}")
     for shape in ((2, 768, 1280, 1.0), (2, 256, 448, 2.0)):
         assert_settle_matches(*settle_inputs(shape, torch.float16, True, "cuda"), f"settle {shape}")
+    # At 720p, where the last blocks' heads are (v4.0's at scale 1, 4.25's at 1 and 2).
+    check_unshuffled_reads("cuda", [*UNSHUFFLED_CASES, (1, 1, 768, 1280, 1.0, torch.float16, True, True, False),
+                                    (2, 1, 768, 1280, 1.0, torch.float16, True, True, False),
+                                    (2, 2, 768, 1280, 2.0, torch.float16, True, True, True)])
     for shape in ((1, 768, 1280, 2.0), (1, 768, 1280, 1.0), (2, 256, 448, 8.0)):  # the sizes of a 720p frame
         args = feed_inputs(shape, torch.float16, True, True, "cuda")
         names = FEED_NAMES[1][0]
