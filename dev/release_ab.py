@@ -25,6 +25,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "no-fused-convs": {"fused_convs": False},
     "untuned-convs": {"tuned_convs": False},
     "no-subpixel": {"subpixel_deconvs": False},
+    "shuffled-heads": {"unshuffled_heads": False},
     "no-pad": {"widen": False},
     "whole-compile": {"fused_kernels": False, "subpixel_deconvs": False, "widen": False},
 }

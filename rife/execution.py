@@ -7,7 +7,8 @@
 - ``fast``: our optimised path. On CUDA: convolution widths padded with zero weights to multiples
   of 16 and the channel counts at the sub-networks' edges to multiples of 8 (exact), channels_last,
   cuDNN autotuning, the transposed convolutions as forward convolutions and a pixel shuffle (exact,
-  ``SubpixelDeconv``), each block's input (the frames warped where it reads them, resized and concatenated), each
+  ``SubpixelDeconv``; in the blocks' heads the last shuffles are left to the kernels that read them,
+  ``unshuffled_heads``), each block's input (the frames warped where it reads them, resized and concatenated), each
   block's flow step (resize, scale, add; the last block's also both warps, the retry's choice of candidate and, for
   v4.0, the blend) and each other warp one Triton kernel computing in fp32 (``rife.triton_warp``), the
   large-motion retry decided on the device with its two candidates on two CUDA streams at once (and the paper
