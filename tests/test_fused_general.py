@@ -191,9 +191,10 @@ def check_adaptive_scale(device: str) -> None:
 
 
 # One release of each head whose pixel shuffles the kernels may read through: v4.0's transposed convolution (one
-# shuffle; the classic pass, the retry's peaks), 4.25's shuffled head with carried channels (two; the gather's carried
-# group too). The ensemble's reads have a check of their own (tests/test_triton_warp.py).
-UNSHUFFLED = (("v4.0", False, 1), ("4.25", False, 2))
+# shuffle; the classic pass, the retry's peaks), the paper's (its refinement reads the settled state), 4.25's shuffled
+# head with carried channels (two; the gather's carried group too). The ensemble's reads have a check of their own
+# (tests/test_triton_warp.py).
+UNSHUFFLED = (("v4.0", False, 1), ("paper", False, 1), ("4.25", False, 2))
 
 
 def check_unshuffled_heads(device: str) -> None:
