@@ -254,6 +254,7 @@ def test_the_pass_matches_pytorch_on_cuda() -> None:
     torch.backends.cudnn.allow_tf32 = False
     try:
         check_adaptive_scale("cuda")
+        check_unshuffled_heads("cuda")
         check_passes("cuda", (*RELEASES, ("v3.8", True), ("4.26.heavy", False), ("4.22.lite", False)))
     finally:
         torch.backends.cudnn.allow_tf32 = saved
