@@ -569,19 +569,30 @@ class Strided:
         return {**self.tensors, **{f"{self.prefix}_s{d}": self.strides["nchw".index(d)] for d in self.dims}}
 
 
-def _run(kernel: Any, grid: tuple[int, int, int], *groups: Strided, **scalars: Any) -> None:
-    """``kernel`` over ``grid`` with every argument by its parameter's name: one the kernel does not take, or a
-    parameter left without one, is an error here (Triton would drop an unknown name silently)."""
+def arguments(kernel: Any, *groups: Strided, **scalars: Any) -> dict[str, Any]:
+    """``kernel``'s arguments by its parameters' names: one the kernel does not take, or a parameter left without
+    one, is an error here (Triton would drop an unknown name silently)."""
     args = dict(scalars)
     for group in groups:
         named = group.args()
         if named.keys() & args.keys():
             raise TypeError(f"arguments {sorted(named.keys() & args.keys())} given twice")
         args.update(named)
-    fn = getattr(kernel, "kernel", None) or kernel  # wrap_triton's wrapper holds the kernel it wraps
+    fn = jit_function(kernel)
     if set(args) != set(fn.arg_names):
         raise TypeError(f"{fn.arg_names[0]}...: arguments {sorted(set(args) ^ set(fn.arg_names))} do not match "
                         "the kernel's parameters")
+    return args
+
+
+def jit_function(kernel: Any) -> Any:
+    """The ``triton.jit`` function of a kernel (wrap_triton's wrapper holds the kernel it wraps)."""
+    return getattr(kernel, "kernel", None) or kernel
+
+
+def _run(kernel: Any, grid: tuple[int, int, int], *groups: Strided, **scalars: Any) -> None:
+    """``kernel`` over ``grid`` with its ``arguments``."""
+    args = arguments(kernel, *groups, **scalars)
     if any(isinstance(t, Tensor) and t.is_meta for t in args.values()):
         return  # meta tensors (a trace of shapes alone) hold no data: the arguments are checked, nothing is launched
     kernel[grid](**args)

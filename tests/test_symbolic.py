@@ -8,9 +8,7 @@ interpreter's) are what the compiled graph holds, as on a GPU."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import warnings
 from collections.abc import Callable
 
 import pytest
@@ -19,17 +17,14 @@ from torch import Tensor
 from torch._dynamo.utils import counters
 
 from rife import registry
-from rife.engine import Engine, Precision
-from rife.execution import plan_for
 from rife.ifnet import IFNet
-from rife.loader import ModelChoice, load_model
 from tests.test_triton_warp import FEED_NAMES, feed_channels, feed_inputs, settle_inputs, step_inputs
+from tools.kernel_compile import fast_engine_on_meta
 
 pytest.importorskip("triton", reason="rife.triton_warp needs Triton")
 from rife import triton_warp  # noqa: E402
 
 META = torch.device("meta")
-CUDA = torch.device("cuda")
 # The two sizes each trace meets; the second is not a multiple of the first, so no size is specialised by accident.
 SIZES = ((64, 96), (96, 160))
 # One release of each structure in the registry (``structure``): the families the GPU acceptance command runs, and
@@ -131,21 +126,10 @@ def test_a_launch_on_meta_tensors_checks_its_arguments() -> None:
         triton_warp.Strided.of("img", img0=img, img1=img.contiguous())
 
 
-def fast_engine_on_meta(arch: str) -> Engine:
-    """The release's network as ``fast`` runs it on CUDA (widened, subpixel deconvolutions, the Triton kernels,
-    each stage compiled), on the meta device: all but the CUDA graph and the cuDNN frontend's fused convolutions,
-    which need a GPU (the GPU acceptance command runs those)."""
-    plan = dataclasses.replace(plan_for("fast", CUDA), graph=False, fused_convs=False)
-    loaded = load_model(ModelChoice(arch=arch, allow_random_init=True))
-    return Engine(loaded.net, loaded.variant, META, Precision("fp16", autocast=False), execution=plan)
-
-
 def trace_fast_pass(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The compile's backend traces (dynamo, with fake tensors) and runs the graph on meta tensors: no inductor code.
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
-    with warnings.catch_warnings():  # random weights where train_log/ has none: the shapes are what counts
-        warnings.simplefilter("ignore")
-        engine = fast_engine_on_meta(arch)
+    engine = fast_engine_on_meta(arch)
     assert engine.plan.compile
     graphs = []
     for h, w in SIZES:
@@ -162,9 +146,7 @@ def test_v3_8_s_host_decided_parts_trace_under_symbolic_shapes(monkeypatch: pyte
     """What ``GraphedRetryOnHost`` captures for v3.8 under ``fast``: the trial (``IFNet.head``: per frame, whether
     the doubled scales are wanted) and the pass at the normal scales (``IFNet.tail``), at both sizes."""
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        engine = fast_engine_on_meta("v3.8")
+    engine = fast_engine_on_meta("v3.8")
     assert engine.plan.retry_on_host
     net = engine.net
     assert isinstance(net, IFNet) and net.decides_on_host
