@@ -186,8 +186,9 @@ def unshuffled_heads(net: IFNet) -> int:
     only they read the block outputs (and the gather kernel a block's carried channels): a ``SubpixelDeconv`` head
     (one shuffle) or one followed by a pixel shuffle (two), where no trial reads them (v3.8's). Returns how many
     shuffles each head leaves (0: none, the network as it was)."""
-    heads = [getattr(block, "lastconv", None) for block in net.blocks()]
-    if net.variant.adaptive_scale or not heads:
+    blocks: list[nn.Module] = list(net.blocks())  # a head's type differs by family
+    heads = [getattr(block, "lastconv", None) for block in blocks]
+    if net.variant.adaptive_scale:
         return 0
     if all(isinstance(h, SubpixelDeconv) for h in heads):
         phases = 1
@@ -196,7 +197,6 @@ def unshuffled_heads(net: IFNet) -> int:
         phases = 2
     else:
         return 0
-    blocks: list[nn.Module] = list(net.blocks())  # a head's type differs by family
     for block, head in zip(blocks, heads, strict=True):
         deconv = cast(SubpixelDeconv, head if phases == 1 else cast(nn.Sequential, head)[0])
         deconv.shuffled = False

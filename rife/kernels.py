@@ -98,6 +98,12 @@ class GatherGroup(NamedTuple):
         """The channels of one part of the source this group stands for (after its pixel shuffles)."""
         return self.src.shape[1] // 4 ** self.phases
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """The size (height, width) of the source this group stands for after its pixel shuffles."""
+        h, w = self.src.shape[2:]
+        return h * 2 ** self.phases, w * 2 ** self.phases
+
 
 class GatherKernel(Protocol):
     """Groups of channels resized (and optionally warped first) into a block input (``rife.triton_warp.gather``)."""

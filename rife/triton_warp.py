@@ -445,6 +445,7 @@ if triton is not None:
         c = tl.arange(0, BLOCK_C)
         ok = x_ok[:, None] & (c < C)[None, :]
         channel = c.to(tl.int64)[None, :] * s_sc
+        phased_channel = channel << (2 * UP_PHASES)  # an upsampled source's channels, before its pixel shuffles
         for half in tl.static_range(PAIRS):
             frame = src + (half * N + n) * s_sn
             acc = tl.zeros([xa.shape[0], BLOCK_C], tl.float32)
@@ -463,7 +464,6 @@ if triton is not None:
                     ua, ub, uly = _resize_index(ty, inv_up, uH)
                     va, vb, ulx = _resize_index(tx, inv_up, uW)
                     v = tl.zeros([xa.shape[0], BLOCK_C], tl.float32)
-                    phased_channel = channel << (2 * UP_PHASES)
                     for inner in tl.static_range(4):
                         sy, sx, w_inner = _tap(ua, ub, va, vb, ulx, uly, inner)
                         at = frame + _phased(sy, s_sh, s_sc, UP_PHASES, 1) + _phased(sx, s_sw, s_sc, UP_PHASES, 0)
@@ -622,7 +622,7 @@ class _StepCandidate:
     prev_flow: Tensor
     prev_mask: Tensor
     k: float
-    phases: int
+    size: tuple[int, int]  # the output's size as the head's pixel shuffles would make it
 
     @classmethod
     def of(cls, c: Candidate, img0: Tensor, form: StepForm) -> "_StepCandidate":
@@ -637,7 +637,7 @@ class _StepCandidate:
                              f"{scale} for frames {tuple(img0.shape)}")
         # Arguments the kernel does not touch get ``out``, which it only reads.
         pf, pm = (prev_flow, prev_mask) if prev_flow is not None else (out, out)
-        return cls(out, pf, cast(Tensor, pm), k, form.phases)  # a running flow comes with its mask
+        return cls(out, pf, cast(Tensor, pm), k, (h * grow, w * grow))  # a running flow comes with its mask
 
     def groups(self, x: str) -> tuple[Strided, ...]:
         # The keyword arguments are tensors alone (mypy cannot tell that none of them is ``dims``).
@@ -646,9 +646,8 @@ class _StepCandidate:
                 Strided.of(f"pm{x}", "nhw", **{f"pm{x}": self.prev_mask}))
 
     def scalars(self, x: str) -> dict[str, Any]:
-        h, w = self.out.shape[2:]  # the kernel resizes from the size the shuffles would give
-        grow = 2 ** self.phases
-        return {f"h{x}": h * grow, f"w{x}": w * grow, f"inv_k{x}": 1.0 / self.k, f"k{x}": self.k}
+        h, w = self.size  # the kernel resizes from the size the shuffles would give
+        return {f"h{x}": h, f"w{x}": w, f"inv_k{x}": 1.0 / self.k, f"k{x}": self.k}
 
 
 def _launch_step(a: Candidate, b: Candidate | None, take_b: Tensor | None, img0: Tensor, img1: Tensor, *,
@@ -748,13 +747,8 @@ MAX_GROUPS = 6
 def _stored_size(g: GatherGroup) -> tuple[int, int]:
     """The size of the source ``g`` stands for: its own, or upsampled (``GatherGroup.upsampled``, after its pixel
     shuffles)."""
-    h, w = _shuffled_size(g)
+    h, w = g.size
     return math.floor(h * g.upsampled), math.floor(w * g.upsampled)
-
-
-def _shuffled_size(g: GatherGroup) -> tuple[int, int]:
-    h, w = g.src.shape[2:]
-    return h * 2 ** g.phases, w * 2 ** g.phases
 
 
 def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, flow: Tensor | None, kernel: Any,
@@ -763,7 +757,7 @@ def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, fl
     H, W = _stored_size(groups[0])
     if not 0 < len(groups) <= MAX_GROUPS or (h, w) != (math.floor(H * factor), math.floor(W * factor)):
         raise ValueError(f"{len(groups)} groups (1 to {MAX_GROUPS}) resized by {factor} into {tuple(out.shape)}")
-    upsampled = {(g.upsampled, _shuffled_size(g), g.phases) for g in groups if g.upsampled != 1}
+    upsampled = {(g.upsampled, g.size, g.phases) for g in groups if g.upsampled != 1}
     if len(upsampled) > 1:
         raise ValueError(f"upsampled groups of more than one source size, factor or phases: {sorted(upsampled)}")
     for g in groups:
@@ -786,7 +780,7 @@ def _launch_gather(groups: Sequence[GatherGroup], out: Tensor, factor: float, fl
         raise ValueError(f"zero channels {zero_from} to {c_out}: after every group's")
     block_p = min(64, triton.next_power_of_2(w))
     grid = (len(groups) * triton.cdiv(w, block_p), h, n)
-    uH, uW = _shuffled_size(up) if up else (1, 1)
+    uH, uW = up.size if up else (1, 1)
     # Without a warped group the kernel reads no flow: its arguments get ``out``.
     _run(kernel, grid, Strided.of("f", flow=flow if flow is not None else out), Strided.of("o", out=out),
          *(Strided.of(f"s{k}", **{f"src{k}": g.src}) for k, g in enumerate(slots)),  # type: ignore[arg-type]
